@@ -1,0 +1,69 @@
+//! `steadfast list`: processes as a table (or JSON), then counts per status.
+
+use anyhow::Context;
+use steadfast::{ListFilter, ProcessId, Status, StoreAdmin, Timestamp};
+
+use crate::db::{self, Open};
+use crate::{ListArgs, render};
+
+/// Runs `steadfast list`.
+pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
+    let status = args
+        .status
+        .as_deref()
+        .map(parse_status)
+        .transpose()?;
+    let after = args
+        .after
+        .map(ProcessId::new)
+        .transpose()
+        .context("--after is not a valid process id")?;
+    let filter = ListFilter {
+        status,
+        kind: args.kind,
+        id_prefix: args.prefix,
+        after,
+        limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
+    };
+    let (store, _) = db::open(db, Open::Existing).await?;
+    let records = store.list(&filter).await.context("listing processes failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(());
+    }
+    let now = Timestamp::now_system();
+    if records.is_empty() {
+        println!("no processes match");
+    } else {
+        let mut table = render::table(["id", "kind", "status", "waits / wakes", "updated"]);
+        for r in &records {
+            table.add_row([
+                r.id.to_string(),
+                r.kind.clone(),
+                r.status.to_string(),
+                render::waits(r, now),
+                render::relative(r.updated_at, now),
+            ]);
+        }
+        println!("{table}");
+    }
+    let counts = store.counts().await.context("counting processes failed")?;
+    println!("{}", render::counts(&counts));
+    if records.len() as u64 == args.limit
+        && let Some(last) = records.last()
+    {
+        println!("(more may follow: add --after {:?})", last.id.as_str());
+    }
+    Ok(())
+}
+
+/// Parses a status name, listing the valid ones when it is none of them.
+pub fn parse_status(name: &str) -> anyhow::Result<Status> {
+    name.to_ascii_lowercase().parse::<Status>().map_err(|_| {
+        let valid: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        anyhow::anyhow!(
+            "unknown status {name:?}; valid statuses: {}",
+            valid.join(", ")
+        )
+    })
+}

@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod admin;
+pub mod demo;
+pub mod list;
+pub mod show;
+pub mod signal;
+pub mod worker;

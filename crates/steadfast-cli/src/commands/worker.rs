@@ -1,0 +1,124 @@
+//! `steadfast worker`: runs the example processes of a store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use steadfast::{HostBuilder, ListFilter, ProcessId, ScaledClock, SqliteStore, Status, StoreAdmin, Timestamp};
+use steadfast_examples::{Services, register_all};
+
+use crate::WorkerArgs;
+use crate::db::{self, Open};
+
+/// How often `--exit-when-idle` looks at the store.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Runs `steadfast worker` until Ctrl-C, SIGTERM or (with
+/// `--exit-when-idle`) until nothing is left to do.
+pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
+    let (store, path) = db::open(db, Open::Create).await?;
+    let services_dir = args
+        .services
+        .clone()
+        .unwrap_or_else(|| db::services_dir(&path));
+    let services = Services::open(&services_dir).with_context(|| {
+        format!("cannot open the services folder {}", services_dir.display())
+    })?;
+    let mut builder = HostBuilder::new(store.clone()).max_concurrency(args.concurrency);
+    if let Some(ms) = args.lease_ms {
+        builder = builder.lease(Duration::from_millis(ms));
+    }
+    if let Some(scale) = args.time_scale {
+        if !(scale.is_finite() && scale > 0.0) {
+            bail!("--time-scale must be a number greater than zero, not {scale}");
+        }
+        let origin = args
+            .clock_origin
+            .map(Timestamp::from_micros)
+            .unwrap_or_else(Timestamp::now_system);
+        builder = builder.clock(ScaledClock::new(origin, scale));
+    }
+    let host = register_all(builder, Arc::new(services)).build();
+    tracing::info!(
+        db = %path.display(),
+        services = %services_dir.display(),
+        host = %host.id(),
+        "steadfast worker started"
+    );
+
+    let reason = tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("cannot listen for Ctrl-C")?;
+            "interrupted"
+        }
+        r = terminated() => {
+            r?;
+            "terminated"
+        }
+        r = idle(&store), if args.exit_when_idle => {
+            r?;
+            "idle"
+        }
+    };
+    tracing::info!(reason, "steadfast worker stopping");
+    host.shutdown().await;
+    Ok(())
+}
+
+/// Completes on SIGTERM (never on platforms without it).
+async fn terminated() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        term.recv().await;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::future::pending().await
+    }
+}
+
+/// Completes once no process is running and no suspended process waits for
+/// a timer (processes that wait only for signals do not count).
+async fn idle(store: &SqliteStore) -> anyhow::Result<()> {
+    loop {
+        if is_idle(store).await? {
+            return Ok(());
+        }
+        tokio::time::sleep(IDLE_POLL).await;
+    }
+}
+
+/// One look at the store for [`idle`].
+pub async fn is_idle(store: &SqliteStore) -> anyhow::Result<bool> {
+    let running = store
+        .list(&ListFilter {
+            status: Some(Status::Running),
+            limit: 1,
+            ..ListFilter::default()
+        })
+        .await?;
+    if !running.is_empty() {
+        return Ok(false);
+    }
+    let mut after: Option<ProcessId> = None;
+    loop {
+        let page = store
+            .list(&ListFilter {
+                status: Some(Status::Suspended),
+                after: after.clone(),
+                limit: 1000,
+                ..ListFilter::default()
+            })
+            .await?;
+        if page.iter().any(|r| r.wake_at.is_some()) {
+            return Ok(false);
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            _ => return Ok(true),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `steadfast`: the command-line tool of Steadfast.
+//!
+//! Lists and inspects the processes of a store, sends them signals, spawns,
+//! cancels and retries them, runs a worker, and shows the classic examples
+//! surviving a `kill -9` with `steadfast demo`.
+
+mod commands;
+mod db;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Steadfast: business processes as async functions that survive crashes.
+#[derive(Debug, Parser)]
+#[command(name = "steadfast", version, about, propagate_version = true)]
+struct Cli {
+    /// The store: a file path, `sqlite:PATH` or `sqlite://PATH`.
+    #[arg(long, global = true, env = "STEADFAST_DB", default_value = "steadfast.db")]
+    db: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List processes, with what they wait for.
+    List(ListArgs),
+    /// Show one process and its journal.
+    Show(ShowArgs),
+    /// Send a signal (with a JSON payload) to a process.
+    Signal(SignalArgs),
+    /// Start a process of one of the example kinds.
+    Spawn(SpawnArgs),
+    /// Cancel a process.
+    Cancel(IdArg),
+    /// Resume a blocked or failed process (its journal is kept).
+    Retry(IdArg),
+    /// Run the example processes of the store until stopped.
+    Worker(WorkerArgs),
+    /// Run the four classic examples, crash the worker midway, and show
+    /// that nothing was lost.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `steadfast list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only processes in this status (running, suspended, blocked,
+    /// completed, failed, cancelled).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only processes of this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only ids starting with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// At most this many processes.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
+    /// Only ids after this one (paging: pass the last id shown).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Print a JSON array of process records instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `steadfast show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The process id.
+    pub id: String,
+    /// Print `{"process": …, "journal": […]}` instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `steadfast signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The process id.
+    pub id: String,
+    /// The signal name, e.g. "email verified".
+    pub name: String,
+    /// The payload as JSON, e.g. '{"secret": "…"}' or null.
+    pub json: String,
+}
+
+/// Arguments of `steadfast spawn`.
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    /// The kind: onboarding, "mail flow", "money transfer", "credit card"
+    /// or "ten steps".
+    pub kind: String,
+    /// The id of the new process.
+    pub id: String,
+    /// The input as JSON, checked against the kind's input type.
+    pub json: String,
+}
+
+/// A process id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The process id.
+    pub id: String,
+}
+
+/// Arguments of `steadfast worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// How many processes run at once.
+    #[arg(long, default_value_t = 1000)]
+    pub concurrency: usize,
+    /// Where the simulated services keep their files (default: the folder
+    /// `<db file stem>-services` next to the database).
+    #[arg(long)]
+    pub services: Option<PathBuf>,
+    /// Run the clock this many times faster than real time.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
+    /// The instant (µs since the Unix epoch) the scaled clock starts from
+    /// (default: now); workers sharing it agree on the time.
+    #[arg(long, requires = "time_scale")]
+    pub clock_origin: Option<i64>,
+    /// How long a lease lasts, in real milliseconds.
+    #[arg(long)]
+    pub lease_ms: Option<u64>,
+    /// Exit once no process is running or waiting for a timer.
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+/// Arguments of `steadfast demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder for the database and the services' files.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// How much faster than real time the demo's clock runs (the default
+    /// makes 30 days pass in about 1.3 s).
+    #[arg(long, default_value_t = 2_000_000.0)]
+    pub speed: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only when a subscriber is already set, which is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the command on a fresh Tokio runtime.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let db = cli.db;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::List(args) => commands::list::run(&db, args).await,
+            Command::Show(args) => commands::show::run(&db, args).await,
+            Command::Signal(args) => commands::signal::run(&db, args).await,
+            Command::Spawn(args) => commands::admin::spawn(&db, args).await,
+            Command::Cancel(args) => commands::admin::cancel(&db, args).await,
+            Command::Retry(args) => commands::admin::retry(&db, args).await,
+            Command::Worker(args) => commands::worker::run(&db, args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+        }
+    })
+}

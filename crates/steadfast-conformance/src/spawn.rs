@@ -1,0 +1,170 @@
+//! `spawn`: creation, idempotency and conflicts.
+
+use steadfast_core::{NewProcess, SpawnOutcome, Status, StoreError};
+
+use crate::assert_err;
+use crate::fixture::{
+    DynStore, KIND, T0, at, claim_one, completed, finish, get, host, journal, pid,
+};
+
+/// JSON text whose bytes a store must keep exactly: key order, spacing,
+/// escapes, non-ASCII and astral characters.
+pub const TRICKY_JSON: &str = "{\"zeta\": 1,  \"alpha\":[1, 2.50, -0, 1e3, null, true],\
+     \"text\":\"Zoë \\\"quoted\\\" 'single' \\\\ back\\\\slash \\n tab\\t ü 🦀 \\u00e9\",\
+     \"nested\" : {\"%\":\"_\", \"\":\"empty\"}}";
+
+/// A new id is created runnable at once: status running, `wake_at = now`,
+/// epoch 0, no owner, every optional field empty and the input kept
+/// byte-exact.
+pub async fn new_process_is_runnable(store: DynStore) {
+    let outcome = store
+        .spawn(NewProcess {
+            id: pid("order-1"),
+            kind: "order.ship".to_owned(),
+            input: TRICKY_JSON.to_owned(),
+            now: T0,
+        })
+        .await
+        .expect("spawn of a new id");
+    assert_eq!(outcome, SpawnOutcome::Created, "spawn of a new id");
+
+    let record = get(&store, "order-1").await;
+    assert_eq!(record.id, pid("order-1"), "id");
+    assert_eq!(record.kind, "order.ship", "kind");
+    assert_eq!(
+        record.input, TRICKY_JSON,
+        "the input must be stored byte-exact (no JSON normalisation)"
+    );
+    assert_eq!(record.status, Status::Running, "a new process is running");
+    assert_eq!(record.created_at, T0, "created_at is the spawn's now");
+    assert_eq!(record.updated_at, T0, "updated_at is the spawn's now");
+    assert_eq!(
+        record.wake_at,
+        Some(T0),
+        "a new process is runnable at once"
+    );
+    assert!(record.waiting_for.is_empty(), "waiting_for: {record:?}");
+    assert_eq!(record.owner, None, "a new process has no owner");
+    assert_eq!(record.epoch, 0, "a new process has epoch 0");
+    assert!(!record.cancel_requested, "cancel_requested: {record:?}");
+    assert_eq!(record.output, None, "output");
+    assert_eq!(record.error, None, "error");
+    assert_eq!(record.blocked_step, None, "blocked_step");
+
+    assert!(
+        journal(&store, "order-1").await.is_empty(),
+        "a new process has an empty journal"
+    );
+    let signals = store
+        .pending_signals(&pid("order-1"))
+        .await
+        .expect("pending_signals of a new process");
+    assert!(signals.is_empty(), "a new process has no signals");
+
+    let claimed = claim_one(&store, "order-1", &host("a"), T0).await;
+    assert_eq!(
+        claimed.record.input, TRICKY_JSON,
+        "claim returns the input byte-exact"
+    );
+}
+
+/// The same id, kind and input again returns `Existing` with the stored
+/// record and changes nothing, whatever state the process is in.
+pub async fn spawn_is_idempotent(store: DynStore) {
+    let request = |now| NewProcess {
+        id: pid("p"),
+        kind: KIND.to_owned(),
+        input: TRICKY_JSON.to_owned(),
+        now,
+    };
+    let created = store.spawn(request(T0)).await.expect("first spawn");
+    assert_eq!(created, SpawnOutcome::Created, "first spawn");
+    let fresh = get(&store, "p").await;
+
+    let again = store.spawn(request(at(1))).await.expect("second spawn");
+    assert_eq!(
+        again,
+        SpawnOutcome::Existing(Box::new(fresh.clone())),
+        "spawning again must return the stored record unchanged"
+    );
+    assert_eq!(
+        get(&store, "p").await,
+        fresh,
+        "a repeated spawn changes nothing"
+    );
+
+    let claimed = claim_one(&store, "p", &host("a"), at(2)).await;
+    let owned = get(&store, "p").await;
+    let again = store
+        .spawn(request(at(3)))
+        .await
+        .expect("spawn while claimed");
+    assert_eq!(
+        again,
+        SpawnOutcome::Existing(Box::new(owned.clone())),
+        "spawning a claimed process must return its current record (owner, epoch) unchanged"
+    );
+    assert_eq!(
+        get(&store, "p").await,
+        owned,
+        "spawn must not reset a claimed process"
+    );
+
+    finish(&store, &claimed.lease, completed("\"done\""), at(4)).await;
+    let done = get(&store, "p").await;
+    let again = store
+        .spawn(request(at(5)))
+        .await
+        .expect("spawn after completion");
+    assert_eq!(
+        again,
+        SpawnOutcome::Existing(Box::new(done.clone())),
+        "spawning a completed process must return it, not restart it"
+    );
+    assert_eq!(
+        get(&store, "p").await.status,
+        Status::Completed,
+        "still completed"
+    );
+}
+
+/// The same id with another input or kind fails with `SpawnConflict`
+/// naming the existing kind, and changes nothing.
+pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
+    let original = NewProcess {
+        id: pid("p"),
+        kind: "order".to_owned(),
+        input: "{\"n\":1}".to_owned(),
+        now: T0,
+    };
+    store.spawn(original.clone()).await.expect("first spawn");
+    let before = get(&store, "p").await;
+
+    let cases = [
+        ("another input", "order", "{\"n\":2}"),
+        ("another kind", "invoice", "{\"n\":1}"),
+        ("a kind differing only in case", "Order", "{\"n\":1}"),
+        ("an input differing only in case", "order", "{\"N\":1}"),
+    ];
+    for (what, kind, input) in cases {
+        let result = store
+            .spawn(NewProcess {
+                kind: kind.to_owned(),
+                input: input.to_owned(),
+                now: at(1),
+                ..original.clone()
+            })
+            .await;
+        assert_err!(
+            result,
+            StoreError::SpawnConflict { ref id, ref existing_kind }
+                if *id == pid("p") && existing_kind == "order",
+            "spawning id \"p\" again with {what} must conflict, naming the existing kind \"order\""
+        );
+        assert_eq!(
+            get(&store, "p").await,
+            before,
+            "a conflicting spawn ({what}) must change nothing"
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! Runs the suite against a small in-memory reference store, which checks
+//! the suite itself: every check must pass against a store that follows the
+//! contract.
+#![allow(clippy::unwrap_used, reason = "test code")]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use steadfast_core::{
+    Backend, Claimed, EntryStatus, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess,
+    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
+};
+
+#[derive(Default)]
+struct State {
+    processes: BTreeMap<ProcessId, ProcessRecord>,
+    journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
+    /// (signal, consumed)
+    signals: BTreeMap<ProcessId, Vec<(PendingSignal, bool)>>,
+    next_signal: i64,
+}
+
+/// A reference store: one mutex, no persistence.
+#[derive(Default, Clone)]
+struct MemoryStore(Arc<Mutex<State>>);
+
+fn invalid(r: &ProcessRecord, action: &'static str, expected: &'static str) -> StoreError {
+    StoreError::InvalidState {
+        id: r.id.clone(),
+        status: r.status,
+        action,
+        expected,
+    }
+}
+
+impl State {
+    fn record(&mut self, id: &ProcessId) -> Result<&mut ProcessRecord, StoreError> {
+        self.processes
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))
+    }
+
+    fn fenced(&mut self, lease: &Lease) -> Result<&mut ProcessRecord, StoreError> {
+        let r = self.record(&lease.id)?;
+        if r.epoch != lease.epoch || r.owner.as_deref() != Some(lease.owner.as_str()) {
+            return Err(StoreError::Fenced {
+                id: lease.id.clone(),
+                epoch: lease.epoch,
+            });
+        }
+        Ok(r)
+    }
+
+    fn pending(&self, id: &ProcessId) -> Vec<PendingSignal> {
+        self.signals
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|(_, consumed)| !consumed)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn spawn(&self, p: NewProcess) -> Result<SpawnOutcome, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        if let Some(r) = s.processes.get(&p.id) {
+            if r.kind == p.kind && r.input == p.input {
+                return Ok(SpawnOutcome::Existing(Box::new(r.clone())));
+            }
+            return Err(StoreError::SpawnConflict {
+                id: p.id,
+                existing_kind: r.kind.clone(),
+            });
+        }
+        let r = ProcessRecord {
+            id: p.id.clone(),
+            kind: p.kind,
+            input: p.input,
+            status: Status::Running,
+            created_at: p.now,
+            updated_at: p.now,
+            wake_at: Some(p.now),
+            waiting_for: vec![],
+            owner: None,
+            epoch: 0,
+            cancel_requested: false,
+            output: None,
+            error: None,
+            blocked_step: None,
+        };
+        s.processes.insert(p.id, r);
+        Ok(SpawnOutcome::Created)
+    }
+
+    async fn claim(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let mut due: Vec<(Timestamp, ProcessId)> = s
+            .processes
+            .values()
+            .filter(|r| r.wake_at.is_some_and(|w| w <= now) && !r.status.is_finished())
+            .map(|r| (r.wake_at.unwrap(), r.id.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let mut out = Vec::new();
+        for (_, id) in due {
+            let r = s.processes.get_mut(&id).unwrap();
+            r.owner = Some(owner.as_str().to_owned());
+            r.epoch += 1;
+            r.status = Status::Running;
+            r.wake_at = Some(now + lease);
+            r.updated_at = now;
+            let record = r.clone();
+            let mut journal = s.journals.get(&id).cloned().unwrap_or_default();
+            journal.sort_by_key(|e| e.seq);
+            out.push(Claimed {
+                lease: Lease {
+                    id: id.clone(),
+                    owner: owner.clone(),
+                    epoch: record.epoch,
+                },
+                record,
+                journal,
+                signals: s.pending(&id),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.fenced(lease)?;
+        if r.cancel_requested {
+            return Err(StoreError::CancelRequested(lease.id.clone()));
+        }
+        let journal = s.journals.entry(lease.id.clone()).or_default();
+        match journal.iter_mut().find(|e| e.name == entry.name) {
+            Some(e) if e.status == EntryStatus::Scheduled => {
+                e.status = entry.status;
+                e.outcome = entry.outcome;
+                e.finished_at = entry.finished_at;
+            }
+            Some(_) => {
+                return Err(StoreError::DuplicateEntry {
+                    id: lease.id.clone(),
+                    name: entry.name,
+                });
+            }
+            None => journal.push(entry.clone()),
+        }
+        if let Some(consumed) = entry.consumed_signal {
+            for (sig, done) in s.signals.entry(lease.id.clone()).or_default() {
+                if sig.id == consumed {
+                    *done = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn suspend(&self, lease: &Lease, sus: Suspension) -> Result<SuspendOutcome, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.fenced(lease)?;
+        let matching: Vec<PendingSignal> = s
+            .pending(&lease.id)
+            .into_iter()
+            .filter(|p| sus.waiting_for.contains(&p.name))
+            .collect();
+        if !matching.is_empty() {
+            return Ok(SuspendOutcome::SignalsPending(matching));
+        }
+        let r = s.fenced(lease)?;
+        r.status = Status::Suspended;
+        r.owner = None;
+        r.wake_at = sus.wake_at;
+        r.waiting_for = sus.waiting_for;
+        r.updated_at = sus.now;
+        Ok(SuspendOutcome::Suspended)
+    }
+
+    async fn finish(&self, lease: &Lease, how: Finish, now: Timestamp) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.fenced(lease)?;
+        match how {
+            Finish::Completed { output } => {
+                r.status = Status::Completed;
+                r.output = Some(output);
+            }
+            Finish::Failed { error } => {
+                r.status = Status::Failed;
+                r.error = Some(error);
+            }
+            Finish::Blocked { step, reason } => {
+                r.status = Status::Blocked;
+                r.error = Some(reason);
+                r.blocked_step = step;
+            }
+            Finish::Cancelled => r.status = Status::Cancelled,
+            _ => unreachable!(),
+        }
+        r.owner = None;
+        r.wake_at = None;
+        r.updated_at = now;
+        Ok(())
+    }
+
+    async fn renew(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let mut n = 0;
+        for r in s.processes.values_mut() {
+            if r.owner.as_deref() == Some(owner.as_str()) && r.status == Status::Running {
+                r.wake_at = Some(now + lease);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let mut n = 0;
+        for r in s.processes.values_mut() {
+            if r.owner.as_deref() == Some(owner.as_str()) && r.status == Status::Running {
+                r.wake_at = Some(now);
+                r.owner = None;
+                r.updated_at = now;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn signal(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.record(id)?;
+        if r.status.is_finished() {
+            return Err(invalid(r, "signal", "not finished"));
+        }
+        if r.status == Status::Suspended {
+            r.wake_at = Some(r.wake_at.map_or(now, |w| w.min(now)));
+        }
+        s.next_signal += 1;
+        let sig = PendingSignal {
+            id: s.next_signal,
+            name: name.to_owned(),
+            payload: payload.to_owned(),
+            sent_at: now,
+        };
+        s.signals.entry(id.clone()).or_default().push((sig, false));
+        Ok(s.next_signal)
+    }
+
+    async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
+        Ok(self.0.lock().unwrap().pending(id))
+    }
+
+    async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.record(id)?;
+        if r.status.is_finished() {
+            return Err(invalid(r, "cancel", "not finished"));
+        }
+        let live = r.owner.is_some() && r.wake_at.is_some_and(|w| w > now);
+        if live {
+            r.cancel_requested = true;
+        } else {
+            r.status = Status::Cancelled;
+            r.owner = None;
+            r.wake_at = None;
+        }
+        r.updated_at = now;
+        Ok(r.status)
+    }
+
+    async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.record(id)?;
+        if !matches!(r.status, Status::Blocked | Status::Failed) {
+            return Err(invalid(r, "retry", "blocked or failed"));
+        }
+        r.status = Status::Running;
+        r.error = None;
+        r.blocked_step = None;
+        r.wake_at = Some(now);
+        r.updated_at = now;
+        Ok(())
+    }
+
+    async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
+        self.0.lock().unwrap().record(id).map(|r| r.clone())
+    }
+
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        let s = self.0.lock().unwrap();
+        Ok(s.processes.values().filter_map(|r| r.wake_at).min())
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for MemoryStore {
+    async fn list(&self, f: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+        let s = self.0.lock().unwrap();
+        let limit = if f.limit == 0 { 100 } else { f.limit };
+        Ok(s.processes
+            .values()
+            .filter(|r| f.status.is_none_or(|st| r.status == st))
+            .filter(|r| f.kind.as_ref().is_none_or(|k| &r.kind == k))
+            .filter(|r| {
+                f.id_prefix
+                    .as_ref()
+                    .is_none_or(|p| r.id.as_str().starts_with(p.as_str()))
+            })
+            .filter(|r| f.after.as_ref().is_none_or(|a| &r.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.record(id)?;
+        let mut j = s.journals.get(id).cloned().unwrap_or_default();
+        j.sort_by_key(|e| e.seq);
+        Ok(j)
+    }
+
+    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let s = self.0.lock().unwrap();
+        Ok(Status::ALL
+            .into_iter()
+            .map(|status| StatusCount {
+                status,
+                count: s.processes.values().filter(|r| r.status == status).count() as u64,
+            })
+            .filter(|c| c.count > 0)
+            .collect())
+    }
+}
+
+async fn memory_store() -> (Arc<dyn Backend>, ()) {
+    (Arc::new(MemoryStore::default()), ())
+}
+
+steadfast_conformance::conformance_tests!(memory_store);
+
+#[test]
+fn checks_are_listed() {
+    assert!(
+        steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
+    );
+    assert_eq!(steadfast_conformance::CHECKS.len(), 44);
+}

@@ -1,0 +1,27 @@
+//! Core vocabulary of Steadfast: process and journal records, the storage
+//! traits every store implements, typed store errors and the clock.
+//!
+//! Users normally depend on the `steadfast` crate, which re-exports what they
+//! need from here. Store authors implement [`Store`] and [`StoreAdmin`] and
+//! run the `steadfast-conformance` suite against their implementation.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod error;
+mod id;
+mod record;
+mod store;
+mod time;
+
+pub use clock::{Clock, ScaledClock, SystemClock};
+pub use error::StoreError;
+pub use id::{HostId, InvalidId, ProcessId};
+pub use record::{
+    EntryKind, EntryStatus, Finish, JournalEntry, PendingSignal, ProcessRecord, SourceLocation,
+    Status,
+};
+pub use store::{
+    Backend, Claimed, Lease, ListFilter, NewProcess, SpawnOutcome, StatusCount, Store, StoreAdmin,
+    SuspendOutcome, Suspension,
+};
+pub use time::Timestamp;

@@ -1,0 +1,262 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ProcessId, Timestamp};
+
+/// Where a process stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Status {
+    /// Runnable or being run by a host.
+    Running,
+    /// Unloaded, waiting for a timer or a signal.
+    Suspended,
+    /// The function returned `Ok`.
+    Completed,
+    /// The function returned `Err`.
+    Failed,
+    /// Cancelled on request.
+    Cancelled,
+    /// Stopped because its journal no longer fits the code (or the code
+    /// panicked); resumed by `retry` once the code is fixed.
+    Blocked,
+}
+
+impl Status {
+    /// Every status, in display order.
+    pub const ALL: [Status; 6] = [
+        Status::Running,
+        Status::Suspended,
+        Status::Blocked,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    /// The lowercase name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Suspended => "suspended",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Blocked => "blocked",
+        }
+    }
+
+    /// Whether the process has ended for good (completed, failed, cancelled).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of [`Status::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown status {0:?}; expected one of running, suspended, blocked, completed, failed, cancelled"
+)]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+/// One process as a store keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    /// The user's id.
+    pub id: ProcessId,
+    /// The registered kind that runs it.
+    pub kind: String,
+    /// The input, as JSON text.
+    pub input: String,
+    /// Where it stands.
+    pub status: Status,
+    /// When it was spawned.
+    pub created_at: Timestamp,
+    /// When its row last changed.
+    pub updated_at: Timestamp,
+    /// When a host should next look at it: spawn or wake-up time, lease
+    /// expiry while a host runs it, `None` when nothing is due (finished,
+    /// blocked, or waiting only for signals).
+    pub wake_at: Option<Timestamp>,
+    /// Signals a suspended process waits for.
+    pub waiting_for: Vec<String>,
+    /// The host holding the lease, if any.
+    pub owner: Option<String>,
+    /// Fencing token: incremented each time a host claims the process.
+    pub epoch: i64,
+    /// Whether a cancellation was requested while a host held it.
+    pub cancel_requested: bool,
+    /// The function's `Ok` value as JSON text, once completed.
+    pub output: Option<String>,
+    /// The function's error, the blocking reason, or why it was cancelled.
+    pub error: Option<String>,
+    /// The step a blocked process stopped at.
+    pub blocked_step: Option<String>,
+}
+
+/// What a journal entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A side effect run by `step`.
+    Step,
+    /// A non-deterministic value recorded by `get` (also `now`, `uuid`, `random`).
+    Value,
+    /// A durable timer (`sleep`, `sleep_until`).
+    Timer,
+    /// A wait for a signal, possibly with a timeout.
+    Wait,
+}
+
+impl EntryKind {
+    /// The lowercase name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Step => "step",
+            EntryKind::Value => "value",
+            EntryKind::Timer => "timer",
+            EntryKind::Wait => "wait",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EntryKind::Step,
+            EntryKind::Value,
+            EntryKind::Timer,
+            EntryKind::Wait,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Whether a journal entry has an outcome yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EntryStatus {
+    /// A timer or wait whose due time is recorded and which has not fired.
+    Scheduled,
+    /// Finished with a value (`outcome` holds it).
+    Completed,
+    /// A step that failed for good (`outcome` holds the error).
+    Failed,
+}
+
+impl EntryStatus {
+    /// The lowercase name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Scheduled => "scheduled",
+            EntryStatus::Completed => "completed",
+            EntryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EntryStatus::Scheduled,
+            EntryStatus::Completed,
+            EntryStatus::Failed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The place in the source where a step was called.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLocation {
+    /// Source file, relative to the workspace root of the calling crate.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// One entry of a process's journal; its identity is `name`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Order of first appearance within the process (assigned by the engine).
+    pub seq: i64,
+    /// The step name, unique within the process.
+    pub name: String,
+    /// What it records.
+    pub kind: EntryKind,
+    /// Whether it has an outcome yet.
+    pub status: EntryStatus,
+    /// JSON text: the value (completed) or the error (failed).
+    pub outcome: Option<String>,
+    /// How many times the closure ran before this outcome.
+    pub attempts: u32,
+    /// When the step started (timers and waits: when they were scheduled).
+    pub started_at: Timestamp,
+    /// When the outcome was recorded.
+    pub finished_at: Option<Timestamp>,
+    /// When a timer, or a wait's timeout, is due.
+    pub due_at: Option<Timestamp>,
+    /// Where in the source the step was called.
+    pub location: Option<SourceLocation>,
+    /// The signal a wait consumed (its store id), so the store can mark it
+    /// consumed in the same transaction as the entry.
+    pub consumed_signal: Option<i64>,
+}
+
+/// A signal stored for a process and not yet consumed by a wait.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingSignal {
+    /// Store-assigned id, increasing in send order.
+    pub id: i64,
+    /// The signal name the process waits for.
+    pub name: String,
+    /// JSON text.
+    pub payload: String,
+    /// When it was sent.
+    pub sent_at: Timestamp,
+}
+
+/// How a run of a process ended, as written by [`crate::Store::finish`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Finish {
+    /// The function returned `Ok(output)` (JSON text).
+    Completed {
+        /// JSON text of the output.
+        output: String,
+    },
+    /// The function returned `Err(error)`.
+    Failed {
+        /// The error's display text.
+        error: String,
+    },
+    /// The journal no longer fits the code, or the code panicked.
+    Blocked {
+        /// The step the process stopped at.
+        step: Option<String>,
+        /// What is wrong, naming the step and what was expected.
+        reason: String,
+    },
+    /// Cancelled on request.
+    Cancelled,
+}

@@ -1,0 +1,220 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{
+    Finish, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord, Status, StoreError,
+    Timestamp,
+};
+
+/// A process to create with [`Store::spawn`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewProcess {
+    /// The user's id.
+    pub id: ProcessId,
+    /// The registered kind.
+    pub kind: String,
+    /// The input as JSON text.
+    pub input: String,
+    /// The time of the spawn; the process becomes runnable at once.
+    pub now: Timestamp,
+}
+
+/// What [`Store::spawn`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpawnOutcome {
+    /// A new process was stored.
+    Created,
+    /// The same id with the same kind and input existed; nothing changed.
+    Existing(Box<ProcessRecord>),
+}
+
+/// The right to write one process's journal, fenced by `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The process.
+    pub id: ProcessId,
+    /// The host holding the lease.
+    pub owner: HostId,
+    /// The epoch the host claimed; writes with an older epoch are rejected.
+    pub epoch: i64,
+}
+
+/// A process claimed by a host, with everything needed to replay it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The process row after the claim.
+    pub record: ProcessRecord,
+    /// The lease every write of this run must carry.
+    pub lease: Lease,
+    /// The journal in `seq` order.
+    pub journal: Vec<JournalEntry>,
+    /// Signals not yet consumed, in send order.
+    pub signals: Vec<PendingSignal>,
+}
+
+/// Why a process unloads: the earliest due time and the signals it waits for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Suspension {
+    /// When the earliest timer (or wait timeout) is due; `None` when the
+    /// process waits only for signals.
+    pub wake_at: Option<Timestamp>,
+    /// The names of the signals it waits for.
+    pub waiting_for: Vec<String>,
+    /// The time of the suspension.
+    pub now: Timestamp,
+}
+
+/// What [`Store::suspend`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SuspendOutcome {
+    /// The process is unloaded and will be claimed again at `wake_at` or
+    /// when one of the awaited signals arrives.
+    Suspended,
+    /// A signal the process waits for arrived meanwhile; the process stays
+    /// claimed and should consume these.
+    SignalsPending(Vec<PendingSignal>),
+}
+
+/// Which processes [`StoreAdmin::list`] returns: ordered by id, at most
+/// `limit`, after the id `after` (keyset paging).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only processes in this status.
+    pub status: Option<Status>,
+    /// Only processes of this kind.
+    pub kind: Option<String>,
+    /// Only ids starting with this prefix.
+    pub id_prefix: Option<String>,
+    /// Only ids greater than this one.
+    pub after: Option<ProcessId>,
+    /// At most this many (0 means the store's default of 100).
+    pub limit: usize,
+}
+
+/// How many processes are in one status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusCount {
+    /// The status.
+    pub status: Status,
+    /// How many processes have it.
+    pub count: u64,
+}
+
+/// The hot path of a store: everything a host needs to run processes.
+///
+/// Every write that carries a [`Lease`] is *fenced*: it succeeds only while
+/// the process's stored epoch equals the lease's, and fails with
+/// [`StoreError::Fenced`] otherwise, so a host that lost its lease cannot
+/// write. Every acknowledged write is durable in the store's configured
+/// durability. The `steadfast-conformance` crate checks all of this.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new process, runnable at once (status running, `wake_at = now`).
+    ///
+    /// Idempotent: the same id with the same kind and input returns
+    /// [`SpawnOutcome::Existing`] and changes nothing; the same id with a
+    /// different kind or input fails with [`StoreError::SpawnConflict`].
+    async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError>;
+
+    /// Claims up to `limit` processes whose `wake_at <= now`, earliest first.
+    ///
+    /// Each claimed process gets `owner`, `epoch + 1`, status running and
+    /// `wake_at = now + lease` (the moment another host may take it over
+    /// unless the lease is renewed). Returned with its journal and its
+    /// unconsumed signals.
+    async fn claim(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Writes a journal entry under the lease.
+    ///
+    /// A new name inserts a row; a name whose row is
+    /// [`crate::EntryStatus::Scheduled`] is updated to the new status and
+    /// outcome (keeping its `seq`); any other existing row fails with
+    /// [`StoreError::DuplicateEntry`]. When `entry.consumed_signal` is set,
+    /// that signal is marked consumed in the same transaction. Fails with
+    /// [`StoreError::CancelRequested`] if a cancellation is pending.
+    async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError>;
+
+    /// Unloads a claimed process until `wake_at` or one of `waiting_for`
+    /// arrives, releasing the lease; unless an unconsumed signal named in
+    /// `waiting_for` is already stored, in which case nothing changes and
+    /// those signals are returned.
+    async fn suspend(
+        &self,
+        lease: &Lease,
+        suspension: Suspension,
+    ) -> Result<SuspendOutcome, StoreError>;
+
+    /// Ends a run: completed, failed, cancelled or blocked. Releases the lease
+    /// and clears `wake_at`.
+    async fn finish(&self, lease: &Lease, finish: Finish, now: Timestamp)
+    -> Result<(), StoreError>;
+
+    /// Extends the lease of every running process `owner` holds to
+    /// `now + lease`; returns how many were renewed.
+    async fn renew(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<u64, StoreError>;
+
+    /// Gives up every lease `owner` holds (graceful shutdown): those
+    /// processes become runnable at `now` for any host.
+    async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Stores a signal for a process and returns its id. A suspended process
+    /// becomes runnable at once. Fails with [`StoreError::NotFound`] for an
+    /// unknown id and [`StoreError::InvalidState`] for a finished process.
+    async fn signal(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+
+    /// The unconsumed signals of a process, in send order.
+    async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError>;
+
+    /// Cancels a process. One that no live host holds is cancelled at once;
+    /// one a host holds gets `cancel_requested` and is cancelled by that host
+    /// at its next write. Returns the status after the call. A finished
+    /// process fails with [`StoreError::InvalidState`].
+    async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError>;
+
+    /// Makes a blocked or failed process runnable again, clearing its error;
+    /// the journal is kept. Other states fail with [`StoreError::InvalidState`].
+    async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError>;
+
+    /// One process.
+    async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError>;
+
+    /// The earliest `wake_at` of any process, if one is set.
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError>;
+}
+
+/// Queries for tools (CLI, dashboard); not on the hot path.
+#[async_trait]
+pub trait StoreAdmin: Send + Sync + 'static {
+    /// Processes matching `filter`, ordered by id.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError>;
+
+    /// A process's journal in `seq` order; [`StoreError::NotFound`] for an
+    /// unknown id.
+    async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// How many processes are in each status (statuses with none omitted).
+    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError>;
+}
+
+/// A complete store: the hot path and the admin queries.
+pub trait Backend: Store + StoreAdmin {}
+
+impl<T: Store + StoreAdmin> Backend for T {}

@@ -1,0 +1,233 @@
+//! Reads on a small pool of read-only connections, off the async runtime.
+//! Under WAL they see every committed (acknowledged) write.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use steadfast_core::{
+    JournalEntry, ListFilter, PendingSignal, ProcessId, ProcessRecord, Status, StatusCount,
+    StoreError, Timestamp,
+};
+
+use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
+use crate::rows::{
+    Db, collect, first, journal_from_row, process_columns, process_from_row, signal_from_row,
+};
+
+/// How many idle reader connections are kept.
+const MAX_IDLE: usize = 4;
+
+/// The reader pool.
+pub(crate) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, busy_timeout: Duration) -> Self {
+        Readers {
+            path,
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn checkout(&self) -> Result<Connection, StoreError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        if let Some(conn) = pooled {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db()?;
+        conn.busy_timeout(self.busy_timeout).db()?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
+    fn checkin(&self, conn: Connection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on a pooled connection in a blocking task.
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.checkout()?;
+            let result = f(&conn);
+            // A connection that hit a backend error is not reused.
+            if !matches!(result, Err(StoreError::Backend { .. })) {
+                pool.checkin(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend {
+            message: format!("a read task failed: {e}"),
+            retryable: false,
+            source: Some(Box::new(e)),
+        })?
+    }
+}
+
+/// [`steadfast_core::Store::get`].
+pub(crate) fn get(conn: &Connection, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
+    let mut stmt = conn.prepare_cached(SELECT_PROCESS).db()?;
+    first(&mut stmt, [id.as_str()], process_from_row)?
+        .ok_or_else(|| StoreError::NotFound(id.clone()))
+}
+
+fn exists(conn: &Connection, id: &ProcessId) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM processes WHERE id = ?1")
+        .db()?;
+    first(&mut stmt, [id.as_str()], |_| Ok(()))?.ok_or_else(|| StoreError::NotFound(id.clone()))
+}
+
+/// Runs `f` in one read transaction, so its queries see one snapshot.
+fn snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.prepare_cached("BEGIN").db()?.execute([]).db()?;
+    let result = f(conn);
+    let _ = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]));
+    result
+}
+
+/// [`steadfast_core::Store::pending_signals`]; `NotFound` for an unknown id.
+pub(crate) fn pending_signals(
+    conn: &Connection,
+    id: &ProcessId,
+) -> Result<Vec<PendingSignal>, StoreError> {
+    snapshot(conn, |conn| {
+        exists(conn, id)?;
+        let mut stmt = conn.prepare_cached(SELECT_PENDING).db()?;
+        collect(&mut stmt, [id.as_str()], signal_from_row)
+    })
+}
+
+/// [`steadfast_core::StoreAdmin::journal`].
+pub(crate) fn journal(conn: &Connection, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
+    snapshot(conn, |conn| {
+        exists(conn, id)?;
+        let mut stmt = conn.prepare_cached(SELECT_JOURNAL).db()?;
+        collect(&mut stmt, [id.as_str()], |r| {
+            journal_from_row(r, id.as_str())
+        })
+    })
+}
+
+/// [`steadfast_core::Store::next_wake`].
+pub(crate) fn next_wake(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT min(wake_at) FROM processes WHERE wake_at IS NOT NULL")
+        .db()?;
+    let min: Option<Option<i64>> = first(&mut stmt, [], |r| r.get(0).db())?;
+    Ok(min.flatten().map(Timestamp::from_micros))
+}
+
+/// The exclusive upper bound of the ids starting with `prefix`: the prefix
+/// with its last byte incremented (UTF-8 never has 0xFF bytes, so there is
+/// no carry). Compared byte-wise as text, like the `id` index.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// [`steadfast_core::StoreAdmin::list`].
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &ListFilter,
+) -> Result<Vec<ProcessRecord>, StoreError> {
+    let mut sql = String::with_capacity(400);
+    sql.push_str(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE 1"
+    ));
+    let mut args: Vec<Value> = Vec::with_capacity(6);
+    let mut arg = |sql: &mut String, clause: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(status) = filter.status {
+        arg(
+            &mut sql,
+            " AND status = ?",
+            Value::Text(status.as_str().to_owned()),
+        );
+    }
+    if let Some(kind) = &filter.kind {
+        arg(&mut sql, " AND kind = ?", Value::Text(kind.clone()));
+    }
+    if let Some(prefix) = filter.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+        arg(&mut sql, " AND id >= ?", Value::Text(prefix.to_owned()));
+        arg(
+            &mut sql,
+            " AND id < CAST(? AS TEXT)",
+            Value::Blob(prefix_end(prefix)),
+        );
+    }
+    if let Some(after) = &filter.after {
+        arg(
+            &mut sql,
+            " AND id > ?",
+            Value::Text(after.as_str().to_owned()),
+        );
+    }
+    let limit = if filter.limit == 0 { 100 } else { filter.limit };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    arg(&mut sql, " ORDER BY id LIMIT ?", Value::Integer(limit));
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    collect(
+        &mut stmt,
+        rusqlite::params_from_iter(args.iter()),
+        process_from_row,
+    )
+}
+
+/// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.
+pub(crate) fn counts(conn: &Connection) -> Result<Vec<StatusCount>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT status, count(*) FROM processes GROUP BY status")
+        .db()?;
+    let mut counts = collect(&mut stmt, [], |r| {
+        let status: String = r.get(0).db()?;
+        let count: i64 = r.get(1).db()?;
+        let status = status
+            .parse::<Status>()
+            .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
+        Ok(StatusCount {
+            status,
+            count: u64::try_from(count).unwrap_or(0),
+        })
+    })?;
+    counts.sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
+    Ok(counts)
+}

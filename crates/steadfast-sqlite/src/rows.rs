@@ -1,0 +1,207 @@
+//! Mapping between SQLite rows and the records of `steadfast_core`, and
+//! between `rusqlite` errors and [`StoreError`].
+
+use rusqlite::types::FromSql;
+use rusqlite::{ErrorCode, Row};
+use steadfast_core::{
+    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
+    Status, StoreError, Timestamp,
+};
+
+/// The columns of `processes`, in the order [`process_from_row`] reads them.
+macro_rules! process_columns {
+    () => {
+        "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
+         epoch, cancel_requested, output, error, blocked_step"
+    };
+}
+pub(crate) use process_columns;
+
+/// The columns of `journal`, in the order [`journal_from_row`] reads them.
+macro_rules! journal_columns {
+    () => {
+        "seq, name, kind, status, outcome, attempts, started_at, finished_at, due_at, file, \
+         line, consumed_signal"
+    };
+}
+pub(crate) use journal_columns;
+
+/// The columns of `signals`, in the order [`signal_from_row`] reads them.
+macro_rules! signal_columns {
+    () => {
+        "id, name, payload, sent_at"
+    };
+}
+pub(crate) use signal_columns;
+
+/// Converts a `rusqlite` error into a backend error; busy and locked
+/// databases are retryable.
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    let retryable = is_retryable(&e);
+    StoreError::Backend {
+        message: format!("sqlite: {e}"),
+        retryable,
+        source: Some(Box::new(e)),
+    }
+}
+
+/// Whether trying again may help.
+pub(crate) fn is_retryable(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// `.db()?` turns a `rusqlite` result into a store result.
+pub(crate) trait Db<T> {
+    /// Maps the error with [`backend`].
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(backend)
+    }
+}
+
+/// Reads column `idx`; a value of the wrong type is reported as corrupt data
+/// naming the table, the row and the column.
+fn col<T: FromSql>(row: &Row<'_>, idx: usize, table: &str, key: &str) -> Result<T, StoreError> {
+    row.get(idx).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            let name = row.as_ref().column_name(idx).unwrap_or("?").to_owned();
+            corrupt(table, key, &name, &e.to_string())
+        }
+        other => backend(other),
+    })
+}
+
+fn corrupt(table: &str, key: &str, column: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("{table} row {key:?}, column {column}: {what}"))
+}
+
+fn parse_id(id: String, table: &str) -> Result<ProcessId, StoreError> {
+    ProcessId::new(id.as_str()).map_err(|e| corrupt(table, &id, "id", &e.to_string()))
+}
+
+fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
+
+/// Reads a `processes` row selected with [`PROCESS_COLUMNS`].
+pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreError> {
+    const T: &str = "processes";
+    let raw_id: String = col(row, 0, T, "?")?;
+    let key = raw_id.as_str();
+    let status: String = col(row, 3, T, key)?;
+    let status = status
+        .parse::<Status>()
+        .map_err(|e| corrupt(T, key, "status", &e.to_string()))?;
+    let waiting_for: String = col(row, 7, T, key)?;
+    let waiting_for: Vec<String> = serde_json::from_str(&waiting_for).map_err(|e| {
+        corrupt(
+            T,
+            key,
+            "waiting_for",
+            &format!("not a JSON array of strings: {e}"),
+        )
+    })?;
+    let record = ProcessRecord {
+        kind: col(row, 1, T, key)?,
+        input: col(row, 2, T, key)?,
+        status,
+        created_at: ts(col(row, 4, T, key)?),
+        updated_at: ts(col(row, 5, T, key)?),
+        wake_at: col::<Option<i64>>(row, 6, T, key)?.map(ts),
+        waiting_for,
+        owner: col(row, 8, T, key)?,
+        epoch: col(row, 9, T, key)?,
+        cancel_requested: col(row, 10, T, key)?,
+        output: col(row, 11, T, key)?,
+        error: col(row, 12, T, key)?,
+        blocked_step: col(row, 13, T, key)?,
+        id: parse_id(raw_id, T)?,
+    };
+    Ok(record)
+}
+
+/// Reads a `journal` row selected with [`JOURNAL_COLUMNS`].
+pub(crate) fn journal_from_row(row: &Row<'_>, process: &str) -> Result<JournalEntry, StoreError> {
+    const T: &str = "journal";
+    let name: String = col(row, 1, T, process)?;
+    let key = format!("{process}/{name}");
+    let kind: String = col(row, 2, T, &key)?;
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;
+    let status: String = col(row, 3, T, &key)?;
+    let status = EntryStatus::parse(&status).ok_or_else(|| {
+        corrupt(
+            T,
+            &key,
+            "status",
+            &format!("unknown entry status {status:?}"),
+        )
+    })?;
+    let file: Option<String> = col(row, 9, T, &key)?;
+    let line: Option<u32> = col(row, 10, T, &key)?;
+    let location = match (file, line) {
+        (Some(file), Some(line)) => Some(SourceLocation { file, line }),
+        _ => None,
+    };
+    Ok(JournalEntry {
+        seq: col(row, 0, T, &key)?,
+        kind,
+        status,
+        outcome: col(row, 4, T, &key)?,
+        attempts: col(row, 5, T, &key)?,
+        started_at: ts(col(row, 6, T, &key)?),
+        finished_at: col::<Option<i64>>(row, 7, T, &key)?.map(ts),
+        due_at: col::<Option<i64>>(row, 8, T, &key)?.map(ts),
+        location,
+        consumed_signal: col(row, 11, T, &key)?,
+        name,
+    })
+}
+
+/// Reads a `signals` row selected with [`SIGNAL_COLUMNS`].
+pub(crate) fn signal_from_row(row: &Row<'_>) -> Result<PendingSignal, StoreError> {
+    const T: &str = "signals";
+    let id: i64 = col(row, 0, T, "?")?;
+    let key = id.to_string();
+    Ok(PendingSignal {
+        id,
+        name: col(row, 1, T, &key)?,
+        payload: col(row, 2, T, &key)?,
+        sent_at: ts(col(row, 3, T, &key)?),
+    })
+}
+
+/// Runs a prepared query and maps every row with `map`.
+pub(crate) fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    mut map: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a prepared query and maps its first row, if any.
+pub(crate) fn first<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    map: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut rows = stmt.query(params).db()?;
+    match rows.next().db()? {
+        Some(row) => map(row).map(Some),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,323 @@
+//! The schema, its migrations, and the checks that keep foreign files
+//! untouched when they are opened by mistake.
+
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+use steadfast_core::StoreError;
+
+use crate::options::SqliteOptions;
+use crate::rows::{Db, backend};
+
+/// The schema version this build writes and reads.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The value of the `magic` key in `steadfast_meta`.
+const MAGIC: &str = "steadfast";
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "
+    CREATE TABLE steadfast_meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    );
+    INSERT INTO steadfast_meta (key, value) VALUES ('magic', 'steadfast');
+
+    CREATE TABLE processes (
+        id               TEXT PRIMARY KEY NOT NULL,
+        kind             TEXT NOT NULL,
+        input            TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        wake_at          INTEGER,
+        waiting_for      TEXT NOT NULL DEFAULT '[]',
+        owner            TEXT,
+        epoch            INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        output           TEXT,
+        error            TEXT,
+        blocked_step     TEXT
+    );
+    CREATE INDEX processes_wake ON processes (wake_at, id) WHERE wake_at IS NOT NULL;
+    CREATE INDEX processes_status ON processes (status, id);
+    CREATE INDEX processes_kind ON processes (kind, id);
+    CREATE INDEX processes_owner ON processes (owner) WHERE owner IS NOT NULL;
+
+    CREATE TABLE journal (
+        process_id      TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        seq             INTEGER NOT NULL,
+        kind            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        outcome         TEXT,
+        attempts        INTEGER NOT NULL,
+        started_at      INTEGER NOT NULL,
+        finished_at     INTEGER,
+        due_at          INTEGER,
+        file            TEXT,
+        line            INTEGER,
+        consumed_signal INTEGER,
+        PRIMARY KEY (process_id, name)
+    );
+    CREATE INDEX journal_seq ON journal (process_id, seq, name);
+
+    CREATE TABLE signals (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        process_id  TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        sent_at     INTEGER NOT NULL,
+        consumed_at INTEGER
+    );
+    CREATE INDEX signals_pending ON signals (process_id, id) WHERE consumed_at IS NULL;
+    ",
+];
+
+// Every version has exactly one migration.
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
+
+/// What the file at the path holds, found without writing to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// No file, an empty file, or an SQLite database without any schema.
+    Fresh,
+    /// A Steadfast database at this (supported) schema version.
+    Steadfast(i64),
+}
+
+fn not_steadfast(location: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::NotSteadfast {
+        location: location.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// Errors while inspecting a file: lock contention and failures to open are
+/// backend errors; anything else means the file is not a (sane) database.
+fn inspect_error(location: &str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::OutOfMemory,
+        ) => backend(e),
+        _ => not_steadfast(location, format!("SQLite cannot read it: {e}")),
+    }
+}
+
+/// Looks at the file without modifying it.
+pub(crate) fn inspect(
+    path: &Path,
+    location: &str,
+    options: &SqliteOptions,
+) -> Result<Found, StoreError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if options.create_if_missing {
+                return Ok(Found::Fresh);
+            }
+            return Err(StoreError::Backend {
+                message: format!("{location} does not exist and create_if_missing is off"),
+                retryable: false,
+                source: Some(Box::new(e)),
+            });
+        }
+        Err(e) => return Err(io_error(location, e)),
+    };
+    if !meta.is_file() {
+        return Err(not_steadfast(location, "it is not a regular file"));
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_has_data = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    if meta.len() == 0 && !wal_has_data {
+        return Ok(Found::Fresh);
+    }
+    if meta.len() > 0 {
+        let mut header = [0u8; 16];
+        let mut file = std::fs::File::open(path).map_err(|e| io_error(location, e))?;
+        if meta.len() < 100 || file.read_exact(&mut header).is_err() {
+            return Err(not_steadfast(
+                location,
+                format!(
+                    "it is {} bytes long, too short for an SQLite database",
+                    meta.len()
+                ),
+            ));
+        }
+        if &header != b"SQLite format 3\0" {
+            return Err(not_steadfast(
+                location,
+                "it does not start with the SQLite file header",
+            ));
+        }
+    }
+
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| inspect_error(location, e))?;
+    conn.busy_timeout(options.busy_timeout).db()?;
+    let found = read_state(&conn, location).map_err(|e| match e {
+        Inspect::Store(e) => e,
+        Inspect::Sqlite(e) => inspect_error(location, e),
+    })?;
+    drop(conn);
+    Ok(found)
+}
+
+fn io_error(location: &str, e: std::io::Error) -> StoreError {
+    StoreError::Backend {
+        message: format!("cannot read {location}: {e}"),
+        retryable: false,
+        source: Some(Box::new(e)),
+    }
+}
+
+enum Inspect {
+    Store(StoreError),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Inspect {
+    fn from(e: rusqlite::Error) -> Self {
+        Inspect::Sqlite(e)
+    }
+}
+
+/// Reads which schema the database holds (works inside or outside a
+/// transaction).
+fn read_state(conn: &Connection, location: &str) -> Result<Found, Inspect> {
+    let mut stmt = conn.prepare("SELECT type, name FROM sqlite_master ORDER BY name")?;
+    let objects = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if objects.is_empty() {
+        return Ok(Found::Fresh);
+    }
+    if !objects
+        .iter()
+        .any(|(ty, name)| ty == "table" && name == "steadfast_meta")
+    {
+        let names: Vec<&str> = objects.iter().take(5).map(|(_, n)| n.as_str()).collect();
+        return Err(Inspect::Store(not_steadfast(
+            location,
+            format!(
+                "it is an SQLite database without a steadfast_meta table (it holds {})",
+                names.join(", ")
+            ),
+        )));
+    }
+    let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
+        conn.query_row(
+            "SELECT value FROM steadfast_meta WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    let magic = meta("magic")?;
+    if magic.as_deref() != Some(MAGIC) {
+        return Err(Inspect::Store(not_steadfast(
+            location,
+            format!("steadfast_meta holds magic {magic:?}, expected \"{MAGIC}\""),
+        )));
+    }
+    let version = meta("schema_version")?;
+    let version = version
+        .as_deref()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or_else(|| {
+            Inspect::Store(not_steadfast(
+                location,
+                format!("steadfast_meta holds schema_version {version:?}, not a number"),
+            ))
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(Inspect::Store(StoreError::NewerSchema {
+            location: location.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        }));
+    }
+    Ok(Found::Steadfast(version))
+}
+
+/// Opens the writer connection: WAL, the durability's `synchronous`, and the
+/// schema migrated to [`SCHEMA_VERSION`]. Call only after [`inspect`] said
+/// the file is ours (or fresh).
+pub(crate) fn open_writer(
+    path: &Path,
+    location: &str,
+    options: &SqliteOptions,
+    found: Found,
+) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if options.create_if_missing {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).db()?;
+    conn.busy_timeout(options.busy_timeout).db()?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend {
+            message: format!("{location}: SQLite refused WAL mode (journal_mode is {mode})"),
+            retryable: false,
+            source: None,
+        });
+    }
+    conn.pragma_update(None, "synchronous", options.durability.synchronous())
+        .db()?;
+    if found != Found::Steadfast(SCHEMA_VERSION) {
+        migrate(&conn, location)?;
+    }
+    Ok(conn)
+}
+
+/// Applies the missing migrations in one immediate transaction, re-checking
+/// the schema under the write lock (another process may have raced us).
+fn migrate(conn: &Connection, location: &str) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").db()?;
+    let result = (|| -> Result<(), StoreError> {
+        let from = match read_state(conn, location) {
+            Ok(Found::Fresh) => 0,
+            Ok(Found::Steadfast(v)) => v,
+            Err(Inspect::Store(e)) => return Err(e),
+            Err(Inspect::Sqlite(e)) => return Err(backend(e)),
+        };
+        let from = usize::try_from(from).unwrap_or(0);
+        for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
+            conn.execute_batch(script).db()?;
+            conn.execute(
+                "INSERT INTO steadfast_meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(i + 1).to_string()],
+            )
+            .db()?;
+            tracing::info!(
+                location,
+                version = i + 1,
+                "applied steadfast schema migration"
+            );
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").db(),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The writer thread: it owns the write connection and commits the writes
+//! of all callers in batches (group commit), one savepoint per write.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use steadfast_core::{
+    Claimed, Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SpawnOutcome, Status,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hosts::Hosts;
+use crate::ops;
+use crate::rows::is_retryable;
+
+/// Where a command's result goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One write (or writer-side read) for the writer thread.
+pub(crate) enum Command {
+    Spawn(NewProcess, Reply<SpawnOutcome>),
+    Claim {
+        owner: HostId,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Append(Lease, JournalEntry, Reply<()>),
+    Suspend(Lease, Suspension, Reply<SuspendOutcome>),
+    Finish(Lease, Finish, Timestamp, Reply<()>),
+    Renew(HostId, Timestamp, Duration, Reply<u64>),
+    Release(HostId, Timestamp, Reply<u64>),
+    Signal {
+        id: ProcessId,
+        name: String,
+        payload: String,
+        now: Timestamp,
+        reply: Reply<i64>,
+    },
+    Cancel(ProcessId, Timestamp, Reply<Status>),
+    Retry(ProcessId, Timestamp, Reply<()>),
+    Pragmas(Reply<(String, i64)>),
+}
+
+/// A command that ran, waiting for the batch to commit.
+enum Done {
+    Spawn(Reply<SpawnOutcome>, Result<SpawnOutcome, StoreError>),
+    Claim(Reply<Vec<Claimed>>, Result<Vec<Claimed>, StoreError>),
+    Unit(Reply<()>, Result<(), StoreError>),
+    Suspend(Reply<SuspendOutcome>, Result<SuspendOutcome, StoreError>),
+    Count(Reply<u64>, Result<u64, StoreError>),
+    Release(HostId, Reply<u64>, Result<u64, StoreError>),
+    Id(Reply<i64>, Result<i64, StoreError>),
+    Status(Reply<Status>, Result<Status, StoreError>),
+    Pragmas(Reply<(String, i64)>, Result<(String, i64), StoreError>),
+}
+
+/// Why a whole batch failed.
+struct BatchFailure {
+    message: String,
+    retryable: bool,
+}
+
+impl BatchFailure {
+    fn from_sqlite(what: &str, e: &rusqlite::Error) -> Self {
+        BatchFailure {
+            message: format!("{what}: {e}"),
+            retryable: is_retryable(e),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        StoreError::Backend {
+            message: self.message.clone(),
+            retryable: self.retryable,
+            source: None,
+        }
+    }
+}
+
+fn send<T>(reply: Reply<T>, result: Result<T, StoreError>, failure: Option<&BatchFailure>) {
+    let result = match failure {
+        Some(f) => Err(f.error()),
+        None => result,
+    };
+    // The caller may have gone away; its write stands regardless.
+    let _ = reply.send(result);
+}
+
+impl Done {
+    fn failed(&self) -> bool {
+        match self {
+            Done::Spawn(_, r) => r.is_err(),
+            Done::Claim(_, r) => r.is_err(),
+            Done::Unit(_, r) => r.is_err(),
+            Done::Suspend(_, r) => r.is_err(),
+            Done::Count(_, r) | Done::Release(_, _, r) => r.is_err(),
+            Done::Id(_, r) => r.is_err(),
+            Done::Status(_, r) => r.is_err(),
+            Done::Pragmas(_, r) => r.is_err(),
+        }
+    }
+
+    fn deliver(self, failure: Option<&BatchFailure>, hosts: &mut Hosts) {
+        match self {
+            Done::Spawn(tx, r) => send(tx, r, failure),
+            Done::Claim(tx, r) => send(tx, r, failure),
+            Done::Unit(tx, r) => send(tx, r, failure),
+            Done::Suspend(tx, r) => send(tx, r, failure),
+            Done::Count(tx, r) => send(tx, r, failure),
+            Done::Release(owner, tx, r) => {
+                if failure.is_none() && r.is_ok() {
+                    hosts.release(owner.as_str());
+                }
+                send(tx, r, failure)
+            }
+            Done::Id(tx, r) => send(tx, r, failure),
+            Done::Status(tx, r) => send(tx, r, failure),
+            Done::Pragmas(tx, r) => send(tx, r, failure),
+        }
+    }
+}
+
+impl Command {
+    /// Fails the command without running it.
+    fn fail(self, failure: &BatchFailure, hosts: &mut Hosts) {
+        let done = match self {
+            Command::Spawn(_, tx) => Done::Spawn(tx, Err(StoreError::Closed)),
+            Command::Claim { reply, .. } => Done::Claim(reply, Err(StoreError::Closed)),
+            Command::Append(_, _, tx) | Command::Finish(_, _, _, tx) | Command::Retry(_, _, tx) => {
+                Done::Unit(tx, Err(StoreError::Closed))
+            }
+            Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
+            Command::Renew(_, _, _, tx) | Command::Release(_, _, tx) => {
+                Done::Count(tx, Err(StoreError::Closed))
+            }
+            Command::Signal { reply, .. } => Done::Id(reply, Err(StoreError::Closed)),
+            Command::Cancel(_, _, tx) => Done::Status(tx, Err(StoreError::Closed)),
+            Command::Pragmas(tx) => Done::Pragmas(tx, Err(StoreError::Closed)),
+        };
+        done.deliver(Some(failure), hosts);
+    }
+}
+
+/// The state owned by the writer thread.
+pub(crate) struct Writer {
+    conn: Connection,
+    hosts: Hosts,
+    max_batch: usize,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, hosts: Hosts, max_batch: usize) -> Self {
+        Writer {
+            conn,
+            hosts,
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Runs until every sender is gone and the queue is drained.
+    pub(crate) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut batch = Vec::with_capacity(self.max_batch.min(1024));
+        let mut done = Vec::with_capacity(self.max_batch.min(1024));
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.execute(&mut batch, &mut done);
+        }
+        tracing::debug!("steadfast sqlite writer stopped");
+    }
+
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+
+    /// Runs a batch in one immediate transaction and answers every caller
+    /// after the commit.
+    fn execute(&mut self, batch: &mut Vec<Command>, done: &mut Vec<Done>) {
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+            let failure = BatchFailure::from_sqlite("cannot begin a write transaction", &e);
+            for cmd in batch.drain(..) {
+                cmd.fail(&failure, &mut self.hosts);
+            }
+            return;
+        }
+        let mut aborted: Option<BatchFailure> = None;
+        for cmd in batch.drain(..) {
+            if let Some(failure) = &aborted {
+                cmd.fail(failure, &mut self.hosts);
+                continue;
+            }
+            if let Err(e) = self.exec("SAVEPOINT cmd") {
+                aborted = Some(BatchFailure::from_sqlite("cannot open a savepoint", &e));
+                if let Some(failure) = &aborted {
+                    cmd.fail(failure, &mut self.hosts);
+                }
+                continue;
+            }
+            let result = self.apply(cmd);
+            let undo = if result.failed() {
+                self.exec("ROLLBACK TO cmd")
+            } else {
+                Ok(())
+            };
+            done.push(result);
+            if let Err(e) = undo.and_then(|()| self.exec("RELEASE cmd")) {
+                aborted = Some(BatchFailure::from_sqlite("cannot end a savepoint", &e));
+            } else if self.conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O error).
+                aborted = Some(BatchFailure {
+                    message: "the write transaction was rolled back by SQLite".to_owned(),
+                    retryable: false,
+                });
+            }
+        }
+        let failure = match aborted {
+            Some(failure) => Some(failure),
+            None => self
+                .exec("COMMIT")
+                .err()
+                .map(|e| BatchFailure::from_sqlite("commit failed", &e)),
+        };
+        if failure.is_some() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if let Some(f) = &failure {
+            tracing::warn!(error = %f.message, writes = done.len(), "a write batch failed");
+        }
+        for d in done.drain(..) {
+            d.deliver(failure.as_ref(), &mut self.hosts);
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) -> Done {
+        let conn = &self.conn;
+        match cmd {
+            Command::Spawn(p, tx) => Done::Spawn(tx, ops::spawn(conn, &p)),
+            Command::Claim {
+                owner,
+                now,
+                lease,
+                limit,
+                reply,
+            } => Done::Claim(
+                reply,
+                ops::claim(conn, &mut self.hosts, &owner, now, lease, limit),
+            ),
+            Command::Append(lease, entry, tx) => Done::Unit(tx, ops::append(conn, &lease, &entry)),
+            Command::Suspend(lease, s, tx) => Done::Suspend(tx, ops::suspend(conn, &lease, &s)),
+            Command::Finish(lease, f, now, tx) => {
+                Done::Unit(tx, ops::finish(conn, &lease, &f, now))
+            }
+            Command::Renew(owner, now, lease, tx) => {
+                Done::Count(tx, ops::renew(conn, &mut self.hosts, &owner, now, lease))
+            }
+            Command::Release(owner, now, tx) => {
+                let r = ops::release(conn, &owner, now);
+                Done::Release(owner, tx, r)
+            }
+            Command::Signal {
+                id,
+                name,
+                payload,
+                now,
+                reply,
+            } => Done::Id(reply, ops::signal(conn, &id, &name, &payload, now)),
+            Command::Cancel(id, now, tx) => Done::Status(tx, ops::cancel(conn, &id, now)),
+            Command::Retry(id, now, tx) => Done::Unit(tx, ops::retry(conn, &id, now)),
+            Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
+        }
+    }
+}

@@ -1,0 +1,610 @@
+//! Tests of the SQLite store itself (the shared contract is checked by the
+//! conformance suite).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command as OsCommand, Stdio};
+use std::time::Duration;
+
+use steadfast_core::{
+    EntryKind, EntryStatus, Finish, HostId, JournalEntry, ListFilter, NewProcess, ProcessId,
+    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+};
+use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn pid(s: &str) -> ProcessId {
+    ProcessId::new(s).expect("valid id")
+}
+
+fn now() -> Timestamp {
+    Timestamp::now_system()
+}
+
+fn new_process(id: &str, input: &str) -> NewProcess {
+    NewProcess {
+        id: pid(id),
+        kind: "order".to_owned(),
+        input: input.to_owned(),
+        now: now(),
+    }
+}
+
+fn entry(seq: i64, name: &str) -> JournalEntry {
+    JournalEntry {
+        seq,
+        name: name.to_owned(),
+        kind: EntryKind::Step,
+        status: EntryStatus::Completed,
+        outcome: Some(format!("{seq}")),
+        attempts: 1,
+        started_at: now(),
+        finished_at: Some(now()),
+        due_at: None,
+        location: None,
+        consumed_signal: None,
+    }
+}
+
+async fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path).await.expect("open store")
+}
+
+#[tokio::test]
+async fn pragmas_follow_durability() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = open(&dir.path().join("full.db")).await;
+    assert_eq!(
+        full.pragmas().await.expect("pragmas"),
+        ("wal".to_owned(), 2)
+    );
+    let normal = SqliteStore::open_with(
+        dir.path().join("normal.db"),
+        SqliteOptions::default().durability(Durability::ProcessCrash),
+    )
+    .await
+    .expect("open");
+    assert_eq!(
+        normal.pragmas().await.expect("pragmas"),
+        ("wal".to_owned(), 1)
+    );
+}
+
+fn assert_not_steadfast(result: Result<SqliteStore, StoreError>) {
+    match result {
+        Err(StoreError::NotSteadfast { location, detail }) => {
+            assert!(!location.is_empty() && !detail.is_empty());
+        }
+        other => panic!("expected NotSteadfast, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn foreign_files_are_rejected_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "these are my notes, not a database\n".repeat(10)).expect("write");
+    let before = std::fs::read(&text).expect("read");
+    assert_not_steadfast(SqliteStore::open(&text).await);
+    assert_eq!(std::fs::read(&text).expect("read"), before);
+
+    let foreign = dir.path().join("foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).expect("sqlite");
+        conn.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);")
+            .expect("create");
+    }
+    let before = std::fs::read(&foreign).expect("read");
+    assert_not_steadfast(SqliteStore::open(&foreign).await);
+    assert_eq!(std::fs::read(&foreign).expect("read"), before);
+
+    // A real store, truncated in several ways, and an SQLite header followed
+    // by garbage.
+    let real = dir.path().join("real.db");
+    {
+        let store = open(&real).await;
+        store.spawn(new_process("p", "{}")).await.expect("spawn");
+    }
+    let bytes = std::fs::read(&real).expect("read");
+    assert!(bytes.len() > 4096, "store file should hold several pages");
+    let mut garbage = bytes[..100].to_vec();
+    garbage.extend((0..8000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    for (name, content) in [
+        ("short.db", bytes[..40].to_vec()),
+        ("half-page.db", bytes[..2000].to_vec()),
+        ("one-page.db", bytes[..4096].to_vec()),
+        ("garbage.db", garbage),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &content).expect("write");
+        assert_not_steadfast(SqliteStore::open(&path).await);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            content,
+            "{name} changed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn newer_schema_is_rejected_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("future.db");
+    drop(open(&path).await);
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute(
+            "UPDATE steadfast_meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("update");
+    }
+    let before = std::fs::read(&path).expect("read");
+    match SqliteStore::open(&path).await {
+        Err(StoreError::NewerSchema {
+            found, supported, ..
+        }) => {
+            assert_eq!(found, 99);
+            assert_eq!(supported, steadfast_sqlite::SCHEMA_VERSION);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+}
+
+#[tokio::test]
+async fn empty_files_and_concurrent_opens_initialize_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").expect("write");
+    let (a, b) = tokio::join!(SqliteStore::open(&path), SqliteStore::open(&path));
+    let (a, b) = (a.expect("open a"), b.expect("open b"));
+    a.spawn(new_process("p", "{}")).await.expect("spawn");
+    assert_eq!(b.get(&pid("p")).await.expect("get").kind, "order");
+    assert_eq!(a.path(), path.as_path());
+}
+
+#[tokio::test]
+async fn missing_file_without_create_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("absent.db");
+    let result =
+        SqliteStore::open_with(&path, SqliteOptions::default().create_if_missing(false)).await;
+    assert!(result.is_err());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn reopening_keeps_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("keep.db");
+    let host = HostId::new("h");
+    {
+        let store = open(&path).await;
+        store.spawn(new_process("a", "1")).await.expect("spawn");
+        let claimed = store.claim(&host, now(), LONG, 10).await.expect("claim");
+        store
+            .append(&claimed[0].lease, entry(0, "first"))
+            .await
+            .expect("append");
+        store
+            .finish(
+                &claimed[0].lease,
+                Finish::Completed {
+                    output: "\"ok\"".to_owned(),
+                },
+                now(),
+            )
+            .await
+            .expect("finish");
+    }
+    let store = open(&path).await;
+    let record = store.get(&pid("a")).await.expect("get");
+    assert_eq!(record.status, Status::Completed);
+    assert_eq!(record.output.as_deref(), Some("\"ok\""));
+    assert_eq!(record.owner, None);
+    assert_eq!(record.wake_at, None);
+    let journal = store.journal(&pid("a")).await.expect("journal");
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].name, "first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_under_concurrency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open_with(
+        dir.path().join("busy.db"),
+        SqliteOptions::default().max_batch(64),
+    )
+    .await
+    .expect("open");
+    let host = HostId::new("h");
+    for i in 0..50 {
+        store
+            .spawn(new_process(&format!("p{i:02}"), "{}"))
+            .await
+            .expect("spawn");
+    }
+    let claimed = store.claim(&host, now(), LONG, 100).await.expect("claim");
+    assert_eq!(claimed.len(), 50);
+    let mut tasks = Vec::new();
+    for c in claimed {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for seq in 0..20 {
+                store
+                    .append(&c.lease, entry(seq, &format!("step-{seq}")))
+                    .await
+                    .expect("append");
+            }
+            // A duplicate fails alone, without harming the batch around it.
+            let dup = store.append(&c.lease, entry(0, "step-0")).await;
+            assert!(matches!(dup, Err(StoreError::DuplicateEntry { .. })));
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    for i in 0..50 {
+        let journal = store
+            .journal(&pid(&format!("p{i:02}")))
+            .await
+            .expect("journal");
+        assert_eq!(journal.len(), 20);
+        assert!(journal.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_and_fencing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("life.db")).await;
+    let (a, b) = (HostId::new("a"), HostId::new("b"));
+    let id = pid("order-1");
+
+    assert_eq!(
+        store
+            .spawn(new_process("order-1", "1"))
+            .await
+            .expect("spawn"),
+        SpawnOutcome::Created
+    );
+    assert!(matches!(
+        store.spawn(new_process("order-1", "1")).await,
+        Ok(SpawnOutcome::Existing(_))
+    ));
+    assert!(matches!(
+        store.spawn(new_process("order-1", "2")).await,
+        Err(StoreError::SpawnConflict { .. })
+    ));
+
+    let t0 = now();
+    let first = store
+        .claim(&a, t0, Duration::from_secs(1), 1)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .claim(&b, t0, LONG, 1)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // After the lease expires another host takes over; the old lease is fenced.
+    let later = t0 + Duration::from_secs(2);
+    let second = store.claim(&b, later, LONG, 1).await.expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].lease.epoch, first[0].lease.epoch + 1);
+    assert!(matches!(
+        store.append(&first[0].lease, entry(0, "x")).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let lease = second[0].lease.clone();
+    store.append(&lease, entry(0, "x")).await.expect("append");
+
+    // Suspend waiting for a signal; a signal wakes it up.
+    let s = Suspension {
+        wake_at: None,
+        waiting_for: vec!["paid".to_owned()],
+        now: later,
+    };
+    assert_eq!(
+        store.suspend(&lease, s.clone()).await.expect("suspend"),
+        SuspendOutcome::Suspended
+    );
+    let rec = store.get(&id).await.expect("get");
+    assert_eq!(rec.status, Status::Suspended);
+    assert_eq!(rec.waiting_for, vec!["paid".to_owned()]);
+    assert_eq!(rec.wake_at, None);
+    assert_eq!(store.next_wake().await.expect("next_wake"), None);
+    let sig = store
+        .signal(&id, "paid", "42", later)
+        .await
+        .expect("signal");
+    assert_eq!(store.get(&id).await.expect("get").wake_at, Some(later));
+    let third = store.claim(&a, later, LONG, 5).await.expect("claim");
+    assert_eq!(third[0].signals.len(), 1);
+    assert_eq!(third[0].journal.len(), 1);
+    let lease = third[0].lease.clone();
+    // The signal is pending, so suspending for it changes nothing.
+    assert!(matches!(
+        store.suspend(&lease, s).await.expect("suspend"),
+        SuspendOutcome::SignalsPending(p) if p.len() == 1 && p[0].id == sig
+    ));
+    let mut wait = entry(1, "wait-paid");
+    wait.kind = EntryKind::Wait;
+    wait.consumed_signal = Some(sig);
+    store.append(&lease, wait).await.expect("append");
+    assert!(
+        store
+            .pending_signals(&id)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    let journal = store.journal(&id).await.expect("journal");
+    assert_eq!(journal[1].consumed_signal, Some(sig));
+
+    // Cancel while a live host holds it: requested, and appends then fail.
+    assert_eq!(
+        store.cancel(&id, later).await.expect("cancel"),
+        Status::Running
+    );
+    assert!(matches!(
+        store.append(&lease, entry(2, "y")).await,
+        Err(StoreError::CancelRequested(_))
+    ));
+    store
+        .finish(&lease, Finish::Cancelled, later)
+        .await
+        .expect("finish");
+    let rec = store.get(&id).await.expect("get");
+    assert_eq!(rec.status, Status::Cancelled);
+    assert!(!rec.cancel_requested);
+    assert!(matches!(
+        store.signal(&id, "paid", "1", later).await,
+        Err(StoreError::InvalidState { .. })
+    ));
+    assert!(matches!(
+        store.signal(&pid("nope"), "paid", "1", later).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.retry(&id, later).await,
+        Err(StoreError::InvalidState { .. })
+    ));
+
+    // Blocked, then retried.
+    store
+        .spawn(new_process("order-2", "1"))
+        .await
+        .expect("spawn");
+    let c = store.claim(&a, later, LONG, 5).await.expect("claim");
+    store
+        .finish(
+            &c[0].lease,
+            Finish::Blocked {
+                step: Some("charge".to_owned()),
+                reason: "journal does not fit".to_owned(),
+            },
+            later,
+        )
+        .await
+        .expect("finish");
+    let rec = store.get(&pid("order-2")).await.expect("get");
+    assert_eq!(rec.status, Status::Blocked);
+    assert_eq!(rec.blocked_step.as_deref(), Some("charge"));
+    store.retry(&pid("order-2"), later).await.expect("retry");
+    let rec = store.get(&pid("order-2")).await.expect("get");
+    assert_eq!(
+        (rec.status, rec.error, rec.wake_at),
+        (Status::Running, None, Some(later))
+    );
+
+    // Renew and release.
+    let c = store.claim(&a, later, LONG, 5).await.expect("claim");
+    assert_eq!(c.len(), 1);
+    assert_eq!(store.renew(&a, later, LONG).await.expect("renew"), 1);
+    assert_eq!(store.release(&a, later).await.expect("release"), 1);
+    let rec = store.get(&pid("order-2")).await.expect("get");
+    assert_eq!((rec.owner, rec.wake_at), (None, Some(later)));
+    assert!(matches!(
+        store.append(&c[0].lease, entry(0, "z")).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    // Not running, not held: cancelled at once.
+    assert_eq!(
+        store.cancel(&pid("order-2"), later).await.expect("cancel"),
+        Status::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn list_counts_and_prefixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("list.db")).await;
+    for id in ["a/1", "a/2", "a/3", "a0", "b/1", "aé", "a"] {
+        store.spawn(new_process(id, "{}")).await.expect("spawn");
+    }
+    let ids = |v: Vec<steadfast_core::ProcessRecord>| -> Vec<String> {
+        v.into_iter().map(|r| r.id.to_string()).collect()
+    };
+    let all = store.list(&ListFilter::default()).await.expect("list");
+    assert_eq!(ids(all), ["a", "a/1", "a/2", "a/3", "a0", "aé", "b/1"]);
+    let prefixed = store
+        .list(&ListFilter {
+            id_prefix: Some("a/".to_owned()),
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(prefixed), ["a/1", "a/2", "a/3"]);
+    let page = store
+        .list(&ListFilter {
+            id_prefix: Some("a".to_owned()),
+            after: Some(pid("a/2")),
+            limit: 2,
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(page), ["a/3", "a0"]);
+    let none = store
+        .list(&ListFilter {
+            status: Some(Status::Completed),
+            kind: Some("order".to_owned()),
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list");
+    assert!(none.is_empty());
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!((counts[0].status, counts[0].count), (Status::Running, 7));
+    assert!(matches!(
+        store.journal(&pid("zzz")).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("corrupt.db");
+    let store = open(&path).await;
+    store.spawn(new_process("bad", "{}")).await.expect("spawn");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute(
+            "UPDATE processes SET status = 'sleeping' WHERE id = 'bad'",
+            [],
+        )
+        .expect("update");
+    }
+    match store.get(&pid("bad")).await {
+        Err(StoreError::Corrupt(msg)) => {
+            assert!(msg.contains("bad") && msg.contains("status"), "{msg}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dead_host_in_this_process_is_taken_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hosts.db");
+    let a = open(&path).await;
+    let b = open(&path).await;
+    a.spawn(new_process("p", "{}")).await.expect("spawn");
+    let claimed = a
+        .claim(&HostId::new("host-a"), now(), LONG, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let host_b = HostId::new("host-b");
+    // A is alive: B does not get the process.
+    assert!(
+        b.claim(&host_b, now(), LONG, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    drop(a);
+    // Dead-host checks run at most every 500 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let taken = b.claim(&host_b, now(), LONG, 10).await.expect("claim");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].lease.epoch, claimed[0].lease.epoch + 1);
+}
+
+/// Kills the child process if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CHILD_ENV: &str = "STEADFAST_SQLITE_TEST_CHILD_DB";
+
+/// Not a test on its own: the body of the child process of
+/// `killed_host_in_another_process_is_taken_over`.
+#[test]
+fn child_host_holding_a_lease() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = open(Path::new(&path)).await;
+        let claimed = store
+            .claim(&HostId::new("child-host"), now(), LONG, 10)
+            .await
+            .expect("claim");
+        println!("\nchild-host claimed {}", claimed.len());
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
+}
+
+#[tokio::test]
+async fn killed_host_in_another_process_is_taken_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("killed.db");
+    let store = open(&path).await;
+    store.spawn(new_process("p", "{}")).await.expect("spawn");
+
+    let mut child = KillOnDrop(
+        OsCommand::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_host_holding_a_lease",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("child-host ").map(str::to_owned))
+    })
+    .await
+    .expect("reader");
+    assert_eq!(line.as_deref(), Some("claimed 1"));
+
+    let host = HostId::new("parent-host");
+    assert!(
+        store
+            .claim(&host, now(), LONG, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // Close our store so that, after the kill, the file is left as a crash
+    // leaves it (WAL and shared memory not cleaned up) and must be recovered.
+    drop(store);
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("wait");
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(wal_len > 0, "the killed child left its commits in the WAL");
+    let store = open(&path).await;
+    let taken = store.claim(&host, now(), LONG, 10).await.expect("claim");
+    assert_eq!(
+        taken.len(),
+        1,
+        "the killed host's process is claimable at once"
+    );
+}

@@ -1,0 +1,498 @@
+//! The in-memory state of one run of a process: the loaded journal, the
+//! replay and ordering gates every durable operation passes, and what the
+//! run waits for.
+//!
+//! Three rules make replay deterministic:
+//! 1. An operation whose name is in the journal returns its recorded outcome
+//!    at once (it is *consumed*); a name used twice in one run blocks the
+//!    process.
+//! 2. Nothing new happens (no step closure starts, no timer is scheduled, no
+//!    signal is taken) while a recorded outcome has not been consumed yet:
+//!    new work only follows a fully replayed journal.
+//! 3. New outcomes are journaled one at a time: an operation holds the
+//!    *completion token* from its append until it returns, so the order of
+//!    outcomes in the journal is the order in which the function saw them.
+
+use std::collections::{HashMap, HashSet};
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use steadfast_core::{
+    Backend, Clock, EntryKind, EntryStatus, JournalEntry, Lease, PendingSignal, ProcessId,
+    StoreError, Timestamp,
+};
+
+use crate::retry::RetryPolicy;
+
+/// Everything an operation of one run shares.
+pub(crate) struct RunCtx {
+    pub(crate) id: ProcessId,
+    pub(crate) lease: Lease,
+    pub(crate) store: Arc<dyn Backend>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) default_retry: RetryPolicy,
+    state: Mutex<RunState>,
+}
+
+struct Loaded {
+    entry: JournalEntry,
+    consumed: bool,
+}
+
+/// Why a run stops early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The journal no longer fits the code.
+    Blocked {
+        step: Option<String>,
+        reason: String,
+    },
+    /// A cancellation was requested.
+    Cancelled,
+    /// The lease was lost or the store failed; another run will take over.
+    Aborted(StoreError),
+}
+
+#[derive(Default)]
+struct RunState {
+    entries: HashMap<String, Loaded>,
+    unconsumed: usize,
+    used: HashSet<String>,
+    next_seq: i64,
+    token_held: bool,
+    token_waiters: Vec<Waker>,
+    replay_waiters: HashMap<String, Waker>,
+    progressed: bool,
+    busy: usize,
+    timers: HashMap<String, (Timestamp, Waker)>,
+    waits: HashMap<String, (String, Waker)>,
+    signals: Vec<PendingSignal>,
+    taken_signals: HashSet<i64>,
+    stop: Option<Stop>,
+    driver: Option<Waker>,
+}
+
+/// What the journal says about an operation's name.
+pub(crate) enum Begin {
+    /// The name has a recorded outcome.
+    Replay(JournalEntry),
+    /// A timer or wait whose due time is recorded but which has not fired.
+    Scheduled(JournalEntry),
+    /// The name is new.
+    New,
+}
+
+/// What the driver should do after a poll of the function returned `Pending`.
+pub(crate) enum Idle {
+    /// Something will wake the run: keep it loaded.
+    KeepRunning,
+    /// The run stops.
+    Stop(Stop),
+    /// Only durable waits remain: unload until `wake_at` or a signal.
+    Suspend {
+        wake_at: Option<Timestamp>,
+        waiting_for: Vec<String>,
+    },
+}
+
+impl RunCtx {
+    pub(crate) fn new(
+        lease: Lease,
+        store: Arc<dyn Backend>,
+        clock: Arc<dyn Clock>,
+        default_retry: RetryPolicy,
+        journal: Vec<JournalEntry>,
+        signals: Vec<PendingSignal>,
+    ) -> Self {
+        let next_seq = journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+        let unconsumed = journal
+            .iter()
+            .filter(|e| e.status != EntryStatus::Scheduled)
+            .count();
+        let entries = journal
+            .into_iter()
+            .map(|entry| {
+                let loaded = Loaded {
+                    entry,
+                    consumed: false,
+                };
+                (loaded.entry.name.clone(), loaded)
+            })
+            .collect();
+        RunCtx {
+            id: lease.id.clone(),
+            lease,
+            store,
+            clock,
+            default_retry,
+            state: Mutex::new(RunState {
+                entries,
+                unconsumed,
+                next_seq,
+                signals,
+                ..RunState::default()
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RunState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks `name` as used by this run and looks it up in the journal.
+    ///
+    /// Returns `None` (and blocks the run) when the name was already used in
+    /// this run or its recorded entry is of another kind.
+    pub(crate) fn begin(&self, name: &str, kind: EntryKind) -> Option<Begin> {
+        let mut st = self.state();
+        if !st.used.insert(name.to_owned()) {
+            drop(st);
+            self.block(
+                name,
+                format!(
+                    "step name {name:?} is used twice in one run; every step of a process needs a \
+                     distinct name"
+                ),
+            );
+            return None;
+        }
+        let Some(loaded) = st.entries.get_mut(name) else {
+            return Some(Begin::New);
+        };
+        if loaded.entry.kind != kind {
+            let recorded = loaded.entry.kind.as_str();
+            drop(st);
+            self.block(
+                name,
+                format!(
+                    "the journal records {name:?} as a {recorded}, but the code now asks for a {}",
+                    kind.as_str()
+                ),
+            );
+            return None;
+        }
+        loaded.consumed = true;
+        let entry = loaded.entry.clone();
+        if entry.status == EntryStatus::Scheduled {
+            return Some(Begin::Scheduled(entry));
+        }
+        st.unconsumed -= 1;
+        if st.unconsumed == 0 && !st.replay_waiters.is_empty() {
+            for (_, waker) in st.replay_waiters.drain() {
+                waker.wake();
+            }
+            st.progressed = true;
+        }
+        Some(Begin::Replay(entry))
+    }
+
+    /// Waits until every recorded outcome has been consumed (rule 2).
+    pub(crate) async fn replayed(&self, name: &str) {
+        /// Forgets the registration if the operation is dropped while waiting.
+        struct Registered<'a>(&'a RunCtx, &'a str);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.state().replay_waiters.remove(self.1);
+            }
+        }
+        let _registered = Registered(self, name);
+        poll_fn(|cx| {
+            let mut st = self.state();
+            if st.unconsumed == 0 {
+                st.replay_waiters.remove(name);
+                Poll::Ready(())
+            } else {
+                st.replay_waiters
+                    .insert(name.to_owned(), cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Takes the completion token (rule 3); it is released when the guard drops.
+    pub(crate) async fn completion_token(self: &Arc<Self>) -> TokenGuard {
+        poll_fn(|cx| {
+            let mut st = self.state();
+            if st.token_held {
+                st.token_waiters.push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                st.token_held = true;
+                Poll::Ready(())
+            }
+        })
+        .await;
+        TokenGuard(Arc::clone(self))
+    }
+
+    /// Counts work in flight (a running closure, an append) until the guard drops.
+    pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
+        self.state().busy += 1;
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// The next journal sequence number.
+    pub(crate) fn next_seq(&self) -> i64 {
+        let mut st = self.state();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        seq
+    }
+
+    /// Writes an entry under the lease; on failure the run stops and this
+    /// future never completes.
+    pub(crate) async fn append(self: &Arc<Self>, entry: JournalEntry) {
+        let _busy = self.busy();
+        match self.store.append(&self.lease, entry).await {
+            Ok(()) => {}
+            Err(StoreError::CancelRequested(_)) => {
+                self.stop(Stop::Cancelled);
+                std::future::pending::<()>().await;
+            }
+            Err(err) => {
+                self.stop(Stop::Aborted(err));
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Blocks the run: the journal no longer fits the code.
+    pub(crate) fn block(&self, step: &str, reason: String) {
+        self.stop(Stop::Blocked {
+            step: Some(step.to_owned()),
+            reason,
+        });
+    }
+
+    /// Stops the run for `why` (the first reason given wins).
+    pub(crate) fn stop(&self, why: Stop) {
+        let mut st = self.state();
+        if st.stop.is_none() {
+            st.stop = Some(why);
+        }
+        if let Some(driver) = &st.driver {
+            driver.wake_by_ref();
+        }
+    }
+
+    /// Ready once `due` has passed; otherwise registers the timer (or wait
+    /// timeout) of operation `name` so the run suspends until then.
+    pub(crate) fn poll_timer(&self, name: &str, due: Timestamp, cx: &mut Context<'_>) -> Poll<()> {
+        if self.clock.now() >= due {
+            self.state().timers.remove(name);
+            return Poll::Ready(());
+        }
+        self.state()
+            .timers
+            .insert(name.to_owned(), (due, cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Takes the oldest stored signal named `signal` for operation `name`,
+    /// together with the completion token; otherwise registers the wait so
+    /// the run suspends until such a signal arrives.
+    pub(crate) fn poll_signal(
+        self: &Arc<Self>,
+        name: &str,
+        signal: &str,
+        cx: &mut Context<'_>,
+    ) -> Poll<(PendingSignal, TokenGuard)> {
+        let mut st = self.state();
+        if let Some(index) = st.signals.iter().position(|s| s.name == signal) {
+            if !st.token_held {
+                st.token_held = true;
+                let taken = st.signals.remove(index);
+                st.taken_signals.insert(taken.id);
+                st.waits.remove(name);
+                return Poll::Ready((taken, TokenGuard(Arc::clone(self))));
+            }
+            st.token_waiters.push(cx.waker().clone());
+        }
+        st.waits
+            .insert(name.to_owned(), (signal.to_owned(), cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Wakes the operations whose timers are due (called instead of
+    /// suspending when the earliest timer has already passed).
+    pub(crate) fn wake_due_timers(&self) {
+        let now = self.clock.now();
+        let st = self.state();
+        for (due, waker) in st.timers.values() {
+            if *due <= now {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Forgets the timer and wait of operation `name` (it completed or was dropped).
+    pub(crate) fn clear_pending(&self, name: &str) {
+        let mut st = self.state();
+        st.timers.remove(name);
+        st.waits.remove(name);
+    }
+
+    /// Hands signals that arrived while the run is loaded to its waits.
+    pub(crate) fn deliver(&self, signals: Vec<PendingSignal>) {
+        let mut st = self.state();
+        for signal in signals {
+            let known = st.taken_signals.contains(&signal.id)
+                || st.signals.iter().any(|s| s.id == signal.id);
+            if !known {
+                st.signals.push(signal);
+            }
+        }
+        st.signals.sort_by_key(|s| s.id);
+        for (_, waker) in st.waits.values() {
+            waker.wake_by_ref();
+        }
+        if let Some(driver) = &st.driver {
+            driver.wake_by_ref();
+        }
+    }
+
+    /// Called by the driver before each poll of the function.
+    pub(crate) fn begin_round(&self, driver: &Waker) {
+        let mut st = self.state();
+        st.progressed = false;
+        match &st.driver {
+            Some(w) if w.will_wake(driver) => {}
+            _ => st.driver = Some(driver.clone()),
+        }
+    }
+
+    /// Called by the driver after a poll of the function returned `Pending`.
+    pub(crate) fn idle(&self) -> Idle {
+        let mut st = self.state();
+        if let Some(stop) = st.stop.take() {
+            return Idle::Stop(stop);
+        }
+        if st.progressed || st.busy > 0 {
+            return Idle::KeepRunning;
+        }
+        if st.unconsumed > 0 && !st.replay_waiters.is_empty() {
+            return Idle::Stop(self.mismatch(&st));
+        }
+        if st.timers.is_empty() && st.waits.is_empty() {
+            // The function awaits something that is not durable; its waker
+            // will bring the run back.
+            return Idle::KeepRunning;
+        }
+        let mut waiting_for: Vec<String> = st.waits.values().map(|(s, _)| s.clone()).collect();
+        waiting_for.sort();
+        waiting_for.dedup();
+        Idle::Suspend {
+            wake_at: st.timers.values().map(|(due, _)| *due).min(),
+            waiting_for,
+        }
+    }
+
+    /// Checks, when the function returned, that it consumed the whole journal.
+    pub(crate) fn finished_cleanly(&self) -> Result<(), Stop> {
+        let mut st = self.state();
+        if let Some(stop) = st.stop.take() {
+            return Err(stop);
+        }
+        if st.unconsumed > 0 {
+            return Err(self.mismatch(&st));
+        }
+        Ok(())
+    }
+
+    fn mismatch(&self, st: &RunState) -> Stop {
+        let first = st
+            .entries
+            .values()
+            .filter(|l| !l.consumed && l.entry.status != EntryStatus::Scheduled)
+            .min_by_key(|l| l.entry.seq)
+            .map(|l| l.entry.name.clone());
+        let step = first.clone();
+        let recorded = first.unwrap_or_default();
+        let reason = if st.replay_waiters.is_empty() {
+            format!(
+                "the journal records step {recorded:?}, but the function finished without \
+                 reaching it; the code no longer fits this process's journal"
+            )
+        } else {
+            let mut asked: Vec<&str> = st.replay_waiters.keys().map(String::as_str).collect();
+            asked.sort_unstable();
+            format!(
+                "the journal records step {recorded:?}, but the code did not reach it and asked \
+                 for new step(s) {asked:?} instead; the code no longer fits this process's journal"
+            )
+        };
+        Stop::Blocked { step, reason }
+    }
+}
+
+/// Holds the completion token; releasing it lets the next new outcome in.
+pub(crate) struct TokenGuard(Arc<RunCtx>);
+
+impl Drop for TokenGuard {
+    fn drop(&mut self) {
+        let mut st = self.0.state();
+        st.token_held = false;
+        if !st.token_waiters.is_empty() {
+            wake_all(&mut st.token_waiters);
+            st.progressed = true;
+        }
+    }
+}
+
+/// Counts one piece of work in flight.
+pub(crate) struct BusyGuard(Arc<RunCtx>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.state().busy -= 1;
+    }
+}
+
+fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+}
+
+/// Clears an operation's registered timer and wait when it completes or is dropped.
+pub(crate) struct PendingGuard {
+    pub(crate) ctx: Arc<RunCtx>,
+    pub(crate) name: String,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.ctx.clear_pending(&self.name);
+    }
+}
+
+/// A journal entry for a new outcome of this run.
+pub(crate) fn new_entry(
+    ctx: &RunCtx,
+    name: &str,
+    kind: EntryKind,
+    status: EntryStatus,
+    started_at: Timestamp,
+    location: &'static std::panic::Location<'static>,
+) -> JournalEntry {
+    JournalEntry {
+        seq: ctx.next_seq(),
+        name: name.to_owned(),
+        kind,
+        status,
+        outcome: None,
+        attempts: 0,
+        started_at,
+        finished_at: None,
+        due_at: None,
+        location: Some(steadfast_core::SourceLocation {
+            file: location.file().to_owned(),
+            line: location.line(),
+        }),
+        consumed_signal: None,
+    }
+}

@@ -1,0 +1,95 @@
+//! The host's background loops: claiming due processes from the store and
+//! renewing the leases of those it runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steadfast_core::Timestamp;
+
+use crate::host::Shared;
+use crate::run;
+
+/// How many processes one claim asks for at most.
+const CLAIM_BATCH: usize = 256;
+
+/// The lease in the clock's time: a scaled clock makes leases longer, so a
+/// lease still lasts the same real time.
+fn clock_lease(shared: &Shared) -> Duration {
+    shared.config.lease.mul_f64(shared.clock.rate())
+}
+
+/// Claims due processes and starts a run for each, until the host stops.
+pub(crate) async fn dispatch(shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let free = shared.permits.available_permits().min(CLAIM_BATCH);
+        let mut next_wake: Option<Timestamp> = None;
+        if free > 0 {
+            let now = shared.clock.now();
+            match shared
+                .store
+                .claim(&shared.id, now, clock_lease(&shared), free)
+                .await
+            {
+                Ok(claimed) => {
+                    backoff = Duration::from_millis(50);
+                    let full = claimed.len() == free;
+                    for process in claimed {
+                        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
+                            break;
+                        };
+                        let shared = Arc::clone(&shared);
+                        tokio::spawn(async move {
+                            run::run(Arc::clone(&shared), process).await;
+                            drop(permit);
+                            shared.work.notify_one();
+                        });
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming processes failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            next_wake = shared.store.next_wake().await.ok().flatten();
+        }
+        let clock = Arc::clone(&shared.clock);
+        let until_due = async move {
+            match next_wake {
+                Some(due) => clock.sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shared.work.notified() => {}
+            () = until_due => {}
+            () = tokio::time::sleep(shared.config.poll_interval) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}
+
+/// Renews this host's leases three times per lease period.
+pub(crate) async fn heartbeat(shared: Arc<Shared>) {
+    let period = shared.config.lease / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        let now = shared.clock.now();
+        if let Err(err) = shared
+            .store
+            .renew(&shared.id, now, clock_lease(&shared))
+            .await
+        {
+            tracing::warn!(error = %err, "renewing leases failed");
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! [`Host`]: registers process kinds, spawns and signals processes, and runs
+//! them on a store.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use steadfast_core::{
+    Backend, Clock, HostId, NewProcess, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome,
+    Status, SystemClock,
+};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::context::{RunCtx, Stop};
+use crate::error::Error;
+use crate::kind::Kind;
+use crate::retry::RetryPolicy;
+use crate::{Process, dispatcher};
+
+/// Tunables of a host.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) max_concurrency: usize,
+    pub(crate) lease: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) retry: RetryPolicy,
+}
+
+/// State shared by a host's handle, its dispatcher and its runs.
+pub(crate) struct Shared {
+    pub(crate) id: HostId,
+    pub(crate) store: Arc<dyn Backend>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) kinds: HashMap<String, Kind>,
+    pub(crate) config: Config,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) work: Notify,
+    pub(crate) stopping: watch::Sender<bool>,
+    active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
+    outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
+}
+
+impl Shared {
+    fn active(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<RunCtx>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<Notify>>> {
+        self.outcome_waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn activate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
+        self.active().insert(id.clone(), Arc::clone(ctx));
+    }
+
+    pub(crate) fn deactivate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
+        let mut active = self.active();
+        if active.get(id).is_some_and(|c| Arc::ptr_eq(c, ctx)) {
+            active.remove(id);
+        }
+    }
+
+    fn loaded(&self, id: &ProcessId) -> Option<Arc<RunCtx>> {
+        self.active().get(id).cloned()
+    }
+
+    /// A run of `id` ended for good (or as far as this host can tell).
+    pub(crate) fn finished(&self, id: &ProcessId) {
+        if let Some(waiters) = self.waiters().remove(id) {
+            waiters.notify_waiters();
+        }
+    }
+
+    fn outcome_notify(&self, id: &ProcessId) -> Arc<Notify> {
+        Arc::clone(self.waiters().entry(id.clone()).or_default())
+    }
+}
+
+/// Builds a [`Host`]: the store, the process kinds it runs, its tunables.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use steadfast::{Host, Process, SqliteStore};
+///
+/// async fn greet(p: Process, name: String) -> Result<String, steadfast::StepFailed> {
+///     let greeting = p.step("greeted", || async { Ok::<_, std::io::Error>(format!("Hello, {name}!")) }).await?;
+///     Ok(greeting)
+/// }
+///
+/// let host = Host::builder(SqliteStore::open("steadfast.db").await?)
+///     .register("greet", greet)
+///     .build();
+/// host.spawn("greet", "greet-ada", &"Ada").await?;
+/// let greeting: String = host.outcome("greet-ada").await?;
+/// # Ok(()) }
+/// ```
+pub struct HostBuilder {
+    store: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    kinds: HashMap<String, Kind>,
+    config: Config,
+    id: Option<String>,
+}
+
+impl HostBuilder {
+    /// A builder over `store` with the defaults: the system clock, 1,000
+    /// processes run at once, a 30 s lease, the default retry policy.
+    pub fn new(store: impl Backend) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// Like [`HostBuilder::new`] for a store already shared.
+    pub fn from_arc(store: Arc<dyn Backend>) -> Self {
+        HostBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            kinds: HashMap::new(),
+            config: Config {
+                max_concurrency: 1000,
+                lease: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(500),
+                shutdown_grace: Duration::from_secs(5),
+                retry: RetryPolicy::default(),
+            },
+            id: None,
+        }
+    }
+
+    /// Registers a process kind: a name and an `async fn(Process, Input) ->
+    /// Result<Output, E>`. Inputs and outputs are stored as JSON.
+    pub fn register<I, O, E, F, Fut>(mut self, kind: impl Into<String>, function: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        self.kinds.insert(kind.into(), Kind::new(function));
+        self
+    }
+
+    /// The clock timers are measured by (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How many processes this host runs at once (at least 1).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.config.max_concurrency = n.max(1);
+        self
+    }
+
+    /// How long a claim on a process lasts without renewal (real time);
+    /// after a crash, other hosts take over once it expires.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How often the store is polled for work that other hosts made due.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.config.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The retry policy of steps that set none.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// How long [`Host::shutdown`] lets running steps finish.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Names the host (default: a fresh UUID); the name owns its leases.
+    pub fn host_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Starts the host: it resumes every unfinished process in the store
+    /// and runs new ones. Must be called inside a Tokio runtime.
+    pub fn build(self) -> Host {
+        self.start(true)
+    }
+
+    /// A host that only spawns, signals, cancels and reads processes and
+    /// never runs any (for CLIs and web front ends next to real workers).
+    /// Registered kinds are still used to check spawn inputs.
+    pub fn build_client(self) -> Host {
+        self.start(false)
+    }
+
+    fn start(self, run_processes: bool) -> Host {
+        let id = HostId::new(self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
+        let (stopping, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            id,
+            store: self.store,
+            clock: self.clock,
+            kinds: self.kinds,
+            permits: Arc::new(Semaphore::new(self.config.max_concurrency)),
+            config: self.config,
+            work: Notify::new(),
+            stopping,
+            active: Mutex::default(),
+            outcome_waiters: Mutex::default(),
+        });
+        let tasks = if run_processes {
+            vec![
+                tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
+                tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),
+            ]
+        } else {
+            Vec::new()
+        };
+        Host {
+            inner: Arc::new(HostInner {
+                shared,
+                tasks: Mutex::new(tasks),
+            }),
+        }
+    }
+}
+
+struct HostInner {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for HostInner {
+    /// Dropping the last handle stops the host at once (like a crash: leases
+    /// are left to expire or to be taken over); prefer [`Host::shutdown`].
+    fn drop(&mut self) {
+        self.shared.stopping.send_replace(true);
+        for ctx in self.shared.active().drain().map(|(_, ctx)| ctx) {
+            ctx.stop(Stop::Aborted(steadfast_core::StoreError::Closed));
+        }
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Whether [`Host::spawn`] created the process or found it already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spawned {
+    /// A new process was stored.
+    Created,
+    /// A process with the same id, kind and input already existed.
+    Existing,
+}
+
+/// Runs processes on a store. Cheap to clone; see [`HostBuilder`].
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("id", &self.inner.shared.id)
+            .finish()
+    }
+}
+
+impl Host {
+    /// A builder over `store`.
+    pub fn builder(store: impl Backend) -> HostBuilder {
+        HostBuilder::new(store)
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// This host's id (it owns the leases the host takes).
+    pub fn id(&self) -> &HostId {
+        &self.shared().id
+    }
+
+    /// The store this host runs on.
+    pub fn store(&self) -> &Arc<dyn Backend> {
+        &self.shared().store
+    }
+
+    /// The clock this host measures timers by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared().clock
+    }
+
+    /// Starts a process of `kind` under the caller's `id` with `input`.
+    ///
+    /// Idempotent: spawning the same id with the same kind and input again
+    /// returns [`Spawned::Existing`]; a different kind or input is an error.
+    /// Once this returns, the process survives a crash of the host.
+    pub async fn spawn<I: Serialize + ?Sized>(
+        &self,
+        kind: &str,
+        id: &str,
+        input: &I,
+    ) -> Result<Spawned, Error> {
+        let json = canonical_json(input, || format!("the input of process {id:?}"))?;
+        self.spawn_json(kind, id, &json).await
+    }
+
+    /// [`Host::spawn`] with the input as JSON text (checked against the
+    /// kind's input type before anything is stored).
+    pub async fn spawn_json(&self, kind: &str, id: &str, input: &str) -> Result<Spawned, Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        let registered = shared
+            .kinds
+            .get(kind)
+            .ok_or_else(|| self.unknown_kind(kind))?;
+        let value: serde_json::Value =
+            serde_json::from_str(input).map_err(|e| Error::InvalidInput {
+                kind: kind.to_owned(),
+                expected: registered.input_type,
+                detail: format!("not valid JSON: {e}"),
+            })?;
+        let input = value.to_string();
+        registered
+            .check_input(&input)
+            .map_err(|detail| Error::InvalidInput {
+                kind: kind.to_owned(),
+                expected: registered.input_type,
+                detail,
+            })?;
+        let outcome = shared
+            .store
+            .spawn(NewProcess {
+                id,
+                kind: kind.to_owned(),
+                input,
+                now: shared.clock.now(),
+            })
+            .await?;
+        Ok(match outcome {
+            SpawnOutcome::Created => {
+                shared.work.notify_one();
+                Spawned::Created
+            }
+            SpawnOutcome::Existing(_) => Spawned::Existing,
+        })
+    }
+
+    /// Sends the signal `name` with `payload` to process `id`. It is stored
+    /// durably before this returns, and kept until a wait for it consumes it.
+    pub async fn signal<P: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &P,
+    ) -> Result<(), Error> {
+        let json = canonical_json(payload, || format!("the payload of signal {name:?}"))?;
+        self.signal_json(id, name, &json).await
+    }
+
+    /// [`Host::signal`] with the payload as JSON text.
+    pub async fn signal_json(&self, id: &str, name: &str, payload: &str) -> Result<(), Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        if name.is_empty() {
+            return Err(steadfast_core::StoreError::InvalidInput(
+                "a signal name must not be empty".to_owned(),
+            )
+            .into());
+        }
+        let value: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+            steadfast_core::StoreError::InvalidInput(format!(
+                "the payload of signal {name:?} is not valid JSON: {e}"
+            ))
+        })?;
+        let payload = value.to_string();
+        let now = shared.clock.now();
+        let signal_id = shared.store.signal(&id, name, &payload, now).await?;
+        if let Some(ctx) = shared.loaded(&id) {
+            ctx.deliver(vec![PendingSignal {
+                id: signal_id,
+                name: name.to_owned(),
+                payload,
+                sent_at: now,
+            }]);
+        }
+        shared.work.notify_one();
+        Ok(())
+    }
+
+    /// The stored state of process `id`.
+    pub async fn status(&self, id: &str) -> Result<ProcessRecord, Error> {
+        Ok(self.shared().store.get(&ProcessId::new(id)?).await?)
+    }
+
+    /// Waits until process `id` has finished and returns its output, or the
+    /// error it failed with, or [`Error::Cancelled`].
+    pub async fn outcome<O: DeserializeOwned>(&self, id: &str) -> Result<O, Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        loop {
+            let notify = shared.outcome_notify(&id);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let record = shared.store.get(&id).await?;
+            match record.status {
+                Status::Completed => {
+                    let output = record.output.unwrap_or_else(|| "null".to_owned());
+                    return serde_json::from_str(&output).map_err(|e| Error::Decode {
+                        what: format!("the output of process {id:?}"),
+                        expected: std::any::type_name::<O>(),
+                        detail: e.to_string(),
+                    });
+                }
+                Status::Failed => {
+                    return Err(Error::Failed {
+                        id,
+                        error: record.error.unwrap_or_default(),
+                    });
+                }
+                Status::Cancelled => return Err(Error::Cancelled { id }),
+                _ => {}
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(shared.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Cancels process `id`: at once if no host runs it now, otherwise at the
+    /// running host's next write. Returns the status after the call.
+    pub async fn cancel(&self, id: &str) -> Result<Status, Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        let status = shared.store.cancel(&id, shared.clock.now()).await?;
+        if status == Status::Cancelled {
+            shared.finished(&id);
+        } else if let Some(ctx) = shared.loaded(&id) {
+            ctx.stop(Stop::Cancelled);
+        }
+        Ok(status)
+    }
+
+    /// Resumes a blocked or failed process (after the code was fixed): its
+    /// journal is kept and replayed.
+    pub async fn retry(&self, id: &str) -> Result<(), Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        shared.store.retry(&id, shared.clock.now()).await?;
+        shared.work.notify_one();
+        Ok(())
+    }
+
+    /// Stops taking work, lets running steps finish for the grace period,
+    /// then gives up every lease so other hosts can continue at once.
+    pub async fn shutdown(&self) {
+        let shared = self.shared();
+        shared.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+        while !shared.active().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for task in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        for ctx in shared.active().drain().map(|(_, ctx)| ctx) {
+            ctx.stop(Stop::Aborted(steadfast_core::StoreError::Closed));
+        }
+        if let Err(err) = shared.store.release(&shared.id, shared.clock.now()).await {
+            tracing::warn!(error = %err, "could not release leases at shutdown");
+        }
+    }
+
+    fn unknown_kind(&self, kind: &str) -> Error {
+        let mut known: Vec<String> = self.shared().kinds.keys().cloned().collect();
+        known.sort();
+        Error::UnknownKind {
+            kind: kind.to_owned(),
+            known,
+        }
+    }
+}
+
+/// JSON with object keys sorted, so equal values give equal text (which
+/// makes idempotent spawns compare inputs reliably).
+fn canonical_json<T: Serialize + ?Sized>(
+    value: &T,
+    what: impl Fn() -> String,
+) -> Result<String, Error> {
+    serde_json::to_value(value)
+        .map(|v| v.to_string())
+        .map_err(|e| Error::Encode {
+            what: what(),
+            detail: e.to_string(),
+        })
+}

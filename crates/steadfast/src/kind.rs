@@ -1,0 +1,78 @@
+//! Registered process kinds: a name plus a typed async function, erased so
+//! that a host can start any kind from its stored JSON input.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Process;
+
+/// How a run of a process function ended.
+pub(crate) enum Returned {
+    /// `Ok(output)`, as JSON text.
+    Ok(String),
+    /// `Err(error)`, as its display text.
+    Err(String),
+    /// `Ok(output)` but the output cannot be encoded as JSON.
+    Unencodable(String),
+}
+
+type RunFuture = Pin<Box<dyn Future<Output = Returned> + Send>>;
+type StartFn = dyn Fn(Process, &str) -> Result<RunFuture, String> + Send + Sync;
+type CheckFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// One registered kind.
+pub(crate) struct Kind {
+    /// The Rust type of its input.
+    pub(crate) input_type: &'static str,
+    start: Box<StartFn>,
+    check: Box<CheckFn>,
+}
+
+impl Kind {
+    pub(crate) fn new<I, O, E, F, Fut>(function: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        let start = move |process: Process, input: &str| -> Result<RunFuture, String> {
+            let input: I = serde_json::from_str(input).map_err(|e| e.to_string())?;
+            let running = function(process, input);
+            Ok(Box::pin(async move {
+                match running.await {
+                    Ok(output) => match serde_json::to_string(&output) {
+                        Ok(json) => Returned::Ok(json),
+                        Err(e) => Returned::Unencodable(e.to_string()),
+                    },
+                    Err(error) => Returned::Err(error.to_string()),
+                }
+            }) as RunFuture)
+        };
+        let check = |input: &str| -> Result<(), String> {
+            serde_json::from_str::<I>(input)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        Kind {
+            input_type: std::any::type_name::<I>(),
+            start: Box::new(start),
+            check: Box::new(check),
+        }
+    }
+
+    /// Starts the function on a stored input; `Err` if the input does not decode.
+    pub(crate) fn start(&self, process: Process, input: &str) -> Result<RunFuture, String> {
+        (self.start)(process, input)
+    }
+
+    /// Checks that a JSON input decodes into the kind's input type.
+    pub(crate) fn check_input(&self, input: &str) -> Result<(), String> {
+        (self.check)(input)
+    }
+}

@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod context;
+mod dispatcher;
+mod error;
+mod host;
+mod kind;
+mod ops;
+mod process;
+mod retry;
+mod run;
+
+pub use error::{Error, StepError, StepFailed};
+pub use host::{Host, HostBuilder, Spawned};
+pub use ops::step::Step;
+pub use process::{Durable, Process, Wait, WaitTimeout};
+pub use retry::RetryPolicy;
+pub use steadfast_core::{
+    Backend, Clock, EntryKind, EntryStatus, JournalEntry, ListFilter, ProcessId, ProcessRecord,
+    ScaledClock, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError, SystemClock,
+    Timestamp,
+};
+#[cfg(feature = "sqlite")]
+pub use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore};
+
+/// The storage traits and records, for store implementers.
+pub mod core {
+    pub use steadfast_core::*;
+}

@@ -1,0 +1,186 @@
+//! Running one claimed process: replaying its journal through the function
+//! and writing how the run ended (suspended, finished, blocked).
+
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use steadfast_core::{Claimed, Finish, StoreError, SuspendOutcome, Suspension};
+
+use crate::Process;
+use crate::context::{Idle, RunCtx, Stop};
+use crate::host::Shared;
+use crate::kind::Returned;
+
+/// How one drive of the function ended.
+enum Turn {
+    Returned(Returned),
+    Panicked(String),
+    Stop(Stop),
+    Suspend(Suspension),
+}
+
+/// Runs a claimed process until it suspends, finishes or stops.
+pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
+    let Claimed {
+        record,
+        lease,
+        journal,
+        signals,
+    } = claimed;
+    let id = record.id.clone();
+    let finish = |finish: Finish| {
+        let shared = Arc::clone(&shared);
+        let lease = lease.clone();
+        async move {
+            let now = shared.clock.now();
+            match shared.store.finish(&lease, finish, now).await {
+                Ok(()) | Err(StoreError::Fenced { .. }) => {}
+                Err(err) => {
+                    tracing::warn!(process = %lease.id, error = %err, "could not record the end of a run")
+                }
+            }
+        }
+    };
+    if record.cancel_requested {
+        finish(Finish::Cancelled).await;
+        shared.finished(&id);
+        return;
+    }
+    let Some(kind) = shared.kinds.get(&record.kind) else {
+        let mut known: Vec<&str> = shared.kinds.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        finish(Finish::Blocked {
+            step: None,
+            reason: format!(
+                "process kind {:?} is not registered on this host (known kinds: {known:?}); \
+                 register it and retry the process",
+                record.kind
+            ),
+        })
+        .await;
+        shared.finished(&id);
+        return;
+    };
+    let ctx = Arc::new(RunCtx::new(
+        lease.clone(),
+        Arc::clone(&shared.store),
+        Arc::clone(&shared.clock),
+        shared.config.retry.clone(),
+        journal,
+        signals,
+    ));
+    let process = Process {
+        ctx: Arc::clone(&ctx),
+    };
+    let future = match kind.start(process, &record.input) {
+        Ok(future) => future,
+        Err(err) => {
+            finish(Finish::Blocked {
+                step: None,
+                reason: format!(
+                    "the stored input no longer decodes into {}: {err}",
+                    kind.input_type
+                ),
+            })
+            .await;
+            shared.finished(&id);
+            return;
+        }
+    };
+    shared.activate(&id, &ctx);
+    let end = drive(&shared, &ctx, future).await;
+    shared.deactivate(&id, &ctx);
+    let outcome = match end {
+        Turn::Suspend(_) => None,
+        Turn::Returned(Returned::Ok(output)) => Some(Finish::Completed { output }),
+        Turn::Returned(Returned::Err(error)) => Some(Finish::Failed { error }),
+        Turn::Returned(Returned::Unencodable(err)) => Some(Finish::Blocked {
+            step: None,
+            reason: format!("the function's output cannot be encoded as JSON: {err}"),
+        }),
+        Turn::Panicked(message) => Some(Finish::Blocked {
+            step: None,
+            reason: format!("the process function panicked: {message}"),
+        }),
+        Turn::Stop(Stop::Blocked { step, reason }) => Some(Finish::Blocked { step, reason }),
+        Turn::Stop(Stop::Cancelled) => Some(Finish::Cancelled),
+        Turn::Stop(Stop::Aborted(err)) => {
+            if !matches!(err, StoreError::Fenced { .. }) {
+                tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
+            }
+            None
+        }
+    };
+    if let Some(outcome) = outcome {
+        if let Finish::Blocked { reason, .. } = &outcome {
+            tracing::warn!(process = %id, %reason, "process blocked");
+        }
+        finish(outcome).await;
+        shared.finished(&id);
+    }
+}
+
+/// Polls the function until it returns, stops, or only durable waits remain
+/// and the store accepted the suspension.
+async fn drive(
+    shared: &Shared,
+    ctx: &RunCtx,
+    mut future: Pin<Box<dyn Future<Output = Returned> + Send>>,
+) -> Turn {
+    loop {
+        let turn = poll_fn(|cx| {
+            ctx.begin_round(cx.waker());
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+            match polled {
+                Err(panic) => Poll::Ready(Turn::Panicked(panic_message(&panic))),
+                Ok(Poll::Ready(returned)) => Poll::Ready(match ctx.finished_cleanly() {
+                    Ok(()) => Turn::Returned(returned),
+                    Err(stop) => Turn::Stop(stop),
+                }),
+                Ok(Poll::Pending) => match ctx.idle() {
+                    Idle::KeepRunning => Poll::Pending,
+                    Idle::Stop(stop) => Poll::Ready(Turn::Stop(stop)),
+                    Idle::Suspend {
+                        wake_at,
+                        waiting_for,
+                    } => {
+                        let now = ctx.clock.now();
+                        if wake_at.is_some_and(|due| due <= now) {
+                            ctx.wake_due_timers();
+                            Poll::Pending
+                        } else {
+                            Poll::Ready(Turn::Suspend(Suspension {
+                                wake_at,
+                                waiting_for,
+                                now,
+                            }))
+                        }
+                    }
+                },
+            }
+        })
+        .await;
+        let Turn::Suspend(suspension) = turn else {
+            return turn;
+        };
+        match shared.store.suspend(&ctx.lease, suspension.clone()).await {
+            Ok(SuspendOutcome::Suspended) => return Turn::Suspend(suspension),
+            Ok(SuspendOutcome::SignalsPending(signals)) => ctx.deliver(signals),
+            Err(StoreError::CancelRequested(_)) => return Turn::Stop(Stop::Cancelled),
+            Err(err) => return Turn::Stop(Stop::Aborted(err)),
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,574 @@
+//! Behaviour of the engine on the real SQLite store: replay, determinism
+//! errors, retries, timeouts, signals, idempotent spawn, cancellation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use steadfast::{
+    EntryStatus, Error, Host, HostBuilder, Process, RetryPolicy, Spawned, SqliteStore, Status,
+    StepError, StepFailed, StoreError,
+};
+use tempfile::TempDir;
+
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    async fn builder(&self) -> HostBuilder {
+        let store = SqliteStore::open(self.dir.path().join("engine.db"))
+            .await
+            .expect("open store");
+        Host::builder(store).poll_interval(Duration::from_millis(20))
+    }
+}
+
+/// Polls until process `id` satisfies `done`, failing the test after 20 s.
+async fn wait_for(
+    host: &Host,
+    id: &str,
+    done: impl Fn(Status) -> bool,
+) -> steadfast::ProcessRecord {
+    for _ in 0..2000 {
+        let record = host.status(id).await.expect("status");
+        if done(record.status) {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("process {id} never reached the expected status");
+}
+
+fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_restart_does_not_rerun_steps() {
+    let fx = Fixture::new();
+    let runs = counter();
+    let register = |b: HostBuilder, runs: Arc<AtomicUsize>| {
+        b.register("greet", move |p: Process, name: String| {
+            let runs = Arc::clone(&runs);
+            async move {
+                let greeting = p
+                    .step("greeted", || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, StepError>(format!("Hello, {name}"))
+                    })
+                    .await?;
+                let secret = p.uuid("secret").await;
+                let reply: String = p.wait("reply").await;
+                Ok::<_, StepFailed>(format!("{greeting} / {reply} / {secret}"))
+            }
+        })
+    };
+    let host = register(fx.builder().await, Arc::clone(&runs)).build();
+    host.spawn("greet", "g-1", "Ada").await.expect("spawn");
+    let suspended = wait_for(&host, "g-1", |s| s == Status::Suspended).await;
+    assert_eq!(suspended.waiting_for, vec!["reply".to_owned()]);
+    assert_eq!(suspended.wake_at, None, "waiting only for a signal");
+    let journal = host.store().journal(&suspended.id).await.expect("journal");
+    let secret = journal
+        .iter()
+        .find(|e| e.name == "secret")
+        .and_then(|e| e.outcome.clone())
+        .expect("secret journaled");
+    drop(host);
+
+    let host = register(fx.builder().await, Arc::clone(&runs)).build();
+    host.signal("g-1", "reply", "hi").await.expect("signal");
+    let out: String = host.outcome("g-1").await.expect("outcome");
+    assert_eq!(
+        out,
+        format!("Hello, Ada / hi / {}", secret.trim_matches('"'))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the step closure ran once");
+
+    let journal = host.store().journal(&suspended.id).await.expect("journal");
+    let names: Vec<&str> = journal.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["greeted", "secret", "reply"]);
+    let location = journal[0].location.as_ref().expect("location");
+    assert!(location.file.ends_with("tests/engine.rs"), "{location:?}");
+    assert!(location.line > 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_name_used_twice_blocks_the_process() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("dup", |p: Process, (): ()| async move {
+            p.step("a", || async { Ok::<_, StepError>(1) }).await?;
+            p.step("a", || async { Ok::<_, StepError>(2) }).await?;
+            Ok::<_, StepFailed>(())
+        })
+        .build();
+    host.spawn("dup", "d-1", &()).await.expect("spawn");
+    let record = wait_for(&host, "d-1", |s| s == Status::Blocked).await;
+    assert_eq!(record.blocked_step.as_deref(), Some("a"));
+    assert!(
+        record.error.as_deref().unwrap_or("").contains("used twice"),
+        "{record:?}"
+    );
+    let journal = host.store().journal(&record.id).await.expect("journal");
+    assert_eq!(journal.len(), 1, "the first step stays journaled");
+}
+
+async fn typed_kind(b: HostBuilder, v2: bool) -> HostBuilder {
+    if v2 {
+        b.register("typed", |p: Process, (): ()| async move {
+            let n: u64 = p.step("x", || async { Ok::<_, StepError>(7) }).await?;
+            let go: String = p.wait("go").await;
+            Ok::<_, StepFailed>(format!("{n} {go}"))
+        })
+    } else {
+        b.register("typed", |p: Process, (): ()| async move {
+            let s: String = p
+                .step("x", || async { Ok::<_, StepError>("seven".to_owned()) })
+                .await?;
+            let go: String = p.wait("go").await;
+            Ok::<_, StepFailed>(format!("{s} {go}"))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_that_no_longer_fits_blocks_untouched_and_retry_resumes() {
+    let fx = Fixture::new();
+    let host = typed_kind(fx.builder().await, false).await.build();
+    host.spawn("typed", "t-1", &()).await.expect("spawn");
+    let record = wait_for(&host, "t-1", |s| s == Status::Suspended).await;
+    let before = host.store().journal(&record.id).await.expect("journal");
+    drop(host);
+
+    // A deploy changed the step's type: the process blocks, naming the step.
+    let host = typed_kind(fx.builder().await, true).await.build();
+    host.signal("t-1", "go", "now").await.expect("signal");
+    let blocked = wait_for(&host, "t-1", |s| s == Status::Blocked).await;
+    assert_eq!(blocked.blocked_step.as_deref(), Some("x"));
+    let reason = blocked.error.clone().unwrap_or_default();
+    assert!(reason.contains("no longer decodes into u64"), "{reason}");
+    let after = host.store().journal(&record.id).await.expect("journal");
+    assert_eq!(before, after, "the journal is untouched");
+    drop(host);
+
+    // The code is fixed: retry resumes from the journal.
+    let host = typed_kind(fx.builder().await, false).await.build();
+    host.retry("t-1").await.expect("retry");
+    let out: String = host.outcome("t-1").await.expect("outcome");
+    assert_eq!(out, "seven now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_step_blocks_instead_of_silently_skipping() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("k", |p: Process, (): ()| async move {
+            p.step("old step", || async { Ok::<_, StepError>(1) })
+                .await?;
+            p.wait::<()>("go").await;
+            Ok::<_, StepFailed>(())
+        })
+        .build();
+    host.spawn("k", "k-1", &()).await.expect("spawn");
+    wait_for(&host, "k-1", |s| s == Status::Suspended).await;
+    drop(host);
+    let host = fx
+        .builder()
+        .await
+        .register("k", |p: Process, (): ()| async move {
+            p.step("new step", || async { Ok::<_, StepError>(1) })
+                .await?;
+            p.wait::<()>("go").await;
+            Ok::<_, StepFailed>(())
+        })
+        .build();
+    host.signal("k-1", "go", &()).await.expect("signal");
+    let blocked = wait_for(&host, "k-1", |s| s == Status::Blocked).await;
+    let reason = blocked.error.unwrap_or_default();
+    assert!(
+        reason.contains("\"old step\"") && reason.contains("\"new step\""),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_then_success_records_attempts() {
+    let fx = Fixture::new();
+    let tries = counter();
+    let t = Arc::clone(&tries);
+    let host = fx
+        .builder()
+        .await
+        .register("flaky", move |p: Process, (): ()| {
+            let t = Arc::clone(&t);
+            async move {
+                p.step("call", || async {
+                    if t.fetch_add(1, Ordering::SeqCst) < 2 {
+                        Err(StepError::retryable("busy"))
+                    } else {
+                        Ok(42)
+                    }
+                })
+                .retry(RetryPolicy::exponential(5).initial_delay(Duration::from_millis(1)))
+                .await
+            }
+        })
+        .build();
+    host.spawn("flaky", "f-1", &()).await.expect("spawn");
+    let out: i32 = host.outcome("f-1").await.expect("outcome");
+    assert_eq!(out, 42);
+    let journal = host
+        .store()
+        .journal(&"f-1".try_into().expect("id"))
+        .await
+        .expect("journal");
+    assert_eq!(journal[0].attempts, 3);
+    assert_eq!(journal[0].status, EntryStatus::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_is_journaled_and_returned_for_compensation() {
+    let fx = Fixture::new();
+    let tries = counter();
+    let compensations = counter();
+    let register = |b: HostBuilder, tries: Arc<AtomicUsize>, comp: Arc<AtomicUsize>| {
+        b.register("saga", move |p: Process, (): ()| {
+            let (tries, comp) = (Arc::clone(&tries), Arc::clone(&comp));
+            async move {
+                let charged = p
+                    .step("charge", || async {
+                        tries.fetch_add(1, Ordering::SeqCst);
+                        Err::<(), _>(StepError::permanent("card declined"))
+                    })
+                    .await;
+                let failure = charged.expect_err("declined");
+                assert!(failure.permanent);
+                assert_eq!(failure.attempts, 1);
+                p.step("refund", || async {
+                    comp.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, StepError>(())
+                })
+                .await?;
+                p.wait::<()>("done").await;
+                Ok::<_, StepFailed>(failure.message)
+            }
+        })
+    };
+    let host = register(
+        fx.builder().await,
+        Arc::clone(&tries),
+        Arc::clone(&compensations),
+    )
+    .build();
+    host.spawn("saga", "s-1", &()).await.expect("spawn");
+    wait_for(&host, "s-1", |s| s == Status::Suspended).await;
+    drop(host);
+    let host = register(
+        fx.builder().await,
+        Arc::clone(&tries),
+        Arc::clone(&compensations),
+    )
+    .build();
+    host.signal("s-1", "done", &()).await.expect("signal");
+    let out: String = host.outcome("s-1").await.expect("outcome");
+    assert_eq!(out, "card declined");
+    assert_eq!(
+        tries.load(Ordering::SeqCst),
+        1,
+        "a journaled failure is not retried on replay"
+    );
+    assert_eq!(compensations.load(Ordering::SeqCst), 1);
+    let journal = host
+        .store()
+        .journal(&"s-1".try_into().expect("id"))
+        .await
+        .expect("journal");
+    assert_eq!(journal[0].status, EntryStatus::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_timeout_fails_the_attempt() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("slow", |p: Process, (): ()| async move {
+            let r = p
+                .step("slow call", || async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    Ok::<_, StepError>(())
+                })
+                .timeout(Duration::from_millis(20))
+                .retry(RetryPolicy::exponential(2).initial_delay(Duration::from_millis(1)))
+                .await;
+            let failed = r.expect_err("timed out");
+            Ok::<_, StepFailed>((failed.timed_out, failed.attempts))
+        })
+        .build();
+    host.spawn("slow", "slow-1", &()).await.expect("spawn");
+    let out: (bool, u32) = host.outcome("slow-1").await.expect("outcome");
+    assert_eq!(out, (true, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_sent_before_the_wait_is_kept() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("late", |p: Process, (): ()| async move {
+            p.sleep("nap", Duration::from_millis(100)).await;
+            let v: u32 = p.wait("value").await;
+            Ok::<_, StepFailed>(v)
+        })
+        .build();
+    host.spawn("late", "l-1", &()).await.expect("spawn");
+    host.signal("l-1", "value", &7u32).await.expect("signal");
+    host.signal("l-1", "value", &8u32)
+        .await
+        .expect("second signal");
+    let out: u32 = host.outcome("l-1").await.expect("outcome");
+    assert_eq!(out, 7, "the oldest signal is consumed first");
+    let pending = host
+        .store()
+        .pending_signals(&"l-1".try_into().expect("id"))
+        .await;
+    assert_eq!(
+        pending.expect("pending").len(),
+        1,
+        "the second signal is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_timeout_yields_none_and_a_late_signal_is_not_lost() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("patient", |p: Process, (): ()| async move {
+            let first: Option<u32> = p
+                .wait("v")
+                .name("first try")
+                .timeout(Duration::from_millis(50))
+                .await;
+            let second: Option<u32> = p
+                .wait("v")
+                .name("second try")
+                .timeout(Duration::from_secs(3600))
+                .await;
+            Ok::<_, StepFailed>((first, second))
+        })
+        .build();
+    host.spawn("patient", "p-1", &()).await.expect("spawn");
+    wait_for(&host, "p-1", |s| s == Status::Suspended).await;
+    let record = loop {
+        let r = host.status("p-1").await.expect("status");
+        if r.wake_at
+            .is_some_and(|w| w > host.clock().now() + Duration::from_secs(60))
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(record.status, Status::Suspended);
+    host.signal("p-1", "v", &5u32).await.expect("signal");
+    let out: (Option<u32>, Option<u32>) = host.outcome("p-1").await.expect("outcome");
+    assert_eq!(out, (None, Some(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_survives_restart_without_restarting() {
+    let fx = Fixture::new();
+    let register = |b: HostBuilder| {
+        b.register("sleeper", |p: Process, (): ()| async move {
+            p.sleep("an hour passed", Duration::from_secs(3600)).await;
+            Ok::<_, StepFailed>(())
+        })
+    };
+    let host = register(fx.builder().await).build();
+    host.spawn("sleeper", "z-1", &()).await.expect("spawn");
+    let first = wait_for(&host, "z-1", |s| s == Status::Suspended).await;
+    let due = first.wake_at.expect("due time");
+    assert!(due >= first.created_at + Duration::from_secs(3600));
+    drop(host);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let host = register(fx.builder().await).build();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = host.status("z-1").await.expect("status");
+    assert_eq!(again.status, Status::Suspended);
+    assert_eq!(
+        again.wake_at,
+        Some(due),
+        "a restart does not restart the timer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_is_idempotent_and_bad_input_is_refused() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("echo", |p: Process, n: u32| async move {
+            p.wait::<()>("never").await;
+            Ok::<_, StepFailed>(n)
+        })
+        .build();
+    assert_eq!(
+        host.spawn("echo", "e-1", &1u32).await.expect("spawn"),
+        Spawned::Created
+    );
+    assert_eq!(
+        host.spawn("echo", "e-1", &1u32).await.expect("again"),
+        Spawned::Existing
+    );
+    let conflict = host
+        .spawn("echo", "e-1", &2u32)
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(conflict, Error::Store(StoreError::SpawnConflict { .. })),
+        "{conflict}"
+    );
+    let unknown = host
+        .spawn("nope", "e-2", &1u32)
+        .await
+        .expect_err("unknown kind");
+    assert!(matches!(unknown, Error::UnknownKind { .. }), "{unknown}");
+    let mistyped = host
+        .spawn("echo", "e-3", "not a number")
+        .await
+        .expect_err("mistyped");
+    assert!(mistyped.to_string().contains("u32"), "{mistyped}");
+    let malformed = host
+        .spawn_json("echo", "e-4", "{oops")
+        .await
+        .expect_err("malformed");
+    assert!(
+        malformed.to_string().contains("not valid JSON"),
+        "{malformed}"
+    );
+    assert!(matches!(
+        host.spawn("echo", "", &1u32).await,
+        Err(Error::InvalidId(_))
+    ));
+    let missing = host
+        .signal("ghost", "x", &())
+        .await
+        .expect_err("unknown id");
+    assert!(
+        matches!(missing, Error::Store(StoreError::NotFound(_))),
+        "{missing}"
+    );
+    for id in ["e-3", "e-4"] {
+        assert!(host.status(id).await.is_err(), "nothing stored for {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_waiting_process() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("waiter", |p: Process, (): ()| async move {
+            p.wait::<()>("never").await;
+            Ok::<_, StepFailed>(())
+        })
+        .build();
+    host.spawn("waiter", "w-1", &()).await.expect("spawn");
+    wait_for(&host, "w-1", |s| s == Status::Suspended).await;
+    assert_eq!(host.cancel("w-1").await.expect("cancel"), Status::Cancelled);
+    let outcome = host.outcome::<()>("w-1").await.expect_err("cancelled");
+    assert!(matches!(outcome, Error::Cancelled { .. }));
+    assert!(
+        host.signal("w-1", "never", &()).await.is_err(),
+        "finished processes take no signals"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_steps_and_first_of_several_waits() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("par", |p: Process, (): ()| async move {
+            let (a, b) = tokio::join!(
+                p.step("a", || async { Ok::<_, StepError>(1) }),
+                p.step("b", || async { Ok::<_, StepError>(2) }),
+            );
+            let mut timer = p.sleep("long timer", Duration::from_secs(3600));
+            let mut left = p.wait::<String>("left").into_future();
+            let mut right = p.wait::<String>("right").into_future();
+            let winner = tokio::select! {
+                () = &mut timer => "timer".to_owned(),
+                l = &mut left => l,
+                r = &mut right => r,
+            };
+            Ok::<_, StepFailed>((a? + b?, winner))
+        })
+        .build();
+    host.spawn("par", "par-1", &()).await.expect("spawn");
+    wait_for(&host, "par-1", |s| s == Status::Suspended).await;
+    host.signal("par-1", "right", "right won")
+        .await
+        .expect("signal");
+    let out: (i32, String) = host.outcome("par-1").await.expect("outcome");
+    assert_eq!(out, (3, "right won".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_file_never_run_a_process_twice() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    let fx = Fixture::new();
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let register = |b: HostBuilder, runs: Arc<Mutex<HashMap<String, usize>>>| {
+        b.register("count", move |p: Process, (): ()| {
+            let runs = Arc::clone(&runs);
+            async move {
+                for i in 0..3 {
+                    let key = format!("{}/{i}", p.id());
+                    p.step(format!("step {i}"), || async {
+                        *runs.lock().expect("lock").entry(key.clone()).or_default() += 1;
+                        Ok::<_, StepError>(i)
+                    })
+                    .await?;
+                }
+                Ok::<_, StepFailed>(())
+            }
+        })
+    };
+    let a = register(fx.builder().await, Arc::clone(&runs)).build();
+    let b = register(fx.builder().await, Arc::clone(&runs)).build();
+    for n in 0..200 {
+        let host = if n % 2 == 0 { &a } else { &b };
+        host.spawn("count", &format!("c-{n}"), &())
+            .await
+            .expect("spawn");
+    }
+    for n in 0..200 {
+        let () = a.outcome(&format!("c-{n}")).await.expect("outcome");
+    }
+    let runs = runs.lock().expect("lock");
+    assert_eq!(runs.len(), 600);
+    assert!(
+        runs.values().all(|&n| n == 1),
+        "every closure ran exactly once"
+    );
+}
