@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let tx = Transaction {
-        amount: 12_50,
+        amount: 1_250,
         merchant: "Coffee Corner".into(),
     };
     host.signal(&id, credit_card::FIRST_TRANSACTION, &tx)

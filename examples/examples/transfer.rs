@@ -18,10 +18,10 @@ async fn main() -> anyhow::Result<()> {
 
     let run = std::process::id();
     let (alice, bob) = (format!("alice-{run}"), format!("bob-{run}"));
-    services.bank.open_account(&alice, 100_00).await?;
+    services.bank.open_account(&alice, 10_000).await?;
     services.bank.open_account(&bob, 0).await?;
 
-    for (n, amount) in [(1, 40_00), (2, 500_00)] {
+    for (n, amount) in [(1, 4_000), (2, 50_000)] {
         let id = format!("transfer-{run}-{n}");
         let t = Transfer {
             from: alice.clone(),

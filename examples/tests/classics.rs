@@ -147,7 +147,7 @@ async fn transfer_completes_or_compensates() {
     let w = world(1.0).await;
     w.services
         .bank
-        .open_account("alice", 100_00)
+        .open_account("alice", 10_000)
         .await
         .expect("account");
     w.services
@@ -158,7 +158,7 @@ async fn transfer_completes_or_compensates() {
     let ok = Transfer {
         from: "alice".into(),
         to: "bob".into(),
-        amount: 30_00,
+        amount: 3_000,
     };
     w.host
         .spawn(transfer::KIND, "transfer-1", &ok)
@@ -167,17 +167,17 @@ async fn transfer_completes_or_compensates() {
     let () = w.host.outcome("transfer-1").await.expect("transfer 1");
     assert_eq!(
         w.services.bank.balance("alice").await.expect("balance"),
-        70_00
+        7_000
     );
     assert_eq!(
         w.services.bank.balance("bob").await.expect("balance"),
-        30_00
+        3_000
     );
 
     let too_much = Transfer {
         from: "bob".into(),
         to: "alice".into(),
-        amount: 1_000_00,
+        amount: 100_000,
     };
     w.host
         .spawn(transfer::KIND, "transfer-2", &too_much)
@@ -194,18 +194,18 @@ async fn transfer_completes_or_compensates() {
     );
     assert_eq!(
         w.services.bank.balance("alice").await.expect("balance"),
-        70_00
+        7_000
     );
     assert_eq!(
         w.services.bank.balance("bob").await.expect("balance"),
-        30_00
+        3_000
     );
 
     // The credit side fails (no such account): the started debit is rolled back.
     let nowhere = Transfer {
         from: "alice".into(),
         to: "nobody".into(),
-        amount: 10_00,
+        amount: 1_000,
     };
     w.host
         .spawn(transfer::KIND, "transfer-3", &nowhere)
@@ -228,7 +228,7 @@ async fn transfer_completes_or_compensates() {
     );
     assert_eq!(
         w.services.bank.balance("alice").await.expect("balance"),
-        70_00
+        7_000
     );
 }
 
@@ -276,7 +276,7 @@ async fn credit_card_first_transaction_then_deleted() {
         .expect("spawn");
     until(&w.host, "card-2", Status::Suspended).await;
     let tx = Transaction {
-        amount: 12_50,
+        amount: 1_250,
         merchant: "Coffee Corner".into(),
     };
     w.host

@@ -18,7 +18,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "steadfast", version, about, propagate_version = true)]
 struct Cli {
     /// The store: a file path, `sqlite:PATH` or `sqlite://PATH`.
-    #[arg(long, global = true, env = "STEADFAST_DB", default_value = "steadfast.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "STEADFAST_DB",
+        default_value = "steadfast.db"
+    )]
     db: String,
 
     /// What to do.
@@ -172,6 +177,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -16,6 +16,11 @@ where
         .load_preset(presets::UTF8_HORIZONTAL_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header);
+    // A terminal too narrow to be real (some pseudo-terminals report a
+    // width of zero) would squeeze every cell into a column of letters.
+    if table.width().is_some_and(|w| w < 60) {
+        table.set_content_arrangement(ContentArrangement::Disabled);
+    }
     table
 }
 
@@ -30,9 +35,7 @@ pub fn duration(d: Duration) -> String {
         format!("{hours}h {mins}m")
     } else if mins > 0 {
         format!("{mins}m {}s", secs % 60)
-    } else if secs >= 10 {
-        format!("{secs}s")
-    } else if secs > 0 && d.subsec_millis() == 0 {
+    } else if secs >= 10 || (secs > 0 && d.subsec_millis() == 0) {
         format!("{secs}s")
     } else if secs > 0 {
         format!("{:.1}s", d.as_secs_f64())
@@ -74,17 +77,20 @@ pub fn waits(record: &ProcessRecord, now: Timestamp) -> String {
         Status::Suspended => {
             let mut parts = Vec::new();
             if !record.waiting_for.is_empty() {
-                let plural = if record.waiting_for.len() > 1 { "s" } else { "" };
-                parts.push(format!(
-                    "signal{plural}: {}",
-                    record.waiting_for.join(", ")
-                ));
+                let plural = if record.waiting_for.len() > 1 {
+                    "s"
+                } else {
+                    ""
+                };
+                parts.push(format!("signal{plural}: {}", record.waiting_for.join(", ")));
             }
             if let Some(wake) = record.wake_at {
                 if wake > now {
                     parts.push(format!("timer {}", relative(wake, now)));
                 } else {
-                    parts.push("timer due".to_owned());
+                    // A timer came due or a signal arrived: a worker picks
+                    // it up at its next look at the store.
+                    parts.push("wakes now".to_owned());
                 }
             }
             if parts.is_empty() {
@@ -109,6 +115,18 @@ pub fn waits(record: &ProcessRecord, now: Timestamp) -> String {
             }
         }
     }
+}
+
+/// A note for output whose timestamps lie ahead of this machine's clock,
+/// as they do when a worker ran with `--time-scale` (the demo does).
+pub fn future_note(latest: Option<Timestamp>, now: Timestamp) -> Option<String> {
+    let latest = latest?;
+    (latest > now + Duration::from_secs(60)).then(|| {
+        format!(
+            "note: times run up to {} ahead of this machine's clock (written on a scaled clock, e.g. by `steadfast demo`)",
+            coarse(latest.saturating_since(now))
+        )
+    })
 }
 
 /// The first 8 characters of a host id (UUIDs are long).
@@ -153,7 +171,10 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(3200)), "3.2s");
         assert_eq!(duration(Duration::from_secs(42)), "42s");
         assert_eq!(duration(Duration::from_secs(312)), "5m 12s");
-        assert_eq!(duration(Duration::from_secs(29 * 86_400 + 23 * 3600)), "29d 23h");
+        assert_eq!(
+            duration(Duration::from_secs(29 * 86_400 + 23 * 3600)),
+            "29d 23h"
+        );
         assert_eq!(duration(Duration::from_millis(250)), "250ms");
     }
 

@@ -49,15 +49,16 @@ pub async fn append_inserts_and_rejects_duplicates(store: DynStore) {
 }
 
 /// A `Scheduled` entry is updated in place by an append of the same name:
-/// it keeps its `seq` and gets the new status, outcome and `finished_at`;
-/// once completed, the name is a duplicate again.
+/// it takes the new `seq` (its outcome's place in the order of outcomes),
+/// status, outcome and `finished_at`; once completed, the name is a
+/// duplicate again.
 pub async fn scheduled_entry_is_completed_in_place(store: DynStore) {
     let lease = spawn_claimed(&store, "p", &host("a"), T0).await.lease;
     append(&store, &lease, timer(0, "nap", at(1), at(60))).await;
     append(&store, &lease, step(1, "after", at(2))).await;
 
     let fired = JournalEntry {
-        // A different seq on purpose: the stored one must be kept.
+        // The outcome comes after "after": it moves to the end.
         seq: 9,
         status: EntryStatus::Completed,
         outcome: Some("null".to_owned()),
@@ -72,11 +73,11 @@ pub async fn scheduled_entry_is_completed_in_place(store: DynStore) {
         2,
         "the update must not add a row: {entries:?}"
     );
-    let nap = &entries[0];
+    let nap = &entries[1];
     assert_eq!(
         (nap.seq, nap.name.as_str()),
-        (0, "nap"),
-        "the completed timer keeps its seq 0 and stays first: {entries:?}"
+        (9, "nap"),
+        "the completed timer takes the seq of its outcome and moves last: {entries:?}"
     );
     assert_eq!(
         nap.status,
@@ -96,7 +97,7 @@ pub async fn scheduled_entry_is_completed_in_place(store: DynStore) {
     assert_eq!(nap.kind, EntryKind::Timer, "kind kept: {nap:?}");
     assert_eq!(nap.due_at, Some(at(60)), "due_at kept: {nap:?}");
     assert_eq!(
-        (entries[1].seq, entries[1].name.as_str()),
+        (entries[0].seq, entries[0].name.as_str()),
         (1, "after"),
         "the other entry is untouched"
     );

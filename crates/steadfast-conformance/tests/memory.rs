@@ -151,6 +151,7 @@ impl Store for MemoryStore {
                 e.status = entry.status;
                 e.outcome = entry.outcome;
                 e.finished_at = entry.finished_at;
+                e.seq = entry.seq;
             }
             Some(_) => {
                 return Err(StoreError::DuplicateEntry {

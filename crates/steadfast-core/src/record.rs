@@ -198,7 +198,9 @@ pub struct SourceLocation {
 /// One entry of a process's journal; its identity is `name`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
-    /// Order of first appearance within the process (assigned by the engine).
+    /// Order within the process (assigned by the engine): the order in which
+    /// outcomes were journaled; a scheduled timer or wait sits where it was
+    /// scheduled until its outcome moves it.
     pub seq: i64,
     /// The step name, unique within the process.
     pub name: String,

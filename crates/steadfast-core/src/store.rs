@@ -134,8 +134,9 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a journal entry under the lease.
     ///
     /// A new name inserts a row; a name whose row is
-    /// [`crate::EntryStatus::Scheduled`] is updated to the new status and
-    /// outcome (keeping its `seq`); any other existing row fails with
+    /// [`crate::EntryStatus::Scheduled`] is updated to the new status,
+    /// outcome, `finished_at` and `seq` (the place of its outcome in the
+    /// order of outcomes, which replay follows); any other existing row fails with
     /// [`StoreError::DuplicateEntry`]. When `entry.consumed_signal` is set,
     /// that signal is marked consumed in the same transaction. Fails with
     /// [`StoreError::CancelRequested`] if a cancellation is pending.
@@ -198,6 +199,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest `wake_at` of any process, if one is set.
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// A counter the store bumps whenever it learns that work may have become
+    /// due (a spawn, a signal, a released lease), also when another host or
+    /// process caused it — e.g. through PostgreSQL's LISTEN/NOTIFY. Hosts
+    /// wait on it besides polling. `None` (the default) when the store has no
+    /// such notifications; hosts then rely on polling alone.
+    fn work_events(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Queries for tools (CLI, dashboard); not on the hot path.

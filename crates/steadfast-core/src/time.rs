@@ -113,7 +113,7 @@ mod tests {
     fn formats_known_dates() {
         assert_eq!(
             Timestamp::from_micros(1_795_381_574_000_123).to_string(),
-            "2026-11-22T20:26:14.000123Z"
+            "2026-11-22T21:06:14.000123Z"
         );
         assert_eq!(
             Timestamp::from_micros(951_782_400_000_000).to_string(),

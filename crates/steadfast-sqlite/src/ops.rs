@@ -266,7 +266,7 @@ pub(crate) fn append(conn: &Connection, lease: &Lease, e: &JournalEntry) -> Resu
             conn.prepare_cached(
                 "UPDATE journal SET status = ?3, outcome = ?4, attempts = ?5, finished_at = ?6,
                      due_at = coalesce(?7, due_at), file = coalesce(?8, file),
-                     line = coalesce(?9, line), consumed_signal = ?10
+                     line = coalesce(?9, line), consumed_signal = ?10, seq = ?11
                  WHERE process_id = ?1 AND name = ?2",
             )
             .db()?
@@ -281,6 +281,7 @@ pub(crate) fn append(conn: &Connection, lease: &Lease, e: &JournalEntry) -> Resu
                 file,
                 line,
                 e.consumed_signal,
+                e.seq,
             ])
             .db()?;
         }

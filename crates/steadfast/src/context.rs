@@ -4,16 +4,18 @@
 //!
 //! Three rules make replay deterministic:
 //! 1. An operation whose name is in the journal returns its recorded outcome
-//!    at once (it is *consumed*); a name used twice in one run blocks the
-//!    process.
+//!    without running, and recorded outcomes reach the function in the order
+//!    they were journaled (an operation whose outcome came later waits for
+//!    the earlier ones), so a `select!` takes the branch it took the first
+//!    time. A name used twice in one run blocks the process.
 //! 2. Nothing new happens (no step closure starts, no timer is scheduled, no
-//!    signal is taken) while a recorded outcome has not been consumed yet:
+//!    signal is taken) while a recorded outcome has not been returned yet:
 //!    new work only follows a fully replayed journal.
 //! 3. New outcomes are journaled one at a time: an operation holds the
 //!    *completion token* from its append until it returns, so the order of
 //!    outcomes in the journal is the order in which the function saw them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -35,11 +37,6 @@ pub(crate) struct RunCtx {
     state: Mutex<RunState>,
 }
 
-struct Loaded {
-    entry: JournalEntry,
-    consumed: bool,
-}
-
 /// Why a run stops early.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -56,8 +53,9 @@ pub(crate) enum Stop {
 
 #[derive(Default)]
 struct RunState {
-    entries: HashMap<String, Loaded>,
-    unconsumed: usize,
+    entries: HashMap<String, JournalEntry>,
+    /// Recorded outcomes not yet returned to the function, by `seq`.
+    outcomes: BTreeMap<i64, String>,
     used: HashSet<String>,
     next_seq: i64,
     token_held: bool,
@@ -106,19 +104,14 @@ impl RunCtx {
         signals: Vec<PendingSignal>,
     ) -> Self {
         let next_seq = journal.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
-        let unconsumed = journal
+        let outcomes = journal
             .iter()
             .filter(|e| e.status != EntryStatus::Scheduled)
-            .count();
+            .map(|e| (e.seq, e.name.clone()))
+            .collect();
         let entries = journal
             .into_iter()
-            .map(|entry| {
-                let loaded = Loaded {
-                    entry,
-                    consumed: false,
-                };
-                (loaded.entry.name.clone(), loaded)
-            })
+            .map(|entry| (entry.name.clone(), entry))
             .collect();
         RunCtx {
             id: lease.id.clone(),
@@ -128,7 +121,7 @@ impl RunCtx {
             default_retry,
             state: Mutex::new(RunState {
                 entries,
-                unconsumed,
+                outcomes,
                 next_seq,
                 signals,
                 ..RunState::default()
@@ -159,11 +152,11 @@ impl RunCtx {
             );
             return None;
         }
-        let Some(loaded) = st.entries.get_mut(name) else {
+        let Some(entry) = st.entries.get(name) else {
             return Some(Begin::New);
         };
-        if loaded.entry.kind != kind {
-            let recorded = loaded.entry.kind.as_str();
+        if entry.kind != kind {
+            let recorded = entry.kind.as_str();
             drop(st);
             self.block(
                 name,
@@ -174,34 +167,47 @@ impl RunCtx {
             );
             return None;
         }
-        loaded.consumed = true;
-        let entry = loaded.entry.clone();
+        let entry = entry.clone();
         if entry.status == EntryStatus::Scheduled {
-            return Some(Begin::Scheduled(entry));
+            Some(Begin::Scheduled(entry))
+        } else {
+            Some(Begin::Replay(entry))
         }
-        st.unconsumed -= 1;
-        if st.unconsumed == 0 && !st.replay_waiters.is_empty() {
-            for (_, waker) in st.replay_waiters.drain() {
-                waker.wake();
+    }
+
+    /// Waits until the recorded outcome `seq` of operation `name` is the
+    /// earliest one not yet returned, then marks it returned: recorded
+    /// outcomes reach the function in the order they were journaled, so a
+    /// `select!` takes the same branch it took the first time.
+    pub(crate) async fn replay_turn(&self, name: &str, seq: i64) {
+        let _registered = ReplayWaiter(self, name);
+        poll_fn(|cx| {
+            let mut st = self.state();
+            if st.outcomes.first_key_value().map(|(s, _)| *s) == Some(seq) {
+                st.outcomes.remove(&seq);
+                st.replay_waiters.remove(name);
+                if !st.replay_waiters.is_empty() {
+                    for (_, waker) in st.replay_waiters.drain() {
+                        waker.wake();
+                    }
+                    st.progressed = true;
+                }
+                Poll::Ready(())
+            } else {
+                st.replay_waiters
+                    .insert(name.to_owned(), cx.waker().clone());
+                Poll::Pending
             }
-            st.progressed = true;
-        }
-        Some(Begin::Replay(entry))
+        })
+        .await
     }
 
     /// Waits until every recorded outcome has been consumed (rule 2).
     pub(crate) async fn replayed(&self, name: &str) {
-        /// Forgets the registration if the operation is dropped while waiting.
-        struct Registered<'a>(&'a RunCtx, &'a str);
-        impl Drop for Registered<'_> {
-            fn drop(&mut self) {
-                self.0.state().replay_waiters.remove(self.1);
-            }
-        }
-        let _registered = Registered(self, name);
+        let _registered = ReplayWaiter(self, name);
         poll_fn(|cx| {
             let mut st = self.state();
-            if st.unconsumed == 0 {
+            if st.outcomes.is_empty() {
                 st.replay_waiters.remove(name);
                 Poll::Ready(())
             } else {
@@ -374,7 +380,7 @@ impl RunCtx {
         if st.progressed || st.busy > 0 {
             return Idle::KeepRunning;
         }
-        if st.unconsumed > 0 && !st.replay_waiters.is_empty() {
+        if !st.outcomes.is_empty() && !st.replay_waiters.is_empty() {
             return Idle::Stop(self.mismatch(&st));
         }
         if st.timers.is_empty() && st.waits.is_empty() {
@@ -397,19 +403,14 @@ impl RunCtx {
         if let Some(stop) = st.stop.take() {
             return Err(stop);
         }
-        if st.unconsumed > 0 {
+        if !st.outcomes.is_empty() {
             return Err(self.mismatch(&st));
         }
         Ok(())
     }
 
     fn mismatch(&self, st: &RunState) -> Stop {
-        let first = st
-            .entries
-            .values()
-            .filter(|l| !l.consumed && l.entry.status != EntryStatus::Scheduled)
-            .min_by_key(|l| l.entry.seq)
-            .map(|l| l.entry.name.clone());
+        let first = st.outcomes.first_key_value().map(|(_, name)| name.clone());
         let step = first.clone();
         let recorded = first.unwrap_or_default();
         let reason = if st.replay_waiters.is_empty() {
@@ -426,6 +427,15 @@ impl RunCtx {
             )
         };
         Stop::Blocked { step, reason }
+    }
+}
+
+/// Forgets an operation's replay registration if it is dropped while waiting.
+struct ReplayWaiter<'a>(&'a RunCtx, &'a str);
+
+impl Drop for ReplayWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.state().replay_waiters.remove(self.1);
     }
 }
 

@@ -21,6 +21,7 @@ fn clock_lease(shared: &Shared) -> Duration {
 /// Claims due processes and starts a run for each, until the host stops.
 pub(crate) async fn dispatch(shared: Arc<Shared>) {
     let mut stopping = shared.stopping.subscribe();
+    let mut store_events = shared.store.work_events();
     let mut backoff = Duration::from_millis(50);
     loop {
         if *stopping.borrow() {
@@ -69,8 +70,19 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                 None => std::future::pending().await,
             }
         };
+        let from_store = async {
+            match store_events.as_mut() {
+                Some(events) => {
+                    if events.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = shared.work.notified() => {}
+            () = from_store => {}
             () = until_due => {}
             () = tokio::time::sleep(shared.config.poll_interval) => {}
             _ = stopping.changed() => {}

@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("../../../README.md")]
 #![forbid(unsafe_code)]
 
 mod context;
@@ -10,6 +10,8 @@ mod ops;
 mod process;
 mod retry;
 mod run;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, StepError, StepFailed};
 pub use host::{Host, HostBuilder, Spawned};

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use steadfast::{Host, HostBuilder, SqliteStore, Spawned, Status};
+use steadfast::{Host, HostBuilder, Spawned, SqliteStore, Status};
 use steadfast_examples::{Services, register_all};
 
 use crate::db::{self, Open};
@@ -72,6 +72,9 @@ pub async fn retry(db: &str, args: IdArg) -> anyhow::Result<()> {
     host.retry(&args.id)
         .await
         .with_context(|| format!("retrying {:?} failed", args.id))?;
-    println!("{} is runnable again; a worker resumes it from its journal", args.id);
+    println!(
+        "{} is runnable again; a worker resumes it from its journal",
+        args.id
+    );
     Ok(())
 }

@@ -8,11 +8,7 @@ use crate::{ListArgs, render};
 
 /// Runs `steadfast list`.
 pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
-    let status = args
-        .status
-        .as_deref()
-        .map(parse_status)
-        .transpose()?;
+    let status = args.status.as_deref().map(parse_status).transpose()?;
     let after = args
         .after
         .map(ProcessId::new)
@@ -26,7 +22,10 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
     };
     let (store, _) = db::open(db, Open::Existing).await?;
-    let records = store.list(&filter).await.context("listing processes failed")?;
+    let records = store
+        .list(&filter)
+        .await
+        .context("listing processes failed")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&records)?);
         return Ok(());
@@ -46,6 +45,9 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
             ]);
         }
         println!("{table}");
+    }
+    if let Some(note) = render::future_note(records.iter().map(|r| r.updated_at).max(), now) {
+        println!("{note}");
     }
     let counts = store.counts().await.context("counting processes failed")?;
     println!("{}", render::counts(&counts));

@@ -1,7 +1,9 @@
 //! `steadfast show ID`: one process and its journal.
 
 use anyhow::Context;
-use steadfast::{EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Store, StoreAdmin, Timestamp};
+use steadfast::{
+    EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Store, StoreAdmin, Timestamp,
+};
 
 use crate::db::{self, Open};
 use crate::{ShowArgs, render};
@@ -16,18 +18,34 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     let process = store.get(&id).await?;
     let journal = store.journal(&id).await?;
     if args.json {
-        let doc = serde_json::json!({ "process": process, "journal": journal });
+        let doc = ShowJson {
+            process: &process,
+            journal: &journal,
+        };
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    print!("{}", header(&process, Timestamp::now_system()));
+    let now = Timestamp::now_system();
+    print!("{}", header(&process, now));
     println!();
     if journal.is_empty() {
         println!("journal: empty (no step has run yet)");
     } else {
         println!("{}", journal_table(&process, &journal));
     }
+    if let Some(note) = render::future_note(Some(process.updated_at), now) {
+        println!("{note}");
+    }
     Ok(())
+}
+
+/// What `show --json` prints.
+#[derive(serde::Serialize)]
+struct ShowJson<'a> {
+    /// The process record.
+    process: &'a ProcessRecord,
+    /// Its journal in `seq` order.
+    journal: &'a [JournalEntry],
 }
 
 /// The process's fields, one per line.
@@ -85,6 +103,9 @@ fn journal_table(p: &ProcessRecord, journal: &[JournalEntry]) -> comfy_table::Ta
             .map(|f| render::duration(f.saturating_since(e.started_at)))
             .unwrap_or_default();
         let outcome = match (e.status, &e.outcome, e.due_at) {
+            (EntryStatus::Scheduled, _, _) if p.status.is_finished() => {
+                "never fired (the process ended first)".to_owned()
+            }
             (EntryStatus::Scheduled, _, Some(due)) => format!("due at {due}"),
             (_, Some(outcome), _) => render::preview(outcome, PREVIEW),
             _ => String::new(),
@@ -100,7 +121,10 @@ fn journal_table(p: &ProcessRecord, journal: &[JournalEntry]) -> comfy_table::Ta
             e.kind.as_str().to_owned(),
             e.status.as_str().to_owned(),
             e.attempts.to_string(),
-            format!("+{}", render::duration(e.started_at.saturating_since(p.created_at))),
+            format!(
+                "+{}",
+                render::duration(e.started_at.saturating_since(p.created_at))
+            ),
             took,
             outcome,
             source,

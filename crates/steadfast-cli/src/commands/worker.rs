@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use steadfast::{HostBuilder, ListFilter, ProcessId, ScaledClock, SqliteStore, Status, StoreAdmin, Timestamp};
+use steadfast::{
+    HostBuilder, ListFilter, ProcessId, ScaledClock, SqliteStore, Status, StoreAdmin, Timestamp,
+};
 use steadfast_examples::{Services, register_all};
 
 use crate::WorkerArgs;
@@ -21,9 +23,8 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
         .services
         .clone()
         .unwrap_or_else(|| db::services_dir(&path));
-    let services = Services::open(&services_dir).with_context(|| {
-        format!("cannot open the services folder {}", services_dir.display())
-    })?;
+    let services = Services::open(&services_dir)
+        .with_context(|| format!("cannot open the services folder {}", services_dir.display()))?;
     let mut builder = HostBuilder::new(store.clone()).max_concurrency(args.concurrency);
     if let Some(ms) = args.lease_ms {
         builder = builder.lease(Duration::from_millis(ms));

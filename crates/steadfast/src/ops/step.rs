@@ -82,7 +82,10 @@ where
     } = step;
     match ctx.begin(&name, EntryKind::Step) {
         Some(Begin::New) => {}
-        Some(Begin::Replay(entry)) => return replay(&ctx, &entry).await,
+        Some(Begin::Replay(entry)) => {
+            ctx.replay_turn(&name, entry.seq).await;
+            return replay(&ctx, &entry).await;
+        }
         Some(Begin::Scheduled(_)) | None => return halt().await,
     }
     ctx.replayed(&name).await;

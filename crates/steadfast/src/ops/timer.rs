@@ -49,7 +49,7 @@ pub(crate) async fn sleep(
     location: &'static Location<'static>,
 ) {
     let scheduled = match ctx.begin(&name, EntryKind::Timer) {
-        Some(Begin::Replay(_)) => return,
+        Some(Begin::Replay(entry)) => return ctx.replay_turn(&name, entry.seq).await,
         Some(Begin::Scheduled(entry)) => {
             ctx.replayed(&name).await;
             entry
@@ -68,6 +68,7 @@ pub(crate) async fn sleep(
     poll_fn(|cx| ctx.poll_timer(&name, due_at, cx)).await;
     let token = ctx.completion_token().await;
     let mut fired = scheduled;
+    fired.seq = ctx.next_seq();
     fired.status = EntryStatus::Completed;
     fired.finished_at = Some(ctx.clock.now());
     fired.outcome = Some("null".to_owned());

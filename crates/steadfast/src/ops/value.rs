@@ -23,6 +23,7 @@ where
     match ctx.begin(&name, EntryKind::Value) {
         Some(Begin::New) => {}
         Some(Begin::Replay(entry)) => {
+            ctx.replay_turn(&name, entry.seq).await;
             let json = entry.outcome.unwrap_or_default();
             return match decode_recorded(&ctx, &name, "value", &json) {
                 Some(value) => value,

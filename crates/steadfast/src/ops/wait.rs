@@ -34,7 +34,10 @@ pub(crate) async fn wait<T: DeserializeOwned>(
     location: &'static Location<'static>,
 ) -> Option<T> {
     let scheduled = match ctx.begin(&name, EntryKind::Wait) {
-        Some(Begin::Replay(entry)) => return replay(&ctx, &name, &entry).await,
+        Some(Begin::Replay(entry)) => {
+            ctx.replay_turn(&name, entry.seq).await;
+            return replay(&ctx, &name, &entry).await;
+        }
         Some(Begin::Scheduled(entry)) => {
             ctx.replayed(&name).await;
             Some(entry)
@@ -98,7 +101,10 @@ pub(crate) async fn wait<T: DeserializeOwned>(
     };
     let now = ctx.clock.now();
     let mut entry: JournalEntry = match scheduled {
-        Some(entry) => entry,
+        Some(entry) => JournalEntry {
+            seq: ctx.next_seq(),
+            ..entry
+        },
         None => new_entry(
             &ctx,
             &name,

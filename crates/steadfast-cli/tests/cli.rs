@@ -1,0 +1,268 @@
+//! End-to-end tests of the `steadfast` binary.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
+
+/// Runs the binary with `args` on the database `db`, failing the test after
+/// `limit`.
+fn run_with(db: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("STEADFAST_DB")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "steadfast {args:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    run_with(db, args, Duration::from_secs(60))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs and asserts success, returning stdout.
+fn ok(db: &Path, args: &[&str]) -> String {
+    let out = run(db, args);
+    assert!(
+        out.status.success(),
+        "steadfast {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs and asserts failure with exit code 1, returning stderr.
+fn fails(db: &Path, args: &[&str]) -> String {
+    let out = run(db, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "steadfast {args:?} should fail with exit code 1\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn list_on_a_missing_db_fails_without_creating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.db");
+    for args in [&["list"][..], &["show", "x"], &["signal", "x", "s", "null"]] {
+        let err = fails(&db, args);
+        assert!(err.contains("no database at"), "{err}");
+        assert!(err.contains("steadfast demo"), "{err}");
+    }
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_foreign_file_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("notes.db");
+    let content = "these are my notes, not a database\n".repeat(10);
+    std::fs::write(&db, &content).unwrap();
+    for args in [
+        &["list"][..],
+        &["show", "x"],
+        &["spawn", "ten steps", "t", "null"],
+    ] {
+        let err = fails(&db, args);
+        assert!(err.contains("is not a Steadfast database"), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), content);
+}
+
+#[test]
+fn postgres_urls_are_refused_kindly() {
+    let err = fails(Path::new("postgres://localhost/app"), &["list"]);
+    assert!(
+        err.contains("the PostgreSQL store is not part of this build yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn spawn_show_signal_list_and_worker_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let uri = format!("sqlite://{}", db.display());
+    let db_uri = Path::new(&uri);
+
+    let out = ok(
+        &db,
+        &[
+            "spawn",
+            "onboarding",
+            "ada",
+            r#"{"email":"ada@example.com"}"#,
+        ],
+    );
+    assert!(out.contains("created"), "{out}");
+    let out = ok(
+        db_uri,
+        &[
+            "spawn",
+            "onboarding",
+            "ada",
+            r#"{ "email": "ada@example.com" }"#,
+        ],
+    );
+    assert!(out.contains("existing"), "{out}");
+    // The input is checked against the kind's type.
+    let err = fails(&db, &["spawn", "onboarding", "bob", r#"{"mail": 1}"#]);
+    assert!(err.contains("Signup"), "{err}");
+    let err = fails(&db, &["spawn", "no such kind", "bob", "null"]);
+    assert!(err.contains("ten steps"), "{err}");
+
+    let out = ok(&db, &["show", "ada"]);
+    assert!(out.contains("onboarding"), "{out}");
+    assert!(out.contains("ada@example.com"), "{out}");
+    assert!(out.contains("running"), "{out}");
+
+    let out = ok(
+        &db,
+        &[
+            "signal",
+            "ada",
+            "email verified",
+            r#"{"secret":"00000000-0000-0000-0000-000000000000"}"#,
+        ],
+    );
+    assert!(out.contains("email verified"), "{out}");
+
+    ok(&db, &["spawn", "ten steps", "ten", "null"]);
+    let list: Value = serde_json::from_str(&ok(&db, &["list", "--json"])).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ada", "ten"]);
+    assert_eq!(list[0]["kind"], "onboarding");
+    assert_eq!(list[0]["status"], "running");
+
+    let table = ok(&db, &["list", "--kind", "ten steps"]);
+    assert!(table.contains("ten"), "{table}");
+    assert!(!table.contains("ada"), "{table}");
+    assert!(table.contains("running 2"), "{table}");
+    let err = fails(&db, &["list", "--status", "sleeping"]);
+    assert!(err.contains("running, suspended, blocked"), "{err}");
+
+    // A worker runs both; onboarding then waits for a (right) secret.
+    let out = run_with(
+        &db,
+        &["worker", "--exit-when-idle"],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("app-services").join("mail").is_dir());
+
+    let shown: Value = serde_json::from_str(&ok(&db, &["show", "ten", "--json"])).unwrap();
+    assert_eq!(shown["process"]["status"], "completed");
+    let journal = shown["journal"].as_array().unwrap();
+    assert_eq!(journal.len(), 10);
+    assert!(journal.iter().all(|e| e["status"] == "completed"));
+
+    let shown: Value = serde_json::from_str(&ok(&db, &["show", "ada", "--json"])).unwrap();
+    assert_eq!(shown["process"]["status"], "suspended");
+    assert_eq!(
+        shown["process"]["waiting_for"],
+        serde_json::json!(["email verified"])
+    );
+    let out = ok(&db, &["show", "ada"]);
+    assert!(out.contains("verification 1 received"), "{out}");
+    assert!(out.contains("signal: email verified"), "{out}");
+    let out = ok(&db, &["list", "--status", "suspended"]);
+    assert!(out.contains("signal: email verified"), "{out}");
+
+    let out = ok(&db, &["cancel", "ada"]);
+    assert!(out.contains("cancelled"), "{out}");
+    let err = fails(&db, &["retry", "ten"]);
+    assert!(err.contains("completed"), "{err}");
+}
+
+#[test]
+fn bad_json_and_unknown_ids_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    ok(&db, &["spawn", "ten steps", "t1", "null"]);
+
+    let err = fails(&db, &["signal", "t1", "go", r#"{"secret": }"#]);
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert!(err.contains("line 1 column"), "{err}");
+
+    let err = fails(&db, &["show", "nobody"]);
+    assert!(err.contains("no process with id"), "{err}");
+    let err = fails(&db, &["signal", "nobody", "go", "null"]);
+    assert!(err.contains("no process with id"), "{err}");
+    let err = fails(&db, &["cancel", "nobody"]);
+    assert!(err.contains("no process with id"), "{err}");
+}
+
+#[test]
+fn the_demo_runs_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("STEADFAST_DB")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "the demo failed\nstdout:\n{text}\nstderr:\n{}",
+        stderr(&out)
+    );
+    assert!(text.contains("worker killed with SIGKILL"), "{text}");
+    assert!(
+        text.contains("Every process reached its expected end"),
+        "{text}"
+    );
+    assert!(dir.path().join("steadfast.db").is_file());
+
+    // The processes are there to inspect.
+    let db = dir.path().join("steadfast.db");
+    let list: Value = serde_json::from_str(&ok(&db, &["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 5);
+}

@@ -1,0 +1,212 @@
+//! The classic processes under `steadfast::testing`: virtual time, signals
+//! and a crash of the host in the middle of a process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steadfast::Status;
+use steadfast::testing::TestHost;
+use steadfast_examples::credit_card::{self, Card};
+use steadfast_examples::onboarding::{self, Onboarded, Signup, Verification};
+use steadfast_examples::{Services, mail_flow, register_all};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+async fn start() -> (TestHost, Arc<Services>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = Arc::new(Services::open(dir.path()).expect("services"));
+    let s = Arc::clone(&services);
+    let t = TestHost::start(move |b| register_all(b, Arc::clone(&s))).await;
+    (t, services, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_flow_year_with_a_crash_in_the_middle() {
+    let (t, services, _dir) = start().await;
+    t.host()
+        .spawn(mail_flow::KIND, "mf", "eve@example.com")
+        .await
+        .expect("spawn");
+    let first = t.settle("mf").await;
+    assert_eq!(first.status, Status::Suspended);
+    assert_eq!(first.wake_at, Some(first.created_at + 30 * DAY));
+    assert_eq!(services.mail.sent().expect("mails").len(), 1);
+
+    t.advance(29 * DAY).await;
+    t.crash_and_restart().await;
+    assert_eq!(
+        t.settle("mf").await.wake_at,
+        Some(first.created_at + 30 * DAY),
+        "timer kept"
+    );
+    assert_eq!(
+        services.mail.sent().expect("mails").len(),
+        1,
+        "nothing sent early"
+    );
+
+    t.advance(DAY).await;
+    for _ in 0..1000 {
+        if services.mail.sent().expect("mails").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let second = t.settle("mf").await;
+    assert_eq!(second.status, Status::Suspended);
+    assert_eq!(second.wake_at, Some(first.created_at + 365 * DAY));
+
+    t.advance(335 * DAY).await;
+    let () = t.host().outcome("mf").await.expect("outcome");
+    assert_eq!(
+        t.steps("mf").await,
+        [
+            "welcome sent",
+            "first month passed",
+            "first month mail sent",
+            "first year passed",
+            "first year mail sent"
+        ]
+    );
+    assert_eq!(
+        services.mail.sent().expect("mails").len(),
+        3,
+        "each mail exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_survives_a_crash_while_waiting() {
+    let (t, services, _dir) = start().await;
+    let signup = Signup {
+        email: "fay@example.com".into(),
+    };
+    t.host()
+        .spawn(onboarding::KIND, "ob", &signup)
+        .await
+        .expect("spawn");
+    assert_eq!(t.settle("ob").await.status, Status::Suspended);
+    let secret: uuid::Uuid = {
+        let journal = t.journal("ob").await;
+        let entry = journal
+            .iter()
+            .find(|e| e.name == "secret generated")
+            .expect("secret");
+        serde_json::from_str(entry.outcome.as_deref().expect("outcome")).expect("uuid")
+    };
+    t.crash_and_restart().await;
+    t.host()
+        .signal("ob", onboarding::VERIFIED, &Verification { secret })
+        .await
+        .expect("signal");
+    let done: Onboarded = t.host().outcome("ob").await.expect("outcome");
+    assert_eq!(done.user_id, 1);
+    assert_eq!(
+        services.mail.sent().expect("mails").len(),
+        1,
+        "one verification mail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_card_timer_fires_only_when_time_passes() {
+    let (t, services, _dir) = start().await;
+    let card = Card {
+        email: "gus@example.com".into(),
+    };
+    t.host()
+        .spawn(credit_card::KIND, "cc", &card)
+        .await
+        .expect("spawn");
+    assert_eq!(t.settle("cc").await.status, Status::Suspended);
+    t.advance(Duration::from_secs(4 * 60)).await;
+    assert_eq!(t.settle("cc").await.status, Status::Suspended);
+    assert_eq!(
+        services.mail.sent().expect("mails").len(),
+        1,
+        "not yet inactive"
+    );
+    t.advance(Duration::from_secs(60)).await;
+    for _ in 0..1000 {
+        if services.mail.sent().expect("mails").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        t.steps("cc")
+            .await
+            .contains(&"inactive card mail sent".to_owned())
+    );
+    t.host()
+        .signal("cc", credit_card::CARD_DELETED, &())
+        .await
+        .expect("signal");
+    let () = t.host().outcome("cc").await.expect("outcome");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_card_replays_the_branches_in_the_order_they_happened() {
+    let (t, services, _dir) = start().await;
+    let card = Card {
+        email: "hal@example.com".into(),
+    };
+    t.host()
+        .spawn(credit_card::KIND, "cc", &card)
+        .await
+        .expect("spawn");
+    assert_eq!(t.settle("cc").await.status, Status::Suspended);
+    // The timer fires first, then the first transaction arrives: on every
+    // later replay the timer branch must still come first.
+    t.advance(credit_card::INACTIVITY).await;
+    for _ in 0..1000 {
+        if t.steps("cc")
+            .await
+            .contains(&"inactive card mail sent".to_owned())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(t.settle("cc").await.status, Status::Suspended);
+    let tx = credit_card::Transaction {
+        amount: 5,
+        merchant: "Kiosk".into(),
+    };
+    t.host()
+        .signal("cc", credit_card::FIRST_TRANSACTION, &tx)
+        .await
+        .expect("signal");
+    for _ in 0..1000 {
+        if t.steps("cc")
+            .await
+            .contains(&"first transaction mail sent".to_owned())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    t.crash_and_restart().await;
+    t.host()
+        .signal("cc", credit_card::CARD_DELETED, &())
+        .await
+        .expect("signal");
+    let () = t
+        .host()
+        .outcome("cc")
+        .await
+        .expect("completes, not blocked");
+    assert_eq!(
+        t.steps("cc").await,
+        [
+            "welcome sent",
+            "5 minutes passed",
+            "inactive card mail sent",
+            "first transaction",
+            "first transaction mail sent",
+            "card deleted",
+            "card deleted mail sent"
+        ]
+    );
+    assert_eq!(services.mail.sent().expect("mails").len(), 4);
+}
