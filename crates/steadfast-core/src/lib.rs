@@ -15,7 +15,7 @@ mod time;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::StoreError;
-pub use id::{HostId, InvalidId, ProcessId};
+pub use id::{HostId, InvalidId, MAX_ID_LEN, ProcessId};
 pub use record::{
     EntryKind, EntryStatus, Finish, JournalEntry, PendingSignal, ProcessRecord, SourceLocation,
     Status,
