@@ -182,6 +182,7 @@ pub async fn next_wake_is_the_earliest_wake_at(store: DynStore) {
         .lease;
     let how = Finish::Blocked {
         step: None,
+        location: None,
         reason: "r".to_owned(),
     };
     crate::fixture::finish(&store, &lease, how, at(2)).await;
@@ -420,6 +421,7 @@ pub async fn counts_per_status(store: DynStore) {
     }
     let how = Finish::Blocked {
         step: None,
+        location: None,
         reason: "r".to_owned(),
     };
     spawn_finished(&store, "blocked", how, at(t + 1)).await;

@@ -170,6 +170,7 @@ pub async fn expired_lease_is_taken_over_and_fenced(store: DynStore) {
                 Suspension {
                     wake_at: Some(later),
                     waiting_for: vec![],
+                    parked_at: Vec::new(),
                     now: later,
                 },
             )

@@ -197,6 +197,7 @@ pub async fn suspend(
             Suspension {
                 wake_at,
                 waiting_for: waiting_for.iter().map(|s| (*s).to_owned()).collect(),
+                parked_at: Vec::new(),
                 now,
             },
         )

@@ -39,6 +39,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod signals;
 pub mod spawn;
+pub mod tools;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -156,6 +157,13 @@ macro_rules! __with_checks {
                 list_prefix_is_literal,
                 list_pages_cover_every_row_once,
                 counts_per_status,
+            }
+            tools {
+                parked_at_follows_suspension_and_blocking,
+                parked_counts_per_line,
+                rewind_drops_later_entries_and_returns_signals,
+                rewind_refuses_bad_requests,
+                purge_deletes_only_old_finished_processes,
             }
             concurrency {
                 concurrent_appends_are_all_journaled,

@@ -68,6 +68,7 @@ pub async fn finish_failed_stores_error(store: DynStore) {
 pub async fn finish_blocked_stores_reason_and_step(store: DynStore) {
     let how = Finish::Blocked {
         step: Some("charge card".to_owned()),
+        location: None,
         reason: "step \"charge card\" expected a timer".to_owned(),
     };
     let record = finished_record(&store, how, Status::Blocked).await;
@@ -85,6 +86,7 @@ pub async fn finish_blocked_stores_reason_and_step(store: DynStore) {
     let lease = spawn_claimed(&store, "q", &host("a"), T0).await.lease;
     let how = Finish::Blocked {
         step: None,
+        location: None,
         reason: "panicked".to_owned(),
     };
     finish(&store, &lease, how, at(1)).await;
@@ -111,6 +113,7 @@ pub async fn cancel_unowned_process_at_once(store: DynStore) {
     let lease = spawn_claimed(&store, "blocked", &host("a"), T0).await.lease;
     let how = Finish::Blocked {
         step: None,
+        location: None,
         reason: "r".to_owned(),
     };
     finish(&store, &lease, how, at(1)).await;
@@ -285,6 +288,7 @@ async fn check_retry(store: &DynStore, how: Finish) {
 pub async fn retry_blocked_process(store: DynStore) {
     let how = Finish::Blocked {
         step: Some("kept".to_owned()),
+        location: None,
         reason: "mismatch".to_owned(),
     };
     check_retry(&store, how).await;

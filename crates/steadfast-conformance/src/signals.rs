@@ -245,6 +245,7 @@ pub async fn suspend_with_matching_signal_changes_nothing(store: DynStore) {
             Suspension {
                 wake_at: Some(at(600)),
                 waiting_for: vec!["b".to_owned(), "a".to_owned()],
+                parked_at: Vec::new(),
                 now: at(4),
             },
         )

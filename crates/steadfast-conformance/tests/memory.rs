@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, EntryStatus, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess,
-    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
-    StoreError, SuspendOutcome, Suspension, Timestamp,
+    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation, SpawnOutcome, Status,
+    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 #[derive(Default)]
@@ -93,6 +93,7 @@ impl Store for MemoryStore {
             output: None,
             error: None,
             blocked_step: None,
+            parked_at: vec![],
         };
         s.processes.insert(p.id, r);
         Ok(SpawnOutcome::Created)
@@ -122,6 +123,7 @@ impl Store for MemoryStore {
             r.status = Status::Running;
             r.wake_at = Some(now + lease);
             r.updated_at = now;
+            r.parked_at.clear();
             let record = r.clone();
             let mut journal = s.journals.get(&id).cloned().unwrap_or_default();
             journal.sort_by_key(|e| e.seq);
@@ -187,6 +189,7 @@ impl Store for MemoryStore {
         r.owner = None;
         r.wake_at = sus.wake_at;
         r.waiting_for = sus.waiting_for;
+        r.parked_at = sus.parked_at;
         r.updated_at = sus.now;
         Ok(SuspendOutcome::Suspended)
     }
@@ -203,13 +206,21 @@ impl Store for MemoryStore {
                 r.status = Status::Failed;
                 r.error = Some(error);
             }
-            Finish::Blocked { step, reason } => {
+            Finish::Blocked {
+                step,
+                reason,
+                location,
+            } => {
                 r.status = Status::Blocked;
                 r.error = Some(reason);
                 r.blocked_step = step;
+                r.parked_at = location.into_iter().collect();
             }
             Finish::Cancelled => r.status = Status::Cancelled,
             _ => unreachable!(),
+        }
+        if r.status != Status::Blocked {
+            r.parked_at.clear();
         }
         r.owner = None;
         r.wake_at = None;
@@ -305,6 +316,7 @@ impl Store for MemoryStore {
         r.status = Status::Running;
         r.error = None;
         r.blocked_step = None;
+        r.parked_at.clear();
         r.wake_at = Some(now);
         r.updated_at = now;
         Ok(())
@@ -359,6 +371,73 @@ impl StoreAdmin for MemoryStore {
             .filter(|c| c.count > 0)
             .collect())
     }
+
+    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+        let s = self.0.lock().unwrap();
+        let mut totals: BTreeMap<(SourceLocation, usize), u64> = BTreeMap::new();
+        for r in s.processes.values() {
+            if r.kind == kind && matches!(r.status, Status::Suspended | Status::Blocked) {
+                let rank = Status::ALL.iter().position(|st| *st == r.status).unwrap();
+                for at in &r.parked_at {
+                    *totals.entry((at.clone(), rank)).or_default() += 1;
+                }
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|((location, rank), count)| ParkedCount {
+                location,
+                status: Status::ALL[rank],
+                count,
+            })
+            .collect())
+    }
+
+    async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let r = s.record(id)?;
+        if r.status == Status::Running && r.owner.is_some() && r.wake_at.is_some_and(|w| w > now) {
+            return Err(invalid(r, "rewind", "not held by a live host"));
+        }
+        let journal = s.journals.entry(id.clone()).or_default();
+        let Some(seq) = journal.iter().find(|e| e.name == step).map(|e| e.seq) else {
+            return Err(StoreError::InvalidInput(format!("no step {step:?}")));
+        };
+        let dropped: Vec<JournalEntry> = journal.iter().filter(|e| e.seq >= seq).cloned().collect();
+        journal.retain(|e| e.seq < seq);
+        for (sig, consumed) in s.signals.entry(id.clone()).or_default() {
+            if dropped.iter().any(|e| e.consumed_signal == Some(sig.id)) {
+                *consumed = false;
+            }
+        }
+        let r = s.record(id)?;
+        r.status = Status::Running;
+        r.owner = None;
+        r.epoch += 1;
+        r.wake_at = Some(now);
+        r.output = None;
+        r.error = None;
+        r.blocked_step = None;
+        r.parked_at.clear();
+        r.updated_at = now;
+        Ok(dropped.len() as u64)
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        let old: Vec<ProcessId> = s
+            .processes
+            .values()
+            .filter(|r| r.status.is_finished() && r.updated_at < before)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &old {
+            s.processes.remove(id);
+            s.journals.remove(id);
+            s.signals.remove(id);
+        }
+        Ok(old.len() as u64)
+    }
 }
 
 async fn memory_store() -> (Arc<dyn Backend>, ()) {
@@ -372,5 +451,5 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 44);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 49);
 }

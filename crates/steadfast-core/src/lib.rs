@@ -21,7 +21,7 @@ pub use record::{
     Status,
 };
 pub use store::{
-    Backend, Claimed, Lease, ListFilter, NewProcess, SpawnOutcome, StatusCount, Store, StoreAdmin,
-    SuspendOutcome, Suspension,
+    Backend, Claimed, Lease, ListFilter, NewProcess, ParkedCount, SpawnOutcome, StatusCount, Store,
+    StoreAdmin, SuspendOutcome, Suspension,
 };
 pub use time::Timestamp;

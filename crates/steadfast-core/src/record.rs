@@ -110,6 +110,10 @@ pub struct ProcessRecord {
     pub error: Option<String>,
     /// The step a blocked process stopped at.
     pub blocked_step: Option<String>,
+    /// Where in the source the process stands while it is not running: the
+    /// lines of the timers and waits a suspended process waits on, or the
+    /// step a blocked process stopped at. Empty otherwise.
+    pub parked_at: Vec<SourceLocation>,
 }
 
 /// What a journal entry records.
@@ -187,7 +191,7 @@ impl EntryStatus {
 }
 
 /// The place in the source where a step was called.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceLocation {
     /// Source file, relative to the workspace root of the calling crate.
     pub file: String,
@@ -258,6 +262,8 @@ pub enum Finish {
         step: Option<String>,
         /// What is wrong, naming the step and what was expected.
         reason: String,
+        /// Where that step is in the source, when known.
+        location: Option<SourceLocation>,
     },
     /// Cancelled on request.
     Cancelled,

@@ -3,8 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Finish, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord, Status, StoreError,
-    Timestamp,
+    Finish, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status,
+    StoreError, Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
@@ -61,6 +61,8 @@ pub struct Suspension {
     pub wake_at: Option<Timestamp>,
     /// The names of the signals it waits for.
     pub waiting_for: Vec<String>,
+    /// The source lines of the timers and waits it waits on.
+    pub parked_at: Vec<SourceLocation>,
     /// The time of the suspension.
     pub now: Timestamp,
 }
@@ -90,6 +92,17 @@ pub struct ListFilter {
     pub after: Option<ProcessId>,
     /// At most this many (0 means the store's default of 100).
     pub limit: usize,
+}
+
+/// How many processes of a kind stand at one source line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedCount {
+    /// The source line.
+    pub location: SourceLocation,
+    /// Suspended or blocked.
+    pub status: Status,
+    /// How many processes stand there.
+    pub count: u64,
 }
 
 /// How many processes are in one status.
@@ -222,6 +235,26 @@ pub trait StoreAdmin: Send + Sync + 'static {
 
     /// How many processes are in each status (statuses with none omitted).
     async fn counts(&self) -> Result<Vec<StatusCount>, StoreError>;
+
+    /// For the suspended and blocked processes of `kind`, how many stand at
+    /// each source line of their `parked_at` (a process waiting on several
+    /// lines counts at each), ordered by location then status.
+    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError>;
+
+    /// Drops the journal entry named `step` and every later one (by `seq`),
+    /// hands the signals those entries consumed back as unconsumed, and makes
+    /// the process runnable at `now` (status running, error, output and
+    /// blocked step cleared, `epoch + 1` so a stale writer is fenced).
+    /// Returns how many entries were dropped. Fails with
+    /// [`StoreError::NotFound`] for an unknown process,
+    /// [`StoreError::InvalidInput`] when the journal has no such step, and
+    /// [`StoreError::InvalidState`] while a host holds a live lease on it.
+    async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Deletes finished (completed, failed, cancelled) processes last
+    /// updated before `finished_before`, with their journals and signals;
+    /// never touches unfinished ones. Returns how many were deleted.
+    async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// A complete store: the hot path and the admin queries.

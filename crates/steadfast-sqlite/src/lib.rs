@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod hosts;
+mod maintenance;
 mod ops;
 mod options;
 mod reader;
@@ -33,9 +34,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Claimed, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess, PendingSignal, ProcessId,
-    ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess, ParkedCount,
+    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -313,5 +314,29 @@ impl StoreAdmin for SqliteStore {
 
     async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
         self.read(reader::counts).await
+    }
+
+    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+        let kind = kind.to_owned();
+        self.read(move |conn| reader::parked_counts(conn, &kind))
+            .await
+    }
+
+    async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
+        let (id, step) = (id.clone(), step.to_owned());
+        self.call(|tx| Command::Rewind(id, step, now, tx)).await
+    }
+
+    async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .call(|tx| Command::PurgeChunk(finished_before, tx))
+                .await?;
+            total += deleted;
+            if deleted < maintenance::PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

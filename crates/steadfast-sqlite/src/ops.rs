@@ -11,8 +11,8 @@ use steadfast_core::{
 
 use crate::hosts::{Hosts, Liveness};
 use crate::rows::{
-    Db, collect, first, journal_columns, journal_from_row, process_columns, process_from_row,
-    signal_columns, signal_from_row,
+    Db, collect, first, journal_columns, journal_from_row, locations_json, process_columns,
+    process_from_row, signal_columns, signal_from_row,
 };
 
 /// Selects one process by id (`?1`).
@@ -190,7 +190,7 @@ pub(crate) fn claim(
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "UPDATE processes SET owner = ?2, epoch = epoch + 1, status = 'running',
-                         wake_at = ?3, updated_at = ?4, waiting_for = '[]'
+                         wake_at = ?3, updated_at = ?4, waiting_for = '[]', parked_at = '[]'
                      WHERE id = ?1 RETURNING ",
                     process_columns!()
                 ))
@@ -333,7 +333,7 @@ pub(crate) fn suspend(
         .map_err(|e| StoreError::InvalidInput(format!("waiting_for: {e}")))?;
     conn.prepare_cached(
         "UPDATE processes SET status = 'suspended', owner = NULL, wake_at = ?2,
-             waiting_for = ?3, updated_at = ?4
+             waiting_for = ?3, updated_at = ?4, parked_at = ?5
          WHERE id = ?1",
     )
     .db()?
@@ -341,7 +341,8 @@ pub(crate) fn suspend(
         lease.id.as_str(),
         s.wake_at.map(micros),
         waiting_for,
-        micros(s.now)
+        micros(s.now),
+        locations_json(&s.parked_at)?,
     ])
     .db()?;
     Ok(SuspendOutcome::Suspended)
@@ -359,7 +360,9 @@ pub(crate) fn finish(
     {
         Finish::Completed { output } => (Status::Completed, Some(output), None, None),
         Finish::Failed { error } => (Status::Failed, None, Some(error), None),
-        Finish::Blocked { step, reason } => (Status::Blocked, None, Some(reason), step.as_deref()),
+        Finish::Blocked { step, reason, .. } => {
+            (Status::Blocked, None, Some(reason), step.as_deref())
+        }
         Finish::Cancelled => (Status::Cancelled, None, None, None),
         other => {
             return Err(StoreError::InvalidInput(format!(
@@ -367,10 +370,16 @@ pub(crate) fn finish(
             )));
         }
     };
+    let parked: Vec<_> = match f {
+        Finish::Blocked {
+            location: Some(at), ..
+        } => vec![at.clone()],
+        _ => Vec::new(),
+    };
     conn.prepare_cached(
         "UPDATE processes SET status = ?2, output = ?3, error = ?4, blocked_step = ?5,
              wake_at = NULL, owner = NULL, cancel_requested = 0, waiting_for = '[]',
-             updated_at = ?6
+             updated_at = ?6, parked_at = ?7
          WHERE id = ?1",
     )
     .db()?
@@ -380,7 +389,8 @@ pub(crate) fn finish(
         output,
         error,
         step,
-        micros(now)
+        micros(now),
+        locations_json(&parked)?,
     ])
     .db()?;
     Ok(())
@@ -492,7 +502,7 @@ pub(crate) fn cancel(
     }
     conn.prepare_cached(
         "UPDATE processes SET status = 'cancelled', wake_at = NULL, owner = NULL,
-             cancel_requested = 0, waiting_for = '[]', updated_at = ?2
+             cancel_requested = 0, waiting_for = '[]', parked_at = '[]', updated_at = ?2
          WHERE id = ?1",
     )
     .db()?
@@ -515,7 +525,7 @@ pub(crate) fn retry(conn: &Connection, id: &ProcessId, now: Timestamp) -> Result
     conn.prepare_cached(
         "UPDATE processes SET status = 'running', wake_at = ?2, error = NULL,
              blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = 0,
-             waiting_for = '[]', updated_at = ?2
+             waiting_for = '[]', parked_at = '[]', updated_at = ?2
          WHERE id = ?1",
     )
     .db()?

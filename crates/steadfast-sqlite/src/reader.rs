@@ -8,13 +8,14 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use steadfast_core::{
-    JournalEntry, ListFilter, PendingSignal, ProcessId, ProcessRecord, Status, StatusCount,
-    StoreError, Timestamp,
+    JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
+    Status, StatusCount, StoreError, Timestamp,
 };
 
 use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
 use crate::rows::{
-    Db, collect, first, journal_from_row, process_columns, process_from_row, signal_from_row,
+    Db, collect, first, journal_from_row, locations, process_columns, process_from_row,
+    signal_from_row,
 };
 
 /// How many idle reader connections are kept.
@@ -230,4 +231,41 @@ pub(crate) fn counts(conn: &Connection) -> Result<Vec<StatusCount>, StoreError> 
     })?;
     counts.sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
     Ok(counts)
+}
+
+/// [`steadfast_core::StoreAdmin::parked_counts`].
+pub(crate) fn parked_counts(conn: &Connection, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT status, parked_at, count(*) FROM processes
+             WHERE kind = ?1 AND status IN ('suspended', 'blocked') AND parked_at <> '[]'
+             GROUP BY status, parked_at",
+        )
+        .db()?;
+    let groups = collect(&mut stmt, [kind], |r| {
+        let status: String = r.get(0).db()?;
+        let parked: String = r.get(1).db()?;
+        let count: i64 = r.get(2).db()?;
+        let status = status
+            .parse::<Status>()
+            .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
+        let at = locations(&parked)
+            .map_err(|e| StoreError::Corrupt(format!("processes table, column parked_at: {e}")))?;
+        Ok((status, at, u64::try_from(count).unwrap_or(0)))
+    })?;
+    let mut totals: std::collections::BTreeMap<(SourceLocation, usize), u64> = Default::default();
+    for (status, at, count) in groups {
+        let rank = Status::ALL.iter().position(|s| *s == status).unwrap_or(0);
+        for location in at {
+            *totals.entry((location, rank)).or_default() += count;
+        }
+    }
+    Ok(totals
+        .into_iter()
+        .map(|((location, rank), count)| ParkedCount {
+            location,
+            status: Status::ALL[rank],
+            count,
+        })
+        .collect())
 }

@@ -12,7 +12,7 @@ use steadfast_core::{
 macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
-         epoch, cancel_requested, output, error, blocked_step"
+         epoch, cancel_requested, output, error, blocked_step, parked_at"
     };
 }
 pub(crate) use process_columns;
@@ -123,6 +123,8 @@ pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreErro
         output: col(row, 11, T, key)?,
         error: col(row, 12, T, key)?,
         blocked_step: col(row, 13, T, key)?,
+        parked_at: locations(&col::<String>(row, 14, T, key)?)
+            .map_err(|e| corrupt(T, key, "parked_at", &e))?,
         id: parse_id(raw_id, T)?,
     };
     Ok(record)
@@ -204,4 +206,15 @@ pub(crate) fn first<T>(
         Some(row) => map(row).map(Some),
         None => Ok(None),
     }
+}
+
+/// Parses a JSON array of source locations (`parked_at`).
+pub(crate) fn locations(json: &str) -> Result<Vec<SourceLocation>, String> {
+    serde_json::from_str(json).map_err(|e| format!("not a JSON array of source locations: {e}"))
+}
+
+/// Encodes source locations as the JSON array stored in `parked_at`.
+pub(crate) fn locations_json(locations: &[SourceLocation]) -> Result<String, StoreError> {
+    serde_json::to_string(locations)
+        .map_err(|e| StoreError::InvalidInput(format!("parked_at: {e}")))
 }

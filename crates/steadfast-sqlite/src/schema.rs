@@ -11,7 +11,7 @@ use crate::options::SqliteOptions;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -74,6 +74,11 @@ const MIGRATIONS: &[&str] = &[
         consumed_at INTEGER
     );
     CREATE INDEX signals_pending ON signals (process_id, id) WHERE consumed_at IS NULL;
+    ",
+    // Version 2: where a suspended or blocked process stands in its source.
+    "
+    ALTER TABLE processes ADD COLUMN parked_at TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX processes_parked ON processes (kind, status) WHERE parked_at <> '[]';
     ",
 ];
 

@@ -11,8 +11,8 @@ use steadfast_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
-use crate::ops;
 use crate::rows::is_retryable;
+use crate::{maintenance, ops};
 
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -41,6 +41,8 @@ pub(crate) enum Command {
     },
     Cancel(ProcessId, Timestamp, Reply<Status>),
     Retry(ProcessId, Timestamp, Reply<()>),
+    Rewind(ProcessId, String, Timestamp, Reply<u64>),
+    PurgeChunk(Timestamp, Reply<u64>),
     Pragmas(Reply<(String, i64)>),
 }
 
@@ -133,9 +135,10 @@ impl Command {
                 Done::Unit(tx, Err(StoreError::Closed))
             }
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
-            Command::Renew(_, _, _, tx) | Command::Release(_, _, tx) => {
-                Done::Count(tx, Err(StoreError::Closed))
-            }
+            Command::Renew(_, _, _, tx)
+            | Command::Release(_, _, tx)
+            | Command::Rewind(_, _, _, tx)
+            | Command::PurgeChunk(_, tx) => Done::Count(tx, Err(StoreError::Closed)),
             Command::Signal { reply, .. } => Done::Id(reply, Err(StoreError::Closed)),
             Command::Cancel(_, _, tx) => Done::Status(tx, Err(StoreError::Closed)),
             Command::Pragmas(tx) => Done::Pragmas(tx, Err(StoreError::Closed)),
@@ -274,6 +277,12 @@ impl Writer {
             } => Done::Id(reply, ops::signal(conn, &id, &name, &payload, now)),
             Command::Cancel(id, now, tx) => Done::Status(tx, ops::cancel(conn, &id, now)),
             Command::Retry(id, now, tx) => Done::Unit(tx, ops::retry(conn, &id, now)),
+            Command::Rewind(id, step, now, tx) => {
+                Done::Count(tx, maintenance::rewind(conn, &id, &step, now))
+            }
+            Command::PurgeChunk(before, tx) => {
+                Done::Count(tx, maintenance::purge_chunk(conn, before))
+            }
             Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
         }
     }

@@ -309,6 +309,7 @@ async fn lifecycle_and_fencing() {
     let s = Suspension {
         wake_at: None,
         waiting_for: vec!["paid".to_owned()],
+        parked_at: Vec::new(),
         now: later,
     };
     assert_eq!(
@@ -389,6 +390,7 @@ async fn lifecycle_and_fencing() {
             Finish::Blocked {
                 step: Some("charge".to_owned()),
                 reason: "journal does not fit".to_owned(),
+                location: None,
             },
             later,
         )

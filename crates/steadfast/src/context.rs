@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::poll_fn;
+use std::panic::Location;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use steadfast_core::{
     Backend, Clock, EntryKind, EntryStatus, JournalEntry, Lease, PendingSignal, ProcessId,
-    StoreError, Timestamp,
+    SourceLocation, StoreError, Timestamp,
 };
 
 use crate::retry::RetryPolicy;
@@ -44,6 +45,7 @@ pub(crate) enum Stop {
     Blocked {
         step: Option<String>,
         reason: String,
+        location: Option<SourceLocation>,
     },
     /// A cancellation was requested.
     Cancelled,
@@ -57,6 +59,8 @@ struct RunState {
     /// Recorded outcomes not yet returned to the function, by `seq`.
     outcomes: BTreeMap<i64, String>,
     used: HashSet<String>,
+    /// Where in the source each operation of this run was called.
+    locations: HashMap<String, &'static Location<'static>>,
     next_seq: i64,
     token_held: bool,
     token_waiters: Vec<Waker>,
@@ -91,6 +95,7 @@ pub(crate) enum Idle {
     Suspend {
         wake_at: Option<Timestamp>,
         waiting_for: Vec<String>,
+        parked_at: Vec<SourceLocation>,
     },
 }
 
@@ -139,8 +144,14 @@ impl RunCtx {
     ///
     /// Returns `None` (and blocks the run) when the name was already used in
     /// this run or its recorded entry is of another kind.
-    pub(crate) fn begin(&self, name: &str, kind: EntryKind) -> Option<Begin> {
+    pub(crate) fn begin(
+        &self,
+        name: &str,
+        kind: EntryKind,
+        location: &'static Location<'static>,
+    ) -> Option<Begin> {
         let mut st = self.state();
+        st.locations.insert(name.to_owned(), location);
         if !st.used.insert(name.to_owned()) {
             drop(st);
             self.block(
@@ -268,9 +279,11 @@ impl RunCtx {
 
     /// Blocks the run: the journal no longer fits the code.
     pub(crate) fn block(&self, step: &str, reason: String) {
+        let location = self.state().locations.get(step).map(|l| source(l));
         self.stop(Stop::Blocked {
             step: Some(step.to_owned()),
             reason,
+            location,
         });
     }
 
@@ -391,9 +404,18 @@ impl RunCtx {
         let mut waiting_for: Vec<String> = st.waits.values().map(|(s, _)| s.clone()).collect();
         waiting_for.sort();
         waiting_for.dedup();
+        let mut parked_at: Vec<SourceLocation> = st
+            .timers
+            .keys()
+            .chain(st.waits.keys())
+            .filter_map(|name| st.locations.get(name).map(|l| source(l)))
+            .collect();
+        parked_at.sort();
+        parked_at.dedup();
         Idle::Suspend {
             wake_at: st.timers.values().map(|(due, _)| *due).min(),
             waiting_for,
+            parked_at,
         }
     }
 
@@ -411,6 +433,10 @@ impl RunCtx {
 
     fn mismatch(&self, st: &RunState) -> Stop {
         let first = st.outcomes.first_key_value().map(|(_, name)| name.clone());
+        let location = first
+            .as_ref()
+            .and_then(|name| st.entries.get(name))
+            .and_then(|entry| entry.location.clone());
         let step = first.clone();
         let recorded = first.unwrap_or_default();
         let reason = if st.replay_waiters.is_empty() {
@@ -426,7 +452,11 @@ impl RunCtx {
                  for new step(s) {asked:?} instead; the code no longer fits this process's journal"
             )
         };
-        Stop::Blocked { step, reason }
+        Stop::Blocked {
+            step,
+            reason,
+            location,
+        }
     }
 }
 
@@ -499,10 +529,15 @@ pub(crate) fn new_entry(
         started_at,
         finished_at: None,
         due_at: None,
-        location: Some(steadfast_core::SourceLocation {
-            file: location.file().to_owned(),
-            line: location.line(),
-        }),
+        location: Some(source(location)),
         consumed_signal: None,
+    }
+}
+
+/// A `#[track_caller]` location as stored in journals.
+pub(crate) fn source(location: &Location<'_>) -> SourceLocation {
+    SourceLocation {
+        file: location.file().to_owned(),
+        line: location.line(),
     }
 }

@@ -471,6 +471,26 @@ impl Host {
         Ok(())
     }
 
+    /// Rewinds process `id` to the journal entry named `step`: that entry and
+    /// every later one are dropped (signals they consumed become pending
+    /// again) and the process runs again from there. Returns how many entries
+    /// were dropped. Refused while a live host runs the process.
+    pub async fn rewind(&self, id: &str, step: &str) -> Result<u64, Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        let dropped = shared.store.rewind(&id, step, shared.clock.now()).await?;
+        shared.work.notify_one();
+        Ok(dropped)
+    }
+
+    /// Deletes finished processes (completed, failed, cancelled) that ended
+    /// more than `age` ago, with their journals; returns how many.
+    pub async fn purge(&self, age: Duration) -> Result<u64, Error> {
+        let shared = self.shared();
+        let before = shared.clock.now() - age;
+        Ok(shared.store.purge(before).await?)
+    }
+
     /// Stops taking work, lets running steps finish for the grace period,
     /// then gives up every lease so other hosts can continue at once.
     pub async fn shutdown(&self) {

@@ -54,6 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         known.sort_unstable();
         finish(Finish::Blocked {
             step: None,
+            location: None,
             reason: format!(
                 "process kind {:?} is not registered on this host (known kinds: {known:?}); \
                  register it and retry the process",
@@ -80,6 +81,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         Err(err) => {
             finish(Finish::Blocked {
                 step: None,
+                location: None,
                 reason: format!(
                     "the stored input no longer decodes into {}: {err}",
                     kind.input_type
@@ -99,13 +101,23 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         Turn::Returned(Returned::Err(error)) => Some(Finish::Failed { error }),
         Turn::Returned(Returned::Unencodable(err)) => Some(Finish::Blocked {
             step: None,
+            location: None,
             reason: format!("the function's output cannot be encoded as JSON: {err}"),
         }),
         Turn::Panicked(message) => Some(Finish::Blocked {
             step: None,
+            location: None,
             reason: format!("the process function panicked: {message}"),
         }),
-        Turn::Stop(Stop::Blocked { step, reason }) => Some(Finish::Blocked { step, reason }),
+        Turn::Stop(Stop::Blocked {
+            step,
+            reason,
+            location,
+        }) => Some(Finish::Blocked {
+            step,
+            reason,
+            location,
+        }),
         Turn::Stop(Stop::Cancelled) => Some(Finish::Cancelled),
         Turn::Stop(Stop::Aborted(err)) => {
             if !matches!(err, StoreError::Fenced { .. }) {
@@ -146,6 +158,7 @@ async fn drive(
                     Idle::Suspend {
                         wake_at,
                         waiting_for,
+                        parked_at,
                     } => {
                         let now = ctx.clock.now();
                         if wake_at.is_some_and(|due| due <= now) {
@@ -155,6 +168,7 @@ async fn drive(
                             Poll::Ready(Turn::Suspend(Suspension {
                                 wake_at,
                                 waiting_for,
+                                parked_at,
                                 now,
                             }))
                         }

@@ -75,6 +75,8 @@ async fn replay_after_restart_does_not_rerun_steps() {
     let suspended = wait_for(&host, "g-1", |s| s == Status::Suspended).await;
     assert_eq!(suspended.waiting_for, vec!["reply".to_owned()]);
     assert_eq!(suspended.wake_at, None, "waiting only for a signal");
+    assert_eq!(suspended.parked_at.len(), 1, "parked at the wait's line");
+    assert!(suspended.parked_at[0].file.ends_with("tests/engine.rs"));
     let journal = host.store().journal(&suspended.id).await.expect("journal");
     let secret = journal
         .iter()
@@ -571,4 +573,50 @@ async fn two_hosts_on_one_file_never_run_a_process_twice() {
         runs.values().all(|&n| n == 1),
         "every closure ran exactly once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_reruns_from_a_step_and_purge_forgets_old_processes() {
+    let fx = Fixture::new();
+    let runs = counter();
+    let r = Arc::clone(&runs);
+    let host = fx
+        .builder()
+        .await
+        .register("again", move |p: Process, (): ()| {
+            let r = Arc::clone(&r);
+            async move {
+                p.step("one", || async { Ok::<_, StepError>(1) }).await?;
+                let n = p
+                    .step("two", || async {
+                        Ok::<_, StepError>(r.fetch_add(1, Ordering::SeqCst) + 1)
+                    })
+                    .await?;
+                let word: String = p.wait("word").await;
+                Ok::<_, StepFailed>(format!("{word} {n}"))
+            }
+        })
+        .build();
+    host.spawn("again", "a-1", &()).await.expect("spawn");
+    host.signal("a-1", "word", "first").await.expect("signal");
+    let out: String = host.outcome("a-1").await.expect("outcome");
+    assert_eq!(out, "first 1");
+
+    let dropped = host.rewind("a-1", "two").await.expect("rewind");
+    assert_eq!(dropped, 2, "two and word");
+    let out: String = host.outcome("a-1").await.expect("outcome");
+    assert_eq!(
+        out, "first 2",
+        "step two ran again, the signal was handed back"
+    );
+
+    let missing = host.rewind("a-1", "nope").await.expect_err("unknown step");
+    assert!(missing.to_string().contains("nope"), "{missing}");
+    assert_eq!(
+        host.purge(Duration::from_secs(3600)).await.expect("purge"),
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(host.purge(Duration::ZERO).await.expect("purge"), 1);
+    assert!(host.status("a-1").await.is_err(), "purged");
 }

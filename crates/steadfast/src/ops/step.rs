@@ -80,7 +80,7 @@ where
         mut run,
         ..
     } = step;
-    match ctx.begin(&name, EntryKind::Step) {
+    match ctx.begin(&name, EntryKind::Step, location) {
         Some(Begin::New) => {}
         Some(Begin::Replay(entry)) => {
             ctx.replay_turn(&name, entry.seq).await;

@@ -48,7 +48,7 @@ pub(crate) async fn sleep(
     due: Due,
     location: &'static Location<'static>,
 ) {
-    let scheduled = match ctx.begin(&name, EntryKind::Timer) {
+    let scheduled = match ctx.begin(&name, EntryKind::Timer, location) {
         Some(Begin::Replay(entry)) => return ctx.replay_turn(&name, entry.seq).await,
         Some(Begin::Scheduled(entry)) => {
             ctx.replayed(&name).await;

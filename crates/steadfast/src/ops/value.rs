@@ -20,7 +20,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> T,
 {
-    match ctx.begin(&name, EntryKind::Value) {
+    match ctx.begin(&name, EntryKind::Value, location) {
         Some(Begin::New) => {}
         Some(Begin::Replay(entry)) => {
             ctx.replay_turn(&name, entry.seq).await;

@@ -33,7 +33,7 @@ pub(crate) async fn wait<T: DeserializeOwned>(
     timeout: Option<Duration>,
     location: &'static Location<'static>,
 ) -> Option<T> {
-    let scheduled = match ctx.begin(&name, EntryKind::Wait) {
+    let scheduled = match ctx.begin(&name, EntryKind::Wait, location) {
         Some(Begin::Replay(entry)) => {
             ctx.replay_turn(&name, entry.seq).await;
             return replay(&ctx, &name, &entry).await;

@@ -1,0 +1,219 @@
+//! What tools (CLI, dashboard) need beyond reading: where processes stand in
+//! their source (`parked_at`, `parked_counts`), `rewind` and `purge`.
+
+use steadfast_core::{
+    Finish, ParkedCount, SourceLocation, Status, StoreError, SuspendOutcome, Suspension,
+};
+
+use crate::assert_err;
+use crate::fixture::{
+    DynStore, LEASE, append, assert_nothing_claimable, at, claim_one, completed, finish, get, host,
+    journal, pid, spawn, spawn_claimed, spawn_finished, step, timer, wait_consuming,
+};
+
+fn line(n: u32) -> SourceLocation {
+    SourceLocation {
+        file: "src/flow.rs".to_owned(),
+        line: n,
+    }
+}
+
+async fn park(store: &DynStore, id: &str, lines: &[u32], now: steadfast_core::Timestamp) {
+    let lease = spawn_claimed(store, id, &host("a"), now).await.lease;
+    let outcome = store
+        .suspend(
+            &lease,
+            Suspension {
+                wake_at: None,
+                waiting_for: vec!["go".to_owned()],
+                parked_at: lines.iter().map(|n| line(*n)).collect(),
+                now,
+            },
+        )
+        .await
+        .expect("suspend");
+    assert_eq!(outcome, SuspendOutcome::Suspended);
+}
+
+/// `parked_at` is stored by `suspend` and by `finish(Blocked)` with a
+/// location, and cleared by a claim and by finishing otherwise.
+pub async fn parked_at_follows_suspension_and_blocking(store: DynStore) {
+    park(&store, "p", &[12, 14], at(0)).await;
+    assert_eq!(get(&store, "p").await.parked_at, [line(12), line(14)]);
+
+    store
+        .signal(&pid("p"), "go", "null", at(1))
+        .await
+        .expect("signal");
+    let claimed = claim_one(&store, "p", &host("b"), at(1)).await;
+    assert!(
+        claimed.record.parked_at.is_empty(),
+        "a claimed (running) process is parked nowhere: {:?}",
+        claimed.record
+    );
+    let blocked = Finish::Blocked {
+        step: Some("x".to_owned()),
+        reason: "does not decode".to_owned(),
+        location: Some(line(20)),
+    };
+    finish(&store, &claimed.lease, blocked, at(2)).await;
+    assert_eq!(get(&store, "p").await.parked_at, [line(20)]);
+
+    store.retry(&pid("p"), at(3)).await.expect("retry");
+    assert!(
+        get(&store, "p").await.parked_at.is_empty(),
+        "retry clears it"
+    );
+    let claimed = claim_one(&store, "p", &host("b"), at(3)).await;
+    finish(&store, &claimed.lease, completed("1"), at(4)).await;
+    assert!(get(&store, "p").await.parked_at.is_empty());
+}
+
+/// `parked_counts(kind)` counts the suspended and blocked processes of that
+/// kind at each line, a process parked at two lines counting at both.
+pub async fn parked_counts_per_line(store: DynStore) {
+    park(&store, "a", &[12], at(0)).await;
+    park(&store, "b", &[12, 14], at(0)).await;
+    park(&store, "c", &[14], at(0)).await;
+    let lease = spawn_claimed(&store, "d", &host("a"), at(0)).await.lease;
+    let blocked = Finish::Blocked {
+        step: Some("x".to_owned()),
+        reason: "why".to_owned(),
+        location: Some(line(12)),
+    };
+    finish(&store, &lease, blocked, at(1)).await;
+    spawn(&store, "running", at(0)).await;
+
+    let counts = store
+        .parked_counts(crate::fixture::KIND)
+        .await
+        .expect("parked_counts");
+    let expected = [
+        (12, Status::Suspended, 2),
+        (12, Status::Blocked, 1),
+        (14, Status::Suspended, 2),
+    ];
+    let got: Vec<(u32, Status, u64)> = counts
+        .iter()
+        .map(|c: &ParkedCount| (c.location.line, c.status, c.count))
+        .collect();
+    for want in expected {
+        assert!(got.contains(&want), "{want:?} missing from {got:?}");
+    }
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    let other = store
+        .parked_counts("another kind")
+        .await
+        .expect("parked_counts");
+    assert!(other.is_empty(), "{other:?}");
+}
+
+/// `rewind(id, step)` drops that entry and all later ones, returns the
+/// signals they consumed to the pending list, and makes the process
+/// runnable again with a new epoch that fences the old lease.
+pub async fn rewind_drops_later_entries_and_returns_signals(store: DynStore) {
+    let claimed = spawn_claimed(&store, "p", &host("a"), at(0)).await;
+    let lease = claimed.lease;
+    let sig = store
+        .signal(&pid("p"), "go", "\"ok\"", at(0))
+        .await
+        .expect("signal");
+    append(&store, &lease, step(0, "first", at(1))).await;
+    append(&store, &lease, wait_consuming(1, "go", at(2), sig)).await;
+    append(&store, &lease, step(2, "third", at(3))).await;
+    append(&store, &lease, timer(3, "nap", at(4), at(100))).await;
+    finish(&store, &lease, completed("\"done\""), at(5)).await;
+
+    let dropped = store.rewind(&pid("p"), "go", at(6)).await.expect("rewind");
+    assert_eq!(dropped, 3, "go, third and nap are dropped");
+    let names: Vec<String> = journal(&store, "p")
+        .await
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["first"]);
+    let pending = store.pending_signals(&pid("p")).await.expect("pending");
+    assert_eq!(pending.len(), 1, "the consumed signal is pending again");
+    assert_eq!(pending[0].id, sig);
+
+    let record = get(&store, "p").await;
+    assert_eq!(record.status, Status::Running);
+    assert_eq!(record.output, None);
+    assert_eq!(record.wake_at, Some(at(6)));
+    assert!(record.epoch > lease.epoch, "the epoch moves on");
+    let stale = store.append(&lease, step(9, "late", at(7))).await;
+    assert_err!(stale, StoreError::Fenced { .. }, "the old lease is fenced");
+    let again = claim_one(&store, "p", &host("b"), at(6)).await;
+    assert_eq!(again.journal.len(), 1);
+    assert_eq!(again.signals.len(), 1);
+}
+
+/// `rewind` refuses an unknown process, an unknown step and a process a
+/// live host holds, and changes nothing then.
+pub async fn rewind_refuses_bad_requests(store: DynStore) {
+    let missing = store.rewind(&pid("ghost"), "x", at(0)).await;
+    assert_err!(missing, StoreError::NotFound(_), "unknown process");
+
+    let lease = spawn_claimed(&store, "p", &host("a"), at(0)).await.lease;
+    append(&store, &lease, step(0, "first", at(1))).await;
+    let held = store.rewind(&pid("p"), "first", at(2)).await;
+    assert_err!(
+        held,
+        StoreError::InvalidState { .. },
+        "a live lease blocks a rewind"
+    );
+
+    finish(&store, &lease, completed("1"), at(3)).await;
+    let unknown = store.rewind(&pid("p"), "no such step", at(4)).await;
+    assert_err!(unknown, StoreError::InvalidInput(_), "unknown step");
+    assert_eq!(journal(&store, "p").await.len(), 1, "nothing changed");
+    assert_eq!(get(&store, "p").await.status, Status::Completed);
+
+    // An expired lease no longer blocks it.
+    let lease = spawn_claimed(&store, "q", &host("a"), at(0)).await.lease;
+    append(&store, &lease, step(0, "first", at(1))).await;
+    let later = at(0) + LEASE + LEASE;
+    assert_eq!(
+        store
+            .rewind(&pid("q"), "first", later)
+            .await
+            .expect("rewind"),
+        1
+    );
+    assert_nothing_claimable(&store, at(1), "runnable only from the rewind on").await;
+}
+
+/// `purge(before)` deletes finished processes updated before the cutoff,
+/// with their journals and signals, and nothing else.
+pub async fn purge_deletes_only_old_finished_processes(store: DynStore) {
+    spawn_finished(&store, "old-done", completed("1"), at(10)).await;
+    spawn_finished(
+        &store,
+        "old-failed",
+        Finish::Failed { error: "e".into() },
+        at(10),
+    )
+    .await;
+    spawn_finished(&store, "new-done", completed("1"), at(100)).await;
+    park(&store, "old-suspended", &[1], at(0)).await;
+    spawn(&store, "old-running", at(0)).await;
+
+    let purged = store.purge(at(50)).await.expect("purge");
+    assert_eq!(purged, 2);
+    for gone in ["old-done", "old-failed"] {
+        assert_err!(
+            store.get(&pid(gone)).await,
+            StoreError::NotFound(_),
+            "purged"
+        );
+        assert_err!(
+            store.journal(&pid(gone)).await,
+            StoreError::NotFound(_),
+            "purged"
+        );
+    }
+    for kept in ["new-done", "old-running", "old-suspended"] {
+        get(&store, kept).await;
+    }
+    assert_eq!(store.purge(at(50)).await.expect("purge again"), 0);
+}
