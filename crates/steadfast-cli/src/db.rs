@@ -1,9 +1,12 @@
-//! Opening the store named by `--db`.
+//! Opening the store named by `--db`: a SQLite file path, `sqlite:PATH`,
+//! `sqlite://PATH`, or a `postgres://…` URL (with an optional `schema=NAME`
+//! query parameter choosing the schema, default `steadfast`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use steadfast::{SqliteOptions, SqliteStore, StoreError};
+use steadfast::{Backend, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, StoreError};
 
 /// Whether opening may create a missing database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,12 +18,30 @@ pub enum Open {
     Create,
 }
 
-/// The file path named by a `--db` value: a path, `sqlite:PATH` or
-/// `sqlite://PATH`. PostgreSQL URLs are recognised and refused.
-pub fn path(db: &str) -> anyhow::Result<PathBuf> {
-    let lower = db.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        bail!("the PostgreSQL store is not part of this build yet (use a SQLite file path)");
+/// Where a `--db` value points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: the connection URL and the schema.
+    Postgres {
+        /// The URL without the `schema` parameter.
+        url: String,
+        /// The schema holding Steadfast's tables.
+        schema: String,
+    },
+}
+
+/// Parses a `--db` value.
+pub fn location(db: &str) -> anyhow::Result<Location> {
+    if strip_prefix_ci(db, "postgres://").is_some()
+        || strip_prefix_ci(db, "postgresql://").is_some()
+    {
+        let (url, schema) = split_schema(db);
+        return Ok(Location::Postgres {
+            url,
+            schema: schema.unwrap_or_else(|| PostgresOptions::default().schema),
+        });
     }
     let path = if let Some(rest) = strip_prefix_ci(db, "sqlite://") {
         rest
@@ -32,7 +53,43 @@ pub fn path(db: &str) -> anyhow::Result<PathBuf> {
     if path.is_empty() {
         bail!("--db {db:?} names no file");
     }
-    Ok(PathBuf::from(path))
+    Ok(Location::Sqlite(PathBuf::from(path)))
+}
+
+/// The SQLite file named by a `--db` value; PostgreSQL URLs are refused
+/// (for commands that need a file).
+#[allow(dead_code, reason = "the bench command uses it")]
+pub fn path(db: &str) -> anyhow::Result<PathBuf> {
+    match location(db)? {
+        Location::Sqlite(path) => Ok(path),
+        Location::Postgres { .. } => {
+            bail!("this command needs a SQLite file for --db, not a PostgreSQL URL")
+        }
+    }
+}
+
+/// Takes a `schema=NAME` parameter out of a PostgreSQL URL's query.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_owned());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
 }
 
 /// `s` without `prefix` (ASCII case-insensitive), if it starts with it.
@@ -43,10 +100,45 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Opens the store named by a `--db` value.
-pub async fn open(db: &str, mode: Open) -> anyhow::Result<(SqliteStore, PathBuf)> {
-    let path = path(db)?;
-    let store = open_path(&path, mode).await?;
-    Ok((store, path))
+pub async fn open(db: &str, mode: Open) -> anyhow::Result<(Arc<dyn Backend>, Location)> {
+    let location = location(db)?;
+    let store: Arc<dyn Backend> = match &location {
+        Location::Sqlite(path) => Arc::new(open_path(path, mode).await?),
+        Location::Postgres { url, schema } => {
+            let options = PostgresOptions::default()
+                .schema(schema.clone())
+                .create_schema(mode == Open::Create);
+            match PostgresStore::connect_with(url, options).await {
+                Ok(store) => Arc::new(store),
+                Err(err @ (StoreError::NotSteadfast { .. } | StoreError::NewerSchema { .. })) => {
+                    return Err(err.into());
+                }
+                Err(err) => {
+                    return Err(anyhow::Error::new(err)).with_context(|| {
+                        format!(
+                            "cannot open the Steadfast schema {schema:?} at {}",
+                            redact(url)
+                        )
+                    });
+                }
+            }
+        }
+    };
+    Ok((store, location))
+}
+
+/// A URL with its password replaced by `***`, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Opens the SQLite store at `path`, with friendly errors.
@@ -70,7 +162,16 @@ pub async fn open_path(path: &Path, mode: Open) -> anyhow::Result<SqliteStore> {
 }
 
 /// The default folder of the simulated services: `<db file stem>-services`
-/// next to the database (`steadfast.db` → `steadfast-services`).
+/// next to a SQLite database (`steadfast.db` → `steadfast-services`), or
+/// `./steadfast-services` for PostgreSQL.
+pub fn services_for(location: &Location) -> PathBuf {
+    match location {
+        Location::Sqlite(path) => services_dir(path),
+        Location::Postgres { .. } => PathBuf::from("steadfast-services"),
+    }
+}
+
+/// The default services folder next to the SQLite database at `db_path`.
 pub fn services_dir(db_path: &Path) -> PathBuf {
     let stem = db_path
         .file_stem()
@@ -93,9 +194,22 @@ mod tests {
         assert_eq!(path("sqlite:a.db")?, PathBuf::from("a.db"));
         assert_eq!(path("sqlite:///tmp/a.db")?, PathBuf::from("/tmp/a.db"));
         assert_eq!(path("SQLITE://rel/a.db")?, PathBuf::from("rel/a.db"));
-        let err = path("postgres://localhost/db").err().map(|e| e.to_string());
-        assert!(err.is_some_and(|e| e.contains("PostgreSQL store is not part of this build")));
-        assert!(path("postgresql://x").is_err());
+        assert!(path("postgresql://x").is_err(), "a file is needed");
+        assert_eq!(
+            location("postgres://u:pw@h/db?schema=app&sslmode=disable")?,
+            Location::Postgres {
+                url: "postgres://u:pw@h/db?sslmode=disable".to_owned(),
+                schema: "app".to_owned()
+            }
+        );
+        assert_eq!(
+            location("postgres://h/db")?,
+            Location::Postgres {
+                url: "postgres://h/db".to_owned(),
+                schema: "steadfast".to_owned()
+            }
+        );
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert!(path("sqlite:").is_err());
         Ok(())
     }

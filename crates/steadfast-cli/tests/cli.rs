@@ -111,15 +111,6 @@ fn a_foreign_file_is_refused_and_left_unchanged() {
 }
 
 #[test]
-fn postgres_urls_are_refused_kindly() {
-    let err = fails(Path::new("postgres://localhost/app"), &["list"]);
-    assert!(
-        err.contains("the PostgreSQL store is not part of this build yet"),
-        "{err}"
-    );
-}
-
-#[test]
 fn spawn_show_signal_list_and_worker_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");

@@ -23,6 +23,8 @@ pub use steadfast_core::{
     ScaledClock, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError, SystemClock,
     Timestamp,
 };
+#[cfg(feature = "postgres")]
+pub use steadfast_postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore};
 

@@ -119,10 +119,13 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             location,
         }),
         Turn::Stop(Stop::Cancelled) => Some(Finish::Cancelled),
+        Turn::Stop(Stop::Aborted(StoreError::Fenced { epoch, .. })) => {
+            tracing::info!(process = %id, epoch, "lease lost: another host took the process over; this run stops");
+            None
+        }
+        Turn::Stop(Stop::Aborted(StoreError::Closed)) => None,
         Turn::Stop(Stop::Aborted(err)) => {
-            if !matches!(err, StoreError::Fenced { .. }) {
-                tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
-            }
+            tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
             None
         }
     };

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use steadfast::{Host, HostBuilder, Spawned, SqliteStore, Status};
+use steadfast::{Backend, Host, HostBuilder, Spawned, Status};
 use steadfast_examples::{Services, register_all};
 
 use crate::db::{self, Open};
@@ -14,24 +14,24 @@ use crate::{IdArg, SpawnArgs};
 /// A client host with every example kind registered, so spawn inputs are
 /// checked against the kind's input type. `services` is where those kinds'
 /// services would keep their files (the folder is created).
-pub fn example_client(store: SqliteStore, services: &Path) -> anyhow::Result<Host> {
+pub fn example_client(store: Arc<dyn Backend>, services: &Path) -> anyhow::Result<Host> {
     let services = Services::open(services)
         .with_context(|| format!("cannot open the services folder {}", services.display()))?;
-    Ok(register_all(HostBuilder::new(store), Arc::new(services)).build_client())
+    Ok(register_all(HostBuilder::from_arc(store), Arc::new(services)).build_client())
 }
 
 /// A client host without kinds: enough to signal, cancel and retry (the
 /// engine does not look at kinds for those), and it creates no folders.
-pub fn plain_client(store: SqliteStore) -> Host {
-    HostBuilder::new(store).build_client()
+pub fn plain_client(store: Arc<dyn Backend>) -> Host {
+    HostBuilder::from_arc(store).build_client()
 }
 
 /// Runs `steadfast spawn`.
 pub async fn spawn(db: &str, args: SpawnArgs) -> anyhow::Result<()> {
     serde_json::from_str::<serde_json::Value>(&args.json)
         .with_context(|| format!("the input {:?} is not valid JSON", args.json))?;
-    let (store, path) = db::open(db, Open::Create).await?;
-    let host = example_client(store, &db::services_dir(&path))?;
+    let (store, location) = db::open(db, Open::Create).await?;
+    let host = example_client(store, &db::services_for(&location))?;
     let spawned = host
         .spawn_json(&args.kind, &args.id, &args.json)
         .await

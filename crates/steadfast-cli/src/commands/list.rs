@@ -1,7 +1,7 @@
 //! `steadfast list`: processes as a table (or JSON), then counts per status.
 
 use anyhow::Context;
-use steadfast::{ListFilter, ProcessId, Status, StoreAdmin, Timestamp};
+use steadfast::{ListFilter, ProcessId, Status, Timestamp};
 
 use crate::db::{self, Open};
 use crate::{ListArgs, render};

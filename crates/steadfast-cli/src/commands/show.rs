@@ -1,9 +1,7 @@
 //! `steadfast show ID`: one process and its journal.
 
 use anyhow::Context;
-use steadfast::{
-    EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Store, StoreAdmin, Timestamp,
-};
+use steadfast::{EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp};
 
 use crate::db::{self, Open};
 use crate::{ShowArgs, render};

@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use steadfast::{
-    HostBuilder, ListFilter, ProcessId, ScaledClock, SqliteStore, Status, StoreAdmin, Timestamp,
-};
+use steadfast::{Backend, HostBuilder, ListFilter, ProcessId, ScaledClock, Status, Timestamp};
 use steadfast_examples::{Services, register_all};
 
 use crate::WorkerArgs;
@@ -18,14 +16,14 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Runs `steadfast worker` until Ctrl-C, SIGTERM or (with
 /// `--exit-when-idle`) until nothing is left to do.
 pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
-    let (store, path) = db::open(db, Open::Create).await?;
+    let (store, location) = db::open(db, Open::Create).await?;
     let services_dir = args
         .services
         .clone()
-        .unwrap_or_else(|| db::services_dir(&path));
+        .unwrap_or_else(|| db::services_for(&location));
     let services = Services::open(&services_dir)
         .with_context(|| format!("cannot open the services folder {}", services_dir.display()))?;
-    let mut builder = HostBuilder::new(store.clone()).max_concurrency(args.concurrency);
+    let mut builder = HostBuilder::from_arc(store.clone()).max_concurrency(args.concurrency);
     if let Some(ms) = args.lease_ms {
         builder = builder.lease(Duration::from_millis(ms));
     }
@@ -41,7 +39,7 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
     }
     let host = register_all(builder, Arc::new(services)).build();
     tracing::info!(
-        db = %path.display(),
+        db = %db,
         services = %services_dir.display(),
         host = %host.id(),
         "steadfast worker started"
@@ -56,7 +54,7 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
             r?;
             "terminated"
         }
-        r = idle(&store), if args.exit_when_idle => {
+        r = idle(&*store), if args.exit_when_idle => {
             r?;
             "idle"
         }
@@ -83,7 +81,7 @@ async fn terminated() -> anyhow::Result<()> {
 
 /// Completes once no process is running and no suspended process waits for
 /// a timer (processes that wait only for signals do not count).
-async fn idle(store: &SqliteStore) -> anyhow::Result<()> {
+async fn idle(store: &dyn Backend) -> anyhow::Result<()> {
     loop {
         if is_idle(store).await? {
             return Ok(());
@@ -93,7 +91,7 @@ async fn idle(store: &SqliteStore) -> anyhow::Result<()> {
 }
 
 /// One look at the store for [`idle`].
-pub async fn is_idle(store: &SqliteStore) -> anyhow::Result<bool> {
+pub async fn is_idle(store: &dyn Backend) -> anyhow::Result<bool> {
     let running = store
         .list(&ListFilter {
             status: Some(Status::Running),

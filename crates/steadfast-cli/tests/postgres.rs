@@ -1,0 +1,287 @@
+//! The CLI and workers on PostgreSQL: commands on a schema, three worker
+//! processes sharing one database with one SIGKILLed, and a SIGSTOPped
+//! worker whose late writes are fenced off.
+
+#[path = "support/pg.rs"]
+mod pg;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pg::Schema;
+use steadfast::{Backend, EntryStatus, Host, ListFilter, PostgresOptions, PostgresStore, Status};
+use steadfast_examples::workload::{self, STEPS, step_value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
+
+fn cli(db: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("STEADFAST_DB")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run steadfast")
+}
+
+fn worker(db: &str, services: &Path, extra: &[&str], log: Option<&Path>) -> Child {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--db")
+        .arg(db)
+        .arg("worker")
+        .arg("--services")
+        .arg(services)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match log {
+        Some(path) => {
+            let file = std::fs::File::create(path).expect("worker log");
+            cmd.env("RUST_LOG", "steadfast=info").stderr(file);
+        }
+        None => {
+            cmd.stderr(Stdio::inherit());
+        }
+    }
+    cmd.spawn().expect("start a worker")
+}
+
+async fn store(schema: &Schema) -> Arc<dyn Backend> {
+    let url = pg::server_url();
+    let options = PostgresOptions::default().schema(schema.name.clone());
+    Arc::new(
+        PostgresStore::connect_with(&url, options)
+            .await
+            .expect("connect"),
+    )
+}
+
+async fn spawn_ten_steps(store: &Arc<dyn Backend>, n: usize) {
+    let client = workload::register(steadfast::HostBuilder::from_arc(Arc::clone(store)), None)
+        .build_client();
+    for i in 0..n {
+        client
+            .spawn(workload::KIND, &format!("p-{i:04}"), &())
+            .await
+            .expect("spawn");
+    }
+    drop::<Host>(client);
+}
+
+async fn wait_all_completed(store: &Arc<dyn Backend>, n: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let counts = store.counts().await.expect("counts");
+        let done: u64 = counts
+            .iter()
+            .filter(|c| c.status == Status::Completed)
+            .map(|c| c.count)
+            .sum();
+        if done as usize == n {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "only {done} of {n} finished: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every process completed with exactly its ten expected journal entries.
+async fn assert_journals_intact(store: &Arc<dyn Backend>, n: usize) {
+    let all = store
+        .list(&ListFilter {
+            limit: n + 1,
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), n);
+    for record in &all {
+        assert_eq!(record.status, Status::Completed, "{record:?}");
+        let journal = store.journal(&record.id).await.expect("journal");
+        assert_eq!(journal.len(), STEPS, "{}: {journal:?}", record.id);
+        for (index, entry) in journal.iter().enumerate() {
+            assert_eq!(entry.name, format!("step {index}"));
+            assert_eq!(entry.status, EntryStatus::Completed);
+            let value: String =
+                serde_json::from_str(entry.outcome.as_deref().expect("outcome")).expect("json");
+            assert_eq!(value, step_value(record.id.as_str(), index));
+        }
+    }
+}
+
+fn reruns(services: &Path) -> (usize, usize) {
+    let log = std::fs::read_to_string(services.join("step-runs.log")).expect("run log");
+    let mut runs: HashMap<&str, usize> = HashMap::new();
+    for line in log.lines() {
+        *runs.entry(line).or_default() += 1;
+    }
+    (runs.len(), runs.values().map(|n| n - 1).sum())
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_work_on_a_postgres_schema() {
+    let Some(schema) = Schema::fresh("cmds").await else {
+        return;
+    };
+    let db = schema.db();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = cli(&db, &["spawn", "ten steps", "job-1", "null"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(
+        &db,
+        &[
+            "worker",
+            "--exit-when-idle",
+            "--services",
+            &dir.path().display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = cli(&db, &["show", "job-1", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown["process"]["status"], "completed");
+    assert_eq!(shown["journal"].as_array().map(Vec::len), Some(10));
+    let out = cli(&db, &["show", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no process with id"));
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let out = cli("postgres://postgres@127.0.0.1:1/test", &["list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the Steadfast schema"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_the_work_and_survive_a_sigkill() {
+    const N: usize = 600;
+    let Some(schema) = Schema::fresh("three").await else {
+        return;
+    };
+    let db = schema.db();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store(&schema).await;
+    spawn_ten_steps(&store, N).await;
+
+    let args = ["--concurrency", "40"];
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| worker(&db, dir.path(), &args, None))
+        .collect();
+    // Kill one worker once the work is under way.
+    let start = Instant::now();
+    loop {
+        let journaled = store
+            .counts()
+            .await
+            .expect("counts")
+            .iter()
+            .find(|c| c.status == Status::Completed)
+            .map_or(0, |c| c.count);
+        if journaled >= 20 || start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    workers[0].kill().expect("SIGKILL worker 1");
+    workers[0].wait().expect("reap");
+
+    wait_all_completed(&store, N, Duration::from_secs(120)).await;
+    for w in &mut workers[1..] {
+        w.kill().expect("stop worker");
+        w.wait().expect("reap");
+    }
+    assert_journals_intact(&store, N).await;
+    let (ran, reran) = reruns(dir.path());
+    assert_eq!(ran, N * STEPS, "every step ran");
+    assert!(
+        reran <= 40,
+        "{reran} re-runs: at most one per process in flight at the kill"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
+    const N: usize = 3000;
+    let Some(schema) = Schema::fresh("fence").await else {
+        return;
+    };
+    let db = schema.db();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = store(&schema).await;
+    spawn_ten_steps(&store, N).await;
+
+    let log_a = dir.path().join("worker-a.log");
+    let lease = ["--concurrency", "50", "--lease-ms", "1000"];
+    let mut a = worker(&db, dir.path(), &lease, Some(&log_a));
+    // Stop worker A in the middle of its work, holding leases.
+    let start = Instant::now();
+    loop {
+        let running = store
+            .list(&ListFilter {
+                status: Some(Status::Running),
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .await
+            .expect("list");
+        let owned = running.iter().filter(|r| r.owner.is_some()).count();
+        if owned >= 5 || start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(a.id(), "STOP");
+    let held: Vec<_> = store
+        .list(&ListFilter {
+            status: Some(Status::Running),
+            limit: N,
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|r| r.owner.is_some())
+        .collect();
+    assert!(!held.is_empty(), "worker A holds leases when stopped");
+
+    // B takes over once A's leases expire, and finishes everything.
+    let mut b = worker(&db, dir.path(), &["--concurrency", "50"], None);
+    wait_all_completed(&store, N, Duration::from_secs(180)).await;
+    for record in &held {
+        let now = store.get(&record.id).await.expect("get");
+        assert!(now.epoch > record.epoch, "{} was taken over", record.id);
+    }
+
+    // A wakes up: its writes under the old leases are rejected.
+    signal(a.id(), "CONT");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for w in [&mut a, &mut b] {
+        w.kill().expect("stop worker");
+        w.wait().expect("reap");
+    }
+    assert_journals_intact(&store, N).await;
+    let log = std::fs::read_to_string(&log_a).expect("worker A log");
+    assert!(
+        log.contains("lease lost"),
+        "worker A noticed its leases were taken over:\n{log}"
+    );
+}

@@ -1,0 +1,416 @@
+//! The PostgreSQL store of Steadfast: many workers on many machines sharing
+//! one database.
+//!
+//! [`PostgresStore`] implements [`steadfast_core::Store`] and
+//! [`steadfast_core::StoreAdmin`] on the tables of one PostgreSQL schema:
+//!
+//! * **Group commit.** One task per store owns a write connection. Writes
+//!   from all tasks are queued to it and committed together in one
+//!   transaction (each in its own savepoint, so one failing write does not
+//!   affect the others); every caller is answered only after the `COMMIT`,
+//!   with `synchronous_commit = on`.
+//! * **Claims** run on a connection pool with `FOR UPDATE SKIP LOCKED`, so
+//!   concurrent claimers on any number of machines get disjoint processes.
+//! * **Fast wake-ups.** Writes that make work due send a `NOTIFY`; every
+//!   store listens and bumps [`steadfast_core::Store::work_events`].
+//! * **Dead hosts.** A host that claims holds a session-level advisory lock;
+//!   when its worker dies, its session ends and other stores take its
+//!   processes over at their next claim instead of waiting for the leases
+//!   to expire.
+//! * **Safe opening.** A schema that holds foreign tables is rejected with
+//!   [`StoreError::NotSteadfast`] (a newer one with
+//!   [`StoreError::NewerSchema`]) and left untouched; migrations run once
+//!   under an advisory lock when many workers start together.
+//! * **Connection loss** surfaces as retryable [`StoreError::Backend`]
+//!   errors; the store reconnects when PostgreSQL is back.
+#![forbid(unsafe_code)]
+
+mod claim;
+mod hosts;
+mod listen;
+mod maintenance;
+mod ops;
+mod options;
+mod read;
+mod rows;
+mod schema;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use steadfast_core::{
+    Claimed, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess, ParkedCount,
+    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use options::PostgresOptions;
+
+use hosts::Hosts;
+use rows::{Db, backend};
+use writer::{Command, Op, Reply, Sender, Writer};
+
+/// How long one batch of writes, one claim or one read may take before it
+/// fails with a retryable error (a half-open connection would otherwise
+/// hang until the kernel gives up on it).
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `op` for at most [`OP_TIMEOUT`].
+async fn bounded<T>(op: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                message: format!("the operation took longer than {OP_TIMEOUT:?}"),
+                retryable: true,
+                source: None,
+            })
+        })
+}
+
+/// The newest schema version this build of the store reads and writes.
+pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+/// A Steadfast store in one schema of a PostgreSQL database.
+///
+/// Cheap to clone: clones share the pool, the writer task, the listener and
+/// the host locks. When the last clone is dropped, the queued writes are
+/// committed, the writer stops and the host locks are released (their
+/// connection closes).
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    schema: String,
+    location: String,
+    channel: String,
+    pool: PgPool,
+    commands: mpsc::UnboundedSender<Command>,
+    hosts: Hosts,
+    events: watch::Receiver<u64>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("location", &self.inner.location)
+            .field("schema", &self.inner.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(e: sqlx::Error) -> StoreError {
+    StoreError::Backend {
+        message: format!("invalid PostgreSQL URL: {e}"),
+        retryable: false,
+        source: Some(Box::new(e)),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (e.g.
+    /// `postgres://user:password@host:5432/db`) with
+    /// [`PostgresOptions::default`]: schema `steadfast`, created (with its
+    /// tables) when missing.
+    ///
+    /// Fails with [`StoreError::NotSteadfast`] when the schema holds tables
+    /// but is not a Steadfast store and with [`StoreError::NewerSchema`]
+    /// when a newer Steadfast wrote it; in both cases nothing is changed.
+    /// An unreachable server is a retryable [`StoreError::Backend`] error.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use steadfast_core::{ProcessId, Store};
+    /// use steadfast_postgres::{PostgresOptions, PostgresStore};
+    ///
+    /// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/app").await?;
+    /// assert_eq!(store.schema(), "steadfast");
+    /// assert!(store.get(&ProcessId::new("nope")?).await.is_err());
+    ///
+    /// // Another application in the same database, in its own schema:
+    /// let other = PostgresStore::connect_with(
+    ///     "postgres://postgres@127.0.0.1:5432/app",
+    ///     PostgresOptions::default().schema("billing").max_connections(4),
+    /// )
+    /// .await?;
+    /// assert_eq!(other.synchronous_commit().await?, "on");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with `options`; see [`PostgresStore::connect`]. Must be
+    /// called within a Tokio runtime, which runs the store's tasks.
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        schema::validate_schema(&options.schema)?;
+        let schema = options.schema.clone();
+        let mut connect = PgConnectOptions::from_str(url).map_err(config_error)?;
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name("steadfast");
+        }
+        let location = format!(
+            "postgres://{}@{}:{}/{} (schema {schema})",
+            connect.get_username(),
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or(""),
+        );
+        let timeout = options.connect_timeout;
+        let setup_schema = schema.clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .after_connect(move |conn, _meta| {
+                let schema = setup_schema.clone();
+                Box::pin(async move { schema::setup(conn, &schema).await })
+            })
+            .connect_with(connect.clone())
+            .await
+            .db()?;
+        {
+            let mut conn = pool.acquire().await.db()?;
+            schema::migrate(&mut conn, &schema, &location, options.create_schema).await?;
+        }
+        let channel = schema::channel(&schema);
+        let writer_conn = {
+            let attempt = async {
+                let mut conn =
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&connect).await?;
+                schema::setup(&mut conn, &schema).await?;
+                Ok::<_, sqlx::Error>(conn)
+            };
+            tokio::time::timeout(timeout, attempt)
+                .await
+                .map_err(|_| StoreError::Backend {
+                    message: format!("{location}: connecting took longer than {timeout:?}"),
+                    retryable: true,
+                    source: None,
+                })?
+                .map_err(backend)?
+        };
+        let (events, listener) = listen::start(connect.clone(), channel.clone(), timeout).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer::new(
+            writer_conn,
+            connect.clone(),
+            schema.clone(),
+            channel.clone(),
+            timeout,
+            options.max_batch,
+        );
+        tokio::spawn(writer.run(rx));
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                hosts: Hosts::new(connect, &schema, timeout),
+                schema,
+                location,
+                channel,
+                pool,
+                commands: tx,
+                events,
+                listener,
+            }),
+        })
+    }
+
+    /// The PostgreSQL schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// Reads `synchronous_commit` back from the write connection (`"on"`:
+    /// every acknowledged write is flushed to the server's disk).
+    pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
+        self.call(Op::Show("synchronous_commit"), Reply::Text).await
+    }
+
+    async fn call<T>(
+        &self,
+        op: Op,
+        reply: impl FnOnce(Sender<T>) -> Reply,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send((op, reply(tx)))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
+        self.call(Op::Spawn(process), Reply::Spawn).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let inner = &self.inner;
+        bounded(claim::claim(
+            &inner.pool,
+            &inner.hosts,
+            &inner.channel,
+            owner,
+            now,
+            lease,
+            limit,
+        ))
+        .await
+    }
+
+    async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
+        self.call(Op::Append(lease.clone(), entry), Reply::Unit)
+            .await
+    }
+
+    async fn suspend(
+        &self,
+        lease: &Lease,
+        suspension: Suspension,
+    ) -> Result<SuspendOutcome, StoreError> {
+        self.call(Op::Suspend(lease.clone(), suspension), Reply::Suspend)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        lease: &Lease,
+        finish: Finish,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.call(Op::Finish(lease.clone(), finish, now), Reply::Unit)
+            .await
+    }
+
+    async fn renew(
+        &self,
+        owner: &HostId,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        let n = self
+            .call(Op::Renew(owner.clone(), now, lease), Reply::Count)
+            .await?;
+        if n > 0 {
+            // The leases were renewed; a missing host lock is retried at
+            // the next claim (and only speeds up recovery).
+            let _ = self.inner.hosts.ensure_held(owner).await;
+        }
+        Ok(n)
+    }
+
+    async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
+        let n = self
+            .call(Op::Release(owner.clone(), now), Reply::Count)
+            .await?;
+        // Dropping the host lock only matters for liveness checks; do not
+        // let a hung connection hold the caller up.
+        let _ = tokio::time::timeout(OP_TIMEOUT, self.inner.hosts.release(owner)).await;
+        Ok(n)
+    }
+
+    async fn signal(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let op = Op::Signal {
+            id: id.clone(),
+            name: name.to_owned(),
+            payload: payload.to_owned(),
+            now,
+        };
+        self.call(op, Reply::Id).await
+    }
+
+    async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
+        bounded(read::pending_signals(&self.inner.pool, id)).await
+    }
+
+    async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
+        self.call(Op::Cancel(id.clone(), now), Reply::Status).await
+    }
+
+    async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
+        self.call(Op::Retry(id.clone(), now), Reply::Unit).await
+    }
+
+    async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
+        bounded(read::get(&self.inner.pool, id)).await
+    }
+
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        bounded(read::next_wake(&self.inner.pool)).await
+    }
+
+    fn work_events(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.inner.events.clone())
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for PostgresStore {
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+        bounded(read::list(&self.inner.pool, filter)).await
+    }
+
+    async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
+        bounded(read::journal(&self.inner.pool, id)).await
+    }
+
+    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        bounded(read::counts(&self.inner.pool)).await
+    }
+
+    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+        bounded(read::parked_counts(&self.inner.pool, kind)).await
+    }
+
+    async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
+        self.call(Op::Rewind(id.clone(), step.to_owned(), now), Reply::Count)
+            .await
+    }
+
+    async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted =
+                bounded(maintenance::purge_chunk(&self.inner.pool, finished_before)).await?;
+            total += deleted;
+            if deleted < maintenance::PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Writes made by tools rather than hosts: rewinding a process to a step
+//! (run by the writer task, in a savepoint like every write) and purging
+//! old finished processes (in chunks, each its own transaction on the pool).
+
+use sqlx::{PgConnection, PgPool, Row};
+use steadfast_core::{ProcessId, Status, StoreError, Timestamp};
+
+use crate::ops::notify;
+use crate::rows::Db;
+
+/// How many finished processes one purge transaction deletes at most, so a
+/// large purge never holds many locks for long.
+pub(crate) const PURGE_CHUNK: i64 = 5_000;
+
+/// [`steadfast_core::StoreAdmin::rewind`].
+pub(crate) async fn rewind(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    step: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let row =
+        sqlx::query("SELECT status, owner, wake_at FROM processes WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    let status: String = row.try_get(0).db()?;
+    let owner: Option<String> = row.try_get(1).db()?;
+    let wake_at: Option<i64> = row.try_get(2).db()?;
+    let status: Status = status
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("processes row {id:?}, column status: {e}")))?;
+    if status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > now.as_micros())
+    {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "rewind",
+            expected: "not held by a live host (suspended, blocked, finished, or with an expired lease)",
+        });
+    }
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM journal WHERE process_id = $1 AND name = $2")
+            .bind(id.as_str())
+            .bind(step)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    let Some(seq) = seq else {
+        return Err(StoreError::InvalidInput(format!(
+            "process {id:?} has no journal entry named {step:?}"
+        )));
+    };
+    sqlx::query(
+        "UPDATE signals SET consumed_at = NULL
+         WHERE process_id = $1 AND id IN (
+             SELECT consumed_signal FROM journal
+             WHERE process_id = $1 AND seq >= $2 AND consumed_signal IS NOT NULL)",
+    )
+    .bind(id.as_str())
+    .bind(seq)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    let dropped = sqlx::query("DELETE FROM journal WHERE process_id = $1 AND seq >= $2")
+        .bind(id.as_str())
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE processes SET status = 'running', wake_at = $2, owner = NULL,
+             epoch = epoch + 1, cancel_requested = false, output = NULL, error = NULL,
+             blocked_step = NULL, waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}', updated_at = $2
+         WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(now.as_micros())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    notify(conn, channel).await?;
+    Ok(dropped)
+}
+
+/// One chunk of [`steadfast_core::StoreAdmin::purge`]: deletes up to
+/// [`PURGE_CHUNK`] finished processes with their journals and signals in
+/// one transaction and returns how many (fewer than the chunk means done).
+/// The rows are locked first, so a process rewound or signalled meanwhile
+/// is re-checked and kept if it is no longer finished.
+pub(crate) async fn purge_chunk(
+    pool: &PgPool,
+    finished_before: Timestamp,
+) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await.db()?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM processes
+         WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1
+         ORDER BY id LIMIT $2
+         FOR UPDATE",
+    )
+    .bind(finished_before.as_micros())
+    .bind(PURGE_CHUNK)
+    .fetch_all(&mut *tx)
+    .await
+    .db()?;
+    if ids.is_empty() {
+        tx.commit().await.db()?;
+        return Ok(0);
+    }
+    for sql in [
+        "DELETE FROM journal WHERE process_id = ANY($1)",
+        "DELETE FROM signals WHERE process_id = ANY($1)",
+    ] {
+        sqlx::query(sql).bind(&ids).execute(&mut *tx).await.db()?;
+    }
+    sqlx::query("DELETE FROM processes WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    tx.commit().await.db()?;
+    // Report the chunk as selected, so a short chunk (the last) ends the loop.
+    Ok(ids.len() as u64)
+}

@@ -1,0 +1,493 @@
+//! The write operations, each run by the writer task inside its own
+//! savepoint of the batch transaction.
+//!
+//! Every write to a process row first locks that row (`FOR NO KEY UPDATE`),
+//! so fencing, suspension and signalling are serialized per process across
+//! all stores sharing the database, and a concurrent claim (which skips
+//! locked rows) cannot take a process over in the middle of a write.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, Row};
+use steadfast_core::{
+    EntryStatus, Finish, HostId, JournalEntry, Lease, NewProcess, PendingSignal, ProcessId,
+    SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
+};
+
+use crate::rows::{
+    Db, process_columns, process_from_row, signal_columns, signal_from_row, split_locations,
+};
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_micros()
+}
+
+/// Makes every listening store look for due work once this transaction
+/// commits (PostgreSQL folds repeated notifications of one transaction).
+pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(conn)
+        .await
+        .db()
+        .map(|_| ())
+}
+
+fn parse_status(id: &ProcessId, status: &str) -> Result<Status, StoreError> {
+    status
+        .parse::<Status>()
+        .map_err(|e| StoreError::Corrupt(format!("processes row {id:?}, column status: {e}")))
+}
+
+/// Locks a process row and returns its status, owner and wake_at, or
+/// `NotFound`.
+async fn lock_status(
+    conn: &mut PgConnection,
+    id: &ProcessId,
+) -> Result<(Status, Option<String>, Option<i64>), StoreError> {
+    let row =
+        sqlx::query("SELECT status, owner, wake_at FROM processes WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id.as_str())
+            .fetch_optional(conn)
+            .await
+            .db()?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    let status: String = row.try_get(0).db()?;
+    Ok((
+        parse_status(id, &status)?,
+        row.try_get(1).db()?,
+        row.try_get(2).db()?,
+    ))
+}
+
+/// Checks (and locks) that `lease` still holds its process: it exists, is
+/// running, is owned by the lease's host, at the lease's epoch. Returns
+/// whether a cancellation is pending.
+async fn fence(conn: &mut PgConnection, lease: &Lease) -> Result<bool, StoreError> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "SELECT cancel_requested FROM processes
+         WHERE id = $1 AND epoch = $2 AND owner = $3 AND status = 'running'
+         FOR NO KEY UPDATE",
+    )
+    .bind(lease.id.as_str())
+    .bind(lease.epoch)
+    .bind(lease.owner.as_str())
+    .fetch_optional(conn)
+    .await
+    .db()?;
+    cancel.ok_or_else(|| StoreError::Fenced {
+        id: lease.id.clone(),
+        epoch: lease.epoch,
+    })
+}
+
+/// [`steadfast_core::Store::spawn`].
+pub(crate) async fn spawn(
+    conn: &mut PgConnection,
+    channel: &str,
+    p: &NewProcess,
+) -> Result<SpawnOutcome, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
+             waiting_for, epoch, cancel_requested)
+         VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(p.id.as_str())
+    .bind(&p.kind)
+    .bind(&p.input)
+    .bind(micros(p.now))
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if inserted == 1 {
+        notify(conn, channel).await?;
+        return Ok(SpawnOutcome::Created);
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE id = $1"
+    ))
+    .bind(p.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?
+    .ok_or_else(|| StoreError::Backend {
+        message: format!("process {:?} both exists and does not; try again", p.id),
+        retryable: true,
+        source: None,
+    })?;
+    let record = process_from_row(&row)?;
+    if record.kind == p.kind && record.input == p.input {
+        return Ok(SpawnOutcome::Existing(Box::new(record)));
+    }
+    Err(StoreError::SpawnConflict {
+        id: p.id.clone(),
+        existing_kind: record.kind,
+    })
+}
+
+/// [`steadfast_core::Store::append`].
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    e: &JournalEntry,
+) -> Result<(), StoreError> {
+    if fence(conn, lease).await? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    let id = lease.id.as_str();
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT status FROM journal WHERE process_id = $1 AND name = $2")
+            .bind(id)
+            .bind(&e.name)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    let (file, line) = match &e.location {
+        Some(loc) => (Some(loc.file.as_str()), Some(i64::from(loc.line))),
+        None => (None, None),
+    };
+    match existing {
+        None => {
+            sqlx::query(
+                "INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
+                     started_at, finished_at, due_at, file, line, consumed_signal)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(id)
+            .bind(&e.name)
+            .bind(e.seq)
+            .bind(e.kind.as_str())
+            .bind(e.status.as_str())
+            .bind(&e.outcome)
+            .bind(i64::from(e.attempts))
+            .bind(micros(e.started_at))
+            .bind(e.finished_at.map(micros))
+            .bind(e.due_at.map(micros))
+            .bind(file)
+            .bind(line)
+            .bind(e.consumed_signal)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        }
+        Some(status) if status == EntryStatus::Scheduled.as_str() => {
+            sqlx::query(
+                "UPDATE journal SET status = $3, outcome = $4, attempts = $5, finished_at = $6,
+                     due_at = coalesce($7, due_at), file = coalesce($8, file),
+                     line = coalesce($9, line), consumed_signal = $10, seq = $11
+                 WHERE process_id = $1 AND name = $2",
+            )
+            .bind(id)
+            .bind(&e.name)
+            .bind(e.status.as_str())
+            .bind(&e.outcome)
+            .bind(i64::from(e.attempts))
+            .bind(e.finished_at.map(micros))
+            .bind(e.due_at.map(micros))
+            .bind(file)
+            .bind(line)
+            .bind(e.consumed_signal)
+            .bind(e.seq)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        }
+        Some(_) => {
+            return Err(StoreError::DuplicateEntry {
+                id: lease.id.clone(),
+                name: e.name.clone(),
+            });
+        }
+    }
+    if let Some(signal) = e.consumed_signal {
+        let at = e.finished_at.unwrap_or(e.started_at);
+        let n = sqlx::query(
+            "UPDATE signals SET consumed_at = $3
+             WHERE id = $1 AND process_id = $2 AND consumed_at IS NULL",
+        )
+        .bind(signal)
+        .bind(id)
+        .bind(micros(at))
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "journal entry {:?} of process {id:?} consumes signal {signal}, \
+                 which is not an unconsumed signal of that process",
+                e.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`steadfast_core::Store::suspend`].
+pub(crate) async fn suspend(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    s: &Suspension,
+) -> Result<SuspendOutcome, StoreError> {
+    if fence(conn, lease).await? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    if !s.waiting_for.is_empty() {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            signal_columns!(),
+            " FROM signals WHERE process_id = $1 AND consumed_at IS NULL AND name = ANY($2)
+              ORDER BY id"
+        ))
+        .bind(lease.id.as_str())
+        .bind(&s.waiting_for)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        if !rows.is_empty() {
+            let pending = rows
+                .iter()
+                .map(|r| signal_from_row(r).map(|(_, s)| s))
+                .collect::<Result<Vec<PendingSignal>, _>>()?;
+            return Ok(SuspendOutcome::SignalsPending(pending));
+        }
+    }
+    let (files, lines) = split_locations(&s.parked_at);
+    sqlx::query(
+        "UPDATE processes SET status = 'suspended', owner = NULL, wake_at = $2,
+             waiting_for = $3, updated_at = $4, parked_files = $5, parked_lines = $6
+         WHERE id = $1",
+    )
+    .bind(lease.id.as_str())
+    .bind(s.wake_at.map(micros))
+    .bind(&s.waiting_for)
+    .bind(micros(s.now))
+    .bind(&files)
+    .bind(&lines)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(SuspendOutcome::Suspended)
+}
+
+/// [`steadfast_core::Store::finish`].
+pub(crate) async fn finish(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    f: &Finish,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    fence(conn, lease).await?;
+    let (status, output, error, step): (Status, Option<&str>, Option<&str>, Option<&str>) = match f
+    {
+        Finish::Completed { output } => (Status::Completed, Some(output), None, None),
+        Finish::Failed { error } => (Status::Failed, None, Some(error), None),
+        Finish::Blocked { step, reason, .. } => {
+            (Status::Blocked, None, Some(reason), step.as_deref())
+        }
+        Finish::Cancelled => (Status::Cancelled, None, None, None),
+        other => {
+            return Err(StoreError::InvalidInput(format!(
+                "this store does not know how to finish a run with {other:?}"
+            )));
+        }
+    };
+    let (files, lines) = match f {
+        Finish::Blocked {
+            location: Some(at), ..
+        } => split_locations(std::slice::from_ref(at)),
+        _ => (Vec::new(), Vec::new()),
+    };
+    sqlx::query(
+        "UPDATE processes SET status = $2, output = $3, error = $4, blocked_step = $5,
+             wake_at = NULL, owner = NULL, cancel_requested = false, waiting_for = '{}',
+             updated_at = $6, parked_files = $7, parked_lines = $8
+         WHERE id = $1",
+    )
+    .bind(lease.id.as_str())
+    .bind(status.as_str())
+    .bind(output)
+    .bind(error)
+    .bind(step)
+    .bind(micros(now))
+    .bind(&files)
+    .bind(&lines)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// [`steadfast_core::Store::renew`].
+pub(crate) async fn renew(
+    conn: &mut PgConnection,
+    owner: &HostId,
+    now: Timestamp,
+    lease: Duration,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query(
+        "UPDATE processes SET wake_at = $2, updated_at = $3
+         WHERE owner = $1 AND status = 'running'",
+    )
+    .bind(owner.as_str())
+    .bind(micros(now + lease))
+    .bind(micros(now))
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected();
+    Ok(n)
+}
+
+/// [`steadfast_core::Store::release`] (the host lock is dropped after commit).
+pub(crate) async fn release(
+    conn: &mut PgConnection,
+    channel: &str,
+    owner: &HostId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query(
+        "UPDATE processes SET owner = NULL, wake_at = $2, updated_at = $2
+         WHERE owner = $1 AND status = 'running'",
+    )
+    .bind(owner.as_str())
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if n > 0 {
+        notify(conn, channel).await?;
+    }
+    Ok(n)
+}
+
+/// [`steadfast_core::Store::signal`].
+pub(crate) async fn signal(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let (status, _, _) = lock_status(conn, id).await?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "signal",
+            expected: "running, suspended or blocked",
+        });
+    }
+    let signal_id: i64 = sqlx::query_scalar(
+        "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
+    )
+    .bind(id.as_str())
+    .bind(name)
+    .bind(payload)
+    .bind(micros(now))
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    if status == Status::Suspended {
+        let woken = sqlx::query(
+            "UPDATE processes SET wake_at = $2, updated_at = $2
+             WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > $2)",
+        )
+        .bind(id.as_str())
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+        if woken > 0 {
+            notify(conn, channel).await?;
+        }
+    }
+    Ok(signal_id)
+}
+
+/// [`steadfast_core::Store::cancel`].
+pub(crate) async fn cancel(
+    conn: &mut PgConnection,
+    id: &ProcessId,
+    now: Timestamp,
+) -> Result<Status, StoreError> {
+    let (status, owner, wake_at) = lock_status(conn, id).await?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "cancel",
+            expected: "running, suspended or blocked",
+        });
+    }
+    let leased =
+        status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
+    if leased {
+        sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(micros(now))
+            .execute(conn)
+            .await
+            .db()?;
+        return Ok(Status::Running);
+    }
+    sqlx::query(
+        "UPDATE processes SET status = 'cancelled', wake_at = NULL, owner = NULL,
+             cancel_requested = false, waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}', updated_at = $2
+         WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(micros(now))
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(Status::Cancelled)
+}
+
+/// [`steadfast_core::Store::retry`].
+pub(crate) async fn retry(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (status, _, _) = lock_status(conn, id).await?;
+    if !matches!(status, Status::Blocked | Status::Failed) {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "retry",
+            expected: "blocked or failed",
+        });
+    }
+    sqlx::query(
+        "UPDATE processes SET status = 'running', wake_at = $2, error = NULL,
+             blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = false,
+             waiting_for = '{}', parked_files = '{}', parked_lines = '{}', updated_at = $2
+         WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    notify(conn, channel).await
+}
+
+/// Reads a setting of this connection's session.
+pub(crate) async fn show(conn: &mut PgConnection, setting: &str) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT current_setting($1)")
+        .bind(setting)
+        .fetch_one(conn)
+        .await
+        .db()
+}

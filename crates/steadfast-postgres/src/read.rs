@@ -1,0 +1,237 @@
+//! Reads on the pool. Under PostgreSQL's MVCC they see every committed
+//! (acknowledged) write.
+
+use sqlx::{PgPool, QueryBuilder, Row};
+use steadfast_core::{
+    JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
+    Status, StatusCount, StoreError, Timestamp,
+};
+
+use crate::rows::{
+    Db, journal_columns, journal_from_row, process_columns, process_from_row, signal_columns,
+    signal_from_row,
+};
+
+async fn exists(pool: &PgPool, id: &ProcessId) -> Result<(), StoreError> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM processes WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await
+        .db()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NotFound(id.clone()))
+}
+
+/// [`steadfast_core::Store::get`].
+pub(crate) async fn get(pool: &PgPool, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .db()?
+    .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    process_from_row(&row)
+}
+
+/// [`steadfast_core::Store::pending_signals`]; `NotFound` for an unknown id.
+pub(crate) async fn pending_signals(
+    pool: &PgPool,
+    id: &ProcessId,
+) -> Result<Vec<PendingSignal>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        signal_columns!(),
+        " FROM signals WHERE process_id = $1 AND consumed_at IS NULL ORDER BY id"
+    ))
+    .bind(id.as_str())
+    .fetch_all(pool)
+    .await
+    .db()?;
+    if rows.is_empty() {
+        // An empty result needs telling apart from an unknown id.
+        exists(pool, id).await?;
+    }
+    rows.iter()
+        .map(|r| signal_from_row(r).map(|(_, s)| s))
+        .collect()
+}
+
+/// [`steadfast_core::StoreAdmin::journal`]; `NotFound` for an unknown id.
+pub(crate) async fn journal(
+    pool: &PgPool,
+    id: &ProcessId,
+) -> Result<Vec<JournalEntry>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        journal_columns!(),
+        " FROM journal WHERE process_id = $1 ORDER BY seq, name"
+    ))
+    .bind(id.as_str())
+    .fetch_all(pool)
+    .await
+    .db()?;
+    if rows.is_empty() {
+        exists(pool, id).await?;
+    }
+    rows.iter()
+        .map(|r| journal_from_row(r).map(|(_, e)| e))
+        .collect()
+}
+
+/// [`steadfast_core::Store::next_wake`].
+pub(crate) async fn next_wake(pool: &PgPool) -> Result<Option<Timestamp>, StoreError> {
+    let min: Option<i64> = sqlx::query_scalar("SELECT min(wake_at) FROM processes")
+        .fetch_one(pool)
+        .await
+        .db()?;
+    Ok(min.map(Timestamp::from_micros))
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (ordered bytewise, which for UTF-8 is code-point order): the prefix with
+/// its last character replaced by the next one. `None` when there is no
+/// such string (the prefix is all `char::MAX`).
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// [`steadfast_core::StoreAdmin::list`].
+pub(crate) async fn list(
+    pool: &PgPool,
+    filter: &ListFilter,
+) -> Result<Vec<ProcessRecord>, StoreError> {
+    let mut q = QueryBuilder::new(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE true"
+    ));
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(kind) = &filter.kind {
+        q.push(" AND kind = ").push_bind(kind.clone());
+    }
+    if let Some(prefix) = filter.id_prefix.as_deref().filter(|p| !p.is_empty()) {
+        q.push(" AND id >= ").push_bind(prefix.to_owned());
+        if let Some(end) = prefix_end(prefix) {
+            q.push(" AND id < ").push_bind(end);
+        }
+    }
+    if let Some(after) = &filter.after {
+        q.push(" AND id > ").push_bind(after.as_str().to_owned());
+    }
+    let limit = if filter.limit == 0 { 100 } else { filter.limit };
+    q.push(" ORDER BY id LIMIT ")
+        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = q.build().fetch_all(pool).await.db()?;
+    rows.iter().map(process_from_row).collect()
+}
+
+/// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.
+pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<StatusCount>, StoreError> {
+    let rows = sqlx::query("SELECT status, count(*) FROM processes GROUP BY status")
+        .fetch_all(pool)
+        .await
+        .db()?;
+    let mut counts = rows
+        .iter()
+        .map(|r| {
+            let status: String = r.try_get(0).db()?;
+            let count: i64 = r.try_get(1).db()?;
+            let status = status
+                .parse::<Status>()
+                .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
+            Ok(StatusCount {
+                status,
+                count: u64::try_from(count).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
+    Ok(counts)
+}
+
+/// [`steadfast_core::StoreAdmin::parked_counts`]: every location of every
+/// suspended or blocked process of `kind` counts once, ordered by location
+/// then status (in [`Status::ALL`] order).
+pub(crate) async fn parked_counts(
+    pool: &PgPool,
+    kind: &str,
+) -> Result<Vec<ParkedCount>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT p.status, u.file, u.line, count(*)
+         FROM processes p, unnest(p.parked_files, p.parked_lines) AS u(file, line)
+         WHERE p.kind = $1 AND p.status IN ('suspended', 'blocked') AND p.parked_files <> '{}'
+         GROUP BY p.status, u.file, u.line",
+    )
+    .bind(kind)
+    .fetch_all(pool)
+    .await
+    .db()?;
+    let mut counts = rows
+        .iter()
+        .map(|r| {
+            let status: String = r.try_get(0).db()?;
+            let status = status
+                .parse::<Status>()
+                .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
+            let file: Option<String> = r.try_get(1).db()?;
+            let line: Option<i64> = r.try_get(2).db()?;
+            let (Some(file), Some(line)) = (file, line) else {
+                return Err(StoreError::Corrupt(
+                    "processes table: parked_files and parked_lines differ in length".to_owned(),
+                ));
+            };
+            let line = u32::try_from(line).map_err(|_| {
+                StoreError::Corrupt(format!("processes table, column parked_lines: {line}"))
+            })?;
+            let count: i64 = r.try_get(3).db()?;
+            Ok(ParkedCount {
+                location: SourceLocation { file, line },
+                status,
+                count: u64::try_from(count).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort_by(|a, b| {
+        let rank = |s: Status| Status::ALL.iter().position(|x| *x == s);
+        (&a.location, rank(a.status)).cmp(&(&b.location, rank(b.status)))
+    });
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_bound_the_prefix() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{7f}").as_deref(), Some("a\u{80}"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        for p in ["a", "x%", "é", "a\u{7f}"] {
+            let end = prefix_end(p).expect("an end");
+            assert!(p.as_bytes() < end.as_bytes());
+            let longer = format!("{p}\u{10FFFF}\u{10FFFF}");
+            assert!(longer.as_bytes() < end.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Mapping between PostgreSQL rows and the records of `steadfast_core`, and
+//! between `sqlx` errors and [`StoreError`].
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use steadfast_core::{
+    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
+    Status, StoreError, Timestamp,
+};
+
+/// The columns of `processes`, in the order [`process_from_row`] reads them.
+macro_rules! process_columns {
+    () => {
+        "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
+         epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines"
+    };
+}
+pub(crate) use process_columns;
+
+/// The columns of `journal`, in the order [`journal_from_row`] reads them.
+macro_rules! journal_columns {
+    () => {
+        "process_id, seq, name, kind, status, outcome, attempts, started_at, finished_at, \
+         due_at, file, line, consumed_signal"
+    };
+}
+pub(crate) use journal_columns;
+
+/// The columns of `signals`, in the order [`signal_from_row`] reads them.
+macro_rules! signal_columns {
+    () => {
+        "process_id, id, name, payload, sent_at"
+    };
+}
+pub(crate) use signal_columns;
+
+/// Whether a PostgreSQL SQLSTATE means trying again may help: lost or
+/// refused connections, serialization failures and deadlocks, lock
+/// timeouts, server shutdown, exhausted resources.
+fn retryable_state(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+        )
+}
+
+/// Whether trying again may help after `e`.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| retryable_state(&c)),
+        _ => false,
+    }
+}
+
+/// Converts a `sqlx` error into a store error: connection trouble is a
+/// retryable backend error, text PostgreSQL cannot store (a NUL character)
+/// is invalid input, undecodable columns are corrupt data.
+pub(crate) fn backend(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolClosed => return StoreError::Closed,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::Decode(_) => return StoreError::Corrupt(format!("postgres: {e}")),
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| matches!(&*c, "22021" | "22P05" | "54000")) =>
+        {
+            return StoreError::InvalidInput(format!("PostgreSQL cannot store this value: {e}"));
+        }
+        _ => {}
+    }
+    StoreError::Backend {
+        message: format!("postgres: {e}"),
+        retryable: is_retryable(&e),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// `.db()?` turns a `sqlx` result into a store result.
+pub(crate) trait Db<T> {
+    /// Maps the error with [`backend`].
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(backend)
+    }
+}
+
+fn corrupt(table: &str, key: &str, column: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("{table} row {key:?}, column {column}: {what}"))
+}
+
+/// Reads column `idx`; a value of the wrong type is reported as corrupt data
+/// naming the table, the row and the column.
+fn col<'r, T>(row: &'r PgRow, idx: usize, table: &str, key: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(idx).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { index, source } => {
+            corrupt(table, key, &index, &source.to_string())
+        }
+        other => backend(other),
+    })
+}
+
+fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
+
+fn small(value: i64, table: &str, key: &str, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value)
+        .map_err(|_| corrupt(table, key, column, &format!("{value} is out of range")))
+}
+
+/// Reads a `processes` row selected with [`process_columns!`].
+pub(crate) fn process_from_row(row: &PgRow) -> Result<ProcessRecord, StoreError> {
+    const T: &str = "processes";
+    let raw_id: String = col(row, 0, T, "?")?;
+    let key = raw_id.as_str();
+    let status: String = col(row, 3, T, key)?;
+    let status = status
+        .parse::<Status>()
+        .map_err(|e| corrupt(T, key, "status", &e.to_string()))?;
+    Ok(ProcessRecord {
+        kind: col(row, 1, T, key)?,
+        input: col(row, 2, T, key)?,
+        status,
+        created_at: ts(col(row, 4, T, key)?),
+        updated_at: ts(col(row, 5, T, key)?),
+        wake_at: col::<Option<i64>>(row, 6, T, key)?.map(ts),
+        waiting_for: col(row, 7, T, key)?,
+        owner: col(row, 8, T, key)?,
+        epoch: col(row, 9, T, key)?,
+        cancel_requested: col(row, 10, T, key)?,
+        output: col(row, 11, T, key)?,
+        error: col(row, 12, T, key)?,
+        blocked_step: col(row, 13, T, key)?,
+        parked_at: locations(col(row, 14, T, key)?, col(row, 15, T, key)?)
+            .map_err(|e| corrupt(T, key, "parked_files/parked_lines", &e))?,
+        id: parse_id(raw_id, T)?,
+    })
+}
+
+/// Parses a stored process id.
+pub(crate) fn parse_id(id: String, table: &str) -> Result<ProcessId, StoreError> {
+    ProcessId::new(id.as_str()).map_err(|e| corrupt(table, &id, "id", &e.to_string()))
+}
+
+/// Reads a `journal` row selected with [`journal_columns!`]; returns the
+/// process id it belongs to and the entry.
+pub(crate) fn journal_from_row(row: &PgRow) -> Result<(String, JournalEntry), StoreError> {
+    const T: &str = "journal";
+    let process: String = col(row, 0, T, "?")?;
+    let name: String = col(row, 2, T, &process)?;
+    let key = format!("{process}/{name}");
+    let kind: String = col(row, 3, T, &key)?;
+    let kind = EntryKind::parse(&kind)
+        .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;
+    let status: String = col(row, 4, T, &key)?;
+    let status = EntryStatus::parse(&status).ok_or_else(|| {
+        corrupt(
+            T,
+            &key,
+            "status",
+            &format!("unknown entry status {status:?}"),
+        )
+    })?;
+    let attempts: i64 = col(row, 6, T, &key)?;
+    let file: Option<String> = col(row, 10, T, &key)?;
+    let line: Option<i64> = col(row, 11, T, &key)?;
+    let location = match (file, line) {
+        (Some(file), Some(line)) => Some(SourceLocation {
+            file,
+            line: small(line, T, &key, "line")?,
+        }),
+        _ => None,
+    };
+    let entry = JournalEntry {
+        seq: col(row, 1, T, &key)?,
+        kind,
+        status,
+        outcome: col(row, 5, T, &key)?,
+        attempts: small(attempts, T, &key, "attempts")?,
+        started_at: ts(col(row, 7, T, &key)?),
+        finished_at: col::<Option<i64>>(row, 8, T, &key)?.map(ts),
+        due_at: col::<Option<i64>>(row, 9, T, &key)?.map(ts),
+        location,
+        consumed_signal: col(row, 12, T, &key)?,
+        name,
+    };
+    Ok((process, entry))
+}
+
+/// Reads a `signals` row selected with [`signal_columns!`]; returns the
+/// process id it belongs to and the signal.
+pub(crate) fn signal_from_row(row: &PgRow) -> Result<(String, PendingSignal), StoreError> {
+    const T: &str = "signals";
+    let process: String = col(row, 0, T, "?")?;
+    let id: i64 = col(row, 1, T, &process)?;
+    let key = id.to_string();
+    let signal = PendingSignal {
+        id,
+        name: col(row, 2, T, &key)?,
+        payload: col(row, 3, T, &key)?,
+        sent_at: ts(col(row, 4, T, &key)?),
+    };
+    Ok((process, signal))
+}
+
+/// Zips the stored `parked_files` and `parked_lines` into source locations.
+pub(crate) fn locations(
+    files: Vec<String>,
+    lines: Vec<i64>,
+) -> Result<Vec<SourceLocation>, String> {
+    if files.len() != lines.len() {
+        return Err(format!("{} files but {} lines", files.len(), lines.len()));
+    }
+    files
+        .into_iter()
+        .zip(lines)
+        .map(|(file, line)| {
+            let line = u32::try_from(line).map_err(|_| format!("line {line} is out of range"))?;
+            Ok(SourceLocation { file, line })
+        })
+        .collect()
+}
+
+/// Splits source locations into the `parked_files` and `parked_lines`
+/// arrays.
+pub(crate) fn split_locations(locations: &[SourceLocation]) -> (Vec<String>, Vec<i64>) {
+    locations
+        .iter()
+        .map(|l| (l.file.clone(), i64::from(l.line)))
+        .unzip()
+}

@@ -1,0 +1,338 @@
+//! The schema, its migrations, connection setup, and the checks that keep a
+//! foreign schema untouched when it is opened by mistake.
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use steadfast_core::StoreError;
+
+use crate::rows::{Db, backend};
+
+/// The schema version this build writes and reads.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The value of the `magic` key in `steadfast_meta`.
+const MAGIC: &str = "steadfast";
+
+/// The longest schema name accepted, so that `<schema>_work` still fits
+/// PostgreSQL's 63-byte identifiers.
+const MAX_SCHEMA_LEN: usize = 48;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`. Run with the
+/// store's schema first on the `search_path`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    r#"
+    CREATE TABLE steadfast_meta (
+        key   TEXT COLLATE "C" PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO steadfast_meta (key, value) VALUES ('magic', 'steadfast');
+
+    CREATE TABLE processes (
+        id               TEXT COLLATE "C" PRIMARY KEY,
+        kind             TEXT COLLATE "C" NOT NULL,
+        input            TEXT NOT NULL,
+        status           TEXT COLLATE "C" NOT NULL,
+        created_at       BIGINT NOT NULL,
+        updated_at       BIGINT NOT NULL,
+        wake_at          BIGINT,
+        waiting_for      TEXT[] NOT NULL DEFAULT '{}',
+        owner            TEXT COLLATE "C",
+        epoch            BIGINT NOT NULL DEFAULT 0,
+        cancel_requested BOOLEAN NOT NULL DEFAULT false,
+        output           TEXT,
+        error            TEXT,
+        blocked_step     TEXT,
+        parked_files     TEXT[] NOT NULL DEFAULT '{}',
+        parked_lines     BIGINT[] NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX processes_wake ON processes (wake_at, id) WHERE wake_at IS NOT NULL;
+    CREATE INDEX processes_status ON processes (status, id);
+    CREATE INDEX processes_kind ON processes (kind, id);
+    CREATE INDEX processes_owner ON processes (owner) WHERE owner IS NOT NULL;
+    CREATE INDEX processes_parked ON processes (kind, status) WHERE parked_files <> '{}';
+
+    CREATE TABLE journal (
+        process_id      TEXT COLLATE "C" NOT NULL,
+        name            TEXT COLLATE "C" NOT NULL,
+        seq             BIGINT NOT NULL,
+        kind            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        outcome         TEXT,
+        attempts        BIGINT NOT NULL,
+        started_at      BIGINT NOT NULL,
+        finished_at     BIGINT,
+        due_at          BIGINT,
+        file            TEXT,
+        line            BIGINT,
+        consumed_signal BIGINT,
+        PRIMARY KEY (process_id, name)
+    );
+    CREATE INDEX journal_seq ON journal (process_id, seq, name);
+
+    CREATE TABLE signals (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        process_id  TEXT COLLATE "C" NOT NULL,
+        name        TEXT COLLATE "C" NOT NULL,
+        payload     TEXT NOT NULL,
+        sent_at     BIGINT NOT NULL,
+        consumed_at BIGINT
+    );
+    CREATE INDEX signals_pending ON signals (process_id, id) WHERE consumed_at IS NULL;
+    "#,
+];
+
+// Every version has exactly one migration.
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION);
+
+/// Checks that `schema` is a plain identifier: ASCII letters, digits and
+/// `_`, not starting with a digit, 1 to 48 bytes. Only validated names are
+/// ever put into SQL text (always double-quoted).
+pub(crate) fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= MAX_SCHEMA_LEN
+        && !schema.starts_with(|c: char| c.is_ascii_digit())
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !schema.to_ascii_lowercase().starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "schema name {schema:?} is not valid: use 1 to {MAX_SCHEMA_LEN} ASCII letters, digits \
+             and '_', not starting with a digit or 'pg_'"
+        )))
+    }
+}
+
+/// The `LISTEN`/`NOTIFY` channel of a schema.
+pub(crate) fn channel(schema: &str) -> String {
+    format!("{schema}_work")
+}
+
+/// FNV-1a, 64 bits: a hash that is the same in every process and build.
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            // A separator no identifier contains, so ("a","bc") != ("ab","c").
+            hash ^= 0xff;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in part.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Folds a 64-bit hash into an `int4` advisory-lock key.
+pub(crate) fn key32(hash: u64) -> i32 {
+    ((hash >> 32) ^ hash) as u32 as i32
+}
+
+/// How long the server lets a session sit idle inside a transaction before
+/// it aborts it. A worker frozen mid-transaction (SIGSTOP, a paused VM) would
+/// otherwise hold its rows locked, and no other worker could take those
+/// processes over; its uncommitted writes were never acknowledged, so
+/// nothing acknowledged is lost.
+pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
+
+/// Prepares a fresh connection: durable commits, a bound on idling inside a
+/// transaction, and the store's schema as the only entry of the
+/// `search_path` (the catalog stays reachable).
+pub(crate) async fn setup(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET synchronous_commit = on; \
+         SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'; \
+         SET search_path TO \"{schema}\""
+    )))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+fn not_steadfast(location: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::NotSteadfast {
+        location: location.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// What the schema holds.
+enum Found {
+    /// No such schema.
+    Missing,
+    /// The schema exists and holds no tables.
+    Empty,
+    /// A Steadfast schema at this (supported) version.
+    Steadfast(i64),
+}
+
+/// Looks at the schema without changing it. Runs inside the migration
+/// transaction, after its advisory lock.
+async fn inspect(
+    conn: &mut PgConnection,
+    schema: &str,
+    location: &str,
+) -> Result<Found, StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut *conn)
+            .await
+            .db()?;
+    if !exists {
+        return Ok(Found::Missing);
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+         ORDER BY c.relname",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    if tables.is_empty() {
+        return Ok(Found::Empty);
+    }
+    if !tables.iter().any(|t| t == "steadfast_meta") {
+        let names: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        return Err(not_steadfast(
+            location,
+            format!(
+                "schema {schema:?} holds tables but no steadfast_meta table (it holds {})",
+                names.join(", ")
+            ),
+        ));
+    }
+    let rows = sqlx::query("SELECT key::text, value::text FROM steadfast_meta")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) => not_steadfast(
+                location,
+                format!("its steadfast_meta table cannot be read: {db}"),
+            ),
+            other => backend(other),
+        })?;
+    let meta = |key: &str| -> Option<String> {
+        rows.iter().find_map(|r| {
+            let k: String = r.try_get(0).ok()?;
+            if k == key { r.try_get(1).ok() } else { None }
+        })
+    };
+    let magic = meta("magic");
+    if magic.as_deref() != Some(MAGIC) {
+        return Err(not_steadfast(
+            location,
+            format!("steadfast_meta holds magic {magic:?}, expected \"{MAGIC}\""),
+        ));
+    }
+    let version = meta("schema_version");
+    let version = version
+        .as_deref()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or_else(|| {
+            not_steadfast(
+                location,
+                format!("steadfast_meta holds schema_version {version:?}, not a number"),
+            )
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            location: location.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(Found::Steadfast(version))
+}
+
+/// Checks the schema and applies the missing migrations in one transaction
+/// under a transaction-level advisory lock, so workers starting together
+/// migrate once. A foreign or newer schema is rejected and left untouched.
+pub(crate) async fn migrate(
+    conn: &mut PgConnection,
+    schema: &str,
+    location: &str,
+    create: bool,
+) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.db()?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(fnv1a(&["steadfast-migrate", schema]) as i64)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    let from = match inspect(&mut tx, schema, location).await? {
+        Found::Steadfast(v) if v == SCHEMA_VERSION => return Ok(()),
+        Found::Steadfast(v) => v,
+        Found::Missing | Found::Empty if !create => {
+            return Err(StoreError::Backend {
+                message: format!(
+                    "{location}: schema {schema:?} holds no Steadfast tables and create_schema is off"
+                ),
+                retryable: false,
+                source: None,
+            });
+        }
+        Found::Missing => {
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            0
+        }
+        Found::Empty => 0,
+    };
+    let from = usize::try_from(from).unwrap_or(0);
+    for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
+        sqlx::raw_sql(*script).execute(&mut *tx).await.db()?;
+        sqlx::query(
+            "INSERT INTO steadfast_meta (key, value) VALUES ('schema_version', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind((i + 1).to_string())
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tracing::info!(
+            location,
+            version = i + 1,
+            "applied steadfast schema migration"
+        );
+    }
+    tx.commit().await.db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_validated() {
+        for ok in ["steadfast", "Steadfast_2", "_x", "a"] {
+            assert!(validate_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a\"b",
+            "a b",
+            "pg_x",
+            "é",
+            &"x".repeat(49),
+        ] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hashes_are_stable_and_separated() {
+        assert_eq!(fnv1a(&[""]), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(fnv1a(&["a", "bc"]), fnv1a(&["ab", "c"]));
+    }
+}

@@ -1,0 +1,568 @@
+//! Behaviour specific to the PostgreSQL store: durability settings, safe
+//! opening, migrations, group commit under load, claims from several
+//! stores, LISTEN/NOTIFY wake-ups, dead-host takeover and connection loss.
+//!
+//! Every test uses a fresh schema of its own (dropped afterwards) and is
+//! skipped with a notice when the server is unreachable, unless
+//! `STEADFAST_REQUIRE_PG=1`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{SchemaGuard, admin, url};
+use sqlx::AssertSqlSafe;
+use steadfast_core::{
+    EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, SpawnOutcome, Store,
+    StoreAdmin, StoreError, Timestamp,
+};
+use steadfast_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
+
+/// Returns early (the test is skipped) when the server is unreachable.
+macro_rules! require_pg {
+    () => {
+        if !common::reachable().await {
+            return;
+        }
+    };
+}
+
+fn pid(id: &str) -> ProcessId {
+    ProcessId::new(id).expect("valid id")
+}
+
+fn new_process(id: &str, now: Timestamp) -> NewProcess {
+    NewProcess {
+        id: pid(id),
+        kind: "test".to_owned(),
+        input: "{\"n\": 1}".to_owned(),
+        now,
+    }
+}
+
+fn step(seq: i64, name: &str, at: Timestamp) -> JournalEntry {
+    JournalEntry {
+        seq,
+        name: name.to_owned(),
+        kind: EntryKind::Step,
+        status: EntryStatus::Completed,
+        outcome: Some(format!("{{\"seq\":{seq}}}")),
+        attempts: 1,
+        started_at: at,
+        finished_at: Some(at),
+        due_at: None,
+        location: None,
+        consumed_signal: None,
+    }
+}
+
+async fn exec(sql: String) {
+    let mut conn = admin().await;
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("admin statement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_commit_is_on() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let store = guard.store().await;
+    assert_eq!(store.schema(), guard.schema);
+    assert_eq!(
+        store.synchronous_commit().await.expect("read the setting"),
+        "on",
+        "acknowledged writes must be flushed by the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_schema_is_rejected_and_untouched() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let s = &guard.schema;
+    exec(format!(
+        "CREATE SCHEMA \"{s}\"; CREATE TABLE \"{s}\".customers (id int PRIMARY KEY, name text);
+         INSERT INTO \"{s}\".customers VALUES (1, 'ada');"
+    ))
+    .await;
+    let err = PostgresStore::connect_with(&url(), guard.options())
+        .await
+        .expect_err("a foreign schema must be rejected");
+    assert!(
+        matches!(err, StoreError::NotSteadfast { ref detail, .. } if detail.contains("customers")),
+        "expected NotSteadfast naming the table, got {err:?}"
+    );
+    let mut conn = admin().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
+    )
+    .bind(s)
+    .fetch_all(&mut conn)
+    .await
+    .expect("list tables");
+    assert_eq!(tables, ["customers"], "nothing may be created");
+    let name: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT name FROM \"{s}\".customers WHERE id = 1"
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .expect("the row is still there");
+    assert_eq!(name, "ada");
+
+    // A steadfast_meta table without the magic is not ours either.
+    exec(format!(
+        "CREATE TABLE \"{s}\".steadfast_meta (key text PRIMARY KEY, value text NOT NULL);
+         INSERT INTO \"{s}\".steadfast_meta VALUES ('magic', 'other');"
+    ))
+    .await;
+    let err = PostgresStore::connect_with(&url(), guard.options())
+        .await
+        .expect_err("wrong magic must be rejected");
+    assert!(
+        matches!(err, StoreError::NotSteadfast { .. }),
+        "got {err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_schema_version_is_rejected() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    drop(guard.store().await);
+    let s = &guard.schema;
+    exec(format!(
+        "UPDATE \"{s}\".steadfast_meta SET value = '99' WHERE key = 'schema_version'"
+    ))
+    .await;
+    let err = PostgresStore::connect_with(&url(), guard.options())
+        .await
+        .expect_err("a newer schema must be rejected");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, supported, .. } if supported == SCHEMA_VERSION),
+        "got {err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_schema_names_are_rejected_before_connecting() {
+    for bad in ["", "a-b", "x\"; DROP TABLE y; --", "1abc", "pg_catalog"] {
+        let err = PostgresStore::connect_with(
+            "postgres://nobody@127.0.0.1:1/none",
+            PostgresOptions::default().schema(bad),
+        )
+        .await
+        .expect_err("invalid schema name");
+        assert!(
+            matches!(err, StoreError::InvalidInput(_)),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_a_retryable_error() {
+    let started = Instant::now();
+    let err = PostgresStore::connect_with(
+        "postgres://postgres@127.0.0.1:1/test",
+        PostgresOptions::default().connect_timeout(Duration::from_secs(2)),
+    )
+    .await
+    .expect_err("nothing listens on port 1");
+    assert!(err.is_retryable(), "got {err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_starting_together_migrate_once() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let connects: Vec<_> = (0..6)
+        .map(|_| {
+            let options = guard.options().max_connections(1);
+            tokio::spawn(async move { PostgresStore::connect_with(&url(), options).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for c in connects {
+        stores.push(
+            c.await
+                .expect("task")
+                .expect("every concurrent connect succeeds"),
+        );
+    }
+    let version: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM \"{}\".steadfast_meta WHERE key = 'schema_version'",
+        guard.schema
+    )))
+    .fetch_one(&mut admin().await)
+    .await
+    .expect("read the version");
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_data() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let now = Timestamp::from_micros(1_000_000);
+    let (record, journal, signals) = {
+        let store = guard.store().await;
+        store.spawn(new_process("keep", now)).await.expect("spawn");
+        let claimed = store
+            .claim(&HostId::new("h"), now, Duration::from_secs(60), 1)
+            .await
+            .expect("claim");
+        let lease = &claimed[0].lease;
+        store
+            .append(lease, step(0, "one", now))
+            .await
+            .expect("append");
+        store
+            .signal(&pid("keep"), "go", "{\"x\":\"ü\"}", now)
+            .await
+            .expect("signal");
+        (
+            store.get(&pid("keep")).await.expect("get"),
+            store.journal(&pid("keep")).await.expect("journal"),
+            store.pending_signals(&pid("keep")).await.expect("signals"),
+        )
+    };
+    let store = guard.store().await;
+    assert_eq!(store.get(&pid("keep")).await.expect("get"), record);
+    assert_eq!(store.journal(&pid("keep")).await.expect("journal"), journal);
+    assert_eq!(
+        store.pending_signals(&pid("keep")).await.expect("signals"),
+        signals
+    );
+    assert_eq!(journal.len(), 1);
+    assert_eq!(signals.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_from_many_tasks() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let store = guard.store().await;
+    let now = Timestamp::from_micros(1_000_000);
+    for p in 0..50 {
+        store
+            .spawn(new_process(&format!("p{p:02}"), now))
+            .await
+            .expect("spawn");
+    }
+    let claimed = store
+        .claim(&HostId::new("h"), now, Duration::from_secs(3600), 50)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 50);
+    let tasks: Vec<_> = claimed
+        .into_iter()
+        .map(|c| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    store
+                        .append(&c.lease, step(i, &format!("s{i:02}"), now))
+                        .await
+                        .expect("every append succeeds");
+                }
+                c.lease.id
+            })
+        })
+        .collect();
+    for task in tasks {
+        let id = task.await.expect("append task");
+        let journal = store.journal(&id).await.expect("journal");
+        let names: Vec<String> = journal.iter().map(|e| e.name.clone()).collect();
+        let want: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+        assert_eq!(names, want, "{id}: every append is journaled in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_claim_disjoint_sets() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let a = guard.store().await;
+    let b = guard.store().await;
+    const COUNT: usize = 300;
+    for i in 0..COUNT {
+        a.spawn(new_process(
+            &format!("p{i:03}"),
+            Timestamp::from_micros(i as i64),
+        ))
+        .await
+        .expect("spawn");
+    }
+    let claimer = |store: PostgresStore, name: &'static str| {
+        tokio::spawn(async move {
+            let owner = HostId::new(name);
+            let mut got = Vec::new();
+            let mut empty = 0;
+            while empty < 3 {
+                let claimed = store
+                    .claim(
+                        &owner,
+                        Timestamp::from_micros(1_000_000),
+                        Duration::from_secs(3600),
+                        7,
+                    )
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    empty += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                empty = 0;
+                for c in claimed {
+                    assert_eq!(c.lease.epoch, 1, "{name} got {:?} twice", c.lease.id);
+                    got.push(c.record.id.as_str().to_owned());
+                }
+            }
+            got
+        })
+    };
+    let (ta, tb) = (claimer(a.clone(), "a"), claimer(b.clone(), "b"));
+    let got_a = ta.await.expect("claimer a");
+    let got_b = tb.await.expect("claimer b");
+    let set_a: BTreeSet<_> = got_a.iter().cloned().collect();
+    let set_b: BTreeSet<_> = got_b.iter().cloned().collect();
+    assert_eq!(set_a.len(), got_a.len());
+    assert_eq!(set_b.len(), got_b.len());
+    assert!(set_a.is_disjoint(&set_b), "both stores claimed a process");
+    assert_eq!(set_a.len() + set_b.len(), COUNT, "every process is claimed");
+    assert!(
+        !set_a.is_empty() && !set_b.is_empty(),
+        "both stores should get some work ({} / {})",
+        set_a.len(),
+        set_b.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_events_cross_store_instances() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let a = guard.store().await;
+    let b = guard.store().await;
+    let mut events = a.work_events().expect("the postgres store has work events");
+    events.borrow_and_update();
+    let now = Timestamp::now_system();
+    b.spawn(new_process("x", now)).await.expect("spawn via b");
+    tokio::time::timeout(Duration::from_secs(1), events.changed())
+        .await
+        .expect("a spawn through another store wakes this one within a second")
+        .expect("the listener is alive");
+
+    // A signal that wakes a suspended process notifies too.
+    let claimed = b
+        .claim(&HostId::new("hb"), now, Duration::from_secs(60), 1)
+        .await
+        .expect("claim");
+    b.suspend(
+        &claimed[0].lease,
+        steadfast_core::Suspension {
+            wake_at: None,
+            waiting_for: vec!["go".to_owned()],
+            parked_at: Vec::new(),
+            now,
+        },
+    )
+    .await
+    .expect("suspend");
+    events.borrow_and_update();
+    b.signal(&pid("x"), "go", "1", now).await.expect("signal");
+    tokio::time::timeout(Duration::from_secs(1), events.changed())
+        .await
+        .expect("a waking signal notifies")
+        .expect("the listener is alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_host_is_taken_over_at_once() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let a = guard.store().await;
+    let b = guard.store().await;
+    let now = Timestamp::now_system();
+    a.spawn(new_process("job", now)).await.expect("spawn");
+    let claimed = a
+        .claim(&HostId::new("host-a"), now, Duration::from_secs(60), 10)
+        .await
+        .expect("claim by a");
+    assert_eq!(claimed.len(), 1);
+
+    // While a's session lives, b must not take the process.
+    let early = b
+        .claim(&HostId::new("host-b"), now, Duration::from_secs(60), 10)
+        .await
+        .expect("claim by b");
+    assert!(early.is_empty(), "host a is alive: {early:?}");
+
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        let got = b
+            .claim(
+                &HostId::new("host-b"),
+                Timestamp::now_system(),
+                Duration::from_secs(60),
+                10,
+            )
+            .await
+            .expect("claim by b");
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead host's process was not taken over within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(taken[0].record.id.as_str(), "job");
+    assert_eq!(taken[0].lease.epoch, 2);
+    assert_eq!(taken[0].record.owner.as_deref(), Some("host-b"));
+}
+
+/// How many host advisory locks (two-key form) the sessions named `app` hold.
+async fn host_locks(app: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+           AND a.application_name = $1",
+    )
+    .bind(app)
+    .fetch_one(&mut admin().await)
+    .await
+    .expect("count advisory locks")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_lock_is_held_while_claiming_and_dropped_on_release() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let app = guard.schema.clone();
+    let store = PostgresStore::connect_with(
+        &format!("{}?application_name={app}", url()),
+        guard.options(),
+    )
+    .await
+    .expect("connect");
+    assert_eq!(host_locks(&app).await, 0, "no lock before the first claim");
+    let now = Timestamp::now_system();
+    store.spawn(new_process("j", now)).await.expect("spawn");
+    let owner = HostId::new("host-r");
+    let claimed = store
+        .claim(&owner, now, Duration::from_secs(60), 1)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(host_locks(&app).await, 1, "the owner's lock is held");
+    // Claiming again does not stack locks.
+    store
+        .claim(&owner, now, Duration::from_secs(60), 1)
+        .await
+        .expect("claim");
+    assert_eq!(host_locks(&app).await, 1);
+    assert_eq!(store.release(&owner, now).await.expect("release"), 1);
+    assert_eq!(host_locks(&app).await, 0, "release drops the lock");
+    // Releasing again (nothing held) is harmless.
+    assert_eq!(store.release(&owner, now).await.expect("release"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_invalid_input() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let store = guard.store().await;
+    let now = Timestamp::from_micros(1);
+    store.spawn(new_process("n", now)).await.expect("spawn");
+    let err = store
+        .signal(&pid("n"), "go", "\"a\u{0}b\"", now)
+        .await
+        .expect_err("PostgreSQL text cannot hold NUL");
+    assert!(matches!(err, StoreError::InvalidInput(_)), "got {err:?}");
+    // The failed write did not disturb the next ones.
+    store
+        .signal(&pid("n"), "go", "1", now)
+        .await
+        .expect("signal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_loss_is_retryable_and_recovers() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let app = guard.schema.clone();
+    let store_url = format!("{}?application_name={app}", url());
+    let store = PostgresStore::connect_with(&store_url, guard.options())
+        .await
+        .expect("connect");
+    let now = Timestamp::from_micros(1);
+    store
+        .spawn(new_process("before", now))
+        .await
+        .expect("spawn");
+    let mut events = store.work_events().expect("events");
+    events.borrow_and_update();
+
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&app)
+    .fetch_all(&mut admin().await)
+    .await
+    .expect("terminate the store's sessions");
+    assert!(
+        killed.len() >= 3,
+        "writer, pool and listener sessions: {killed:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut errors = 0;
+    loop {
+        match store.spawn(new_process("after", now)).await {
+            Ok(SpawnOutcome::Created) => break,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => {
+                assert!(e.is_retryable(), "connection loss must be retryable: {e:?}");
+                errors += 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "the writer did not reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        match store.get(&pid("after")).await {
+            Ok(record) => {
+                assert_eq!(record.id.as_str(), "after");
+                break;
+            }
+            Err(e) => assert!(e.is_retryable(), "reads: {e:?}"),
+        }
+        assert!(Instant::now() < deadline, "the pool did not reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claimed = loop {
+        match store
+            .claim(&HostId::new("h"), now, Duration::from_secs(60), 10)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => assert!(e.is_retryable(), "claims: {e:?}"),
+        }
+        assert!(Instant::now() < deadline, "claims did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(claimed.len(), 2, "both processes are there");
+    tokio::time::timeout(Duration::from_secs(10), events.changed())
+        .await
+        .expect("the listener reconnects and bumps the counter")
+        .expect("listener alive");
+    eprintln!("{errors} retryable errors while reconnecting");
+}
