@@ -56,18 +56,6 @@ pub fn location(db: &str) -> anyhow::Result<Location> {
     Ok(Location::Sqlite(PathBuf::from(path)))
 }
 
-/// The SQLite file named by a `--db` value; PostgreSQL URLs are refused
-/// (for commands that need a file).
-#[allow(dead_code, reason = "the bench command uses it")]
-pub fn path(db: &str) -> anyhow::Result<PathBuf> {
-    match location(db)? {
-        Location::Sqlite(path) => Ok(path),
-        Location::Postgres { .. } => {
-            bail!("this command needs a SQLite file for --db, not a PostgreSQL URL")
-        }
-    }
-}
-
 /// Takes a `schema=NAME` parameter out of a PostgreSQL URL's query.
 fn split_schema(url: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
@@ -190,11 +178,11 @@ mod tests {
 
     #[test]
     fn parses_locations() -> anyhow::Result<()> {
-        assert_eq!(path("a.db")?, PathBuf::from("a.db"));
-        assert_eq!(path("sqlite:a.db")?, PathBuf::from("a.db"));
-        assert_eq!(path("sqlite:///tmp/a.db")?, PathBuf::from("/tmp/a.db"));
-        assert_eq!(path("SQLITE://rel/a.db")?, PathBuf::from("rel/a.db"));
-        assert!(path("postgresql://x").is_err(), "a file is needed");
+        let file = |p: &str| Location::Sqlite(PathBuf::from(p));
+        assert_eq!(location("a.db")?, file("a.db"));
+        assert_eq!(location("sqlite:a.db")?, file("a.db"));
+        assert_eq!(location("sqlite:///tmp/a.db")?, file("/tmp/a.db"));
+        assert_eq!(location("SQLITE://rel/a.db")?, file("rel/a.db"));
         assert_eq!(
             location("postgres://u:pw@h/db?schema=app&sslmode=disable")?,
             Location::Postgres {
@@ -210,7 +198,7 @@ mod tests {
             }
         );
         assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert!(path("sqlite:").is_err());
+        assert!(location("sqlite:").is_err());
         Ok(())
     }
 

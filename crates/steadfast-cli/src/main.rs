@@ -11,7 +11,8 @@ mod render;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Steadfast: business processes as async functions that survive crashes.
 #[derive(Debug, Parser)]
@@ -51,6 +52,8 @@ enum Command {
     /// Run the four classic examples, crash the worker midway, and show
     /// that nothing was lost.
     Demo(DemoArgs),
+    /// Run the standard benchmark workloads W1–W5 (see BENCHMARKS.md).
+    Bench(commands::bench::BenchArgs),
 }
 
 /// Arguments of `steadfast list`.
@@ -155,9 +158,15 @@ pub struct DemoArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // `bench` uses fresh databases unless `--db` is given on the command line.
+    let db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.format(&mut Cli::command()).exit(),
+    };
     init_logging();
-    match run(cli) {
+    match run(cli, db_given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
@@ -182,7 +191,7 @@ fn init_logging() {
 }
 
 /// Runs the command on a fresh Tokio runtime.
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -197,6 +206,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Retry(args) => commands::admin::retry(&db, args).await,
             Command::Worker(args) => commands::worker::run(&db, args).await,
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::Bench(args) => {
+                commands::bench::run(db_given.then_some(db.as_str()), args).await
+            }
         }
     })
 }

@@ -63,7 +63,9 @@ pub(crate) async fn claim(
     let dead = hosts.dead_owners(&mut tx, now).await?;
     if !dead.is_empty() {
         let n = sqlx::query(
-            "UPDATE processes SET wake_at = $2
+            // Runnable since they were created (at the latest now), so they
+            // are claimed before work that never started.
+            "UPDATE processes SET wake_at = LEAST(created_at, $2)
              WHERE owner = ANY($1) AND status = 'running' AND wake_at > $2",
         )
         .bind(&dead)

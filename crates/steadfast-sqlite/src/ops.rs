@@ -141,7 +141,9 @@ fn reap_dead_hosts(
         }
         let n = conn
             .prepare_cached(
-                "UPDATE processes SET wake_at = ?2
+                // Runnable since they were created (at the latest now), so
+                // they are claimed before work that never started.
+                "UPDATE processes SET wake_at = min(created_at, ?2)
                  WHERE owner = ?1 AND status = 'running' AND wake_at > ?2",
             )
             .db()?

@@ -422,6 +422,10 @@ impl Host {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let record = shared.store.get(&id).await?;
+            if record.status.is_finished() {
+                // Nobody needs a wake-up for this process any more.
+                shared.finished(&id);
+            }
             match record.status {
                 Status::Completed => {
                     let output = record.output.unwrap_or_else(|| "null".to_owned());

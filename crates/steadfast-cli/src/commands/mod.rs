@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod admin;
+pub mod bench;
 pub mod demo;
 pub mod list;
 pub mod show;

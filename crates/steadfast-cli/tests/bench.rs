@@ -1,0 +1,216 @@
+//! `steadfast bench` on SQLite with small counts: every workload prints one
+//! JSON object with the expected keys and sane values. Nothing here asserts
+//! on time — only that figures exist, are numbers and are not negative.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
+
+/// Runs `steadfast bench --json` with `args` and returns its one JSON line.
+fn bench(args: &[&str]) -> Value {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("bench")
+        .arg("--json")
+        .args(args)
+        .env_remove("STEADFAST_DB")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("steadfast bench {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {stderr}\n{stdout}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line per workload: {stdout}");
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+/// Asserts that `report` has the common keys with the given values.
+fn common(report: &Value, workload: &str, count: u64) {
+    assert_eq!(report["workload"], workload);
+    assert_eq!(report["store"], "sqlite");
+    assert_eq!(report["count"], count);
+    assert!(report["durability"].is_string(), "{report}");
+    assert!(
+        report["in_flight"].as_u64().is_some_and(|n| n >= 1),
+        "{report}"
+    );
+    assert!(!report["workers"].is_null(), "{report}");
+    assert!(report["notes"].is_array(), "{report}");
+    let machine = &report["machine"];
+    assert!(
+        machine["cores"].as_u64().is_some_and(|n| n >= 1),
+        "{report}"
+    );
+    assert!(machine["mem_total_mib"].as_u64().is_some(), "{report}");
+    assert!(machine["kernel"].is_string(), "{report}");
+    assert!(machine["release_build"].is_boolean(), "{report}");
+}
+
+/// Asserts that every key is a non-negative number.
+fn figures(report: &Value, keys: &[&str]) {
+    for key in keys {
+        let value = report[*key].as_f64();
+        assert!(
+            value.is_some_and(|v| v.is_finite() && v >= 0.0),
+            "{key} is not a non-negative number: {report}"
+        );
+    }
+}
+
+#[test]
+fn w1_latency() {
+    let report = bench(&["--workload", "w1", "--count", "5"]);
+    common(&report, "w1", 5);
+    assert_eq!(report["durability"], "full");
+    figures(
+        &report,
+        &[
+            "p50_ms",
+            "p99_ms",
+            "mean_ms",
+            "max_ms",
+            "fsync_p50_ms",
+            "fsync_p99_ms",
+            "floor_ms",
+            "p50_over_floor",
+        ],
+    );
+    assert_eq!(report["durable_commits"], 13);
+    assert!(report["p50_ms"].as_f64() <= report["p99_ms"].as_f64());
+    assert!(report["p99_ms"].as_f64() <= report["max_ms"].as_f64());
+}
+
+#[test]
+fn w1_process_crash_durability() {
+    let report = bench(&[
+        "--workload",
+        "w1",
+        "--count",
+        "3",
+        "--durability",
+        "process-crash",
+    ]);
+    common(&report, "w1", 3);
+    assert_eq!(report["durability"], "process-crash");
+    figures(&report, &["p50_ms", "floor_ms"]);
+}
+
+#[test]
+fn w2_throughput() {
+    let report = bench(&["--workload", "w2", "--count", "50"]);
+    common(&report, "w2", 50);
+    assert_eq!(report["in_flight"], 100);
+    figures(
+        &report,
+        &["processes_per_s", "steps_per_s", "total_s", "peak_rss_mib"],
+    );
+    assert!(report["peak_rss_mib"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn w3_sleepers() {
+    let report = bench(&["--workload", "w3", "--count", "200", "--sleep-ms", "500"]);
+    common(&report, "w3", 200);
+    assert_eq!(report["sleep_ms"], 500);
+    assert_eq!(report["finished"], 200);
+    assert_eq!(report["not_completed"], 0);
+    figures(
+        &report,
+        &[
+            "spawn_s",
+            "suspend_all_s",
+            "worker_rss_mib",
+            "worker_hwm_mib",
+        ],
+    );
+    assert!(report["worker_rss_mib"].as_f64().unwrap() > 0.0);
+    // Null only when the sleep ended before the due times were read.
+    assert!(report["wake_all_s"].is_number() || report["wake_all_s"].is_null());
+}
+
+#[test]
+fn w4_crash() {
+    let report = bench(&["--workload", "w4", "--count", "300"]);
+    common(&report, "w4", 300);
+    assert_eq!(report["finished"], 300);
+    assert_eq!(report["processes"], 300);
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["extra_entries"], 0, "{report}");
+    assert_eq!(report["steps_ran"], 3000, "{report}");
+    figures(&report, &["reran", "in_flight_at_kill", "killed_after_s"]);
+    // At-least-once: re-runs come only from processes in flight at the kill.
+    let reran = report["reran"].as_u64().unwrap();
+    let in_flight = report["in_flight_at_kill"].as_u64().unwrap();
+    assert!(reran <= in_flight, "{report}");
+    if in_flight > 0 {
+        figures(&report, &["first_recovered_s", "recover_s"]);
+    }
+}
+
+#[test]
+fn w5_scale_out() {
+    let report = bench(&["--workload", "w5", "--count", "100", "--workers", "2"]);
+    common(&report, "w5", 100);
+    assert_eq!(report["workers"], serde_json::json!([2]));
+    assert_eq!(report["finished"], serde_json::json!([100]));
+    assert_eq!(report["lost"], serde_json::json!([0]));
+    let steps = report["steps_per_s"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert!(steps[0].as_f64().is_some_and(|v| v > 0.0), "{report}");
+}
+
+#[test]
+fn refuses_an_existing_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.db");
+    std::fs::write(&file, b"not empty").unwrap();
+    let output = Command::new(BIN)
+        .arg("--db")
+        .arg(&file)
+        .args(["bench", "--workload", "w1", "--count", "1"])
+        .env_remove("STEADFAST_DB")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must name a directory"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not empty");
+}
+
+#[test]
+fn uses_a_given_directory_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("--db")
+        .arg(format!("sqlite:{}", dir.path().display()))
+        .args(["bench", "--workload", "w2", "--count", "20", "--json"])
+        .env_remove("STEADFAST_DB")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["count"], 20);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
