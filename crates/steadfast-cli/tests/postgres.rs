@@ -285,3 +285,93 @@ async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
         "worker A noticed its leases were taken over:\n{log}"
     );
 }
+
+/// A transactional step on PostgreSQL: its SQL and its journal entry commit
+/// together; a replay does not run it again and a failed body leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_transaction_commits_effects_exactly_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use steadfast::{Process, RetryPolicy, StepError, StepFailed};
+
+    let Some(schema) = Schema::fresh("tx").await else {
+        return;
+    };
+    let register = |b: steadfast::HostBuilder| {
+        b.retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
+            .register("ledger", |p: Process, amount: i64| async move {
+                let flaky = Arc::new(AtomicUsize::new(0));
+                let id = p.id().to_string();
+                p.postgres_transaction("booked", move |conn| {
+                    let (id, flaky) = (id.clone(), Arc::clone(&flaky));
+                    Box::pin(async move {
+                        steadfast::sqlx::query(
+                            "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount BIGINT)",
+                        )
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StepError::retryable)?;
+                        steadfast::sqlx::query("INSERT INTO ledger VALUES ($1, $2)")
+                            .bind(&id)
+                            .bind(amount)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StepError::retryable)?;
+                        if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                            return Err(StepError::retryable("serialization failure"));
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+                let refused = p
+                    .postgres_transaction("refused", |conn| {
+                        Box::pin(async move {
+                            steadfast::sqlx::query("INSERT INTO ledger VALUES ('refused', 0)")
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(StepError::retryable)?;
+                            Err::<(), _>(StepError::permanent("over the limit"))
+                        })
+                    })
+                    .await;
+                p.wait::<()>("go").await;
+                Ok::<_, StepFailed>(refused.is_err())
+            })
+    };
+    let host = register(steadfast::HostBuilder::from_arc(store(&schema).await)).build();
+    host.spawn("ledger", "l-1", &250i64).await.expect("spawn");
+    let start = Instant::now();
+    while host.status("l-1").await.expect("status").status != Status::Suspended {
+        assert!(start.elapsed() < Duration::from_secs(30), "never suspended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(host);
+    let host = register(steadfast::HostBuilder::from_arc(store(&schema).await)).build();
+    host.signal("l-1", "go", &()).await.expect("signal");
+    let refused: bool = host.outcome("l-1").await.expect("outcome");
+    assert!(refused);
+
+    let pool = steadfast::sqlx::PgPool::connect(&pg::server_url())
+        .await
+        .expect("connect");
+    let rows: Vec<(String, i64)> = steadfast::sqlx::query_as(steadfast::sqlx::AssertSqlSafe(
+        format!("SELECT process, amount FROM \"{}\".ledger", schema.name),
+    ))
+    .fetch_all(&pool)
+    .await
+    .expect("ledger");
+    pool.close().await;
+    assert_eq!(
+        rows,
+        [("l-1".to_owned(), 250)],
+        "exactly once, failed bodies rolled back"
+    );
+    let journal = host
+        .store()
+        .journal(&"l-1".try_into().expect("id"))
+        .await
+        .expect("journal");
+    assert_eq!(journal[0].attempts, 2);
+    assert_eq!(journal[1].status, EntryStatus::Failed);
+    drop(host);
+}

@@ -221,6 +221,11 @@ pub trait Store: Send + Sync + 'static {
     fn work_events(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+
+    /// The store as [`std::any::Any`], so the engine can reach features only
+    /// one store has (transactional steps run the user's SQL inside the
+    /// store's own transaction).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// Queries for tools (CLI, dashboard); not on the hot path.

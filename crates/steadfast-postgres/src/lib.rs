@@ -34,6 +34,7 @@ mod options;
 mod read;
 mod rows;
 mod schema;
+mod transaction;
 mod writer;
 
 use std::str::FromStr;
@@ -52,6 +53,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use options::PostgresOptions;
+/// The SQL toolkit transactional steps receive their connection from.
+pub use sqlx;
 
 use hosts::Hosts;
 use rows::{Db, backend};
@@ -376,6 +379,10 @@ impl Store for PostgresStore {
 
     fn work_events(&self) -> Option<watch::Receiver<u64>> {
         Some(self.inner.events.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

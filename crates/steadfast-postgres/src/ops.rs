@@ -63,7 +63,7 @@ async fn lock_status(
 /// Checks (and locks) that `lease` still holds its process: it exists, is
 /// running, is owned by the lease's host, at the lease's epoch. Returns
 /// whether a cancellation is pending.
-async fn fence(conn: &mut PgConnection, lease: &Lease) -> Result<bool, StoreError> {
+pub(crate) async fn fence(conn: &mut PgConnection, lease: &Lease) -> Result<bool, StoreError> {
     let cancel: Option<bool> = sqlx::query_scalar(
         "SELECT cancel_requested FROM processes
          WHERE id = $1 AND epoch = $2 AND owner = $3 AND status = 'running'

@@ -41,6 +41,9 @@ use steadfast_core::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use options::{Durability, SqliteOptions};
+/// The SQLite binding transactional steps receive their connection from.
+pub use rusqlite;
+pub use writer::TransactionBody;
 
 use reader::Readers;
 use writer::{Command, Reply, Writer};
@@ -171,6 +174,25 @@ impl SqliteStore {
         self.call(Command::Pragmas).await
     }
 
+    /// Runs `body` on the store's write connection inside the same
+    /// transaction that journals `entry` under `lease`: either both the
+    /// body's effects and the entry (with the body's JSON as its outcome)
+    /// commit, or neither does. `Ok(false)` when the body failed (nothing of
+    /// it is kept). The body must not commit or roll back itself, and should
+    /// be quick: it runs on the writer thread, inside a group commit.
+    ///
+    /// This is what `Process::sqlite_transaction` builds on.
+    pub async fn transaction(
+        &self,
+        lease: &Lease,
+        entry: JournalEntry,
+        body: TransactionBody,
+    ) -> Result<bool, StoreError> {
+        let lease = lease.clone();
+        self.call(|tx| Command::Transaction(lease, entry, body, tx))
+            .await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -297,6 +319,10 @@ impl Store for SqliteStore {
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(reader::next_wake).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -546,3 +546,36 @@ pub(crate) fn pragmas(conn: &Connection) -> Result<(String, i64), StoreError> {
         .db()?;
     Ok((mode, sync))
 }
+
+/// [`crate::SqliteStore::transaction`]: the body's SQL and the journal entry
+/// in one savepoint of the batch; `Ok(false)` when the body failed.
+pub(crate) fn transaction(
+    conn: &Connection,
+    lease: &Lease,
+    mut entry: JournalEntry,
+    body: crate::writer::TransactionBody,
+) -> Result<bool, StoreError> {
+    if fence(conn, lease)? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(conn)));
+    if conn.is_autocommit() {
+        return Err(StoreError::InvalidInput(format!(
+            "the transaction body of step {:?} ended the store's transaction (COMMIT or \
+             ROLLBACK inside a transactional step is not allowed)",
+            entry.name
+        )));
+    }
+    match ran {
+        Ok(Ok(outcome)) => {
+            entry.outcome = Some(outcome);
+            append(conn, lease, &entry)?;
+            Ok(true)
+        }
+        Ok(Err(())) => Ok(false),
+        Err(_) => Err(StoreError::InvalidInput(format!(
+            "the transaction body of step {:?} panicked",
+            entry.name
+        ))),
+    }
+}

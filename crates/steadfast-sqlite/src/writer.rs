@@ -17,6 +17,11 @@ use crate::{maintenance, ops};
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// User SQL that commits together with a journal entry: returns the entry's
+/// outcome as JSON, or `Err(())` when the body failed (its effects are then
+/// rolled back). See [`crate::SqliteStore::transaction`].
+pub type TransactionBody = Box<dyn FnOnce(&Connection) -> Result<String, ()> + Send>;
+
 /// One write (or writer-side read) for the writer thread.
 pub(crate) enum Command {
     Spawn(NewProcess, Reply<SpawnOutcome>),
@@ -42,6 +47,7 @@ pub(crate) enum Command {
     Cancel(ProcessId, Timestamp, Reply<Status>),
     Retry(ProcessId, Timestamp, Reply<()>),
     Rewind(ProcessId, String, Timestamp, Reply<u64>),
+    Transaction(Lease, JournalEntry, TransactionBody, Reply<bool>),
     PurgeChunk(Timestamp, Reply<u64>),
     Pragmas(Reply<(String, i64)>),
 }
@@ -57,6 +63,7 @@ enum Done {
     Id(Reply<i64>, Result<i64, StoreError>),
     Status(Reply<Status>, Result<Status, StoreError>),
     Pragmas(Reply<(String, i64)>, Result<(String, i64), StoreError>),
+    Transaction(Reply<bool>, Result<bool, StoreError>),
 }
 
 /// Why a whole batch failed.
@@ -102,6 +109,8 @@ impl Done {
             Done::Id(_, r) => r.is_err(),
             Done::Status(_, r) => r.is_err(),
             Done::Pragmas(_, r) => r.is_err(),
+            // A body that failed is rolled back like an error.
+            Done::Transaction(_, r) => !matches!(r, Ok(true)),
         }
     }
 
@@ -121,6 +130,7 @@ impl Done {
             Done::Id(tx, r) => send(tx, r, failure),
             Done::Status(tx, r) => send(tx, r, failure),
             Done::Pragmas(tx, r) => send(tx, r, failure),
+            Done::Transaction(tx, r) => send(tx, r, failure),
         }
     }
 }
@@ -142,6 +152,7 @@ impl Command {
             Command::Signal { reply, .. } => Done::Id(reply, Err(StoreError::Closed)),
             Command::Cancel(_, _, tx) => Done::Status(tx, Err(StoreError::Closed)),
             Command::Pragmas(tx) => Done::Pragmas(tx, Err(StoreError::Closed)),
+            Command::Transaction(_, _, _, tx) => Done::Transaction(tx, Err(StoreError::Closed)),
         };
         done.deliver(Some(failure), hosts);
     }
@@ -284,6 +295,9 @@ impl Writer {
                 Done::Count(tx, maintenance::purge_chunk(conn, before))
             }
             Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
+            Command::Transaction(lease, entry, body, tx) => {
+                Done::Transaction(tx, ops::transaction(conn, &lease, entry, body))
+            }
         }
     }
 }

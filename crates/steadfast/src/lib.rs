@@ -24,9 +24,9 @@ pub use steadfast_core::{
     Timestamp,
 };
 #[cfg(feature = "postgres")]
-pub use steadfast_postgres::{PostgresOptions, PostgresStore};
+pub use steadfast_postgres::{PostgresOptions, PostgresStore, sqlx};
 #[cfg(feature = "sqlite")]
-pub use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore};
+pub use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore, rusqlite};
 
 /// The storage traits and records, for store implementers.
 pub mod core {

@@ -258,3 +258,138 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for WaitTimeout<T> {
         ))
     }
 }
+
+#[cfg(feature = "sqlite")]
+impl Process {
+    /// A step whose effects live in the same SQLite database as the journal:
+    /// `body` runs on the store's write connection, inside the transaction
+    /// that journals the step, so its SQL and the journal entry commit
+    /// together — exactly once — or not at all.
+    ///
+    /// The body must be quick (it runs inside a group commit) and must not
+    /// commit or roll back itself. An `Err` rolls its effects back and is
+    /// retried by the host's retry policy unless it is permanent; a final
+    /// failure is journaled and returned like a step's.
+    ///
+    /// ```no_run
+    /// # use steadfast::{Process, StepError, StepFailed};
+    /// async fn pay(p: Process, amount: i64) -> Result<(), StepFailed> {
+    ///     p.sqlite_transaction("ledger updated", move |conn| {
+    ///         conn.execute("UPDATE accounts SET balance = balance - ?1 WHERE id = 1", [amount])
+    ///             .map_err(StepError::retryable)?;
+    ///         Ok(())
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn sqlite_transaction<T, F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> impl Future<Output = Result<T, crate::StepFailed>> + Send + 'static
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnMut(&steadfast_sqlite::rusqlite::Connection) -> Result<T, StepError> + Send + 'static,
+    {
+        use crate::ops::transaction::{Slot, run, wrong_store};
+        let ctx = Arc::clone(&self.ctx);
+        let body = Arc::new(std::sync::Mutex::new(body));
+        let attempt = move |entry: steadfast_core::JournalEntry| {
+            let (store, lease, body) =
+                (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
+            async move {
+                let Some(sqlite) = store.as_any().downcast_ref::<crate::SqliteStore>() else {
+                    return wrong_store("SQLite");
+                };
+                let slot = Slot::new();
+                let put = slot.clone();
+                let boxed: steadfast_sqlite::TransactionBody = Box::new(move |conn| {
+                    let mut body = body.lock().unwrap_or_else(|p| p.into_inner());
+                    put.put(body(conn))
+                });
+                sqlite.transaction(&lease, entry, boxed).await?;
+                Ok(slot.take())
+            }
+        };
+        run(
+            Arc::clone(&self.ctx),
+            name.into().into_owned(),
+            Location::caller(),
+            attempt,
+        )
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Process {
+    /// A step whose effects live in the same PostgreSQL database as the
+    /// journal: `body` runs in a transaction that first locks and fences the
+    /// process, and then journals the step, so its SQL and the journal entry
+    /// commit together — exactly once — or not at all.
+    ///
+    /// An `Err` rolls its effects back and is retried by the host's retry
+    /// policy unless it is permanent; a final failure is journaled and
+    /// returned like a step's.
+    ///
+    /// ```no_run
+    /// # use steadfast::{Process, StepError, StepFailed};
+    /// async fn pay(p: Process, amount: i64) -> Result<(), StepFailed> {
+    ///     p.postgres_transaction("ledger updated", move |conn| {
+    ///         Box::pin(async move {
+    ///             steadfast::sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = 1")
+    ///                 .bind(amount)
+    ///                 .execute(conn)
+    ///                 .await
+    ///                 .map_err(StepError::retryable)?;
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn postgres_transaction<T, F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        body: F,
+    ) -> impl Future<Output = Result<T, crate::StepFailed>> + Send + 'static
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: for<'c> FnMut(
+                &'c mut steadfast_postgres::sqlx::PgConnection,
+            ) -> futures::future::BoxFuture<'c, Result<T, StepError>>
+            + Send
+            + 'static,
+    {
+        use crate::ops::transaction::{Slot, run, wrong_store};
+        let ctx = Arc::clone(&self.ctx);
+        let body = Arc::new(tokio::sync::Mutex::new(body));
+        let attempt = move |entry: steadfast_core::JournalEntry| {
+            let (store, lease, body) =
+                (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
+            async move {
+                let Some(pg) = store.as_any().downcast_ref::<crate::PostgresStore>() else {
+                    return wrong_store("PostgreSQL");
+                };
+                let mut body = body.lock_owned().await;
+                let slot = Slot::new();
+                let put = slot.clone();
+                // The body's error stays in the slot; the store only needs to
+                // know whether to commit.
+                let _committed = pg
+                    .transaction(&lease, entry, move |conn| {
+                        Box::pin(async move { put.put((*body)(conn).await).map(|json| (json, ())) })
+                    })
+                    .await?;
+                Ok(slot.take())
+            }
+        };
+        run(
+            Arc::clone(&self.ctx),
+            name.into().into_owned(),
+            Location::caller(),
+            attempt,
+        )
+    }
+}

@@ -620,3 +620,75 @@ async fn rewind_reruns_from_a_step_and_purge_forgets_old_processes() {
     assert_eq!(host.purge(Duration::ZERO).await.expect("purge"), 1);
     assert!(host.status("a-1").await.is_err(), "purged");
 }
+
+/// A transactional step on SQLite: its SQL and its journal entry commit
+/// together, so a replay never runs it again and a failed body leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_transaction_commits_effects_exactly_once() {
+    let fx = Fixture::new();
+    let register = |b: HostBuilder| {
+        b.retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
+            .register("ledger", |p: Process, amount: i64| async move {
+                let flaky = Arc::new(AtomicUsize::new(0));
+                let id = p.id().to_string();
+                let row = p
+                    .sqlite_transaction("booked", move |conn| {
+                        conn.execute(
+                            "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount INTEGER)",
+                            [],
+                        )
+                        .map_err(StepError::retryable)?;
+                        conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+                            .map_err(StepError::retryable)?;
+                        // The first attempt fails after its insert: it must be rolled back.
+                        if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                            return Err(StepError::retryable("lock timeout"));
+                        }
+                        Ok(conn.last_insert_rowid())
+                    })
+                    .await?;
+                let refused = p
+                    .sqlite_transaction("refused", |conn| {
+                        conn.execute("INSERT INTO ledger VALUES ('refused', 0)", [])
+                            .map_err(StepError::retryable)?;
+                        Err::<(), _>(StepError::permanent("over the limit"))
+                    })
+                    .await;
+                p.wait::<()>("go").await;
+                Ok::<_, StepFailed>((row, refused.is_err()))
+            })
+    };
+    let host = register(fx.builder().await).build();
+    host.spawn("ledger", "l-1", &250i64).await.expect("spawn");
+    wait_for(&host, "l-1", |s| s == Status::Suspended).await;
+    drop(host);
+
+    let host = register(fx.builder().await).build();
+    host.signal("l-1", "go", &()).await.expect("signal");
+    let (row, refused): (i64, bool) = host.outcome("l-1").await.expect("outcome");
+    assert!(refused);
+    assert!(row > 0);
+
+    let conn =
+        steadfast::rusqlite::Connection::open(fx.dir.path().join("engine.db")).expect("open");
+    let rows: Vec<(String, i64)> = conn
+        .prepare("SELECT process, amount FROM ledger")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        [("l-1".to_owned(), 250)],
+        "exactly once, failed bodies rolled back"
+    );
+    let journal = host
+        .store()
+        .journal(&"l-1".try_into().expect("id"))
+        .await
+        .expect("journal");
+    assert_eq!(journal[0].name, "booked");
+    assert_eq!(journal[0].attempts, 2);
+    assert_eq!(journal[1].status, EntryStatus::Failed);
+}

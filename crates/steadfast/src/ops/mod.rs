@@ -3,6 +3,7 @@
 
 pub(crate) mod step;
 pub(crate) mod timer;
+pub(crate) mod transaction;
 pub(crate) mod value;
 pub(crate) mod wait;
 

@@ -138,7 +138,10 @@ where
     result
 }
 
-async fn replay<T: DeserializeOwned>(ctx: &RunCtx, entry: &JournalEntry) -> Result<T, StepFailed> {
+pub(crate) async fn replay<T: DeserializeOwned>(
+    ctx: &RunCtx,
+    entry: &JournalEntry,
+) -> Result<T, StepFailed> {
     let json = entry.outcome.as_deref().unwrap_or("null");
     let decoded = if entry.status == EntryStatus::Failed {
         decode_recorded::<StepFailed>(ctx, &entry.name, "failure", json).map(Err)

@@ -1,0 +1,152 @@
+//! Transactional steps: the user's SQL and the journal entry commit in one
+//! store transaction, so effects in the same database happen exactly once.
+
+use std::future::Future;
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use steadfast_core::{EntryKind, EntryStatus, JournalEntry, StoreError};
+
+use super::{encode_new, halt, step};
+use crate::context::{Begin, RunCtx, Stop, new_entry};
+use crate::error::{StepError, StepFailed};
+
+/// What one attempt of a transactional step ended with: committed with a
+/// value, the body failed (rolled back), or the store refused.
+pub(crate) type Attempt<T> = Result<Result<T, StepError>, StoreError>;
+
+/// Runs a transactional step named `name`; `attempt(entry)` runs the body
+/// and journals `entry` in one store transaction. Failed bodies are retried
+/// by the host's retry policy; a final failure is journaled like a step's.
+pub(crate) async fn run<T, A, Fut>(
+    ctx: Arc<RunCtx>,
+    name: String,
+    location: &'static Location<'static>,
+    mut attempt: A,
+) -> Result<T, StepFailed>
+where
+    T: Serialize + DeserializeOwned,
+    A: FnMut(JournalEntry) -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    match ctx.begin(&name, EntryKind::Step, location) {
+        Some(Begin::New) => {}
+        Some(Begin::Replay(entry)) => {
+            ctx.replay_turn(&name, entry.seq).await;
+            return step::replay(&ctx, &entry).await;
+        }
+        Some(Begin::Scheduled(_)) | None => return halt().await,
+    }
+    ctx.replayed(&name).await;
+    let started = ctx.clock.now();
+    let policy = ctx.default_retry.clone();
+    let _busy = ctx.busy();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let token = ctx.completion_token().await;
+        let mut entry = new_entry(
+            &ctx,
+            &name,
+            EntryKind::Step,
+            EntryStatus::Completed,
+            started,
+            location,
+        );
+        entry.attempts = attempts;
+        entry.finished_at = Some(ctx.clock.now());
+        let error = match attempt(entry).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error,
+            Err(StoreError::CancelRequested(_)) => {
+                ctx.stop(Stop::Cancelled);
+                return halt().await;
+            }
+            Err(err) => {
+                ctx.stop(Stop::Aborted(err));
+                return halt().await;
+            }
+        };
+        if !error.is_permanent() && attempts < policy.max_attempts() {
+            drop(token);
+            ctx.clock.sleep(policy.delay_before(attempts + 1)).await;
+            continue;
+        }
+        let failed = StepFailed {
+            step: name.clone(),
+            message: error.message().to_owned(),
+            attempts,
+            permanent: error.is_permanent(),
+            timed_out: false,
+        };
+        let Some(json) = encode_new(&ctx, &name, &failed) else {
+            return halt().await;
+        };
+        let mut entry = new_entry(
+            &ctx,
+            &name,
+            EntryKind::Step,
+            EntryStatus::Failed,
+            started,
+            location,
+        );
+        entry.outcome = Some(json);
+        entry.attempts = attempts;
+        entry.finished_at = Some(ctx.clock.now());
+        ctx.append(entry).await;
+        drop(token);
+        return Err(failed);
+    }
+}
+
+/// Holds what a body produced until its transaction has committed.
+pub(crate) struct Slot<T>(Arc<Mutex<Option<Result<T, StepError>>>>);
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        Slot(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Serialize> Slot<T> {
+    pub(crate) fn new() -> Self {
+        Slot(Arc::new(Mutex::new(None)))
+    }
+
+    /// Records the body's result; returns the outcome JSON to journal, or
+    /// `Err(())` when the transaction must be rolled back.
+    pub(crate) fn put(&self, result: Result<T, StepError>) -> Result<String, ()> {
+        let (json, kept) = match result {
+            Ok(value) => match serde_json::to_string(&value) {
+                Ok(json) => (Ok(json), Ok(value)),
+                Err(e) => (
+                    Err(()),
+                    Err(StepError::permanent(format!(
+                        "the value cannot be encoded as JSON: {e}"
+                    ))),
+                ),
+            },
+            Err(error) => (Err(()), Err(error)),
+        };
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept);
+        json
+    }
+
+    /// The body's result once the store has answered.
+    pub(crate) fn take(&self) -> Result<T, StepError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| Err(StepError::permanent("the transaction body did not run")))
+    }
+}
+
+/// A permanent failure for a transactional step on the wrong store.
+pub(crate) fn wrong_store<T>(wanted: &str) -> Attempt<T> {
+    Ok(Err(StepError::permanent(format!(
+        "this transactional step needs the {wanted} store, but the host runs on another store"
+    ))))
+}
