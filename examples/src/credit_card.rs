@@ -36,6 +36,7 @@ pub struct Transaction {
 }
 
 /// The process function: it finishes when the card is deleted.
+#[steadfast::process]
 pub async fn credit_card(
     p: Process,
     card: Card,

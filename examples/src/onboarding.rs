@@ -49,6 +49,7 @@ pub enum OnboardingError {
 }
 
 /// The process function.
+#[steadfast::process]
 pub async fn onboarding(
     p: Process,
     signup: Signup,

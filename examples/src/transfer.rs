@@ -40,6 +40,7 @@ pub enum TransferError {
 }
 
 /// The process function.
+#[steadfast::process]
 pub async fn transfer(
     p: Process,
     t: Transfer,

@@ -164,6 +164,7 @@ macro_rules! __with_checks {
                 rewind_drops_later_entries_and_returns_signals,
                 rewind_refuses_bad_requests,
                 purge_deletes_only_old_finished_processes,
+                sources_are_saved_and_replaced,
             }
             concurrency {
                 concurrent_appends_are_all_journaled,

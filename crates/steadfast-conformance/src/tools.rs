@@ -2,7 +2,8 @@
 //! their source (`parked_at`, `parked_counts`), `rewind` and `purge`.
 
 use steadfast_core::{
-    Finish, ParkedCount, SourceLocation, Status, StoreError, SuspendOutcome, Suspension,
+    Finish, FunctionSource, ParkedCount, SourceLocation, Status, StoreError, SuspendOutcome,
+    Suspension,
 };
 
 use crate::assert_err;
@@ -216,4 +217,50 @@ pub async fn purge_deletes_only_old_finished_processes(store: DynStore) {
         get(&store, kept).await;
     }
     assert_eq!(store.purge(at(50)).await.expect("purge again"), 0);
+}
+
+/// `save_sources` stores function sources (byte-exact), replaces the text of
+/// the same file and name, and `sources` lists them by file and first line.
+pub async fn sources_are_saved_and_replaced(store: DynStore) {
+    assert!(store.sources().await.expect("sources").is_empty());
+    let source = |file: &str, name: &str, first_line: u32, text: &str| FunctionSource {
+        file: file.to_owned(),
+        name: name.to_owned(),
+        first_line,
+        text: text.to_owned(),
+    };
+    let flow = source(
+        "src/b.rs",
+        "flow",
+        10,
+        "async fn flow() {\n    \"ü 🦀 <script>\"\n}",
+    );
+    let early = source("src/b.rs", "early", 2, "fn early() {}");
+    let other = source("src/a.rs", "other", 50, "fn other() {}");
+    store
+        .save_sources(&[flow.clone(), early.clone(), other.clone()])
+        .await
+        .expect("save");
+    assert_eq!(
+        store.sources().await.expect("sources"),
+        [other.clone(), early.clone(), flow.clone()]
+    );
+    let moved = source("src/b.rs", "flow", 12, "async fn flow() {}");
+    store
+        .save_sources(std::slice::from_ref(&moved))
+        .await
+        .expect("save again");
+    assert_eq!(
+        store.sources().await.expect("sources"),
+        [other, early, moved.clone()]
+    );
+    assert!(moved.contains(&line_in("src/b.rs", 12)));
+    assert!(!moved.contains(&line_in("src/b.rs", 13)));
+}
+
+fn line_in(file: &str, line: u32) -> SourceLocation {
+    SourceLocation {
+        file: file.to_owned(),
+        line,
+    }
 }

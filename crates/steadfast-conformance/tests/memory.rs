@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Backend, Claimed, EntryStatus, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess,
-    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation, SpawnOutcome, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Backend, Claimed, EntryStatus, Finish, FunctionSource, HostId, JournalEntry, Lease, ListFilter,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation, SpawnOutcome,
+    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 #[derive(Default)]
 struct State {
+    sources: BTreeMap<(String, String), FunctionSource>,
     processes: BTreeMap<ProcessId, ProcessRecord>,
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
     /// (signal, consumed)
@@ -427,6 +428,22 @@ impl StoreAdmin for MemoryStore {
         Ok(dropped.len() as u64)
     }
 
+    async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        for src in sources {
+            s.sources
+                .insert((src.file.clone(), src.name.clone()), src.clone());
+        }
+        Ok(())
+    }
+
+    async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
+        let s = self.0.lock().unwrap();
+        let mut all: Vec<FunctionSource> = s.sources.values().cloned().collect();
+        all.sort_by(|a, b| (&a.file, a.first_line).cmp(&(&b.file, b.first_line)));
+        Ok(all)
+    }
+
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut s = self.0.lock().unwrap();
         let old: Vec<ProcessId> = s
@@ -455,5 +472,5 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 49);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 50);
 }

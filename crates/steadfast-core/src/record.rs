@@ -268,3 +268,28 @@ pub enum Finish {
     /// Cancelled on request.
     Cancelled,
 }
+
+/// The source text of one process function, captured at compile time by
+/// `#[steadfast::process]` and saved in the store by every host that starts,
+/// so tools can show it without the source tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSource {
+    /// The function's name.
+    pub name: String,
+    /// The source file, as `#[track_caller]` locations name it.
+    pub file: String,
+    /// The line of `text`'s first line in `file` (1-based).
+    pub first_line: u32,
+    /// The function's source, from its first to its last line.
+    pub text: String,
+}
+
+impl FunctionSource {
+    /// Whether `location` falls inside this function.
+    pub fn contains(&self, location: &SourceLocation) -> bool {
+        let lines = self.text.lines().count() as u32;
+        location.file == self.file
+            && location.line >= self.first_line
+            && location.line < self.first_line + lines.max(1)
+    }
+}

@@ -3,8 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Finish, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status,
-    StoreError, Timestamp,
+    Finish, FunctionSource, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord,
+    SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
@@ -260,6 +260,13 @@ pub trait StoreAdmin: Send + Sync + 'static {
     /// updated before `finished_before`, with their journals and signals;
     /// never touches unfinished ones. Returns how many were deleted.
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Stores the source of process functions (replacing an earlier text of
+    /// the same file and function name), so tools can show it.
+    async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError>;
+
+    /// Every stored function source, ordered by file and first line.
+    async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError>;
 }
 
 /// A complete store: the hot path and the admin queries.

@@ -45,9 +45,9 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
-    Claimed, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess, ParkedCount,
-    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
-    StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, ListFilter, NewProcess,
+    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store,
+    StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -402,6 +402,14 @@ impl StoreAdmin for PostgresStore {
 
     async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
         bounded(read::parked_counts(&self.inner.pool, kind)).await
+    }
+
+    async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
+        bounded(maintenance::save_sources(&self.inner.pool, sources)).await
+    }
+
+    async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
+        bounded(maintenance::sources(&self.inner.pool)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

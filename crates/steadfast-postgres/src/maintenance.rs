@@ -3,7 +3,7 @@
 //! old finished processes (in chunks, each its own transaction on the pool).
 
 use sqlx::{PgConnection, PgPool, Row};
-use steadfast_core::{ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{FunctionSource, ProcessId, Status, StoreError, Timestamp};
 
 use crate::ops::notify;
 use crate::rows::Db;
@@ -127,4 +127,50 @@ pub(crate) async fn purge_chunk(
     tx.commit().await.db()?;
     // Report the chunk as selected, so a short chunk (the last) ends the loop.
     Ok(ids.len() as u64)
+}
+
+/// [`steadfast_core::StoreAdmin::save_sources`], in one transaction.
+pub(crate) async fn save_sources(
+    pool: &PgPool,
+    sources: &[FunctionSource],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.db()?;
+    for s in sources {
+        sqlx::query(
+            "INSERT INTO sources (file, name, first_line, text) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (file, name) DO UPDATE SET first_line = excluded.first_line,
+                 text = excluded.text
+             WHERE sources.first_line <> excluded.first_line OR sources.text <> excluded.text",
+        )
+        .bind(&s.file)
+        .bind(&s.name)
+        .bind(i64::from(s.first_line))
+        .bind(&s.text)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    }
+    tx.commit().await.db()
+}
+
+/// [`steadfast_core::StoreAdmin::sources`].
+pub(crate) async fn sources(pool: &PgPool) -> Result<Vec<FunctionSource>, StoreError> {
+    let rows =
+        sqlx::query("SELECT file, name, first_line, text FROM sources ORDER BY file, first_line")
+            .fetch_all(pool)
+            .await
+            .db()?;
+    rows.iter()
+        .map(|r| {
+            let first_line: i64 = r.try_get("first_line").db()?;
+            Ok(FunctionSource {
+                file: r.try_get("file").db()?,
+                name: r.try_get("name").db()?,
+                first_line: u32::try_from(first_line).map_err(|_| {
+                    StoreError::Corrupt(format!("sources.first_line {first_line} is out of range"))
+                })?,
+                text: r.try_get("text").db()?,
+            })
+        })
+        .collect()
 }

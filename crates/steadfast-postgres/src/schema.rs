@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -78,6 +78,16 @@ const MIGRATIONS: &[&str] = &[
         consumed_at BIGINT
     );
     CREATE INDEX signals_pending ON signals (process_id, id) WHERE consumed_at IS NULL;
+    "#,
+    // Version 2: the source of process functions, for tools.
+    r#"
+    CREATE TABLE sources (
+        file       TEXT COLLATE "C" NOT NULL,
+        name       TEXT COLLATE "C" NOT NULL,
+        first_line BIGINT NOT NULL,
+        text       TEXT NOT NULL,
+        PRIMARY KEY (file, name)
+    );
     "#,
 ];
 

@@ -22,8 +22,7 @@ impl PostgresStore {
         &self,
         lease: &Lease,
         mut entry: JournalEntry,
-        body: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<(String, R), E>>
-        + Send,
+        body: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<(String, R), E>> + Send,
     ) -> Result<Result<R, E>, StoreError> {
         let mut tx = self.inner.pool.begin().await.db()?;
         if ops::fence(&mut tx, lease).await? {

@@ -34,9 +34,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Claimed, Finish, HostId, JournalEntry, Lease, ListFilter, NewProcess, ParkedCount,
-    PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
-    StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, ListFilter, NewProcess,
+    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store,
+    StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -346,6 +346,15 @@ impl StoreAdmin for SqliteStore {
         let kind = kind.to_owned();
         self.read(move |conn| reader::parked_counts(conn, &kind))
             .await
+    }
+
+    async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
+        let sources = sources.to_vec();
+        self.call(|tx| Command::SaveSources(sources, tx)).await
+    }
+
+    async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
+        self.read(reader::sources).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

@@ -2,7 +2,7 @@
 //! purging old finished processes. Both run on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::{ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{FunctionSource, ProcessId, Status, StoreError, Timestamp};
 
 use crate::rows::Db;
 
@@ -107,4 +107,24 @@ pub(crate) fn purge_chunk(
         .execute([])
         .db()?;
     Ok(deleted as u64)
+}
+
+/// [`steadfast_core::StoreAdmin::save_sources`].
+pub(crate) fn save_sources(
+    conn: &Connection,
+    sources: &[FunctionSource],
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO sources (file, name, first_line, text) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (file, name) DO UPDATE SET first_line = excluded.first_line,
+                 text = excluded.text
+             WHERE first_line <> excluded.first_line OR text <> excluded.text",
+        )
+        .db()?;
+    for s in sources {
+        stmt.execute(params![s.file, s.name, s.first_line, s.text])
+            .db()?;
+    }
+    Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use steadfast_core::{
-    JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
-    Status, StatusCount, StoreError, Timestamp,
+    FunctionSource, JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord,
+    SourceLocation, Status, StatusCount, StoreError, Timestamp,
 };
 
 use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
@@ -268,4 +268,21 @@ pub(crate) fn parked_counts(conn: &Connection, kind: &str) -> Result<Vec<ParkedC
             count,
         })
         .collect())
+}
+
+/// [`steadfast_core::StoreAdmin::sources`].
+pub(crate) fn sources(conn: &Connection) -> Result<Vec<FunctionSource>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT file, name, first_line, text FROM sources ORDER BY file, first_line",
+        )
+        .db()?;
+    collect(&mut stmt, [], |r| {
+        Ok(FunctionSource {
+            file: r.get(0).db()?,
+            name: r.get(1).db()?,
+            first_line: r.get(2).db()?,
+            text: r.get(3).db()?,
+        })
+    })
 }

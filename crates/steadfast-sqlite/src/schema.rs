@@ -11,7 +11,7 @@ use crate::options::SqliteOptions;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -79,6 +79,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE processes ADD COLUMN parked_at TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX processes_parked ON processes (kind, status) WHERE parked_at <> '[]';
+    ",
+    // Version 3: the source of process functions, for tools.
+    "
+    CREATE TABLE sources (
+        file       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        first_line INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        PRIMARY KEY (file, name)
+    );
     ",
 ];
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use steadfast_core::{
-    Claimed, Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SpawnOutcome, Status,
-    StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
+    SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,6 +48,7 @@ pub(crate) enum Command {
     Retry(ProcessId, Timestamp, Reply<()>),
     Rewind(ProcessId, String, Timestamp, Reply<u64>),
     Transaction(Lease, JournalEntry, TransactionBody, Reply<bool>),
+    SaveSources(Vec<FunctionSource>, Reply<()>),
     PurgeChunk(Timestamp, Reply<u64>),
     Pragmas(Reply<(String, i64)>),
 }
@@ -141,9 +142,10 @@ impl Command {
         let done = match self {
             Command::Spawn(_, tx) => Done::Spawn(tx, Err(StoreError::Closed)),
             Command::Claim { reply, .. } => Done::Claim(reply, Err(StoreError::Closed)),
-            Command::Append(_, _, tx) | Command::Finish(_, _, _, tx) | Command::Retry(_, _, tx) => {
-                Done::Unit(tx, Err(StoreError::Closed))
-            }
+            Command::Append(_, _, tx)
+            | Command::Finish(_, _, _, tx)
+            | Command::Retry(_, _, tx)
+            | Command::SaveSources(_, tx) => Done::Unit(tx, Err(StoreError::Closed)),
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
             Command::Renew(_, _, _, tx)
             | Command::Release(_, _, tx)
@@ -295,6 +297,9 @@ impl Writer {
                 Done::Count(tx, maintenance::purge_chunk(conn, before))
             }
             Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
+            Command::SaveSources(sources, tx) => {
+                Done::Unit(tx, maintenance::save_sources(conn, &sources))
+            }
             Command::Transaction(lease, entry, body, tx) => {
                 Done::Transaction(tx, ops::transaction(conn, &lease, entry, body))
             }

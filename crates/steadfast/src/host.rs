@@ -220,6 +220,15 @@ impl HostBuilder {
             outcome_waiters: Mutex::default(),
         });
         let tasks = if run_processes {
+            let store = Arc::clone(&shared.store);
+            tokio::spawn(async move {
+                let sources = crate::process_sources();
+                if !sources.is_empty()
+                    && let Err(err) = store.save_sources(&sources).await
+                {
+                    tracing::warn!(error = %err, "could not save the process functions' sources");
+                }
+            });
             vec![
                 tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
                 tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),

@@ -10,6 +10,7 @@ mod ops;
 mod process;
 mod retry;
 mod run;
+mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -18,10 +19,19 @@ pub use host::{Host, HostBuilder, Spawned};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};
 pub use retry::RetryPolicy;
+pub use sources::process_sources;
+pub use steadfast_macros::process;
+
+/// Used by the code `#[steadfast::process]` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::sources::ProcessSource;
+    pub use inventory;
+}
 pub use steadfast_core::{
-    Backend, Clock, EntryKind, EntryStatus, JournalEntry, ListFilter, ProcessId, ProcessRecord,
-    ScaledClock, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError, SystemClock,
-    Timestamp,
+    Backend, Clock, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter, ParkedCount,
+    ProcessId, ProcessRecord, ScaledClock, SourceLocation, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SystemClock, Timestamp,
 };
 #[cfg(feature = "postgres")]
 pub use steadfast_postgres::{PostgresOptions, PostgresStore, sqlx};

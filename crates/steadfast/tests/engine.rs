@@ -692,3 +692,46 @@ async fn sqlite_transaction_commits_effects_exactly_once() {
     assert_eq!(journal[0].attempts, 2);
     assert_eq!(journal[1].status, EntryStatus::Failed);
 }
+
+/// `#[steadfast::process]` captures the function's source at compile time,
+/// and a host saves it in its store, where tools find the lines its journal
+/// entries point at.
+#[steadfast::process]
+async fn captured(p: Process, (): ()) -> Result<u32, StepFailed> {
+    let n = p
+        .step("counted", || async { Ok::<_, StepError>(7) })
+        .await?;
+    p.wait::<()>("go").await;
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_sources_are_captured_and_saved() {
+    let fx = Fixture::new();
+    let host = fx.builder().await.register("captured", captured).build();
+    host.spawn("captured", "c-1", &()).await.expect("spawn");
+    let record = wait_for(&host, "c-1", |s| s == Status::Suspended).await;
+    let sources = host.store().sources().await.expect("sources");
+    let source = sources
+        .iter()
+        .find(|s| s.name == "captured")
+        .expect("the source was saved");
+    assert!(source.file.ends_with("tests/engine.rs"), "{source:?}");
+    assert!(
+        source
+            .text
+            .contains("#[steadfast::process]\nasync fn captured("),
+        "{source:?}"
+    );
+    let journal = host.store().journal(&record.id).await.expect("journal");
+    let step_line = journal[0].location.as_ref().expect("location");
+    assert!(
+        source.contains(step_line),
+        "the step's line is inside the source"
+    );
+    let lines: Vec<&str> = source.text.lines().collect();
+    let at = (step_line.line - source.first_line) as usize;
+    assert!(lines[at].contains(".step(\"counted\""), "{}", lines[at]);
+    let parked = &record.parked_at[0];
+    assert!(lines[(parked.line - source.first_line) as usize].contains("p.wait::<()>(\"go\")"));
+}
