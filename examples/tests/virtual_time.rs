@@ -216,3 +216,36 @@ async fn credit_card_replays_the_branches_in_the_order_they_happened() {
     );
     assert_eq!(services.mail.sent().expect("mails").len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_finished_processes_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = Arc::new(Services::open(dir.path()).expect("services"));
+    let s = Arc::clone(&services);
+    let t = TestHost::start(move |b| register_all(b, Arc::clone(&s)).retention(30 * DAY)).await;
+    t.host()
+        .spawn(mail_flow::KIND, "sleeper", "a@example.com")
+        .await
+        .expect("spawn");
+    t.host()
+        .spawn(steadfast_examples::workload::KIND, "done", &())
+        .await
+        .expect("spawn");
+    let _: Vec<String> = t.host().outcome("done").await.expect("outcome");
+    assert_eq!(t.settle("sleeper").await.status, Status::Suspended);
+
+    t.advance(29 * DAY).await;
+    t.advance(Duration::from_secs(3 * 86_400)).await;
+    for _ in 0..2000 {
+        if t.host().status("done").await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        t.host().status("done").await.is_err(),
+        "purged after its retention"
+    );
+    // The mail flow woke up at day 30 and sleeps again: never purged.
+    assert_ne!(t.status("sleeper").await.status, Status::Completed);
+}

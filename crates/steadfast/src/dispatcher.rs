@@ -105,3 +105,18 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>) {
         }
     }
 }
+
+/// Purges processes that finished more than `keep` ago, every tenth of
+/// `keep` (at least every second, at most every hour) of the host's clock.
+pub(crate) async fn retain(shared: Arc<Shared>, keep: Duration) {
+    let period = (keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let now = shared.clock.now();
+        match shared.store.purge(now - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "finished processes past their retention purged"),
+            Err(err) => tracing::warn!(error = %err, "purging finished processes failed"),
+        }
+        shared.clock.sleep(period).await;
+    }
+}

@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) poll_interval: Duration,
     pub(crate) shutdown_grace: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) retention: Option<Duration>,
 }
 
 /// State shared by a host's handle, its dispatcher and its runs.
@@ -129,6 +130,7 @@ impl HostBuilder {
                 poll_interval: Duration::from_millis(500),
                 shutdown_grace: Duration::from_secs(5),
                 retry: RetryPolicy::default(),
+                retention: None,
             },
             id: None,
         }
@@ -176,6 +178,15 @@ impl HostBuilder {
     /// The retry policy of steps that set none.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.config.retry = policy;
+        self
+    }
+
+    /// Keeps finished processes (completed, failed, cancelled) for `keep`
+    /// after they ended, their history viewable, then purges them in the
+    /// background. Unfinished processes are never purged. Off by default:
+    /// finished processes are kept until [`Host::purge`].
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.config.retention = Some(keep);
         self
     }
 
@@ -229,10 +240,14 @@ impl HostBuilder {
                     tracing::warn!(error = %err, "could not save the process functions' sources");
                 }
             });
-            vec![
+            let mut tasks = vec![
                 tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
                 tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),
-            ]
+            ];
+            if let Some(keep) = shared.config.retention {
+                tasks.push(tokio::spawn(dispatcher::retain(Arc::clone(&shared), keep)));
+            }
+            tasks
         } else {
             Vec::new()
         };
