@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
-    Backend, Clock, HostId, NewProcess, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome,
-    Status, SystemClock,
+    Backend, Clock, Finish, HostId, ListFilter, NewProcess, PendingSignal, ProcessId,
+    ProcessRecord, SpawnOutcome, Status, StoreError, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -476,17 +476,59 @@ impl Host {
     }
 
     /// Cancels process `id`: at once if no host runs it now, otherwise at the
-    /// running host's next write. Returns the status after the call.
+    /// running host's next write. Its child processes (ids `<id>/…`) are
+    /// cancelled too; detached ones are not. Returns the status after the
+    /// call.
     pub async fn cancel(&self, id: &str) -> Result<Status, Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
-        let status = shared.store.cancel(&id, shared.clock.now()).await?;
+        let now = shared.clock.now();
+        let status = shared.store.cancel(&id, now).await?;
         if status == Status::Cancelled {
+            crate::child::notify_parent(&shared.store, &id, &Finish::Cancelled, now).await?;
             shared.finished(&id);
         } else if let Some(ctx) = shared.loaded(&id) {
             ctx.stop(Stop::Cancelled);
         }
+        self.cancel_children(&id).await?;
         Ok(status)
+    }
+
+    /// Cancels every unfinished process whose id starts with `<id>/`.
+    async fn cancel_children(&self, id: &ProcessId) -> Result<(), Error> {
+        let store = &self.shared().store;
+        let mut filter = ListFilter {
+            id_prefix: Some(format!("{id}/")),
+            limit: 500,
+            ..ListFilter::default()
+        };
+        loop {
+            let page = store.list(&filter).await?;
+            for child in &page {
+                if child.status.is_finished() {
+                    continue;
+                }
+                let now = self.shared().clock.now();
+                match store.cancel(&child.id, now).await {
+                    Ok(Status::Cancelled) => {
+                        crate::child::notify_parent(store, &child.id, &Finish::Cancelled, now)
+                            .await?;
+                        self.shared().finished(&child.id);
+                    }
+                    Ok(_) => {
+                        if let Some(ctx) = self.shared().loaded(&child.id) {
+                            ctx.stop(Stop::Cancelled);
+                        }
+                    }
+                    Err(StoreError::InvalidState { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == filter.limit => filter.after = Some(last.id.clone()),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Resumes a blocked or failed process (after the code was fixed): its

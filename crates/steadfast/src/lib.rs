@@ -1,6 +1,7 @@
 #![doc = include_str!("../../../README.md")]
 #![forbid(unsafe_code)]
 
+mod child;
 mod context;
 mod dispatcher;
 mod error;
@@ -14,6 +15,7 @@ mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use child::ChildError;
 pub use error::{Error, StepError, StepFailed};
 pub use host::{Host, HostBuilder, Spawned};
 pub use ops::step::Step;

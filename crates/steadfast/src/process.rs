@@ -194,6 +194,100 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Spawns a child process of `kind` under the id `<this id>/<name>` and
+    /// waits (durably: the process is unloaded meanwhile) for its outcome.
+    /// Spawning is idempotent, so a replay does not start a second child.
+    /// Cancelling this process cancels the child too.
+    #[track_caller]
+    pub fn child<I, O>(
+        &self,
+        name: &str,
+        kind: &str,
+        input: &I,
+    ) -> impl Future<Output = Result<O, crate::ChildError>> + Send + 'static
+    where
+        I: Serialize + ?Sized,
+        O: DeserializeOwned + Send + 'static,
+    {
+        let id = crate::child::child_id(self.id(), name);
+        let spawned = self.spawn_step(format!("{name}: spawned"), id.clone(), kind, input);
+        let ended = self
+            .wait::<crate::child::ChildEnd>(crate::child::end_signal(name))
+            .name(name.to_owned());
+        async move {
+            spawned.await?;
+            crate::child::outcome(id, ended.await)
+        }
+    }
+
+    /// Spawns a process of `kind` under the caller's `id` that lives on its
+    /// own: it is not awaited, and cancelling this process does not cancel
+    /// it. The spawn is journaled as the step `name`.
+    #[track_caller]
+    pub fn spawn_detached<I: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        id: &str,
+        kind: &str,
+        input: &I,
+    ) -> impl Future<Output = Result<(), crate::ChildError>> + Send + 'static {
+        self.spawn_step(name.to_owned(), id.to_owned(), kind, input)
+    }
+
+    /// A step that spawns process `id` (idempotently).
+    #[track_caller]
+    fn spawn_step<I: Serialize + ?Sized>(
+        &self,
+        name: String,
+        id: String,
+        kind: &str,
+        input: &I,
+    ) -> impl Future<Output = Result<(), crate::ChildError>> + Send + 'static {
+        let store = Arc::clone(&self.ctx.store);
+        let clock = Arc::clone(&self.ctx.clock);
+        let kind = kind.to_owned();
+        let input = serde_json::to_value(input)
+            .map(|v| v.to_string())
+            .map_err(|e| e.to_string());
+        let child = id.clone();
+        let step = self
+            .step(name, move || {
+                let (store, clock, kind, child) = (
+                    Arc::clone(&store),
+                    Arc::clone(&clock),
+                    kind.clone(),
+                    child.clone(),
+                );
+                let input = input.clone();
+                async move {
+                    let input = input.map_err(|e| {
+                        StepError::permanent(format!("the input cannot be encoded: {e}"))
+                    })?;
+                    let id = steadfast_core::ProcessId::new(child).map_err(StepError::permanent)?;
+                    let new = steadfast_core::NewProcess {
+                        id,
+                        kind,
+                        input,
+                        now: clock.now(),
+                    };
+                    match store.spawn(new).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_retryable() => Err(StepError::retryable(e)),
+                        Err(e) => Err(StepError::permanent(e)),
+                    }
+                }
+            })
+            .retry(crate::RetryPolicy::exponential(5));
+        async move {
+            step.await.map_err(|failed| crate::ChildError::Spawn {
+                id,
+                error: failed.message,
+            })
+        }
+    }
+}
+
 /// A wait for a signal; `.await` it for the payload, or add a timeout.
 #[must_use = "a wait does nothing until it is awaited"]
 pub struct Wait<T> {

@@ -36,6 +36,12 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         let lease = lease.clone();
         async move {
             let now = shared.clock.now();
+            if let Err(err) =
+                crate::child::notify_parent(&shared.store, &lease.id, &finish, now).await
+            {
+                tracing::warn!(process = %lease.id, error = %err, "could not tell the parent how this child ended; the run will be repeated");
+                return;
+            }
             match shared.store.finish(&lease, finish, now).await {
                 Ok(()) | Err(StoreError::Fenced { .. }) => {}
                 Err(err) => {

@@ -1,0 +1,117 @@
+//! Child processes: spawned under a derived id, awaited durably across a
+//! crash, failures and cancellation passed to the parent, cancelling a
+//! parent cancels its children but not detached ones.
+
+use std::time::Duration;
+
+use steadfast::testing::TestHost;
+use steadfast::{ChildError, HostBuilder, Process, Status, StepError, StepFailed};
+
+#[steadfast::process]
+async fn charge(p: Process, amount: i64) -> Result<i64, String> {
+    let confirmed: bool = p.wait("confirmed").await;
+    if !confirmed {
+        return Err(format!("charge of {amount} declined"));
+    }
+    p.step("charged", || async { Ok::<_, StepError>(amount) })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[steadfast::process]
+async fn order(p: Process, amount: i64) -> Result<String, StepFailed> {
+    p.spawn_detached("audit started", &format!("audit-{}", p.id()), "charge", &0)
+        .await
+        .map_err(|e| StepFailed {
+            step: "audit started".into(),
+            message: e.to_string(),
+            attempts: 1,
+            permanent: true,
+            timed_out: false,
+        })?;
+    let paid: Result<i64, ChildError> = p.child("payment", "charge", &amount).await;
+    Ok(match paid {
+        Ok(n) => format!("paid {n}"),
+        Err(ChildError::Failed { error, .. }) => format!("failed: {error}"),
+        Err(other) => format!("other: {other}"),
+    })
+}
+
+fn kinds(b: HostBuilder) -> HostBuilder {
+    b.register("charge", charge).register("order", order)
+}
+
+async fn settled(t: &TestHost, id: &str, status: Status) {
+    for _ in 0..2000 {
+        if t.host().status(id).await.is_ok_and(|r| r.status == status) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{id} never became {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_is_awaited_across_a_crash() {
+    let t = TestHost::start(kinds).await;
+    t.host()
+        .spawn("order", "o-1", &250i64)
+        .await
+        .expect("spawn");
+    settled(&t, "o-1/payment", Status::Suspended).await;
+    settled(&t, "o-1", Status::Suspended).await;
+    t.crash_and_restart().await;
+    t.host()
+        .signal("o-1/payment", "confirmed", &true)
+        .await
+        .expect("signal");
+    let out: String = t.host().outcome("o-1").await.expect("outcome");
+    assert_eq!(out, "paid 250");
+    assert_eq!(
+        t.steps("o-1").await,
+        ["audit started", "payment: spawned", "payment"]
+    );
+    assert_eq!(t.status("o-1/payment").await.status, Status::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_child_reaches_its_parent_as_an_error() {
+    let t = TestHost::start(kinds).await;
+    t.host().spawn("order", "o-2", &99i64).await.expect("spawn");
+    settled(&t, "o-2/payment", Status::Suspended).await;
+    t.host()
+        .signal("o-2/payment", "confirmed", &false)
+        .await
+        .expect("signal");
+    let out: String = t.host().outcome("o-2").await.expect("outcome");
+    assert_eq!(out, "failed: charge of 99 declined");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_parent_cancels_its_children_but_not_detached_ones() {
+    let t = TestHost::start(kinds).await;
+    t.host().spawn("order", "o-3", &5i64).await.expect("spawn");
+    settled(&t, "o-3/payment", Status::Suspended).await;
+    settled(&t, "o-3", Status::Suspended).await;
+    t.host().cancel("o-3").await.expect("cancel");
+    assert_eq!(t.status("o-3").await.status, Status::Cancelled);
+    assert_eq!(t.status("o-3/payment").await.status, Status::Cancelled);
+    assert_eq!(
+        t.status("audit-o-3").await.status,
+        Status::Suspended,
+        "detached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_child_tells_the_parent() {
+    let t = TestHost::start(kinds).await;
+    t.host().spawn("order", "o-4", &5i64).await.expect("spawn");
+    settled(&t, "o-4/payment", Status::Suspended).await;
+    t.host().cancel("o-4/payment").await.expect("cancel");
+    let out: String = t.host().outcome("o-4").await.expect("outcome");
+    assert!(
+        out.starts_with("other: child process \"o-4/payment\" was cancelled"),
+        "{out}"
+    );
+}
