@@ -35,6 +35,8 @@ pub(crate) struct RunCtx {
     pub(crate) store: Arc<dyn Backend>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_retry: RetryPolicy,
+    /// A dry run replays and stops before any new work; it never writes.
+    pub(crate) dry_run: bool,
     state: Mutex<RunState>,
 }
 
@@ -51,6 +53,9 @@ pub(crate) enum Stop {
     Cancelled,
     /// The lease was lost or the store failed; another run will take over.
     Aborted(StoreError),
+    /// A dry run (`Host::check`) replayed the whole journal and reached new
+    /// work: the journal fits the code.
+    Fits,
 }
 
 #[derive(Default)]
@@ -124,6 +129,7 @@ impl RunCtx {
             store,
             clock,
             default_retry,
+            dry_run: false,
             state: Mutex::new(RunState {
                 entries,
                 outcomes,
@@ -220,6 +226,13 @@ impl RunCtx {
             let mut st = self.state();
             if st.outcomes.is_empty() {
                 st.replay_waiters.remove(name);
+                if self.dry_run {
+                    // Everything recorded was replayed; stop before new work.
+                    if st.stop.is_none() {
+                        st.stop = Some(Stop::Fits);
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(())
             } else {
                 st.replay_waiters

@@ -313,7 +313,7 @@ impl Host {
         HostBuilder::new(store)
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }
 

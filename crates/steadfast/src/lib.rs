@@ -1,6 +1,7 @@
 #![doc = include_str!("../../../README.md")]
 #![forbid(unsafe_code)]
 
+mod check;
 mod child;
 mod context;
 mod dispatcher;
@@ -15,6 +16,7 @@ mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use check::{CheckReport, Verdict};
 pub use child::ChildError;
 pub use error::{Error, StepError, StepFailed};
 pub use host::{Host, HostBuilder, Spawned};

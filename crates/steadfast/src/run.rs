@@ -129,7 +129,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             tracing::info!(process = %id, epoch, "lease lost: another host took the process over; this run stops");
             None
         }
-        Turn::Stop(Stop::Aborted(StoreError::Closed)) => None,
+        Turn::Stop(Stop::Aborted(StoreError::Closed) | Stop::Fits) => None,
         Turn::Stop(Stop::Aborted(err)) => {
             tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
             None
@@ -189,12 +189,36 @@ async fn drive(
         let Turn::Suspend(suspension) = turn else {
             return turn;
         };
+        if ctx.dry_run {
+            return Turn::Stop(Stop::Fits);
+        }
         match shared.store.suspend(&ctx.lease, suspension.clone()).await {
             Ok(SuspendOutcome::Suspended) => return Turn::Suspend(suspension),
             Ok(SuspendOutcome::SignalsPending(signals)) => ctx.deliver(signals),
             Err(StoreError::CancelRequested(_)) => return Turn::Stop(Stop::Cancelled),
             Err(err) => return Turn::Stop(Stop::Aborted(err)),
         }
+    }
+}
+
+/// Drives a dry run ([`crate::Host::check`]) to its verdict.
+pub(crate) async fn dry_drive(
+    shared: &Shared,
+    ctx: &RunCtx,
+    future: Pin<Box<dyn Future<Output = Returned> + Send>>,
+) -> crate::check::Verdict {
+    use crate::check::Verdict;
+    match drive(shared, ctx, future).await {
+        Turn::Returned(_) | Turn::Stop(Stop::Fits) | Turn::Suspend(_) => Verdict::Fits,
+        Turn::Stop(Stop::Blocked { step, reason, .. }) => Verdict::Blocks { step, reason },
+        Turn::Panicked(message) => Verdict::Blocks {
+            step: None,
+            reason: format!("the process function panicked: {message}"),
+        },
+        Turn::Stop(Stop::Cancelled) => Verdict::Fits,
+        Turn::Stop(Stop::Aborted(err)) => Verdict::Inconclusive {
+            reason: err.to_string(),
+        },
     }
 }
 

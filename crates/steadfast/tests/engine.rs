@@ -735,3 +735,47 @@ async fn process_sources_are_captured_and_saved() {
     let parked = &record.parked_at[0];
     assert!(lines[(parked.line - source.first_line) as usize].contains("p.wait::<()>(\"go\")"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_replays_journals_against_new_code_without_running_anything() {
+    use steadfast::Verdict;
+    let fx = Fixture::new();
+    let host = typed_kind(fx.builder().await, false).await.build();
+    host.spawn("typed", "t-ok", &()).await.expect("spawn");
+    wait_for(&host, "t-ok", |s| s == Status::Suspended).await;
+    let before = host
+        .store()
+        .journal(&"t-ok".try_into().expect("id"))
+        .await
+        .expect("journal");
+    drop(host);
+
+    // The same code: the journal fits.
+    let same = typed_kind(fx.builder().await, false).await.build_client();
+    let reports = same.check().await.expect("check");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].verdict, Verdict::Fits);
+
+    // Changed code: the step's type changed, the check names it.
+    let changed = typed_kind(fx.builder().await, true).await.build_client();
+    let reports = changed.check().await.expect("check");
+    match &reports[0].verdict {
+        Verdict::Blocks { step, reason } => {
+            assert_eq!(step.as_deref(), Some("x"));
+            assert!(reason.contains("no longer decodes into u64"), "{reason}");
+        }
+        other => panic!("expected a block, got {other:?}"),
+    }
+    // Nothing changed in the store.
+    let record = changed.status("t-ok").await.expect("status");
+    assert_eq!(record.status, Status::Suspended);
+    let after = changed.store().journal(&record.id).await.expect("journal");
+    assert_eq!(before, after);
+
+    // A kind the checking host does not know.
+    let unknown = fx.builder().await.build_client();
+    let reports = unknown.check().await.expect("check");
+    assert!(
+        matches!(&reports[0].verdict, Verdict::Blocks { reason, .. } if reason.contains("not registered"))
+    );
+}

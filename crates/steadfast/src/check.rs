@@ -1,0 +1,142 @@
+//! `Host::check`: replays every unfinished process's journal against the
+//! code this host runs, without running a step or writing anything, and
+//! reports each process that would block.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use steadfast_core::{HostId, Lease, ListFilter, ProcessId, ProcessRecord, Status};
+
+use crate::context::RunCtx;
+use crate::error::Error;
+use crate::host::Shared;
+use crate::{Host, Process, run};
+
+/// How long a dry run may take before it is called inconclusive.
+const DRY_RUN_LIMIT: Duration = Duration::from_secs(10);
+
+/// What replaying one process's journal against the current code showed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The whole journal replays; the process would carry on.
+    Fits,
+    /// The process would block at `step` for `reason`.
+    Blocks {
+        /// The step it would stop at.
+        step: Option<String>,
+        /// Why, as the blocked process would say it.
+        reason: String,
+    },
+    /// The replay could not decide (it awaited something that is not
+    /// durable for too long).
+    Inconclusive {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// The result of [`Host::check`] for one process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The process.
+    pub id: ProcessId,
+    /// Its kind.
+    pub kind: String,
+    /// Its status now.
+    pub status: Status,
+    /// What the replay showed.
+    pub verdict: Verdict,
+}
+
+impl Host {
+    /// Replays the journal of every unfinished process (running, suspended
+    /// or blocked) against the process kinds registered on this host,
+    /// without running any step or changing anything stored, and reports
+    /// whether each journal still fits the code. Run it before a deploy
+    /// with the new code's kinds registered on a client host.
+    pub async fn check(&self) -> Result<Vec<CheckReport>, Error> {
+        let shared = self.shared();
+        let mut reports = Vec::new();
+        for status in [Status::Running, Status::Suspended, Status::Blocked] {
+            let mut filter = ListFilter {
+                status: Some(status),
+                limit: 500,
+                ..ListFilter::default()
+            };
+            loop {
+                let page = shared.store.list(&filter).await?;
+                for record in &page {
+                    let verdict = dry_run(shared, record).await?;
+                    reports.push(CheckReport {
+                        id: record.id.clone(),
+                        kind: record.kind.clone(),
+                        status: record.status,
+                        verdict,
+                    });
+                }
+                match page.last() {
+                    Some(last) if page.len() == filter.limit => {
+                        filter.after = Some(last.id.clone());
+                    }
+                    _ => break,
+                }
+            }
+        }
+        reports.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(reports)
+    }
+}
+
+/// Replays one process without letting it do anything new.
+async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict, Error> {
+    let Some(kind) = shared.kinds.get(&record.kind) else {
+        return Ok(Verdict::Blocks {
+            step: None,
+            reason: format!("process kind {:?} is not registered", record.kind),
+        });
+    };
+    let journal = shared.store.journal(&record.id).await?;
+    let lease = Lease {
+        id: record.id.clone(),
+        owner: HostId::new("steadfast check"),
+        epoch: -1,
+    };
+    let mut ctx = RunCtx::new(
+        lease,
+        Arc::clone(&shared.store),
+        Arc::clone(&shared.clock),
+        shared.config.retry.clone(),
+        journal,
+        Vec::new(),
+    );
+    ctx.dry_run = true;
+    let ctx = Arc::new(ctx);
+    let process = Process {
+        ctx: Arc::clone(&ctx),
+    };
+    let future = match kind.start(process, &record.input) {
+        Ok(future) => future,
+        Err(err) => {
+            return Ok(Verdict::Blocks {
+                step: None,
+                reason: format!(
+                    "the stored input no longer decodes into {}: {err}",
+                    kind.input_type
+                ),
+            });
+        }
+    };
+    Ok(
+        match tokio::time::timeout(DRY_RUN_LIMIT, run::dry_drive(shared, &ctx, future)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Verdict::Inconclusive {
+                reason: format!(
+                    "the function awaited something that is not durable for {DRY_RUN_LIMIT:?}"
+                ),
+            },
+        },
+    )
+}
