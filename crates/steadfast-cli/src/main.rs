@@ -54,6 +54,9 @@ enum Command {
     Demo(DemoArgs),
     /// Run the standard benchmark workloads W1–W5 (see BENCHMARKS.md).
     Bench(commands::bench::BenchArgs),
+    /// Serve the web dashboard: processes, journals beside their source,
+    /// signals and admin actions.
+    Dashboard(commands::dashboard::DashboardArgs),
 }
 
 /// Arguments of `steadfast list`.
@@ -206,6 +209,7 @@ fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
             Command::Retry(args) => commands::admin::retry(&db, args).await,
             Command::Worker(args) => commands::worker::run(&db, args).await,
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::Dashboard(args) => commands::dashboard::run(&db, args).await,
             Command::Bench(args) => {
                 commands::bench::run(db_given.then_some(db.as_str()), args).await
             }

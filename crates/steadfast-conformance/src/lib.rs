@@ -165,6 +165,7 @@ macro_rules! __with_checks {
                 rewind_refuses_bad_requests,
                 purge_deletes_only_old_finished_processes,
                 sources_are_saved_and_replaced,
+                continue_as_new_keeps_history,
             }
             concurrency {
                 concurrent_appends_are_all_journaled,

@@ -264,3 +264,56 @@ fn line_in(file: &str, line: u32) -> SourceLocation {
         line,
     }
 }
+
+/// `continue_as_new` restarts a claimed process with a new input and an
+/// empty journal: the old input and journal become history, the generation
+/// grows, unconsumed signals stay, the lease is released and the process is
+/// runnable at once; a stale lease is fenced; purge removes the history too.
+pub async fn continue_as_new_keeps_history(store: DynStore) {
+    let lease = spawn_claimed(&store, "loop", &host("a"), at(0)).await.lease;
+    append(&store, &lease, step(0, "first", at(1))).await;
+    append(&store, &lease, step(1, "second", at(2))).await;
+    store
+        .signal(&pid("loop"), "later", "1", at(2))
+        .await
+        .expect("signal");
+    store
+        .continue_as_new(&lease, "{\"round\":2}", at(3))
+        .await
+        .expect("continue as new");
+
+    let record = get(&store, "loop").await;
+    assert_eq!(record.generation, 1);
+    assert_eq!(record.input, "{\"round\":2}");
+    assert_eq!(record.status, Status::Running);
+    assert_eq!(record.owner, None);
+    assert_eq!(record.wake_at, Some(at(3)));
+    assert!(journal(&store, "loop").await.is_empty(), "a fresh journal");
+    let pending = store.pending_signals(&pid("loop")).await.expect("signals");
+    assert_eq!(pending.len(), 1, "unconsumed signals stay");
+    let history = store.history(&pid("loop")).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].generation, 0);
+    assert_eq!(history[0].input, "{}");
+    assert_eq!(history[0].ended_at, at(3));
+    let names: Vec<&str> = history[0].journal.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
+
+    let stale = store.append(&lease, step(2, "late", at(4))).await;
+    assert_err!(stale, StoreError::Fenced { .. }, "the old lease is fenced");
+    let again = claim_one(&store, "loop", &host("b"), at(3)).await;
+    assert!(again.journal.is_empty());
+    append(&store, &again.lease, step(0, "first", at(4))).await;
+    finish(&store, &again.lease, completed("1"), at(5)).await;
+    assert_err!(
+        store.history(&pid("ghost")).await,
+        StoreError::NotFound(_),
+        "unknown id"
+    );
+    assert_eq!(store.purge(at(6)).await.expect("purge"), 1);
+    assert_err!(
+        store.history(&pid("loop")).await,
+        StoreError::NotFound(_),
+        "purged"
+    );
+}

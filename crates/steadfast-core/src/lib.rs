@@ -17,7 +17,7 @@ pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::StoreError;
 pub use id::{HostId, InvalidId, MAX_ID_LEN, ProcessId};
 pub use record::{
-    EntryKind, EntryStatus, Finish, FunctionSource, JournalEntry, PendingSignal, ProcessRecord,
+    EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal, ProcessRecord,
     SourceLocation, Status,
 };
 pub use store::{

@@ -110,6 +110,9 @@ pub struct ProcessRecord {
     pub error: Option<String>,
     /// The step a blocked process stopped at.
     pub blocked_step: Option<String>,
+    /// How many times the process continued as new (0 for the first run of
+    /// its function); earlier generations' journals are kept as history.
+    pub generation: u32,
     /// Where in the source the process stands while it is not running: the
     /// lines of the timers and waits a suspended process waits on, or the
     /// step a blocked process stopped at. Empty otherwise.
@@ -292,4 +295,18 @@ impl FunctionSource {
             && location.line >= self.first_line
             && location.line < self.first_line + lines.max(1)
     }
+}
+
+/// One finished generation of a process that continued as new: the input it
+/// ran with and its journal, kept so the history stays viewable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// 0 for the first.
+    pub generation: u32,
+    /// The input this generation ran with (JSON text).
+    pub input: String,
+    /// When it continued as new.
+    pub ended_at: Timestamp,
+    /// Its journal, in `seq` order.
+    pub journal: Vec<JournalEntry>,
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Finish, FunctionSource, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord,
+    Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord,
     SourceLocation, Status, StoreError, Timestamp,
 };
 
@@ -170,6 +170,18 @@ pub trait Store: Send + Sync + 'static {
     async fn finish(&self, lease: &Lease, finish: Finish, now: Timestamp)
     -> Result<(), StoreError>;
 
+    /// Restarts a claimed process with a new input and an empty journal,
+    /// keeping its id: the current input and journal become a finished
+    /// [`crate::Generation`] in its history, `generation` grows by one,
+    /// unconsumed signals stay, and the process is runnable at `now` with its
+    /// lease released.
+    async fn continue_as_new(
+        &self,
+        lease: &Lease,
+        input: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// Extends the lease of every running process `owner` holds to
     /// `now + lease`; returns how many were renewed.
     async fn renew(
@@ -267,6 +279,10 @@ pub trait StoreAdmin: Send + Sync + 'static {
 
     /// Every stored function source, ordered by file and first line.
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError>;
+
+    /// The earlier generations of a process that continued as new, oldest
+    /// first; [`StoreError::NotFound`] for an unknown id.
+    async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError>;
 }
 
 /// A complete store: the hot path and the admin queries.

@@ -45,9 +45,9 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
-    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, ListFilter, NewProcess,
-    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store,
-    StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status,
+    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -314,6 +314,19 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn continue_as_new(
+        &self,
+        lease: &Lease,
+        input: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.call(
+            Op::ContinueAsNew(lease.clone(), input.to_owned(), now),
+            Reply::Unit,
+        )
+        .await
+    }
+
     async fn renew(
         &self,
         owner: &HostId,
@@ -410,6 +423,10 @@ impl StoreAdmin for PostgresStore {
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
         bounded(maintenance::sources(&self.inner.pool)).await
+    }
+
+    async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
+        bounded(maintenance::history(&self.inner.pool, id)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

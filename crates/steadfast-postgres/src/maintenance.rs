@@ -3,7 +3,7 @@
 //! old finished processes (in chunks, each its own transaction on the pool).
 
 use sqlx::{PgConnection, PgPool, Row};
-use steadfast_core::{FunctionSource, ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{FunctionSource, Generation, Lease, ProcessId, Status, StoreError, Timestamp};
 
 use crate::ops::notify;
 use crate::rows::Db;
@@ -116,6 +116,8 @@ pub(crate) async fn purge_chunk(
     for sql in [
         "DELETE FROM journal WHERE process_id = ANY($1)",
         "DELETE FROM signals WHERE process_id = ANY($1)",
+        "DELETE FROM journal_history WHERE process_id = ANY($1)",
+        "DELETE FROM generations WHERE process_id = ANY($1)",
     ] {
         sqlx::query(sql).bind(&ids).execute(&mut *tx).await.db()?;
     }
@@ -173,4 +175,96 @@ pub(crate) async fn sources(pool: &PgPool) -> Result<Vec<FunctionSource>, StoreE
             })
         })
         .collect()
+}
+
+/// [`steadfast_core::Store::continue_as_new`] (on the writer's connection,
+/// inside its batch transaction).
+pub(crate) async fn continue_as_new(
+    conn: &mut PgConnection,
+    channel: &str,
+    lease: &Lease,
+    input: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if crate::ops::fence(conn, lease).await? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    let id = lease.id.as_str();
+    sqlx::query(
+        "INSERT INTO generations (process_id, generation, input, ended_at)
+         SELECT id, generation, input, $2 FROM processes WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now.as_micros())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query(
+        "INSERT INTO journal_history (process_id, seq, name, kind, status, outcome, attempts,
+             started_at, finished_at, due_at, file, line, consumed_signal, generation)
+         SELECT j.process_id, j.seq, j.name, j.kind, j.status, j.outcome, j.attempts,
+             j.started_at, j.finished_at, j.due_at, j.file, j.line, j.consumed_signal,
+             p.generation
+         FROM journal j JOIN processes p ON p.id = j.process_id WHERE j.process_id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM journal WHERE process_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query(
+        "UPDATE processes SET generation = generation + 1, input = $2, status = 'running',
+             owner = NULL, wake_at = $3, waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}', output = NULL, error = NULL, blocked_step = NULL,
+             updated_at = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(input)
+    .bind(now.as_micros())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    crate::ops::notify(conn, channel).await
+}
+
+/// [`steadfast_core::StoreAdmin::history`].
+pub(crate) async fn history(pool: &PgPool, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
+    crate::read::get(pool, id).await?;
+    let rows = sqlx::query(
+        "SELECT generation, input, ended_at FROM generations WHERE process_id = $1
+         ORDER BY generation",
+    )
+    .bind(id.as_str())
+    .fetch_all(pool)
+    .await
+    .db()?;
+    let mut generations = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let generation: i64 = r.try_get(0).db()?;
+        let entries = sqlx::query(concat!(
+            "SELECT ",
+            crate::rows::journal_columns!(),
+            " FROM journal_history WHERE process_id = $1 AND generation = $2 ORDER BY seq, name"
+        ))
+        .bind(id.as_str())
+        .bind(generation)
+        .fetch_all(pool)
+        .await
+        .db()?;
+        generations.push(Generation {
+            generation: crate::rows::small(generation, "generations", id.as_str(), "generation")?,
+            input: r.try_get(1).db()?,
+            ended_at: Timestamp::from_micros(r.try_get(2).db()?),
+            journal: entries
+                .iter()
+                .map(|row| crate::rows::journal_from_row(row).map(|(_, e)| e))
+                .collect::<Result<_, _>>()?,
+        });
+    }
+    Ok(generations)
 }

@@ -12,7 +12,8 @@ use steadfast_core::{
 macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
-         epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines"
+         epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines, \
+         generation"
     };
 }
 pub(crate) use process_columns;
@@ -120,7 +121,7 @@ fn ts(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
 }
 
-fn small(value: i64, table: &str, key: &str, column: &str) -> Result<u32, StoreError> {
+pub(crate) fn small(value: i64, table: &str, key: &str, column: &str) -> Result<u32, StoreError> {
     u32::try_from(value)
         .map_err(|_| corrupt(table, key, column, &format!("{value} is out of range")))
 }
@@ -150,6 +151,7 @@ pub(crate) fn process_from_row(row: &PgRow) -> Result<ProcessRecord, StoreError>
         blocked_step: col(row, 13, T, key)?,
         parked_at: locations(col(row, 14, T, key)?, col(row, 15, T, key)?)
             .map_err(|e| corrupt(T, key, "parked_files/parked_lines", &e))?,
+        generation: small(col(row, 16, T, key)?, T, key, "generation")?,
         id: parse_id(raw_id, T)?,
     })
 }

@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -88,6 +88,20 @@ const MIGRATIONS: &[&str] = &[
         text       TEXT NOT NULL,
         PRIMARY KEY (file, name)
     );
+    "#,
+    // Version 3: continue-as-new keeps earlier generations as history.
+    r#"
+    ALTER TABLE processes ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE generations (
+        process_id TEXT COLLATE "C" NOT NULL,
+        generation BIGINT NOT NULL,
+        input      TEXT NOT NULL,
+        ended_at   BIGINT NOT NULL,
+        PRIMARY KEY (process_id, generation)
+    );
+    CREATE TABLE journal_history (LIKE journal INCLUDING DEFAULTS);
+    ALTER TABLE journal_history ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX journal_history_process ON journal_history (process_id, generation, seq);
     "#,
 ];
 

@@ -43,6 +43,7 @@ pub(crate) enum Op {
     Cancel(ProcessId, Timestamp),
     Retry(ProcessId, Timestamp),
     Rewind(ProcessId, String, Timestamp),
+    ContinueAsNew(Lease, String, Timestamp),
     /// Reads a setting of the writer's session (`SHOW`).
     Show(&'static str),
 }
@@ -327,6 +328,10 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
         }
         Op::Rewind(id, step, now) => {
             Value::Count(maintenance::rewind(conn, channel, id, step, *now).await?)
+        }
+        Op::ContinueAsNew(lease, input, now) => {
+            maintenance::continue_as_new(conn, channel, lease, input, *now).await?;
+            Value::Unit
         }
         Op::Show(setting) => Value::Text(ops::show(conn, setting).await?),
     })

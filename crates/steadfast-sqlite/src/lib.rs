@@ -34,9 +34,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, ListFilter, NewProcess,
-    ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status, StatusCount, Store,
-    StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status,
+    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -263,6 +263,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn continue_as_new(
+        &self,
+        lease: &Lease,
+        input: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (lease, input) = (lease.clone(), input.to_owned());
+        self.call(|tx| Command::ContinueAsNew(lease, input, now, tx))
+            .await
+    }
+
     async fn renew(
         &self,
         owner: &HostId,
@@ -355,6 +366,11 @@ impl StoreAdmin for SqliteStore {
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
         self.read(reader::sources).await
+    }
+
+    async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| reader::history(conn, &id)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

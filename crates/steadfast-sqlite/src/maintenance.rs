@@ -2,7 +2,7 @@
 //! purging old finished processes. Both run on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::{FunctionSource, ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{FunctionSource, Lease, ProcessId, Status, StoreError, Timestamp};
 
 use crate::rows::Db;
 
@@ -98,6 +98,8 @@ pub(crate) fn purge_chunk(
     for table in [
         "DELETE FROM journal WHERE process_id IN (SELECT id FROM temp.purged)",
         "DELETE FROM signals WHERE process_id IN (SELECT id FROM temp.purged)",
+        "DELETE FROM journal_history WHERE process_id IN (SELECT id FROM temp.purged)",
+        "DELETE FROM generations WHERE process_id IN (SELECT id FROM temp.purged)",
     ] {
         conn.prepare_cached(table).db()?.execute([]).db()?;
     }
@@ -126,5 +128,45 @@ pub(crate) fn save_sources(
         stmt.execute(params![s.file, s.name, s.first_line, s.text])
             .db()?;
     }
+    Ok(())
+}
+
+/// [`steadfast_core::Store::continue_as_new`].
+pub(crate) fn continue_as_new(
+    conn: &Connection,
+    lease: &Lease,
+    input: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if crate::ops::fence(conn, lease)? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    let id = lease.id.as_str();
+    conn.prepare_cached(
+        "INSERT INTO generations (process_id, generation, input, ended_at)
+         SELECT id, generation, input, ?2 FROM processes WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![id, now.as_micros()])
+    .db()?;
+    for sql in [
+        "INSERT INTO journal_history (process_id, generation, name, seq, kind, status, outcome,
+             attempts, started_at, finished_at, due_at, file, line, consumed_signal)
+         SELECT j.process_id, p.generation, j.name, j.seq, j.kind, j.status, j.outcome,
+             j.attempts, j.started_at, j.finished_at, j.due_at, j.file, j.line, j.consumed_signal
+         FROM journal j JOIN processes p ON p.id = j.process_id WHERE j.process_id = ?1",
+        "DELETE FROM journal WHERE process_id = ?1",
+    ] {
+        conn.prepare_cached(sql).db()?.execute(params![id]).db()?;
+    }
+    conn.prepare_cached(
+        "UPDATE processes SET generation = generation + 1, input = ?2, status = 'running',
+             owner = NULL, wake_at = ?3, waiting_for = '[]', parked_at = '[]', output = NULL,
+             error = NULL, blocked_step = NULL, updated_at = ?3
+         WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![id, input, now.as_micros()])
+    .db()?;
     Ok(())
 }

@@ -61,7 +61,7 @@ fn status_of(
 /// Checks that `lease` still holds its process: it exists, is running, is
 /// owned by the lease's host, at the lease's epoch. Returns whether a
 /// cancellation is pending.
-fn fence(conn: &Connection, lease: &Lease) -> Result<bool, StoreError> {
+pub(crate) fn fence(conn: &Connection, lease: &Lease) -> Result<bool, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT cancel_requested FROM processes

@@ -8,14 +8,14 @@ use std::time::Duration;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use steadfast_core::{
-    FunctionSource, JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord,
-    SourceLocation, Status, StatusCount, StoreError, Timestamp,
+    FunctionSource, Generation, JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId,
+    ProcessRecord, SourceLocation, Status, StatusCount, StoreError, Timestamp,
 };
 
 use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
 use crate::rows::{
-    Db, collect, first, journal_from_row, locations, process_columns, process_from_row,
-    signal_from_row,
+    Db, collect, first, journal_columns, journal_from_row, locations, process_columns,
+    process_from_row, signal_from_row,
 };
 
 /// How many idle reader connections are kept.
@@ -285,4 +285,38 @@ pub(crate) fn sources(conn: &Connection) -> Result<Vec<FunctionSource>, StoreErr
             text: r.get(3).db()?,
         })
     })
+}
+
+/// [`steadfast_core::StoreAdmin::history`].
+pub(crate) fn history(conn: &Connection, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
+    get(conn, id)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT generation, input, ended_at FROM generations WHERE process_id = ?1
+             ORDER BY generation",
+        )
+        .db()?;
+    let mut generations = collect(&mut stmt, [id.as_str()], |r| {
+        Ok(Generation {
+            generation: r.get(0).db()?,
+            input: r.get(1).db()?,
+            ended_at: Timestamp::from_micros(r.get(2).db()?),
+            journal: Vec::new(),
+        })
+    })?;
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            journal_columns!(),
+            " FROM journal_history WHERE process_id = ?1 AND generation = ?2 ORDER BY seq, name"
+        ))
+        .db()?;
+    for g in &mut generations {
+        g.journal = collect(
+            &mut stmt,
+            rusqlite::params![id.as_str(), g.generation],
+            |r| journal_from_row(r, id.as_str()),
+        )?;
+    }
+    Ok(generations)
 }

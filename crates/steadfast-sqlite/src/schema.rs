@@ -11,7 +11,7 @@ use crate::options::SqliteOptions;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -88,6 +88,34 @@ const MIGRATIONS: &[&str] = &[
         first_line INTEGER NOT NULL,
         text       TEXT NOT NULL,
         PRIMARY KEY (file, name)
+    );
+    ",
+    // Version 4: continue-as-new keeps earlier generations as history.
+    "
+    ALTER TABLE processes ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE generations (
+        process_id TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        input      TEXT NOT NULL,
+        ended_at   INTEGER NOT NULL,
+        PRIMARY KEY (process_id, generation)
+    );
+    CREATE TABLE journal_history (
+        process_id      TEXT NOT NULL,
+        generation      INTEGER NOT NULL,
+        name            TEXT NOT NULL,
+        seq             INTEGER NOT NULL,
+        kind            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        outcome         TEXT,
+        attempts        INTEGER NOT NULL,
+        started_at      INTEGER NOT NULL,
+        finished_at     INTEGER,
+        due_at          INTEGER,
+        file            TEXT,
+        line            INTEGER,
+        consumed_signal INTEGER,
+        PRIMARY KEY (process_id, generation, name)
     );
     ",
 ];

@@ -49,6 +49,7 @@ pub(crate) enum Command {
     Rewind(ProcessId, String, Timestamp, Reply<u64>),
     Transaction(Lease, JournalEntry, TransactionBody, Reply<bool>),
     SaveSources(Vec<FunctionSource>, Reply<()>),
+    ContinueAsNew(Lease, String, Timestamp, Reply<()>),
     PurgeChunk(Timestamp, Reply<u64>),
     Pragmas(Reply<(String, i64)>),
 }
@@ -145,7 +146,8 @@ impl Command {
             Command::Append(_, _, tx)
             | Command::Finish(_, _, _, tx)
             | Command::Retry(_, _, tx)
-            | Command::SaveSources(_, tx) => Done::Unit(tx, Err(StoreError::Closed)),
+            | Command::SaveSources(_, tx)
+            | Command::ContinueAsNew(_, _, _, tx) => Done::Unit(tx, Err(StoreError::Closed)),
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
             Command::Renew(_, _, _, tx)
             | Command::Release(_, _, tx)
@@ -297,6 +299,9 @@ impl Writer {
                 Done::Count(tx, maintenance::purge_chunk(conn, before))
             }
             Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
+            Command::ContinueAsNew(lease, input, now, tx) => {
+                Done::Unit(tx, maintenance::continue_as_new(conn, &lease, &input, now))
+            }
             Command::SaveSources(sources, tx) => {
                 Done::Unit(tx, maintenance::save_sources(conn, &sources))
             }

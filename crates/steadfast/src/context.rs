@@ -37,6 +37,9 @@ pub(crate) struct RunCtx {
     pub(crate) default_retry: RetryPolicy,
     /// A dry run replays and stops before any new work; it never writes.
     pub(crate) dry_run: bool,
+    /// Past this many journal entries the run warns (once) that the journal
+    /// grows without bound and `continue_as_new` would keep it small.
+    pub(crate) journal_warning: usize,
     state: Mutex<RunState>,
 }
 
@@ -56,11 +59,15 @@ pub(crate) enum Stop {
     /// A dry run (`Host::check`) replayed the whole journal and reached new
     /// work: the journal fits the code.
     Fits,
+    /// The function continues as new with this input (JSON text).
+    ContinueAsNew(String),
 }
 
 #[derive(Default)]
 struct RunState {
     entries: HashMap<String, JournalEntry>,
+    /// Entries in the journal (recorded plus appended in this run).
+    journal_len: usize,
     /// Recorded outcomes not yet returned to the function, by `seq`.
     outcomes: BTreeMap<i64, String>,
     used: HashSet<String>,
@@ -119,7 +126,7 @@ impl RunCtx {
             .filter(|e| e.status != EntryStatus::Scheduled)
             .map(|e| (e.seq, e.name.clone()))
             .collect();
-        let entries = journal
+        let entries: HashMap<String, JournalEntry> = journal
             .into_iter()
             .map(|entry| (entry.name.clone(), entry))
             .collect();
@@ -130,7 +137,9 @@ impl RunCtx {
             clock,
             default_retry,
             dry_run: false,
+            journal_warning: usize::MAX,
             state: Mutex::new(RunState {
+                journal_len: entries.len(),
                 entries,
                 outcomes,
                 next_seq,
@@ -277,7 +286,21 @@ impl RunCtx {
     /// future never completes.
     pub(crate) async fn append(self: &Arc<Self>, entry: JournalEntry) {
         let _busy = self.busy();
+        let new_name = entry.status == EntryStatus::Scheduled
+            || !self.state().entries.contains_key(&entry.name);
         match self.store.append(&self.lease, entry).await {
+            Ok(()) if new_name => {
+                let mut st = self.state();
+                st.journal_len += 1;
+                if st.journal_len == self.journal_warning {
+                    tracing::warn!(
+                        process = %self.id,
+                        entries = st.journal_len,
+                        "the journal of this process has grown large; a process that loops \
+                         forever should end each round with `continue_as_new` to keep it small"
+                    );
+                }
+            }
             Ok(()) => {}
             Err(StoreError::CancelRequested(_)) => {
                 self.stop(Stop::Cancelled);

@@ -31,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) retention: Option<Duration>,
+    pub(crate) journal_warning: usize,
 }
 
 /// State shared by a host's handle, its dispatcher and its runs.
@@ -131,6 +132,7 @@ impl HostBuilder {
                 shutdown_grace: Duration::from_secs(5),
                 retry: RetryPolicy::default(),
                 retention: None,
+                journal_warning: 10_000,
             },
             id: None,
         }
@@ -187,6 +189,14 @@ impl HostBuilder {
     /// finished processes are kept until [`Host::purge`].
     pub fn retention(mut self, keep: Duration) -> Self {
         self.config.retention = Some(keep);
+        self
+    }
+
+    /// Warns (in the log, once per run) when a process's journal reaches
+    /// `entries` entries (default 10,000): a process that loops forever should
+    /// end each round with [`crate::Process::continue_as_new`].
+    pub fn journal_warning(mut self, entries: usize) -> Self {
+        self.config.journal_warning = entries.max(1);
         self
     }
 

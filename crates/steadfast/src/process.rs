@@ -288,6 +288,37 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Ends this run and starts the process again, under the same id, with
+    /// `input` and an empty journal; the current journal is kept as history
+    /// (`StoreAdmin::history`). A loop that runs forever stays small this
+    /// way: `return p.continue_as_new(&next).await;` The returned future
+    /// never completes, so it fits any return type.
+    ///
+    /// Signals not consumed yet stay for the next generation.
+    pub fn continue_as_new<I: Serialize + ?Sized, T>(
+        &self,
+        input: &I,
+    ) -> impl Future<Output = T> + Send + 'static {
+        let ctx = Arc::clone(&self.ctx);
+        let input = serde_json::to_value(input).map(|v| v.to_string());
+        async move {
+            // Only after the recorded journal was replayed, and after any
+            // outcome still being journaled.
+            ctx.replayed("continue as new").await;
+            let _token = ctx.completion_token().await;
+            match input {
+                Ok(json) => ctx.stop(crate::context::Stop::ContinueAsNew(json)),
+                Err(e) => ctx.block(
+                    "continue as new",
+                    format!("the next input cannot be encoded as JSON: {e}"),
+                ),
+            }
+            crate::ops::halt().await
+        }
+    }
+}
+
 /// A wait for a signal; `.await` it for the payload, or add a timeout.
 #[must_use = "a wait does nothing until it is awaited"]
 pub struct Wait<T> {

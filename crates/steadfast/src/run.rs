@@ -71,14 +71,16 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         shared.finished(&id);
         return;
     };
-    let ctx = Arc::new(RunCtx::new(
+    let mut ctx = RunCtx::new(
         lease.clone(),
         Arc::clone(&shared.store),
         Arc::clone(&shared.clock),
         shared.config.retry.clone(),
         journal,
         signals,
-    ));
+    );
+    ctx.journal_warning = shared.config.journal_warning;
+    let ctx = Arc::new(ctx);
     let process = Process {
         ctx: Arc::clone(&ctx),
     };
@@ -130,6 +132,21 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             None
         }
         Turn::Stop(Stop::Aborted(StoreError::Closed) | Stop::Fits) => None,
+        Turn::Stop(Stop::ContinueAsNew(input)) => {
+            let now = shared.clock.now();
+            match shared.store.continue_as_new(&lease, &input, now).await {
+                Ok(()) => shared.work.notify_one(),
+                Err(StoreError::Fenced { .. }) => {}
+                Err(StoreError::CancelRequested(_)) => {
+                    finish(Finish::Cancelled).await;
+                    shared.finished(&id);
+                }
+                Err(err) => {
+                    tracing::warn!(process = %id, error = %err, "could not continue as new; the run will be repeated");
+                }
+            }
+            None
+        }
         Turn::Stop(Stop::Aborted(err)) => {
             tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
             None
@@ -215,7 +232,7 @@ pub(crate) async fn dry_drive(
             step: None,
             reason: format!("the process function panicked: {message}"),
         },
-        Turn::Stop(Stop::Cancelled) => Verdict::Fits,
+        Turn::Stop(Stop::Cancelled | Stop::ContinueAsNew(_)) => Verdict::Fits,
         Turn::Stop(Stop::Aborted(err)) => Verdict::Inconclusive {
             reason: err.to_string(),
         },

@@ -115,3 +115,54 @@ async fn cancelling_a_child_tells_the_parent() {
         "{out}"
     );
 }
+
+/// A loop that runs forever keeps its journal small with continue-as-new,
+/// and its earlier rounds stay viewable as history.
+#[steadfast::process]
+async fn counter(p: Process, round: u32) -> Result<u32, StepFailed> {
+    let tick: u32 = p.wait("tick").await;
+    p.step("counted", || async { Ok::<_, StepError>(tick) })
+        .await?;
+    if round == 3 {
+        return Ok(round);
+    }
+    p.continue_as_new(&(round + 1)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_as_new_keeps_the_journal_small_and_the_history() {
+    let t = TestHost::start(|b| b.register("counter", counter)).await;
+    t.host()
+        .spawn("counter", "loop", &1u32)
+        .await
+        .expect("spawn");
+    for tick in 1..=3u32 {
+        settled(&t, "loop", Status::Suspended).await;
+        let before = t.status("loop").await.generation;
+        t.host()
+            .signal("loop", "tick", &tick)
+            .await
+            .expect("signal");
+        if tick < 3 {
+            for _ in 0..2000 {
+                if t.status("loop").await.generation > before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let last: u32 = t.host().outcome("loop").await.expect("outcome");
+    assert_eq!(last, 3);
+    let record = t.status("loop").await;
+    assert_eq!(record.generation, 2);
+    assert_eq!(
+        t.steps("loop").await,
+        ["tick", "counted"],
+        "only the last round"
+    );
+    let history = t.host().store().history(&record.id).await.expect("history");
+    let inputs: Vec<&str> = history.iter().map(|g| g.input.as_str()).collect();
+    assert_eq!(inputs, ["1", "2"]);
+    assert!(history.iter().all(|g| g.journal.len() == 2));
+}

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod dashboard;
 pub mod demo;
 pub mod list;
 pub mod show;

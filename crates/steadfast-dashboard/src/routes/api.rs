@@ -1,0 +1,53 @@
+//! The JSON API the pages' scripts (and scripts of operators) can poll.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::pages::{IdQuery, load_list, load_process};
+use super::store_status;
+use crate::AppState;
+use crate::views::list::ListQuery;
+
+fn error(err: &steadfast::StoreError) -> Response {
+    (store_status(err), Json(json!({ "error": err.to_string() }))).into_response()
+}
+
+/// `GET /api/processes?kind=&status=&prefix=&after=`: one keyset page.
+pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    match load_list(&app, &q, app.inner.page_size).await {
+        Ok(data) => {
+            let next_after = data
+                .more
+                .then(|| data.rows.last().map(|r| r.id.as_str().to_owned()))
+                .flatten();
+            Json(json!({ "processes": data.rows, "next_after": next_after })).into_response()
+        }
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /api/process?id=`: a process and its journal.
+pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> Response {
+    match load_process(&app, &q.id).await {
+        Ok(data) => {
+            Json(json!({ "process": data.record, "journal": data.journal })).into_response()
+        }
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /api/counts`: how many processes are in each status.
+pub async fn counts(State(app): State<AppState>) -> Response {
+    match app.inner.store.counts().await {
+        Ok(counts) => {
+            let map: serde_json::Map<String, serde_json::Value> = counts
+                .into_iter()
+                .map(|c| (c.status.as_str().to_owned(), c.count.into()))
+                .collect();
+            Json(serde_json::Value::Object(map)).into_response()
+        }
+        Err(e) => error(&e),
+    }
+}

@@ -1,0 +1,257 @@
+//! HTML pages and the fragments their scripts poll.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use steadfast::core::{FunctionSource, ParkedCount, PendingSignal};
+use steadfast::{
+    JournalEntry, ListFilter, ProcessId, ProcessRecord, SourceLocation, Status, StatusCount,
+};
+
+use super::store_status;
+use crate::AppState;
+use crate::views::{self, csrf_field, kind, list, process};
+
+/// A page or fragment, or an error page.
+pub type PageResult = Result<Response, Response>;
+
+/// An error as a page with `status`.
+pub fn error_page(app: &AppState, status: StatusCode, text: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    (
+        status,
+        views::message(title, &app.inner.csrf, app.inner.poll, text, "/"),
+    )
+        .into_response()
+}
+
+fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
+    error_page(app, store_status(err), &err.to_string())
+}
+
+fn full(app: &AppState, title: &str, body: Markup) -> Response {
+    Html(views::page(title, &app.inner.csrf, app.inner.poll, body).into_string()).into_response()
+}
+
+/// One list page, loaded with a single keyset query (`limit + 1` rows to
+/// know whether a next page exists) plus the status counts.
+pub struct ListData {
+    /// The processes shown.
+    pub rows: Vec<ProcessRecord>,
+    /// Whether a next page exists.
+    pub more: bool,
+    /// Counts per status.
+    pub counts: Vec<StatusCount>,
+    /// A filter value that was ignored, and why.
+    pub problem: Option<String>,
+}
+
+/// Loads one list page for `q`.
+pub async fn load_list(
+    app: &AppState,
+    q: &list::ListQuery,
+    limit: usize,
+) -> Result<ListData, steadfast::StoreError> {
+    let mut problem = None;
+    let status = match q.status.as_str() {
+        "" => None,
+        s => match s.parse::<Status>() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problem = Some(e.to_string());
+                None
+            }
+        },
+    };
+    let after = match q.after.as_str() {
+        "" => None,
+        a => ProcessId::new(a).ok(),
+    };
+    let filter = ListFilter {
+        status,
+        kind: (!q.kind.is_empty()).then(|| q.kind.clone()),
+        id_prefix: (!q.prefix.is_empty()).then(|| q.prefix.clone()),
+        after,
+        limit: limit + 1,
+    };
+    let store = &app.inner.store;
+    let mut rows = store.list(&filter).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let counts = store.counts().await?;
+    Ok(ListData {
+        rows,
+        more,
+        counts,
+        problem,
+    })
+}
+
+async fn list_view(app: &AppState, q: &list::ListQuery, live: bool) -> PageResult {
+    let data = load_list(app, q, app.inner.page_size)
+        .await
+        .map_err(|e| store_error(app, &e))?;
+    let view = list::ListView {
+        query: q,
+        rows: &data.rows,
+        more: data.more,
+        counts: &data.counts,
+        problem: data.problem.clone(),
+    };
+    Ok(if live {
+        Html(list::live_part(&view).into_string()).into_response()
+    } else {
+        full(app, "Processes", list::body(&view))
+    })
+}
+
+/// `GET /`: the process list.
+pub async fn list(State(app): State<AppState>, Query(q): Query<list::ListQuery>) -> PageResult {
+    list_view(&app, &q, false).await
+}
+
+/// `GET /live/list`: the list's self-refreshing part.
+pub async fn list_live(
+    State(app): State<AppState>,
+    Query(q): Query<list::ListQuery>,
+) -> PageResult {
+    list_view(&app, &q, true).await
+}
+
+/// `?id=` of the process routes.
+#[derive(Deserialize)]
+pub struct IdQuery {
+    /// The process id.
+    pub id: String,
+}
+
+/// A process with its journal and the stored sources.
+pub struct ProcessData {
+    /// The process.
+    pub record: ProcessRecord,
+    /// Its journal.
+    pub journal: Vec<JournalEntry>,
+    /// The stored sources, or why they could not be read.
+    pub sources: Result<Vec<FunctionSource>, String>,
+    /// Signals not yet consumed.
+    pub pending: Vec<PendingSignal>,
+}
+
+/// Loads a process, its journal and the sources.
+pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, steadfast::StoreError> {
+    let id = ProcessId::new(id).map_err(|e| steadfast::StoreError::InvalidInput(e.to_string()))?;
+    let store = &app.inner.store;
+    let record = store.get(&id).await?;
+    let journal = store.journal(&id).await?;
+    let sources = store.sources().await.map_err(|e| e.to_string());
+    let pending = store.pending_signals(&id).await?;
+    Ok(ProcessData {
+        record,
+        journal,
+        sources,
+        pending,
+    })
+}
+
+async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
+    let data = load_process(app, id)
+        .await
+        .map_err(|e| store_error(app, &e))?;
+    let view = process::ProcessView {
+        record: &data.record,
+        journal: &data.journal,
+        sources: &data.sources,
+        pending: &data.pending,
+    };
+    Ok(if live {
+        Html(process::live_part(&view, &app.inner.csrf).into_string()).into_response()
+    } else {
+        full(app, id, process::body(&view, &app.inner.csrf))
+    })
+}
+
+/// `GET /process?id=`: one process.
+pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
+    process_view(&app, &q.id, false).await
+}
+
+/// `GET /live/process?id=`: the process page's self-refreshing part.
+pub async fn process_live(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
+    process_view(&app, &q.id, true).await
+}
+
+/// `?name=` of the kind routes.
+#[derive(Deserialize)]
+pub struct KindQuery {
+    /// The kind.
+    pub name: String,
+}
+
+async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
+    let store = &app.inner.store;
+    let parked: Vec<ParkedCount> = store
+        .parked_counts(name)
+        .await
+        .map_err(|e| store_error(app, &e))?;
+    let sources = store.sources().await.map_err(|e| e.to_string());
+    // One process's journal tells where the kind's function is even when
+    // nothing waits now (one indexed query of at most one row).
+    let mut sample: Vec<SourceLocation> = Vec::new();
+    if parked.is_empty() {
+        let filter = ListFilter {
+            kind: Some(name.to_owned()),
+            limit: 1,
+            ..ListFilter::default()
+        };
+        if let Some(first) = store
+            .list(&filter)
+            .await
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            && let Ok(journal) = store.journal(&first.id).await
+        {
+            sample = journal.into_iter().filter_map(|e| e.location).collect();
+        }
+    }
+    let view = kind::KindView {
+        kind: name,
+        parked: &parked,
+        sources: &sources,
+        sample: &sample,
+    };
+    Ok(if live {
+        Html(kind::live_part(&view).into_string()).into_response()
+    } else {
+        full(app, name, kind::body(&view))
+    })
+}
+
+/// `GET /kind?name=`: a kind's function with where its processes wait.
+pub async fn kind(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
+    kind_view(&app, &q.name, false).await
+}
+
+/// `GET /live/kind?name=`: the kind page's self-refreshing part.
+pub async fn kind_live(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
+    kind_view(&app, &q.name, true).await
+}
+
+/// `GET /purge`: the purge form (the form itself is the confirmation step).
+pub async fn purge(State(app): State<AppState>) -> Response {
+    full(
+        &app,
+        "Purge",
+        html! {
+            h1 { "Purge finished processes" }
+            p { "Deletes completed, failed and cancelled processes that ended more than the given number of hours ago, with their journals and signals. Unfinished processes are never touched. This cannot be undone." }
+            form.purge method="post" action="/actions/purge" {
+                (csrf_field(&app.inner.csrf))
+                label { "Older than (hours) " input type="number" name="hours" min="0" step="1" value="168" required; }
+                label { input type="checkbox" name="confirm" value="yes" required; " I understand this deletes them for good" }
+                button.danger type="submit" { "Purge" }
+            }
+        },
+    )
+}

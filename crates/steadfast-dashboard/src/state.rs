@@ -1,0 +1,54 @@
+//! The state shared by every request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steadfast::{Backend, Host, HostBuilder};
+
+use crate::DashboardOptions;
+
+/// What handlers share: the store, a client host for actions, and the
+/// secrets guarding mutating requests.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Backend>,
+    pub(crate) host: Host,
+    /// The per-server CSRF token embedded in every form.
+    pub(crate) csrf: String,
+    pub(crate) token: Option<String>,
+    pub(crate) poll: Duration,
+    pub(crate) page_size: usize,
+}
+
+impl AppState {
+    /// State over `store` with a fresh CSRF token and a client host (one
+    /// that never runs processes) for the actions.
+    pub fn new(store: Arc<dyn Backend>, options: &DashboardOptions) -> Self {
+        let host = HostBuilder::from_arc(Arc::clone(&store)).build_client();
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                host,
+                csrf: random_hex(),
+                token: options.token.clone(),
+                poll: options.poll_interval,
+                page_size: options.page_size,
+            }),
+        }
+    }
+
+    /// The CSRF token forms must carry (for tests and embedding).
+    pub fn csrf_token(&self) -> &str {
+        &self.inner.csrf
+    }
+}
+
+/// 32 random bytes as hex.
+fn random_hex() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

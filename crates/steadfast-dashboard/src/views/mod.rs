@@ -1,0 +1,144 @@
+//! HTML views, rendered with maud (which escapes every interpolated value;
+//! nothing here wraps user data in `PreEscaped`).
+
+pub mod kind;
+pub mod list;
+pub mod process;
+pub mod source;
+
+use std::time::Duration;
+
+use maud::{DOCTYPE, Markup, html};
+use steadfast::{Status, Timestamp};
+
+/// A whole page: head with the CSRF token and the poll interval, the top
+/// bar, and `body`.
+pub fn page(title: &str, csrf: &str, poll: Duration, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf-token" content=(csrf);
+                meta name="poll-ms" content=(poll.as_millis());
+                title { (title) " · Steadfast" }
+                link rel="stylesheet" href="/assets/dashboard.css";
+                script src="/assets/dashboard.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "Steadfast" }
+                    nav {
+                        a href="/" { "Processes" }
+                        a href="/purge" { "Purge" }
+                        a href="/metrics" { "Metrics" }
+                    }
+                    span.live-dot title="live: this page refreshes itself" {}
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A page with only a message (errors, confirmations done).
+pub fn message(title: &str, csrf: &str, poll: Duration, text: &str, back: &str) -> Markup {
+    page(
+        title,
+        csrf,
+        poll,
+        html! {
+            h1 { (title) }
+            p.notice { (text) }
+            p { a href=(back) { "Back" } }
+        },
+    )
+}
+
+/// `path?k=v&…` with the values URL-encoded; empty values are left out.
+pub fn url(path: &str, params: &[(&str, &str)]) -> String {
+    let params: Vec<(&str, &str)> = params
+        .iter()
+        .copied()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    match serde_urlencoded::to_string(&params) {
+        Ok(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The link to a process page.
+pub fn process_url(id: &str) -> String {
+    url("/process", &[("id", id)])
+}
+
+/// The link to a kind page.
+pub fn kind_url(kind: &str) -> String {
+    url("/kind", &[("name", kind)])
+}
+
+/// A status as a coloured badge.
+pub fn status_badge(status: Status) -> Markup {
+    html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
+}
+
+/// A timestamp to the second, with the full value as tooltip.
+pub fn time(t: Timestamp) -> Markup {
+    let full = t.to_string();
+    let short = full.get(..19).unwrap_or(&full).replace('T', " ");
+    html! { time datetime=(full) title=(full) { (short) " UTC" } }
+}
+
+/// A duration for people: `850 µs`, `12 ms`, `3.2 s`, `4 min`, `2.5 h`, `3 d`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 0.001 {
+        format!("{} µs", d.as_micros())
+    } else if s < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 86_400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut.
+pub fn preview(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// JSON text pretty-printed when it parses, as is otherwise.
+pub fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// The hidden CSRF field of every form.
+pub fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(url("/p", &[("id", "a b&c"), ("x", "")]), "/p?id=a+b%26c");
+        assert_eq!(preview("héllo", 2), "hé…");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.5 s");
+        let t = time(Timestamp::from_micros(1_000_000)).into_string();
+        assert!(t.contains("1970-01-01 00:00:01 UTC"), "{t}");
+    }
+}
