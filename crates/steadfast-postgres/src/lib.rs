@@ -25,6 +25,7 @@
 //!   errors; the store reconnects when PostgreSQL is back.
 #![forbid(unsafe_code)]
 
+mod append_many;
 mod claim;
 mod hosts;
 mod listen;

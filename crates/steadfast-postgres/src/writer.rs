@@ -287,7 +287,35 @@ async fn run_batch(
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
-    for (op, _) in batch {
+    let mut i = 0;
+    while i < batch.len() {
+        // Consecutive appends go in one statement that refuses each cleanly:
+        // one round trip, no savepoints.
+        let run: Vec<(&Lease, &JournalEntry)> = batch[i..]
+            .iter()
+            .map_while(|(op, _)| match op {
+                Op::Append(lease, entry) if ops::append_is_checked(entry) => Some((lease, entry)),
+                _ => None,
+            })
+            .collect();
+        if !run.is_empty() {
+            i += run.len();
+            match crate::append_many::append_many(&mut tx, &run).await {
+                Ok(each) => results.extend(each.into_iter().map(|r| r.map(|()| Value::Unit))),
+                Err(StoreError::Backend {
+                    source, message, ..
+                }) => {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "{message}{}",
+                        source.map(|s| format!(": {s}")).unwrap_or_default()
+                    )));
+                }
+                Err(other) => results.extend(run.iter().map(|_| Err(clone_error(&other)))),
+            }
+            continue;
+        }
+        let (op, _) = &batch[i];
+        i += 1;
         let mut savepoint = tx.begin().await?;
         let result = apply(&mut savepoint, channel, op).await;
         if result.is_err() {
@@ -335,4 +363,13 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
         }
         Op::Show(setting) => Value::Text(ops::show(conn, setting).await?),
     })
+}
+
+/// A copy of a store error for every append of a batch that failed as one.
+fn clone_error(e: &StoreError) -> StoreError {
+    StoreError::Backend {
+        message: e.to_string(),
+        retryable: e.is_retryable(),
+        source: None,
+    }
 }

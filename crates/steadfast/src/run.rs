@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use steadfast_core::{Claimed, Finish, StoreError, SuspendOutcome, Suspension};
+use std::time::Duration;
+
+use steadfast_core::{Claimed, Finish, Lease, StoreError, SuspendOutcome, Suspension};
 
 use crate::Process;
 use crate::context::{Idle, RunCtx, Stop};
@@ -36,16 +38,20 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         let lease = lease.clone();
         async move {
             let now = shared.clock.now();
-            if let Err(err) =
-                crate::child::notify_parent(&shared.store, &lease.id, &finish, now).await
-            {
+            let told = persist(&shared, || {
+                crate::child::notify_parent(&shared.store, &lease.id, &finish, now)
+            })
+            .await;
+            if let Err(err) = told {
                 tracing::warn!(process = %lease.id, error = %err, "could not tell the parent how this child ended; the run will be repeated");
+                hand_back(&shared, &lease).await;
                 return;
             }
-            match shared.store.finish(&lease, finish, now).await {
+            match persist(&shared, || shared.store.finish(&lease, finish.clone(), now)).await {
                 Ok(()) | Err(StoreError::Fenced { .. }) => {}
                 Err(err) => {
-                    tracing::warn!(process = %lease.id, error = %err, "could not record the end of a run")
+                    tracing::warn!(process = %lease.id, error = %err, "could not record the end of a run; the run will be repeated");
+                    hand_back(&shared, &lease).await;
                 }
             }
         }
@@ -134,7 +140,11 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         Turn::Stop(Stop::Aborted(StoreError::Closed) | Stop::Fits) => None,
         Turn::Stop(Stop::ContinueAsNew(input)) => {
             let now = shared.clock.now();
-            match shared.store.continue_as_new(&lease, &input, now).await {
+            match persist(&shared, || {
+                shared.store.continue_as_new(&lease, &input, now)
+            })
+            .await
+            {
                 Ok(()) => shared.work.notify_one(),
                 Err(StoreError::Fenced { .. }) => {}
                 Err(StoreError::CancelRequested(_)) => {
@@ -143,12 +153,14 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
                 }
                 Err(err) => {
                     tracing::warn!(process = %id, error = %err, "could not continue as new; the run will be repeated");
+                    hand_back(&shared, &lease).await;
                 }
             }
             None
         }
         Turn::Stop(Stop::Aborted(err)) => {
-            tracing::warn!(process = %id, error = %err, "run aborted; the process resumes when its lease expires");
+            tracing::warn!(process = %id, error = %err, "run aborted; handing the process back to be run again");
+            hand_back(&shared, &lease).await;
             None
         }
     };
@@ -159,6 +171,50 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         finish(outcome).await;
         shared.finished(&id);
     }
+}
+
+/// Repeats a store write while it fails with a retryable error (a lost
+/// connection, a restarting server) and the host is not stopping.
+async fn persist<T, F, Fut>(shared: &Shared, mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match write().await {
+            Err(err) if err.is_retryable() && !*shared.stopping.borrow() => {
+                tracing::debug!(error = %err, "a store write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Gives a run's process back to the store, runnable at once, after the run
+/// stopped early (its heartbeat would otherwise keep renewing the lease of a
+/// run that no longer exists).
+async fn hand_back(shared: &Shared, lease: &Lease) {
+    let back = || {
+        let now = shared.clock.now();
+        shared.store.suspend(
+            lease,
+            Suspension {
+                wake_at: Some(now),
+                waiting_for: Vec::new(),
+                parked_at: Vec::new(),
+                now,
+            },
+        )
+    };
+    if let Err(err) = persist(shared, back).await
+        && !matches!(err, StoreError::Fenced { .. })
+    {
+        tracing::warn!(process = %lease.id, error = %err, "could not hand the process back; it resumes when this host stops");
+    }
+    shared.work.notify_one();
 }
 
 /// Polls the function until it returns, stops, or only durable waits remain
