@@ -47,6 +47,16 @@ enum Command {
     Cancel(IdArg),
     /// Resume a blocked or failed process (its journal is kept).
     Retry(IdArg),
+    /// Rewind a process to a journal entry: drop that entry and every later
+    /// one, and run the process again from there.
+    Rewind(RewindArgs),
+    /// Delete finished processes (completed, failed, cancelled) older than
+    /// an age, with their journals.
+    Purge(PurgeArgs),
+    /// Replay every unfinished process's journal against the example kinds
+    /// built into this binary, without changing anything, and report each
+    /// process that would block.
+    Check(CheckArgs),
     /// Run the example processes of the store until stopped.
     Worker(WorkerArgs),
     /// Run the four classic examples, crash the worker midway, and show
@@ -121,6 +131,37 @@ pub struct SpawnArgs {
 pub struct IdArg {
     /// The process id.
     pub id: String,
+}
+
+/// Arguments of `steadfast rewind`.
+#[derive(Debug, Args)]
+pub struct RewindArgs {
+    /// The process id.
+    pub id: String,
+    /// The journal entry to rewind to (it and every later one are dropped).
+    pub step: String,
+    /// Do it without asking (required when standard input is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Arguments of `steadfast purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Only processes that finished longer ago than this many hours.
+    #[arg(long, value_name = "HOURS")]
+    pub older_than: f64,
+    /// Do it without asking (required when standard input is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Arguments of `steadfast check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the reports as a JSON array.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `steadfast worker`.
@@ -207,6 +248,9 @@ fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
             Command::Spawn(args) => commands::admin::spawn(&db, args).await,
             Command::Cancel(args) => commands::admin::cancel(&db, args).await,
             Command::Retry(args) => commands::admin::retry(&db, args).await,
+            Command::Rewind(args) => commands::admin::rewind(&db, args).await,
+            Command::Purge(args) => commands::admin::purge(&db, args).await,
+            Command::Check(args) => commands::admin::check(&db, args).await,
             Command::Worker(args) => commands::worker::run(&db, args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,

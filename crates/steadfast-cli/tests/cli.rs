@@ -257,3 +257,70 @@ fn the_demo_runs_to_its_end() {
     let list: Value = serde_json::from_str(&ok(&db, &["list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn rewind_purge_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("admin.db");
+    let services = dir.path().join("services");
+    let services = services.display().to_string();
+    ok(&db, &["spawn", "ten steps", "job", "null"]);
+    ok(
+        &db,
+        &[
+            "spawn",
+            "onboarding",
+            "ada",
+            r#"{"email":"ada@example.com"}"#,
+        ],
+    );
+    ok(
+        &db,
+        &["worker", "--exit-when-idle", "--services", &services],
+    );
+
+    // check: the suspended onboarding's journal fits the built-in kinds.
+    let checked = ok(&db, &["check"]);
+    assert!(checked.contains("fits    ada (onboarding)"), "{checked}");
+
+    // rewind needs a confirmation without a terminal, and names bad steps.
+    let refused = fails(&db, &["rewind", "job", "step 5"]);
+    assert!(refused.contains("--yes"), "{refused}");
+    let unknown = fails(&db, &["rewind", "job", "step 99", "--yes"]);
+    assert!(
+        unknown.contains("no journal entry named \"step 99\""),
+        "{unknown}"
+    );
+    let rewound = ok(&db, &["rewind", "job", "step 5", "--yes"]);
+    assert!(rewound.contains("5 entries dropped"), "{rewound}");
+    ok(
+        &db,
+        &["worker", "--exit-when-idle", "--services", &services],
+    );
+    let shown: Value = serde_json::from_str(&ok(&db, &["show", "job", "--json"])).unwrap();
+    assert_eq!(shown["process"]["status"], "completed");
+    assert_eq!(shown["journal"].as_array().map(Vec::len), Some(10));
+    let log = std::fs::read_to_string(dir.path().join("services/step-runs.log")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| *l == "job 7").count(),
+        2,
+        "step 7 ran again"
+    );
+    assert_eq!(
+        log.lines().filter(|l| *l == "job 2").count(),
+        1,
+        "step 2 did not"
+    );
+
+    // purge removes finished processes only.
+    let purged = ok(&db, &["purge", "--older-than", "0", "--yes"]);
+    assert!(purged.contains("1 finished processes purged"), "{purged}");
+    let listed: Value = serde_json::from_str(&ok(&db, &["list", "--json"])).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ada"]);
+}

@@ -9,7 +9,7 @@ use steadfast::{Backend, Host, HostBuilder, Spawned, Status};
 use steadfast_examples::{Services, register_all};
 
 use crate::db::{self, Open};
-use crate::{IdArg, SpawnArgs};
+use crate::{CheckArgs, IdArg, PurgeArgs, RewindArgs, SpawnArgs};
 
 /// A client host with every example kind registered, so spawn inputs are
 /// checked against the kind's input type. `services` is where those kinds'
@@ -76,5 +76,123 @@ pub async fn retry(db: &str, args: IdArg) -> anyhow::Result<()> {
         "{} is runnable again; a worker resumes it from its journal",
         args.id
     );
+    Ok(())
+}
+
+/// Asks `question` on a terminal; without one, `--yes` is required.
+fn confirmed(question: &str, yes: bool) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{question} Pass --yes to confirm (standard input is not a terminal)");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Runs `steadfast rewind`.
+pub async fn rewind(db: &str, args: RewindArgs) -> anyhow::Result<()> {
+    let (store, _) = db::open(db, Open::Existing).await?;
+    let id = steadfast::ProcessId::new(args.id.as_str())?;
+    let journal = store.journal(&id).await?;
+    let Some(at) = journal.iter().position(|e| e.name == args.step) else {
+        let names: Vec<&str> = journal.iter().map(|e| e.name.as_str()).collect();
+        anyhow::bail!(
+            "process {:?} has no journal entry named {:?}; its entries are {names:?}",
+            args.id,
+            args.step
+        );
+    };
+    let dropped: Vec<&str> = journal[at..].iter().map(|e| e.name.as_str()).collect();
+    let question = format!(
+        "Rewinding {} drops {} journal entries ({}) and runs it again from {:?}.",
+        args.id,
+        dropped.len(),
+        dropped.join(", "),
+        args.step
+    );
+    if !confirmed(&question, args.yes)? {
+        println!("nothing changed");
+        return Ok(());
+    }
+    let host = plain_client(store);
+    let n = host
+        .rewind(&args.id, &args.step)
+        .await
+        .with_context(|| format!("rewinding {:?} failed", args.id))?;
+    println!(
+        "{} rewound to {:?}: {n} entries dropped; a worker runs it again from there",
+        args.id, args.step
+    );
+    Ok(())
+}
+
+/// Runs `steadfast purge`.
+pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
+    if !(args.older_than.is_finite() && args.older_than >= 0.0) {
+        anyhow::bail!(
+            "--older-than takes a number of hours, not {}",
+            args.older_than
+        );
+    }
+    let age = std::time::Duration::from_secs_f64(args.older_than * 3600.0);
+    let question = format!(
+        "Delete every completed, failed or cancelled process that finished more than {} hours ago, with its journal?",
+        args.older_than
+    );
+    if !confirmed(&question, args.yes)? {
+        println!("nothing changed");
+        return Ok(());
+    }
+    let (store, _) = db::open(db, Open::Existing).await?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("purging…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let n = plain_client(store)
+        .purge(age)
+        .await
+        .context("purging failed")?;
+    spinner.finish_and_clear();
+    println!("{n} finished processes purged");
+    Ok(())
+}
+
+/// Runs `steadfast check`.
+pub async fn check(db: &str, args: CheckArgs) -> anyhow::Result<()> {
+    let (store, location) = db::open(db, Open::Existing).await?;
+    let host = example_client(store, &db::services_for(&location))?;
+    let reports = host.check().await.context("checking the journals failed")?;
+    let blocking = reports
+        .iter()
+        .filter(|r| !matches!(r.verdict, steadfast::Verdict::Fits))
+        .count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            match &r.verdict {
+                steadfast::Verdict::Fits => println!("fits    {} ({})", r.id, r.kind),
+                steadfast::Verdict::Blocks { step, reason } => println!(
+                    "BLOCKS  {} ({}) at {}: {reason}",
+                    r.id,
+                    r.kind,
+                    step.as_deref().unwrap_or("-")
+                ),
+                other => println!("?       {} ({}): {other:?}", r.id, r.kind),
+            }
+        }
+        println!(
+            "{} unfinished processes checked, {blocking} would not carry on",
+            reports.len()
+        );
+    }
+    if blocking > 0 {
+        anyhow::bail!("{blocking} processes' journals do not fit this code");
+    }
     Ok(())
 }
