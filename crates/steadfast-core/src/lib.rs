@@ -17,8 +17,8 @@ pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::StoreError;
 pub use id::{HostId, InvalidId, MAX_ID_LEN, ProcessId};
 pub use record::{
-    EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal, ProcessRecord,
-    SourceLocation, Status,
+    EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
+    ProcessRecord, SourceLocation, Status,
 };
 pub use store::{
     Backend, Claimed, Lease, ListFilter, NewProcess, ParkedCount, SpawnOutcome, StatusCount, Store,

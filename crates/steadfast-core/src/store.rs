@@ -3,8 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessId, ProcessRecord,
-    SourceLocation, Status, StoreError, Timestamp,
+    Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessId,
+    ProcessRecord, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
