@@ -187,6 +187,10 @@ pub struct WorkerArgs {
     /// Exit once no process is running or waiting for a timer.
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Serve this host's Prometheus metrics (runs, steps, failures,
+    /// retries, step latency) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `steadfast demo`.

@@ -324,3 +324,52 @@ fn rewind_purge_and_check() {
         .collect();
     assert_eq!(ids, ["ada"]);
 }
+
+#[test]
+fn a_worker_serves_its_metrics() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("metrics.db");
+    ok(&db, &["spawn", "ten steps", "m-1", "null"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let services = dir.path().join("services").display().to_string();
+    let mut worker = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["worker", "--services", &services, "--metrics", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..200 {
+        body.clear();
+        if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+            conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .unwrap();
+            conn.read_to_string(&mut body).unwrap();
+            if body.contains("steadfast_steps_total{") && body.contains("} 10\n") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(body.contains("text/plain"), "{body}");
+    let steps = body
+        .lines()
+        .find(|l| l.starts_with("steadfast_steps_total{"))
+        .unwrap_or_default();
+    assert!(steps.ends_with(" 10"), "{body}");
+    assert!(
+        body.contains("steadfast_step_duration_seconds_count{"),
+        "{body}"
+    );
+}

@@ -12,7 +12,10 @@ use proc_macro::{Delimiter, Span, TokenStream, TokenTree};
 ///
 /// ```ignore
 /// #[steadfast::process]
-/// async fn onboarding(p: Process, email: String) -> Result<(), StepFailed> { … }
+/// async fn onboarding(p: Process, email: String) -> Result<(), StepFailed> {
+///     p.step("registered", || register(&email)).await?;
+///     Ok(())
+/// }
 /// ```
 #[proc_macro_attribute]
 pub fn process(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -40,6 +40,8 @@ pub(crate) struct RunCtx {
     /// Past this many journal entries the run warns (once) that the journal
     /// grows without bound and `continue_as_new` would keep it small.
     pub(crate) journal_warning: usize,
+    /// The host's counters.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     state: Mutex<RunState>,
 }
 
@@ -138,6 +140,7 @@ impl RunCtx {
             default_retry,
             dry_run: false,
             journal_warning: usize::MAX,
+            metrics: Arc::default(),
             state: Mutex::new(RunState {
                 journal_len: entries.len(),
                 entries,

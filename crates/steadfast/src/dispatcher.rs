@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steadfast_core::Timestamp;
+use tracing::Instrument;
 
 use crate::host::Shared;
 use crate::run;
@@ -44,11 +45,20 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                             break;
                         };
                         let shared = Arc::clone(&shared);
-                        tokio::spawn(async move {
-                            run::run(Arc::clone(&shared), process).await;
-                            drop(permit);
-                            shared.work.notify_one();
-                        });
+                        let span = tracing::info_span!(
+                            "process",
+                            id = %process.record.id,
+                            kind = %process.record.kind,
+                            epoch = process.lease.epoch
+                        );
+                        tokio::spawn(
+                            async move {
+                                run::run(Arc::clone(&shared), process).await;
+                                drop(permit);
+                                shared.work.notify_one();
+                            }
+                            .instrument(span),
+                        );
                     }
                     if full {
                         continue;

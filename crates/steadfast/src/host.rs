@@ -42,6 +42,7 @@ pub(crate) struct Shared {
     pub(crate) kinds: HashMap<String, Kind>,
     pub(crate) config: Config,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) work: Notify,
     pub(crate) stopping: watch::Sender<bool>,
     active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
@@ -234,6 +235,7 @@ impl HostBuilder {
             clock: self.clock,
             kinds: self.kinds,
             permits: Arc::new(Semaphore::new(self.config.max_concurrency)),
+            metrics: Arc::default(),
             config: self.config,
             work: Notify::new(),
             stopping,
@@ -549,6 +551,16 @@ impl Host {
         shared.store.retry(&id, shared.clock.now()).await?;
         shared.work.notify_one();
         Ok(())
+    }
+
+    /// This host's counters (runs, steps, failures, retries, suspensions,
+    /// step latency histogram) in the Prometheus text format, for a
+    /// `/metrics` endpoint of the program that runs the host.
+    pub fn metrics(&self) -> String {
+        let shared = self.shared();
+        shared
+            .metrics
+            .render(shared.id.as_str(), shared.active().len())
     }
 
     /// Rewinds process `id` to the journal entry named `step`: that entry and

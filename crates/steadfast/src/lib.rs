@@ -8,6 +8,7 @@ mod dispatcher;
 mod error;
 mod host;
 mod kind;
+mod metrics;
 mod ops;
 mod process;
 mod retry;

@@ -86,6 +86,8 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         signals,
     );
     ctx.journal_warning = shared.config.journal_warning;
+    ctx.metrics = Arc::clone(&shared.metrics);
+    shared.metrics.run_started();
     let ctx = Arc::new(ctx);
     let process = Process {
         ctx: Arc::clone(&ctx),
@@ -110,7 +112,10 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     let end = drive(&shared, &ctx, future).await;
     shared.deactivate(&id, &ctx);
     let outcome = match end {
-        Turn::Suspend(_) => None,
+        Turn::Suspend(_) => {
+            shared.metrics.suspended();
+            None
+        }
         Turn::Returned(Returned::Ok(output)) => Some(Finish::Completed { output }),
         Turn::Returned(Returned::Err(error)) => Some(Finish::Failed { error }),
         Turn::Returned(Returned::Unencodable(err)) => Some(Finish::Blocked {
@@ -168,6 +173,9 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         if let Finish::Blocked { reason, .. } = &outcome {
             tracing::warn!(process = %id, %reason, "process blocked");
         }
+        shared
+            .metrics
+            .finished(matches!(outcome, Finish::Blocked { .. }));
         finish(outcome).await;
         shared.finished(&id);
     }

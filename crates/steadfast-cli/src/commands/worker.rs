@@ -45,6 +45,9 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
         host = %host.id(),
         "steadfast worker started"
     );
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr, host.clone()).await?;
+    }
 
     let reason = tokio::select! {
         r = tokio::signal::ctrl_c() => {
@@ -121,4 +124,34 @@ pub async fn is_idle(store: &dyn Backend) -> anyhow::Result<bool> {
             _ => return Ok(true),
         }
     }
+}
+
+/// Serves `GET /metrics` with the host's counters, in the background.
+async fn serve_metrics(addr: std::net::SocketAddr, host: steadfast::Host) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let host = host.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    host.metrics(),
+                )
+            }
+        }),
+    );
+    tracing::info!(%addr, "serving metrics at /metrics");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::warn!(error = %err, "the metrics endpoint stopped");
+        }
+    });
+    Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{EntryKind, EntryStatus, JournalEntry};
+use tracing::Instrument;
 
 use super::{decode_recorded, encode_new, halt};
 use crate::context::{Begin, RunCtx, new_entry};
@@ -90,12 +91,18 @@ where
     }
     ctx.replayed(&name).await;
     let started = ctx.clock.now();
+    let began = std::time::Instant::now();
     let policy = retry.unwrap_or_else(|| ctx.default_retry.clone());
     let busy = ctx.busy();
     let mut attempts = 0;
     let result = loop {
         attempts += 1;
-        let attempt = async { run().await.map_err(Into::into) };
+        let attempt = async { run().await.map_err(Into::into) }.instrument(tracing::debug_span!(
+            "step",
+            process = %ctx.id,
+            step = %name,
+            attempt = attempts
+        ));
         let outcome = match timeout {
             None => attempt.await,
             Some(limit) => tokio::select! {
@@ -107,6 +114,7 @@ where
             Ok(value) => break Ok(value),
             Err(err) if !err.is_permanent() && attempts < policy.max_attempts() => {
                 tracing::debug!(process = %ctx.id, step = %name, attempts, error = %err, "step attempt failed; retrying");
+                ctx.metrics.retried();
                 ctx.clock.sleep(policy.delay_before(attempts + 1)).await;
             }
             Err(err) => {
@@ -121,6 +129,7 @@ where
         }
     };
     drop(busy);
+    ctx.metrics.step(result.is_ok(), began.elapsed());
     let (status, json) = match &result {
         Ok(value) => (EntryStatus::Completed, encode_new(&ctx, &name, value)),
         Err(failed) => (EntryStatus::Failed, encode_new(&ctx, &name, failed)),
