@@ -57,6 +57,9 @@ enum Command {
     /// built into this binary, without changing anything, and report each
     /// process that would block.
     Check(CheckArgs),
+    /// Add, list or remove schedules that spawn a kind once per tick.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Run the example processes of the store until stopped.
     Worker(WorkerArgs),
     /// Run the four classic examples, crash the worker midway, and show
@@ -156,6 +159,50 @@ pub struct PurgeArgs {
     pub yes: bool,
 }
 
+/// `steadfast schedule …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ScheduleCommand {
+    /// Add a schedule (a name already in use keeps its schedule).
+    Add(ScheduleAddArgs),
+    /// List the schedules, with their next tick.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a schedule (runs it already spawned go on).
+    Remove {
+        /// The schedule's name.
+        name: String,
+    },
+}
+
+/// Arguments of `steadfast schedule add`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["every", "cron"])))]
+pub struct ScheduleAddArgs {
+    /// The schedule's name.
+    pub name: String,
+    /// The process kind each tick spawns.
+    #[arg(long)]
+    pub kind: String,
+    /// The input of each spawned process, as JSON.
+    #[arg(long, default_value = "null")]
+    pub input: String,
+    /// A fixed interval: a number with s, m, h or d (e.g. 90s, 15m, 1d).
+    #[arg(long, value_parser = commands::schedule::parse_interval)]
+    pub every: Option<std::time::Duration>,
+    /// A cron pattern in UTC (5 fields, or 6 with seconds).
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// At a tick while the previous run is unfinished: skip, queue or allow.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "queue", "allow"])]
+    pub overlap: String,
+    /// After downtime: run the latest missed tick once, or all missed ticks.
+    #[arg(long, default_value = "once", value_parser = ["once", "all"])]
+    pub catch_up: String,
+}
+
 /// Arguments of `steadfast check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -184,7 +231,8 @@ pub struct WorkerArgs {
     /// How long a lease lasts, in real milliseconds.
     #[arg(long)]
     pub lease_ms: Option<u64>,
-    /// Exit once no process is running or waiting for a timer.
+    /// Exit once no process is running or waiting for a timer (schedules,
+    /// which always have a next tick, do not count).
     #[arg(long)]
     pub exit_when_idle: bool,
     /// Serve this host's Prometheus metrics (runs, steps, failures,
@@ -255,6 +303,7 @@ fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
             Command::Rewind(args) => commands::admin::rewind(&db, args).await,
             Command::Purge(args) => commands::admin::purge(&db, args).await,
             Command::Check(args) => commands::admin::check(&db, args).await,
+            Command::Schedule(cmd) => commands::schedule::run(&db, cmd).await,
             Command::Worker(args) => commands::worker::run(&db, args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,

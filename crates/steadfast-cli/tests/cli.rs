@@ -373,3 +373,65 @@ fn a_worker_serves_its_metrics() {
         "{body}"
     );
 }
+
+#[test]
+fn schedules_are_added_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sched.db");
+    let added = ok(
+        &db,
+        &[
+            "schedule",
+            "add",
+            "tick",
+            "--kind",
+            "ten steps",
+            "--every",
+            "90s",
+        ],
+    );
+    assert!(added.contains("added"), "{added}");
+    let again = ok(
+        &db,
+        &[
+            "schedule",
+            "add",
+            "tick",
+            "--kind",
+            "ten steps",
+            "--every",
+            "90s",
+        ],
+    );
+    assert!(again.contains("already exists"), "{again}");
+    let bad = fails(
+        &db,
+        &[
+            "schedule",
+            "add",
+            "x",
+            "--kind",
+            "ten steps",
+            "--cron",
+            "61 * * * *",
+        ],
+    );
+    assert!(bad.contains("not valid"), "{bad}");
+    let unknown = fails(
+        &db,
+        &["schedule", "add", "y", "--kind", "nope", "--every", "1m"],
+    );
+    assert!(unknown.contains("nope"), "{unknown}");
+    let services = dir.path().join("services").display().to_string();
+    ok(
+        &db,
+        &["worker", "--exit-when-idle", "--services", &services],
+    );
+    let listed: Value = serde_json::from_str(&ok(&db, &["schedule", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["name"], "tick");
+    assert_eq!(listed[0]["kind"], "ten steps");
+    assert!(listed[0]["next_tick"].is_string(), "{listed}");
+    ok(&db, &["schedule", "remove", "tick"]);
+    let listed: Value = serde_json::from_str(&ok(&db, &["schedule", "list", "--json"])).unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+}

@@ -124,13 +124,28 @@ impl SqliteStore {
         options: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
-            .await
-            .map_err(|e| StoreError::Backend {
-                message: format!("opening the store failed: {e}"),
-                retryable: false,
-                source: Some(Box::new(e)),
-            })?
+        // Another connection may hold the file's lock while it creates or
+        // migrates the schema (switching to WAL does not wait for it): try
+        // again for as long as the busy timeout allows.
+        let deadline = std::time::Instant::now() + options.busy_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let (p, o) = (path.clone(), options.clone());
+            let opened = tokio::task::spawn_blocking(move || Self::open_blocking(p, o))
+                .await
+                .map_err(|e| StoreError::Backend {
+                    message: format!("opening the store failed: {e}"),
+                    retryable: false,
+                    source: Some(Box::new(e)),
+                })?;
+            match opened {
+                Err(err) if err.is_retryable() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<SqliteStore, StoreError> {

@@ -122,10 +122,16 @@ impl HostBuilder {
 
     /// Like [`HostBuilder::new`] for a store already shared.
     pub fn from_arc(store: Arc<dyn Backend>) -> Self {
+        let mut kinds = HashMap::new();
+        let schedules = Arc::clone(&store);
+        kinds.insert(
+            crate::schedule::SCHEDULE_KIND.to_owned(),
+            Kind::new(move |p, state| crate::schedule::run(p, state, Arc::clone(&schedules))),
+        );
         HostBuilder {
             store,
             clock: Arc::new(SystemClock),
-            kinds: HashMap::new(),
+            kinds,
             config: Config {
                 max_concurrency: 1000,
                 lease: Duration::from_secs(30),
@@ -561,6 +567,40 @@ impl Host {
         shared
             .metrics
             .render(shared.id.as_str(), shared.active().len())
+    }
+
+    /// Adds a schedule (see [`crate::schedule`]). While a schedule of the
+    /// same name exists, adding it again changes nothing and returns
+    /// [`Spawned::Existing`]; remove it first to change its settings.
+    pub async fn schedule(&self, schedule: crate::schedule::Schedule) -> Result<Spawned, Error> {
+        let shared = self.shared();
+        if !shared.kinds.contains_key(schedule.spawns()) {
+            return Err(self.unknown_kind(schedule.spawns()));
+        }
+        let id = crate::schedule::Schedule::process_id(schedule.name());
+        let state = crate::schedule::ScheduleState {
+            schedule,
+            origin: shared.clock.now(),
+            last_tick: None,
+            last_run: None,
+        };
+        let input = canonical_json(&state, || format!("schedule {id:?}"))?;
+        // The origin makes each add distinct; an existing schedule of the
+        // same name is kept as it is.
+        let pid = ProcessId::new(id.as_str())?;
+        match shared.store.get(&pid).await {
+            Ok(existing) if !existing.status.is_finished() => return Ok(Spawned::Existing),
+            Ok(_) | Err(steadfast_core::StoreError::NotFound(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        self.spawn_json(crate::schedule::SCHEDULE_KIND, &id, &input)
+            .await
+    }
+
+    /// Removes the schedule `name` (runs it already spawned go on).
+    pub async fn unschedule(&self, name: &str) -> Result<Status, Error> {
+        self.cancel(&crate::schedule::Schedule::process_id(name))
+            .await
     }
 
     /// Rewinds process `id` to the journal entry named `step`: that entry and

@@ -13,6 +13,7 @@ mod ops;
 mod process;
 mod retry;
 mod run;
+pub mod schedule;
 mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;

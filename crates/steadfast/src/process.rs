@@ -237,7 +237,7 @@ impl Process {
 
     /// A step that spawns process `id` (idempotently).
     #[track_caller]
-    fn spawn_step<I: Serialize + ?Sized>(
+    pub(crate) fn spawn_step<I: Serialize + ?Sized>(
         &self,
         name: String,
         id: String,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod dashboard;
 pub mod demo;
 pub mod list;
+pub mod schedule;
 pub mod show;
 pub mod signal;
 pub mod worker;

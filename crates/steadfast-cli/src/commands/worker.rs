@@ -116,7 +116,11 @@ pub async fn is_idle(store: &dyn Backend) -> anyhow::Result<bool> {
                 ..ListFilter::default()
             })
             .await?;
-        if page.iter().any(|r| r.wake_at.is_some()) {
+        // A schedule always has a next tick: it does not keep the worker busy.
+        if page
+            .iter()
+            .any(|r| r.wake_at.is_some() && r.kind != steadfast::schedule::SCHEDULE_KIND)
+        {
             return Ok(false);
         }
         match page.last() {

@@ -1,0 +1,129 @@
+//! Schedules under virtual time: one run per tick, no double-firing across a
+//! crash, catch-up after downtime (once or all), overlap skip.
+
+use std::time::Duration;
+
+use steadfast::schedule::{CatchUp, Overlap, Schedule};
+use steadfast::testing::TestHost;
+use steadfast::{HostBuilder, ListFilter, Process, Status, StepError, StepFailed};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[steadfast::process]
+async fn job(p: Process, (): ()) -> Result<(), StepFailed> {
+    p.step("done", || async { Ok::<_, StepError>(()) }).await
+}
+
+#[steadfast::process]
+async fn slow_job(p: Process, (): ()) -> Result<(), StepFailed> {
+    p.wait::<()>("finish").await;
+    Ok(())
+}
+
+fn kinds(b: HostBuilder) -> HostBuilder {
+    b.register("job", job).register("slow job", slow_job)
+}
+
+async fn runs(t: &TestHost, name: &str) -> Vec<(String, Status)> {
+    let list = t
+        .host()
+        .store()
+        .list(&ListFilter {
+            id_prefix: Some(format!("{name}@")),
+            limit: 1000,
+            ..ListFilter::default()
+        })
+        .await
+        .expect("list");
+    list.into_iter()
+        .map(|r| (r.id.to_string(), r.status))
+        .collect()
+}
+
+/// Waits until `name` has `n` runs and its schedule sleeps again.
+async fn ticked(t: &TestHost, name: &str, n: usize) -> Vec<(String, Status)> {
+    for _ in 0..2000 {
+        let got = runs(t, name).await;
+        let schedule = t.status(&Schedule::process_id(name)).await;
+        if got.len() >= n && schedule.status == Status::Suspended {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{name} never reached {n} runs: {:?}", runs(t, name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tick_spawns_exactly_once_even_across_a_crash() {
+    let t = TestHost::start(kinds).await;
+    let s = Schedule::every("hourly", HOUR)
+        .kind("job", &())
+        .expect("kind");
+    t.host().schedule(s.clone()).await.expect("schedule");
+    assert_eq!(
+        t.host().schedule(s).await.expect("again"),
+        steadfast::Spawned::Existing
+    );
+    ticked(&t, "hourly", 0).await;
+    t.advance(HOUR).await;
+    ticked(&t, "hourly", 1).await;
+    t.crash_and_restart().await;
+    t.advance(HOUR).await;
+    let got = ticked(&t, "hourly", 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    // The schedule's own journal stays small: it continues as new each tick.
+    let journal = t.journal(&Schedule::process_id("hourly")).await;
+    assert!(journal.len() <= 3, "{journal:?}");
+
+    t.host().unschedule("hourly").await.expect("remove");
+    t.advance(3 * HOUR).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(runs(&t, "hourly").await.len(), 2, "no ticks after removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downtime_is_caught_up_once_or_for_every_tick() {
+    let t = TestHost::start(kinds).await;
+    let once = Schedule::every("once", HOUR)
+        .kind("job", &())
+        .expect("kind");
+    let all = Schedule::every("all", HOUR)
+        .kind("job", &())
+        .expect("kind")
+        .catch_up(CatchUp::All);
+    t.host().schedule(once).await.expect("schedule");
+    t.host().schedule(all).await.expect("schedule");
+    ticked(&t, "once", 0).await;
+    ticked(&t, "all", 0).await;
+    // Five hours pass at once, as if no host had run.
+    t.advance(5 * HOUR).await;
+    assert_eq!(ticked(&t, "once", 1).await.len(), 1);
+    assert_eq!(ticked(&t, "all", 5).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_skip_skips_while_the_previous_run_is_unfinished() {
+    let t = TestHost::start(kinds).await;
+    let s = Schedule::every("slow", HOUR)
+        .kind("slow job", &())
+        .expect("kind")
+        .overlap(Overlap::Skip);
+    t.host().schedule(s).await.expect("schedule");
+    ticked(&t, "slow", 0).await;
+    t.advance(HOUR).await;
+    let first = ticked(&t, "slow", 1).await;
+    t.advance(HOUR).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ticked(&t, "slow", 1).await;
+    assert_eq!(
+        runs(&t, "slow").await.len(),
+        1,
+        "the second tick was skipped"
+    );
+    t.host()
+        .signal(&first[0].0, "finish", &())
+        .await
+        .expect("signal");
+    t.advance(HOUR).await;
+    assert_eq!(ticked(&t, "slow", 2).await.len(), 2);
+}
