@@ -204,6 +204,7 @@ async fn spawn_kind(store: &DynStore, id: &str, kind: &str, now: steadfast_core:
         .spawn(NewProcess {
             id: pid(id),
             kind: kind.to_owned(),
+            version: 1,
             input: "{}".to_owned(),
             now,
         })

@@ -152,6 +152,7 @@ pub async fn concurrent_spawns_of_one_id_create_once(store: DynStore) {
                     .spawn(NewProcess {
                         id: pid("once"),
                         kind: "k".to_owned(),
+                        version: 1,
                         input: "{\"x\":1}".to_owned(),
                         now: T0,
                     })

@@ -48,6 +48,7 @@ pub fn new_process(id: &str, now: Timestamp) -> NewProcess {
     NewProcess {
         id: pid(id),
         kind: KIND.to_owned(),
+        version: 1,
         input: "{}".to_owned(),
         now,
     }

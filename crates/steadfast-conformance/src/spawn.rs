@@ -21,6 +21,7 @@ pub async fn new_process_is_runnable(store: DynStore) {
         .spawn(NewProcess {
             id: pid("order-1"),
             kind: "order.ship".to_owned(),
+            version: 3,
             input: TRICKY_JSON.to_owned(),
             now: T0,
         })
@@ -31,6 +32,8 @@ pub async fn new_process_is_runnable(store: DynStore) {
     let record = get(&store, "order-1").await;
     assert_eq!(record.id, pid("order-1"), "id");
     assert_eq!(record.kind, "order.ship", "kind");
+    assert_eq!(record.version, 3, "the code version is kept");
+    assert_eq!(record.generation, 0, "first generation");
     assert_eq!(
         record.input, TRICKY_JSON,
         "the input must be stored byte-exact (no JSON normalisation)"
@@ -74,6 +77,7 @@ pub async fn spawn_is_idempotent(store: DynStore) {
     let request = |now| NewProcess {
         id: pid("p"),
         kind: KIND.to_owned(),
+        version: 1,
         input: TRICKY_JSON.to_owned(),
         now,
     };
@@ -134,6 +138,7 @@ pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
     let original = NewProcess {
         id: pid("p"),
         kind: "order".to_owned(),
+        version: 1,
         input: "{\"n\":1}".to_owned(),
         now: T0,
     };
@@ -150,6 +155,7 @@ pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
         let result = store
             .spawn(NewProcess {
                 kind: kind.to_owned(),
+                version: 1,
                 input: input.to_owned(),
                 now: at(1),
                 ..original.clone()

@@ -98,6 +98,7 @@ impl Store for MemoryStore {
             blocked_step: None,
             parked_at: vec![],
             generation: 0,
+            version: p.version,
         };
         s.processes.insert(p.id, r);
         Ok(SpawnOutcome::Created)

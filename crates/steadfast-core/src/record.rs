@@ -84,6 +84,9 @@ pub struct ProcessRecord {
     pub id: ProcessId,
     /// The registered kind that runs it.
     pub kind: String,
+    /// The version of the kind's code that started it; hosts run it with
+    /// that version while they have it registered.
+    pub version: u32,
     /// The input, as JSON text.
     pub input: String,
     /// Where it stands.

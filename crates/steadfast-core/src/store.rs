@@ -14,6 +14,8 @@ pub struct NewProcess {
     pub id: ProcessId,
     /// The registered kind.
     pub kind: String,
+    /// The version of the kind's code that starts it (and keeps running it).
+    pub version: u32,
     /// The input as JSON text.
     pub input: String,
     /// The time of the spawn; the process becomes runnable at once.

@@ -89,14 +89,15 @@ pub(crate) async fn spawn(
 ) -> Result<SpawnOutcome, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-             waiting_for, epoch, cancel_requested)
-         VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false)
+             waiting_for, epoch, cancel_requested, version)
+         VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(p.id.as_str())
     .bind(&p.kind)
     .bind(&p.input)
     .bind(micros(p.now))
+    .bind(i64::from(p.version))
     .execute(&mut *conn)
     .await
     .db()?

@@ -13,7 +13,7 @@ macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
          epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines, \
-         generation"
+         generation, version"
     };
 }
 pub(crate) use process_columns;
@@ -152,6 +152,7 @@ pub(crate) fn process_from_row(row: &PgRow) -> Result<ProcessRecord, StoreError>
         parked_at: locations(col(row, 14, T, key)?, col(row, 15, T, key)?)
             .map_err(|e| corrupt(T, key, "parked_files/parked_lines", &e))?,
         generation: small(col(row, 16, T, key)?, T, key, "generation")?,
+        version: small(col(row, 17, T, key)?, T, key, "version")?,
         id: parse_id(raw_id, T)?,
     })
 }

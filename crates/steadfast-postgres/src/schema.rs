@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -102,6 +102,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE journal_history (LIKE journal INCLUDING DEFAULTS);
     ALTER TABLE journal_history ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX journal_history_process ON journal_history (process_id, generation, seq);
+    "#,
+    // Version 4: the version of the kind's code a process runs with.
+    r#"
+    ALTER TABLE processes ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
     "#,
 ];
 

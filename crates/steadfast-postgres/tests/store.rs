@@ -36,6 +36,7 @@ fn new_process(id: &str, now: Timestamp) -> NewProcess {
     NewProcess {
         id: pid(id),
         kind: "test".to_owned(),
+        version: 1,
         input: "{\"n\": 1}".to_owned(),
         now,
     }

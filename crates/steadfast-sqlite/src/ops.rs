@@ -103,11 +103,17 @@ pub(crate) fn spawn(conn: &Connection, p: &NewProcess) -> Result<SpawnOutcome, S
     }
     conn.prepare_cached(
         "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-             waiting_for, epoch, cancel_requested)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0)",
+             waiting_for, epoch, cancel_requested, version)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0, ?5)",
     )
     .db()?
-    .execute(params![p.id.as_str(), p.kind, p.input, micros(p.now)])
+    .execute(params![
+        p.id.as_str(),
+        p.kind,
+        p.input,
+        micros(p.now),
+        p.version
+    ])
     .db()?;
     Ok(SpawnOutcome::Created)
 }

@@ -12,7 +12,7 @@ use steadfast_core::{
 macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
-         epoch, cancel_requested, output, error, blocked_step, parked_at, generation"
+         epoch, cancel_requested, output, error, blocked_step, parked_at, generation, version"
     };
 }
 pub(crate) use process_columns;
@@ -126,6 +126,7 @@ pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreErro
         parked_at: locations(&col::<String>(row, 14, T, key)?)
             .map_err(|e| corrupt(T, key, "parked_at", &e))?,
         generation: col(row, 15, T, key)?,
+        version: col(row, 16, T, key)?,
         id: parse_id(raw_id, T)?,
     };
     Ok(record)

@@ -11,7 +11,7 @@ use crate::options::SqliteOptions;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -117,6 +117,10 @@ const MIGRATIONS: &[&str] = &[
         consumed_signal INTEGER,
         PRIMARY KEY (process_id, generation, name)
     );
+    ",
+    // Version 5: the version of the kind's code a process runs with.
+    "
+    ALTER TABLE processes ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     ",
 ];
 

@@ -26,6 +26,7 @@ fn new_process(id: &str, input: &str) -> NewProcess {
     NewProcess {
         id: pid(id),
         kind: "order".to_owned(),
+        version: 1,
         input: input.to_owned(),
         now: now(),
     }

@@ -92,11 +92,11 @@ impl Host {
 
 /// Replays one process without letting it do anything new.
 async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict, Error> {
-    let Some(kind) = shared.kinds.get(&record.kind) else {
-        return Ok(Verdict::Blocks {
-            step: None,
-            reason: format!("process kind {:?} is not registered", record.kind),
-        });
+    let kind = match shared.kinds.get(&record.kind, record.version) {
+        Ok(kind) => kind,
+        Err(reason) => {
+            return Ok(Verdict::Blocks { step: None, reason });
+        }
     };
     let journal = shared.store.journal(&record.id).await?;
     let lease = Lease {

@@ -42,6 +42,8 @@ pub(crate) struct RunCtx {
     pub(crate) journal_warning: usize,
     /// The host's counters.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The newest registered version of each kind (for spawns from a run).
+    pub(crate) latest_versions: Arc<HashMap<String, u32>>,
     state: Mutex<RunState>,
 }
 
@@ -141,6 +143,7 @@ impl RunCtx {
             dry_run: false,
             journal_warning: usize::MAX,
             metrics: Arc::default(),
+            latest_versions: Arc::default(),
             state: Mutex::new(RunState {
                 journal_len: entries.len(),
                 entries,

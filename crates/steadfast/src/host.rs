@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::context::{RunCtx, Stop};
 use crate::error::Error;
-use crate::kind::Kind;
+use crate::kind::{Kind, Kinds};
 use crate::retry::RetryPolicy;
 use crate::{Process, dispatcher};
 
@@ -39,7 +39,8 @@ pub(crate) struct Shared {
     pub(crate) id: HostId,
     pub(crate) store: Arc<dyn Backend>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) kinds: HashMap<String, Kind>,
+    pub(crate) kinds: Kinds,
+    pub(crate) latest_versions: Arc<HashMap<String, u32>>,
     pub(crate) config: Config,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
@@ -108,7 +109,7 @@ impl Shared {
 pub struct HostBuilder {
     store: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
-    kinds: HashMap<String, Kind>,
+    kinds: Kinds,
     config: Config,
     id: Option<String>,
 }
@@ -122,10 +123,11 @@ impl HostBuilder {
 
     /// Like [`HostBuilder::new`] for a store already shared.
     pub fn from_arc(store: Arc<dyn Backend>) -> Self {
-        let mut kinds = HashMap::new();
+        let mut kinds = Kinds::default();
         let schedules = Arc::clone(&store);
         kinds.insert(
             crate::schedule::SCHEDULE_KIND.to_owned(),
+            1,
             Kind::new(move |p, state| crate::schedule::run(p, state, Arc::clone(&schedules))),
         );
         HostBuilder {
@@ -147,7 +149,7 @@ impl HostBuilder {
 
     /// Registers a process kind: a name and an `async fn(Process, Input) ->
     /// Result<Output, E>`. Inputs and outputs are stored as JSON.
-    pub fn register<I, O, E, F, Fut>(mut self, kind: impl Into<String>, function: F) -> Self
+    pub fn register<I, O, E, F, Fut>(self, kind: impl Into<String>, function: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
@@ -155,7 +157,29 @@ impl HostBuilder {
         F: Fn(Process, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
-        self.kinds.insert(kind.into(), Kind::new(function));
+        self.register_version(kind, 1, function)
+    }
+
+    /// Registers version `version` of a process kind. New processes start
+    /// with the newest registered version and record it; a process keeps
+    /// running with the version it started with, so a deploy can add
+    /// version 2 while the processes of version 1 finish on their code
+    /// (keep version 1 registered until they have). [`HostBuilder::register`]
+    /// registers version 1.
+    pub fn register_version<I, O, E, F, Fut>(
+        mut self,
+        kind: impl Into<String>,
+        version: u32,
+        function: F,
+    ) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        self.kinds.insert(kind.into(), version, Kind::new(function));
         self
     }
 
@@ -239,6 +263,7 @@ impl HostBuilder {
             id,
             store: self.store,
             clock: self.clock,
+            latest_versions: Arc::new(self.kinds.latest_versions()),
             kinds: self.kinds,
             permits: Arc::new(Semaphore::new(self.config.max_concurrency)),
             metrics: Arc::default(),
@@ -370,9 +395,9 @@ impl Host {
     pub async fn spawn_json(&self, kind: &str, id: &str, input: &str) -> Result<Spawned, Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
-        let registered = shared
+        let (version, registered) = shared
             .kinds
-            .get(kind)
+            .latest(kind)
             .ok_or_else(|| self.unknown_kind(kind))?;
         let value: serde_json::Value =
             serde_json::from_str(input).map_err(|e| Error::InvalidInput {
@@ -393,6 +418,7 @@ impl Host {
             .spawn(NewProcess {
                 id,
                 kind: kind.to_owned(),
+                version,
                 input,
                 now: shared.clock.now(),
             })
@@ -574,7 +600,7 @@ impl Host {
     /// [`Spawned::Existing`]; remove it first to change its settings.
     pub async fn schedule(&self, schedule: crate::schedule::Schedule) -> Result<Spawned, Error> {
         let shared = self.shared();
-        if !shared.kinds.contains_key(schedule.spawns()) {
+        if !shared.kinds.contains(schedule.spawns()) {
             return Err(self.unknown_kind(schedule.spawns()));
         }
         let id = crate::schedule::Schedule::process_id(schedule.name());
@@ -650,8 +676,7 @@ impl Host {
     }
 
     fn unknown_kind(&self, kind: &str) -> Error {
-        let mut known: Vec<String> = self.shared().kinds.keys().cloned().collect();
-        known.sort();
+        let known = self.shared().kinds.names();
         Error::UnknownKind {
             kind: kind.to_owned(),
             known,

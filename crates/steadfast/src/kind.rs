@@ -76,3 +76,60 @@ impl Kind {
         (self.check)(input)
     }
 }
+
+/// The registered kinds, each with one or more versions of its code.
+#[derive(Default)]
+pub(crate) struct Kinds(std::collections::HashMap<String, std::collections::BTreeMap<u32, Kind>>);
+
+impl Kinds {
+    /// Registers version `version` of kind `name` (replacing the same version).
+    pub(crate) fn insert(&mut self, name: String, version: u32, kind: Kind) {
+        self.0.entry(name).or_default().insert(version, kind);
+    }
+
+    /// The newest version of kind `name`: what new processes start with.
+    pub(crate) fn latest(&self, name: &str) -> Option<(u32, &Kind)> {
+        self.0
+            .get(name)?
+            .iter()
+            .next_back()
+            .map(|(version, kind)| (*version, kind))
+    }
+
+    /// Version `version` of kind `name`, or why it is not there.
+    pub(crate) fn get(&self, name: &str, version: u32) -> Result<&Kind, String> {
+        let Some(versions) = self.0.get(name) else {
+            return Err(format!(
+                "process kind {name:?} is not registered on this host (known kinds: {:?})",
+                self.names()
+            ));
+        };
+        versions.get(&version).ok_or_else(|| {
+            format!(
+                "version {version} of process kind {name:?} is not registered on this host \
+                 (registered versions: {:?}); keep it registered until its processes finish",
+                versions.keys().collect::<Vec<_>>()
+            )
+        })
+    }
+
+    /// Whether kind `name` is registered.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The names of the registered kinds, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The newest version of each kind.
+    pub(crate) fn latest_versions(&self) -> std::collections::HashMap<String, u32> {
+        self.0
+            .iter()
+            .filter_map(|(name, versions)| versions.keys().next_back().map(|v| (name.clone(), *v)))
+            .collect()
+    }
+}

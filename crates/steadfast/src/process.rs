@@ -246,6 +246,7 @@ impl Process {
     ) -> impl Future<Output = Result<(), crate::ChildError>> + Send + 'static {
         let store = Arc::clone(&self.ctx.store);
         let clock = Arc::clone(&self.ctx.clock);
+        let version = self.ctx.latest_versions.get(kind).copied().unwrap_or(1);
         let kind = kind.to_owned();
         let input = serde_json::to_value(input)
             .map(|v| v.to_string())
@@ -268,6 +269,7 @@ impl Process {
                     let new = steadfast_core::NewProcess {
                         id,
                         kind,
+                        version,
                         input,
                         now: clock.now(),
                     };

@@ -61,21 +61,18 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         shared.finished(&id);
         return;
     }
-    let Some(kind) = shared.kinds.get(&record.kind) else {
-        let mut known: Vec<&str> = shared.kinds.keys().map(String::as_str).collect();
-        known.sort_unstable();
-        finish(Finish::Blocked {
-            step: None,
-            location: None,
-            reason: format!(
-                "process kind {:?} is not registered on this host (known kinds: {known:?}); \
-                 register it and retry the process",
-                record.kind
-            ),
-        })
-        .await;
-        shared.finished(&id);
-        return;
+    let kind = match shared.kinds.get(&record.kind, record.version) {
+        Ok(kind) => kind,
+        Err(reason) => {
+            finish(Finish::Blocked {
+                step: None,
+                location: None,
+                reason: format!("{reason}; register it and retry the process"),
+            })
+            .await;
+            shared.finished(&id);
+            return;
+        }
     };
     let mut ctx = RunCtx::new(
         lease.clone(),
@@ -87,6 +84,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     );
     ctx.journal_warning = shared.config.journal_warning;
     ctx.metrics = Arc::clone(&shared.metrics);
+    ctx.latest_versions = Arc::clone(&shared.latest_versions);
     shared.metrics.run_started();
     let ctx = Arc::new(ctx);
     let process = Process {

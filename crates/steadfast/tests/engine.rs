@@ -779,3 +779,61 @@ async fn check_replays_journals_against_new_code_without_running_anything() {
         matches!(&reports[0].verdict, Verdict::Blocks { reason, .. } if reason.contains("not registered"))
     );
 }
+
+/// Several versions of a kind: running processes finish on the code they
+/// started with, new ones start on the newest; a version that is gone
+/// blocks its processes with a clear reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_keep_the_version_they_started_with() {
+    let fx = Fixture::new();
+    let v1 = |p: Process, (): ()| async move {
+        p.wait::<()>("go").await;
+        Ok::<_, StepFailed>("v1".to_owned())
+    };
+    let v2 = |p: Process, (): ()| async move {
+        p.wait::<()>("go").await;
+        Ok::<_, StepFailed>("v2".to_owned())
+    };
+    let host = fx.builder().await.register("flow", v1).build();
+    host.spawn("flow", "old", &()).await.expect("spawn");
+    assert_eq!(
+        wait_for(&host, "old", |s| s == Status::Suspended)
+            .await
+            .version,
+        1
+    );
+    drop(host);
+
+    let host = fx
+        .builder()
+        .await
+        .register_version("flow", 1, v1)
+        .register_version("flow", 2, v2)
+        .build();
+    host.spawn("flow", "new", &()).await.expect("spawn");
+    assert_eq!(
+        wait_for(&host, "new", |s| s == Status::Suspended)
+            .await
+            .version,
+        2
+    );
+    for id in ["old", "new"] {
+        host.signal(id, "go", &()).await.expect("signal");
+    }
+    let old: String = host.outcome("old").await.expect("old");
+    let new: String = host.outcome("new").await.expect("new");
+    assert_eq!((old.as_str(), new.as_str()), ("v1", "v2"));
+
+    host.spawn("flow", "older", &()).await.expect("spawn");
+    wait_for(&host, "older", |s| s == Status::Suspended).await;
+    drop(host);
+    // A deploy that dropped version 2 too early: the process blocks, named.
+    let host = fx.builder().await.register_version("flow", 3, v2).build();
+    host.signal("older", "go", &()).await.expect("signal");
+    let blocked = wait_for(&host, "older", |s| s == Status::Blocked).await;
+    let reason = blocked.error.unwrap_or_default();
+    assert!(
+        reason.contains("version 2 of process kind \"flow\""),
+        "{reason}"
+    );
+}
