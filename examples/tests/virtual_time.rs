@@ -249,3 +249,31 @@ async fn retention_purges_finished_processes_only() {
     // The mail flow woke up at day 30 and sleeps again: never purged.
     assert_ne!(t.status("sleeper").await.status, Status::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_saga_compensates_under_the_harness() {
+    let (t, services, _dir) = start().await;
+    services
+        .bank
+        .open_account("ann", 5_000)
+        .await
+        .expect("account");
+    let t_in = steadfast_examples::transfer::Transfer {
+        from: "ann".into(),
+        to: "closed".into(),
+        amount: 2_000,
+    };
+    t.host()
+        .spawn(steadfast_examples::transfer::KIND, "tx", &t_in)
+        .await
+        .expect("spawn");
+    let err = t.host().outcome::<()>("tx").await.expect_err("compensated");
+    assert!(err.to_string().contains("compensated"), "{err}");
+    assert_eq!(
+        t.steps("tx").await,
+        ["debit started", "credit started", "debit rolled back"]
+    );
+    t.crash_and_restart().await;
+    assert_eq!(t.status("tx").await.status, Status::Failed, "stays failed");
+    assert_eq!(services.bank.balance("ann").await.expect("balance"), 5_000);
+}
