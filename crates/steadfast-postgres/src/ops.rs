@@ -142,11 +142,10 @@ pub(crate) fn append_is_checked(e: &JournalEntry) -> bool {
     !texts.into_iter().flatten().any(|t| t.contains('\0'))
 }
 
-/// [`steadfast_core::Store::append`], in one statement (one round trip): the
-/// process row is locked and fenced, the entry inserted (or a scheduled one
-/// completed) only when the fence, the cancel flag and the consumed signal
-/// allow it, and the signal marked consumed; the result says which check, if
-/// any, refused it.
+/// [`steadfast_core::Store::append`]: one statement (see
+/// [`crate::append_many`]) that locks and fences the process row and writes
+/// the entry only when the fence, the cancel flag and the consumed signal
+/// allow it.
 pub(crate) async fn append(
     conn: &mut PgConnection,
     lease: &Lease,
@@ -158,84 +157,14 @@ pub(crate) async fn append(
             e.name
         )));
     }
-    let (file, line) = match &e.location {
-        Some(loc) => (Some(loc.file.as_str()), Some(i64::from(loc.line))),
-        None => (None, None),
-    };
-    let at = e.finished_at.unwrap_or(e.started_at);
-    let row = sqlx::query(
-        "WITH p AS (
-             SELECT cancel_requested FROM processes
-             WHERE id = $1 AND epoch = $14 AND owner = $15 AND status = 'running'
-             FOR NO KEY UPDATE
-         ), s AS (
-             SELECT 1 FROM signals WHERE id = $13 AND process_id = $1 AND consumed_at IS NULL
-         ), ok AS (
-             SELECT 1 FROM p WHERE NOT p.cancel_requested
-                 AND ($13::BIGINT IS NULL OR EXISTS (SELECT 1 FROM s))
-         ), up AS (
-             INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
-                 started_at, finished_at, due_at, file, line, consumed_signal)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM ok
-             ON CONFLICT (process_id, name) DO UPDATE SET status = excluded.status,
-                 outcome = excluded.outcome, attempts = excluded.attempts,
-                 finished_at = excluded.finished_at,
-                 due_at = coalesce(excluded.due_at, journal.due_at),
-                 file = coalesce(excluded.file, journal.file),
-                 line = coalesce(excluded.line, journal.line),
-                 consumed_signal = excluded.consumed_signal, seq = excluded.seq
-             WHERE journal.status = 'scheduled' AND excluded.status <> 'scheduled'
-             RETURNING 1
-         ), consumed AS (
-             UPDATE signals SET consumed_at = $16
-             WHERE id = $13 AND process_id = $1 AND consumed_at IS NULL
-                 AND EXISTS (SELECT 1 FROM up)
-             RETURNING 1
-         )
-         SELECT (SELECT cancel_requested FROM p),
-                $13::BIGINT IS NULL OR EXISTS (SELECT 1 FROM s),
-                (SELECT count(*) FROM up),
-                (SELECT count(*) FROM consumed)",
-    )
-    .bind(lease.id.as_str())
-    .bind(&e.name)
-    .bind(e.seq)
-    .bind(e.kind.as_str())
-    .bind(e.status.as_str())
-    .bind(&e.outcome)
-    .bind(i64::from(e.attempts))
-    .bind(micros(e.started_at))
-    .bind(e.finished_at.map(micros))
-    .bind(e.due_at.map(micros))
-    .bind(file)
-    .bind(line)
-    .bind(e.consumed_signal)
-    .bind(lease.epoch)
-    .bind(lease.owner.as_str())
-    .bind(micros(at))
-    .fetch_one(&mut *conn)
-    .await
-    .db()?;
-    let cancel: Option<bool> = row.try_get(0).db()?;
-    let signal_ok: bool = row.try_get(1).db()?;
-    let written: i64 = row.try_get(2).db()?;
-    match cancel {
-        None => Err(StoreError::Fenced {
-            id: lease.id.clone(),
-            epoch: lease.epoch,
-        }),
-        Some(true) => Err(StoreError::CancelRequested(lease.id.clone())),
-        Some(false) if !signal_ok => Err(StoreError::InvalidInput(format!(
-            "signal {} is not an unconsumed signal of process {:?}",
-            e.consumed_signal.unwrap_or_default(),
-            lease.id
-        ))),
-        Some(false) if written == 0 => Err(StoreError::DuplicateEntry {
-            id: lease.id.clone(),
-            name: e.name.clone(),
-        }),
-        Some(false) => Ok(()),
-    }
+    crate::append_many::append_many(conn, &[(lease, e)])
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "an append returned no result".to_owned(),
+            ))
+        })
 }
 
 /// [`steadfast_core::Store::suspend`].
