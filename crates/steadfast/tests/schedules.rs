@@ -127,6 +127,8 @@ async fn overlap_skip_skips_while_the_previous_run_is_unfinished() {
         .signal(&first[0].0, "finish", &())
         .await
         .expect("signal");
+    // The next tick must find the first run finished.
+    let () = t.host().outcome(&first[0].0).await.expect("first run");
     t.advance(HOUR).await;
     assert_eq!(ticked(&t, "slow", 2).await.len(), 2);
 }
