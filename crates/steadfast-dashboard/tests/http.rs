@@ -342,6 +342,9 @@ async fn signal_payload_must_be_json_and_rewind_asks_first() {
         .build();
     host.spawn("evil", "e1", "hi").await.unwrap();
     let _: String = host.outcome("e1").await.unwrap();
+    // Stop the running host: it does not know "idle" and would claim (and
+    // block) i1 at its next poll.
+    host.shutdown().await;
     let host2 = HostBuilder::from_arc(Arc::clone(&f.store))
         .register("idle", idle)
         .build_client();
@@ -420,7 +423,6 @@ async fn signal_payload_must_be_json_and_rewind_asks_first() {
         body.contains("steadfast_unfinished_processes{kind=\"idle\",status=\"running\"} 1"),
         "{body}"
     );
-    host.shutdown().await;
 }
 
 trait ParseId {
