@@ -87,23 +87,30 @@ pub(crate) async fn spawn(
     channel: &str,
     p: &NewProcess,
 ) -> Result<SpawnOutcome, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-             waiting_for, epoch, cancel_requested, version)
-         VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5)
-         ON CONFLICT (id) DO NOTHING",
+    // Insert and notify in one round trip; the notification is sent only
+    // when the row is new.
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH ins AS (
+             INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
+                 waiting_for, epoch, cancel_requested, version)
+             VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING 1
+         ), told AS (
+             SELECT pg_notify($6, '') FROM ins
+         )
+         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM told)",
     )
     .bind(p.id.as_str())
     .bind(&p.kind)
     .bind(&p.input)
     .bind(micros(p.now))
     .bind(i64::from(p.version))
-    .execute(&mut *conn)
+    .bind(channel)
+    .fetch_one(&mut *conn)
     .await
-    .db()?
-    .rows_affected();
+    .db()?;
     if inserted == 1 {
-        notify(conn, channel).await?;
         return Ok(SpawnOutcome::Created);
     }
     let row = sqlx::query(concat!(
@@ -128,6 +135,12 @@ pub(crate) async fn spawn(
         id: p.id.clone(),
         existing_kind: record.kind,
     })
+}
+
+/// Whether a spawn can be run without a savepoint: its statement fails only
+/// when the connection or the server does.
+pub(crate) fn spawn_is_checked(p: &NewProcess) -> bool {
+    !p.kind.contains('\0') && !p.input.contains('\0')
 }
 
 /// Whether an append can be run without a savepoint: its one statement

@@ -316,6 +316,13 @@ async fn run_batch(
         }
         let (op, _) = &batch[i];
         i += 1;
+        if let Op::Spawn(p) = op
+            && ops::spawn_is_checked(p)
+        {
+            // One statement that refuses cleanly: no savepoint needed.
+            results.push(ops::spawn(&mut tx, channel, p).await.map(Value::Spawn));
+            continue;
+        }
         let mut savepoint = tx.begin().await?;
         let result = apply(&mut savepoint, channel, op).await;
         if result.is_err() {
