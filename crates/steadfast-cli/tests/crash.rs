@@ -6,14 +6,16 @@
 //! that ran twice stay within the at-least-once bound (at most one per
 //! process in flight at each kill).
 
-use std::collections::HashMap;
+#[path = "support/ten_steps.rs"]
+mod ten_steps;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use steadfast::{EntryStatus, Host, ListFilter, SqliteStore, Status, StoreAdmin};
-use steadfast_examples::workload::{self, STEPS, step_value};
+use steadfast::{Host, SqliteStore, StoreAdmin};
+use steadfast_examples::workload::{self, STEPS};
 
 const PROCESSES: usize = 3000;
 const KILLS: usize = 8;
@@ -91,39 +93,11 @@ async fn sigkill_at_random_moments_loses_nothing() {
     assert!(status.success(), "the final worker failed: {status}");
 
     // Every process finished, with exactly its ten journaled steps.
-    let all = store
-        .list(&ListFilter {
-            limit: PROCESSES + 1,
-            ..ListFilter::default()
-        })
-        .await
-        .expect("list");
-    assert_eq!(all.len(), PROCESSES);
-    for record in &all {
-        assert_eq!(record.status, Status::Completed, "{record:?}");
-        let journal = store.journal(&record.id).await.expect("journal");
-        assert_eq!(journal.len(), STEPS, "{}: {journal:?}", record.id);
-        for (index, entry) in journal.iter().enumerate() {
-            assert_eq!(entry.name, format!("step {index}"));
-            assert_eq!(entry.status, EntryStatus::Completed);
-            let value: String =
-                serde_json::from_str(entry.outcome.as_deref().expect("outcome")).expect("json");
-            assert_eq!(value, step_value(record.id.as_str(), index));
-        }
-        let output: Vec<String> =
-            serde_json::from_str(record.output.as_deref().expect("output")).expect("output json");
-        assert_eq!(output.len(), STEPS);
-    }
+    ten_steps::assert_journals_intact(&store, PROCESSES).await;
 
     // Closures ran at least once; re-runs stay within the at-least-once bound.
-    let log = std::fs::read_to_string(services.join("step-runs.log")).expect("run log");
-    let mut runs: HashMap<&str, usize> = HashMap::new();
-    for line in log.lines() {
-        *runs.entry(line).or_default() += 1;
-    }
-    assert_eq!(runs.len(), PROCESSES * STEPS, "every step's closure ran");
-    let reran: usize = runs.values().map(|n| n - 1).sum();
-    let worst = runs.values().max().copied().unwrap_or(0);
+    let (ran, reran, worst) = ten_steps::closure_runs(&services);
+    assert_eq!(ran, PROCESSES * STEPS, "every step's closure ran");
     eprintln!(
         "{kills_mid_run} kills, {PROCESSES} processes: {reran} closures re-ran, \
          at most {worst} runs of one step"

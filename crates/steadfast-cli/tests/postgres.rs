@@ -4,8 +4,9 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/ten_steps.rs"]
+mod ten_steps;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pg::Schema;
 use steadfast::{Backend, EntryStatus, Host, ListFilter, PostgresOptions, PostgresStore, Status};
-use steadfast_examples::workload::{self, STEPS, step_value};
+use steadfast_examples::workload::{self, STEPS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
 
@@ -90,39 +91,6 @@ async fn wait_all_completed(store: &Arc<dyn Backend>, n: usize, limit: Duration)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Every process completed with exactly its ten expected journal entries.
-async fn assert_journals_intact(store: &Arc<dyn Backend>, n: usize) {
-    let all = store
-        .list(&ListFilter {
-            limit: n + 1,
-            ..ListFilter::default()
-        })
-        .await
-        .expect("list");
-    assert_eq!(all.len(), n);
-    for record in &all {
-        assert_eq!(record.status, Status::Completed, "{record:?}");
-        let journal = store.journal(&record.id).await.expect("journal");
-        assert_eq!(journal.len(), STEPS, "{}: {journal:?}", record.id);
-        for (index, entry) in journal.iter().enumerate() {
-            assert_eq!(entry.name, format!("step {index}"));
-            assert_eq!(entry.status, EntryStatus::Completed);
-            let value: String =
-                serde_json::from_str(entry.outcome.as_deref().expect("outcome")).expect("json");
-            assert_eq!(value, step_value(record.id.as_str(), index));
-        }
-    }
-}
-
-fn reruns(services: &Path) -> (usize, usize) {
-    let log = std::fs::read_to_string(services.join("step-runs.log")).expect("run log");
-    let mut runs: HashMap<&str, usize> = HashMap::new();
-    for line in log.lines() {
-        *runs.entry(line).or_default() += 1;
-    }
-    (runs.len(), runs.values().map(|n| n - 1).sum())
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -209,8 +177,8 @@ async fn three_workers_share_the_work_and_survive_a_sigkill() {
         w.kill().expect("stop worker");
         w.wait().expect("reap");
     }
-    assert_journals_intact(&store, N).await;
-    let (ran, reran) = reruns(dir.path());
+    ten_steps::assert_journals_intact(&*store, N).await;
+    let (ran, reran, _) = ten_steps::closure_runs(dir.path());
     assert_eq!(ran, N * STEPS, "every step ran");
     assert!(
         reran <= 40,
@@ -278,7 +246,7 @@ async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
         w.kill().expect("stop worker");
         w.wait().expect("reap");
     }
-    assert_journals_intact(&store, N).await;
+    ten_steps::assert_journals_intact(&*store, N).await;
     let log = std::fs::read_to_string(&log_a).expect("worker A log");
     assert!(
         log.contains("lease lost"),

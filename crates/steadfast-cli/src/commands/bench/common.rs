@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use steadfast::{Backend, EntryStatus, Host, ListFilter, ProcessRecord, Status};
-use steadfast_examples::workload::{STEPS, step_value};
+use steadfast::{
+    Backend, Durability, EntryStatus, Host, HostBuilder, ListFilter, ProcessRecord, Status,
+};
+use steadfast_examples::workload::{self, STEPS, step_value};
 use tokio::task::JoinSet;
+
+use super::Ctx;
+use super::target::Fresh;
 
 /// How many concurrent tasks spawn W2/W4/W5's processes (enough that
 /// spawning is not the bottleneck).
@@ -26,6 +31,31 @@ pub fn process_id(prefix: &str, i: usize) -> String {
 }
 
 /// Spawns processes `0..n` of `kind` with `input` from `tasks` concurrent
+/// A fresh store (`label`, full durability) holding `count` ten-step
+/// processes spawned before any worker runs, and the status counts taken
+/// before them: the start of the workloads whose workers are child
+/// processes (W4, W5).
+pub async fn seeded_ten_steps(
+    ctx: &Ctx,
+    label: &str,
+    count: usize,
+) -> anyhow::Result<(Fresh, Baseline)> {
+    let fresh = ctx.target.fresh(label, Durability::Full, ctx.keep).await?;
+    let baseline = Baseline::take(&fresh.store).await?;
+    let client =
+        workload::register(HostBuilder::from_arc(Arc::clone(&fresh.store)), None).build_client();
+    spawn_all(
+        &client,
+        workload::KIND,
+        &fresh.prefix,
+        count,
+        SPAWN_TASKS,
+        (),
+    )
+    .await?;
+    Ok((fresh, baseline))
+}
+
 /// tasks (task `t` spawns `t, t + tasks, …`); returns the time it took.
 pub async fn spawn_all<I>(
     host: &Host,

@@ -22,13 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use rand::Rng;
-use steadfast::{Backend, Durability, HostBuilder, ProcessId, Status};
-use steadfast_examples::workload::{self, STEPS};
+use steadfast::{Backend, ProcessId, Status};
+use steadfast_examples::workload::STEPS;
 
 use super::Ctx;
-use super::common::{
-    Baseline, Pages, SPAWN_TASKS, read_run_log, spawn_all, verify_ten_steps, wait_for,
-};
+use super::common::{Pages, read_run_log, seeded_ten_steps, verify_ten_steps, wait_for};
 use super::report::Report;
 use super::w2::IN_FLIGHT;
 use super::workers::{Worker, WorkerSpec};
@@ -52,19 +50,8 @@ struct InFlight {
 /// Runs W4.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let count = ctx.count_or(STANDARD);
-    let fresh = ctx.target.fresh("w4", Durability::Full, ctx.keep).await?;
+    let (fresh, baseline) = seeded_ten_steps(ctx, "w4", count).await?;
     let store = &fresh.store;
-    let baseline = Baseline::take(store).await?;
-    let client = workload::register(HostBuilder::from_arc(Arc::clone(store)), None).build_client();
-    spawn_all(
-        &client,
-        workload::KIND,
-        &fresh.prefix,
-        count,
-        SPAWN_TASKS,
-        (),
-    )
-    .await?;
 
     let services = fresh.work_dir.join("services");
     let spec = WorkerSpec {

@@ -5,16 +5,14 @@
 //! with `--concurrency 100 --exit-when-idle`); the time runs from starting
 //! the first worker until the store shows every process finished.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde_json::Value;
-use steadfast::{Durability, HostBuilder};
-use steadfast_examples::workload::{self, STEPS};
+use steadfast_examples::workload::STEPS;
 
 use super::Ctx;
-use super::common::{Baseline, SPAWN_TASKS, read_run_log, spawn_all, verify_ten_steps, wait_for};
+use super::common::{read_run_log, seeded_ten_steps, verify_ten_steps, wait_for};
 use super::report::{Report, round};
 use super::w2::IN_FLIGHT;
 use super::workers::{Worker, WorkerSpec};
@@ -72,19 +70,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
 /// One run on `workers` worker children.
 async fn one(ctx: &Ctx, count: usize, workers: usize) -> anyhow::Result<Run> {
     let label = format!("w5-{workers}workers");
-    let fresh = ctx.target.fresh(&label, Durability::Full, ctx.keep).await?;
+    let (fresh, baseline) = seeded_ten_steps(ctx, &label, count).await?;
     let store = &fresh.store;
-    let baseline = Baseline::take(store).await?;
-    let client = workload::register(HostBuilder::from_arc(Arc::clone(store)), None).build_client();
-    spawn_all(
-        &client,
-        workload::KIND,
-        &fresh.prefix,
-        count,
-        SPAWN_TASKS,
-        (),
-    )
-    .await?;
 
     let services = fresh.work_dir.join("services");
     let spec = WorkerSpec {
