@@ -116,11 +116,10 @@ pub(crate) enum Idle {
 }
 
 impl RunCtx {
+    /// A run on `host`'s store, clock, retry policy and counters.
     pub(crate) fn new(
+        host: &crate::host::Shared,
         lease: Lease,
-        store: Arc<dyn Backend>,
-        clock: Arc<dyn Clock>,
-        default_retry: RetryPolicy,
         journal: Vec<JournalEntry>,
         signals: Vec<PendingSignal>,
     ) -> Self {
@@ -137,13 +136,13 @@ impl RunCtx {
         RunCtx {
             id: lease.id.clone(),
             lease,
-            store,
-            clock,
-            default_retry,
+            store: Arc::clone(&host.store),
+            clock: Arc::clone(&host.clock),
+            default_retry: host.config.retry.clone(),
             dry_run: false,
-            journal_warning: usize::MAX,
-            metrics: Arc::default(),
-            latest_versions: Arc::default(),
+            journal_warning: host.config.journal_warning,
+            metrics: Arc::clone(&host.metrics),
+            latest_versions: Arc::clone(&host.latest_versions),
             state: Mutex::new(RunState {
                 journal_len: entries.len(),
                 entries,

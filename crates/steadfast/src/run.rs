@@ -74,19 +74,8 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             return;
         }
     };
-    let mut ctx = RunCtx::new(
-        lease.clone(),
-        Arc::clone(&shared.store),
-        Arc::clone(&shared.clock),
-        shared.config.retry.clone(),
-        journal,
-        signals,
-    );
-    ctx.journal_warning = shared.config.journal_warning;
-    ctx.metrics = Arc::clone(&shared.metrics);
-    ctx.latest_versions = Arc::clone(&shared.latest_versions);
     shared.metrics.run_started();
-    let ctx = Arc::new(ctx);
+    let ctx = Arc::new(RunCtx::new(&shared, lease.clone(), journal, signals));
     let process = Process {
         ctx: Arc::clone(&ctx),
     };
