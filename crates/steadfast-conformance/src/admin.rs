@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use steadfast_core::{Finish, ListFilter, NewProcess, Status, StoreError};
+use steadfast_core::{Finish, Lease, ListFilter, NewProcess, Status, StoreError};
 
 use crate::assert_err;
 use crate::fixture::{
@@ -12,9 +12,9 @@ use crate::fixture::{
     pid, spawn, spawn_claimed, spawn_finished, step, suspend,
 };
 
-/// `renew` extends to `now + lease` the leases of the owner's running
-/// processes only (not other owners', not its suspended or finished ones,
-/// not ones taken over after expiry) and returns how many it renewed.
+/// `renew` extends to `now + lease` the listed leases of the owner's
+/// running processes only (not other owners', not its suspended or finished
+/// ones, not ones taken over after expiry) and returns how many it renewed.
 pub async fn renew_extends_own_running_leases_only(store: DynStore) {
     let (a, b) = (host("a"), host("b"));
     // "lost" is a's with a short lease, which expires and b takes over.
@@ -24,11 +24,13 @@ pub async fn renew_extends_own_running_leases_only(store: DynStore) {
         .await
         .expect("claim");
     assert_eq!(short.len(), 1, "lost is due");
-    spawn_claimed(&store, "a1", &a, T0).await;
-    spawn_claimed(&store, "a2", &a, T0).await;
-    spawn_claimed(&store, "b1", &b, T0).await;
+    let mut held = vec![short[0].lease.clone()];
+    held.push(spawn_claimed(&store, "a1", &a, T0).await.lease);
+    held.push(spawn_claimed(&store, "a2", &a, T0).await.lease);
+    let b1 = spawn_claimed(&store, "b1", &b, T0).await.lease;
     let lease = spawn_claimed(&store, "a-suspended", &a, T0).await.lease;
     suspend(&store, &lease, Some(at(1000)), &[], T0).await;
+    held.push(lease);
     spawn_finished(&store, "a-finished", completed("1"), T0).await;
     let taken = claim_ids(&store, &b, at(10), 10).await;
     assert_eq!(
@@ -36,9 +38,14 @@ pub async fn renew_extends_own_running_leases_only(store: DynStore) {
         ["lost"],
         "only a's 10s lease on \"lost\" is due at 10s"
     );
+    // a lists b's lease too: renew must check the owner.
+    held.push(Lease {
+        owner: a.clone(),
+        ..b1
+    });
 
     let renewed = store
-        .renew(&a, at(20), Duration::from_secs(60))
+        .renew(&a, &held, at(20), Duration::from_secs(60))
         .await
         .expect("renew");
     assert_eq!(renewed, 2, "a holds exactly a1 and a2");
@@ -82,6 +89,57 @@ pub async fn renew_extends_own_running_leases_only(store: DynStore) {
     let mut due = claim_ids(&store, &b, at(80), 10).await;
     due.sort();
     assert_eq!(due, ["a1", "a2"], "a's leases expire at the renewed time");
+}
+
+/// `renew` renews exactly the leases it is given: a running process of the
+/// owner that is not in the list keeps its expiry (its run was given up),
+/// and a listed lease whose epoch is old (the process was claimed again
+/// since, even by the same owner) is not renewed.
+pub async fn renew_touches_only_the_listed_leases(store: DynStore) {
+    let a = host("a");
+    let listed = spawn_claimed(&store, "listed", &a, T0).await.lease;
+    spawn_claimed(&store, "unlisted", &a, T0).await;
+    // "again" was claimed by a, its lease ran out, and a claimed it again:
+    // only the new epoch is a's live run.
+    spawn(&store, "again", T0).await;
+    let first = store
+        .claim(&a, T0, Duration::from_secs(10), 1)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1, "again is due");
+    let old = first[0].lease.clone();
+    let again = claim_ids(&store, &a, at(10), 10).await;
+    assert_eq!(again, ["again"], "a's 10s lease on again ran out at 10s");
+    let current = get(&store, "again").await;
+    assert_eq!(current.epoch, old.epoch + 1, "claimed again: {current:?}");
+
+    let renewed = store
+        .renew(&a, &[listed.clone(), old], at(20), Duration::from_secs(60))
+        .await
+        .expect("renew");
+    assert_eq!(renewed, 1, "only the listed lease at its current epoch");
+    assert_eq!(get(&store, "listed").await.wake_at, Some(at(80)), "listed");
+    assert_eq!(
+        get(&store, "unlisted").await.wake_at,
+        Some(T0 + LEASE),
+        "a lease not in the list keeps its expiry"
+    );
+    assert_eq!(
+        get(&store, "again").await.wake_at,
+        Some(at(10) + LEASE),
+        "a lease with an old epoch is not renewed"
+    );
+    assert_eq!(
+        store
+            .renew(&a, &[], at(20), Duration::from_secs(60))
+            .await
+            .expect("renew nothing"),
+        0,
+        "an empty list renews nothing"
+    );
+    // Once the unlisted lease runs out, another host takes it over.
+    let taken = claim_ids(&store, &host("b"), T0 + LEASE, 10).await;
+    assert_eq!(taken, ["unlisted"], "the unlisted lease expired unrenewed");
 }
 
 /// `release` gives up every lease the owner holds: those processes become

@@ -150,6 +150,7 @@ macro_rules! __with_checks {
             }
             admin {
                 renew_extends_own_running_leases_only,
+                renew_touches_only_the_listed_leases,
                 release_makes_processes_claimable,
                 unknown_ids_are_not_found,
                 next_wake_is_the_earliest_wake_at,

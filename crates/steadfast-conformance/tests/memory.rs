@@ -272,13 +272,18 @@ impl Store for MemoryStore {
     async fn renew(
         &self,
         owner: &HostId,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
         let mut s = self.0.lock().unwrap();
         let mut n = 0;
-        for r in s.processes.values_mut() {
-            if r.owner.as_deref() == Some(owner.as_str()) && r.status == Status::Running {
+        for held in leases.iter().filter(|l| l.owner == *owner) {
+            if let Some(r) = s.processes.get_mut(&held.id)
+                && r.owner.as_deref() == Some(owner.as_str())
+                && r.epoch == held.epoch
+                && r.status == Status::Running
+            {
                 r.wake_at = Some(now + lease);
                 n += 1;
             }
@@ -519,5 +524,5 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 51);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 52);
 }

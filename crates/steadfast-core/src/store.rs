@@ -184,11 +184,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Extends the lease of every running process `owner` holds to
-    /// `now + lease`; returns how many were renewed.
+    /// Extends exactly the listed leases to `now + lease`: each one whose
+    /// process is still running, held by `owner` and at the lease's epoch.
+    /// A lease not in the list, one of another owner, or one whose epoch has
+    /// moved on (the process was taken over, handed back, suspended or
+    /// finished) is left alone, so a host renews only the runs it is really
+    /// running. Returns how many were renewed.
     async fn renew(
         &self,
         owner: &HostId,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError>;

@@ -331,11 +331,18 @@ impl Store for PostgresStore {
     async fn renew(
         &self,
         owner: &HostId,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
         let n = self
-            .call(Op::Renew(owner.clone(), now, lease), Reply::Count)
+            .call(
+                Op::Renew(owner.clone(), leases.to_vec(), now, lease),
+                Reply::Count,
+            )
             .await?;
         if n > 0 {
             // The leases were renewed; a missing host lock is retried at

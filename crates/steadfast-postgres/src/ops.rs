@@ -279,16 +279,25 @@ pub(crate) async fn finish(
 pub(crate) async fn renew(
     conn: &mut PgConnection,
     owner: &HostId,
+    leases: &[Lease],
     now: Timestamp,
     lease: Duration,
 ) -> Result<u64, StoreError> {
+    let (ids, epochs): (Vec<&str>, Vec<i64>) = leases
+        .iter()
+        .filter(|l| l.owner == *owner)
+        .map(|l| (l.id.as_str(), l.epoch))
+        .unzip();
     let n = sqlx::query(
-        "UPDATE processes SET wake_at = $2, updated_at = $3
-         WHERE owner = $1 AND status = 'running'",
+        "UPDATE processes p SET wake_at = $2, updated_at = $3
+         FROM unnest($4::text[], $5::bigint[]) AS l(id, epoch)
+         WHERE p.id = l.id AND p.epoch = l.epoch AND p.owner = $1 AND p.status = 'running'",
     )
     .bind(owner.as_str())
     .bind(micros(now + lease))
     .bind(micros(now))
+    .bind(&ids)
+    .bind(&epochs)
     .execute(conn)
     .await
     .db()?

@@ -36,14 +36,15 @@ macro_rules! signal_columns {
 pub(crate) use signal_columns;
 
 /// Whether a PostgreSQL SQLSTATE means trying again may help: lost or
-/// refused connections, serialization failures and deadlocks, lock
-/// timeouts, server shutdown, exhausted resources.
-fn retryable_state(code: &str) -> bool {
+/// refused connections (08xxx), serialization failures and deadlocks,
+/// lock timeouts, server shutdown, exhausted resources (53xxx: a full disk,
+/// out of memory, too many connections) and I/O errors on the server.
+pub(crate) fn retryable_state(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(
             code,
-            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "58030"
         )
 }
 

@@ -32,7 +32,7 @@ pub(crate) enum Op {
     Append(Lease, JournalEntry),
     Suspend(Lease, Suspension),
     Finish(Lease, Finish, Timestamp),
-    Renew(HostId, Timestamp, Duration),
+    Renew(HostId, Vec<Lease>, Timestamp, Duration),
     Release(HostId, Timestamp),
     Signal {
         id: ProcessId,
@@ -348,7 +348,9 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
             ops::finish(conn, lease, f, *now).await?;
             Value::Unit
         }
-        Op::Renew(owner, now, lease) => Value::Count(ops::renew(conn, owner, *now, *lease).await?),
+        Op::Renew(owner, leases, now, lease) => {
+            Value::Count(ops::renew(conn, owner, leases, *now, *lease).await?)
+        }
         Op::Release(owner, now) => Value::Count(ops::release(conn, channel, owner, *now).await?),
         Op::Signal {
             id,

@@ -292,11 +292,16 @@ impl Store for SqliteStore {
     async fn renew(
         &self,
         owner: &HostId,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
-        let owner = owner.clone();
-        self.call(|tx| Command::Renew(owner, now, lease, tx)).await
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let (owner, leases) = (owner.clone(), leases.to_vec());
+        self.call(|tx| Command::Renew(owner, leases, now, lease, tx))
+            .await
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {

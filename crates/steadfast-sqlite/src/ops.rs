@@ -409,17 +409,28 @@ pub(crate) fn renew(
     conn: &Connection,
     hosts: &mut Hosts,
     owner: &HostId,
+    leases: &[Lease],
     now: Timestamp,
     lease: Duration,
 ) -> Result<u64, StoreError> {
-    let n = conn
+    let mut stmt = conn
         .prepare_cached(
-            "UPDATE processes SET wake_at = ?2, updated_at = ?3
-             WHERE owner = ?1 AND status = 'running'",
+            "UPDATE processes SET wake_at = ?4, updated_at = ?5
+             WHERE id = ?1 AND epoch = ?2 AND owner = ?3 AND status = 'running'",
         )
-        .db()?
-        .execute(params![owner.as_str(), micros(now + lease), micros(now)])
         .db()?;
+    let mut n = 0;
+    for held in leases.iter().filter(|l| l.owner == *owner) {
+        n += stmt
+            .execute(params![
+                held.id.as_str(),
+                held.epoch,
+                owner.as_str(),
+                micros(now + lease),
+                micros(now)
+            ])
+            .db()?;
+    }
     if n > 0 {
         hosts.ensure_held(owner.as_str());
     }

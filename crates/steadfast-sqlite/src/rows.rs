@@ -34,8 +34,8 @@ macro_rules! signal_columns {
 }
 pub(crate) use signal_columns;
 
-/// Converts a `rusqlite` error into a backend error; busy and locked
-/// databases are retryable.
+/// Converts a `rusqlite` error into a backend error; see [`is_retryable`]
+/// for which are retryable.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     let retryable = is_retryable(&e);
     StoreError::Backend {
@@ -45,11 +45,19 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Whether trying again may help.
+/// Whether trying again may help: a database busy or locked by another
+/// connection, a full disk (space may be freed) and an I/O error (a
+/// transient device or file-system failure). SQLite rolls back what the
+/// failed statement did, so the write can be repeated as a whole.
 pub(crate) fn is_retryable(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+        )
     )
 }
 

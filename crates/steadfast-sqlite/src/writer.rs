@@ -35,7 +35,7 @@ pub(crate) enum Command {
     Append(Lease, JournalEntry, Reply<()>),
     Suspend(Lease, Suspension, Reply<SuspendOutcome>),
     Finish(Lease, Finish, Timestamp, Reply<()>),
-    Renew(HostId, Timestamp, Duration, Reply<u64>),
+    Renew(HostId, Vec<Lease>, Timestamp, Duration, Reply<u64>),
     Release(HostId, Timestamp, Reply<u64>),
     Signal {
         id: ProcessId,
@@ -116,6 +116,22 @@ impl Done {
         }
     }
 
+    /// The text of this command's error, when it failed with one.
+    fn error_text(&self) -> Option<String> {
+        let text = |r: Result<(), &StoreError>| r.err().map(ToString::to_string);
+        match self {
+            Done::Spawn(_, r) => text(r.as_ref().map(drop)),
+            Done::Claim(_, r) => text(r.as_ref().map(drop)),
+            Done::Unit(_, r) => text(r.as_ref().map(drop)),
+            Done::Suspend(_, r) => text(r.as_ref().map(drop)),
+            Done::Count(_, r) | Done::Release(_, _, r) => text(r.as_ref().map(drop)),
+            Done::Id(_, r) => text(r.as_ref().map(drop)),
+            Done::Status(_, r) => text(r.as_ref().map(drop)),
+            Done::Pragmas(_, r) => text(r.as_ref().map(drop)),
+            Done::Transaction(_, r) => text(r.as_ref().map(drop)),
+        }
+    }
+
     fn deliver(self, failure: Option<&BatchFailure>, hosts: &mut Hosts) {
         match self {
             Done::Spawn(tx, r) => send(tx, r, failure),
@@ -149,7 +165,7 @@ impl Command {
             | Command::SaveSources(_, tx)
             | Command::ContinueAsNew(_, _, _, tx) => Done::Unit(tx, Err(StoreError::Closed)),
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
-            Command::Renew(_, _, _, tx)
+            Command::Renew(_, _, _, _, tx)
             | Command::Release(_, _, tx)
             | Command::Rewind(_, _, _, tx)
             | Command::PurgeChunk(_, tx) => Done::Count(tx, Err(StoreError::Closed)),
@@ -223,6 +239,7 @@ impl Writer {
                 continue;
             }
             let result = self.apply(cmd);
+            let cause = result.error_text();
             let undo = if result.failed() {
                 self.exec("ROLLBACK TO cmd")
             } else {
@@ -232,10 +249,17 @@ impl Writer {
             if let Err(e) = undo.and_then(|()| self.exec("RELEASE cmd")) {
                 aborted = Some(BatchFailure::from_sqlite("cannot end a savepoint", &e));
             } else if self.conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (disk full, I/O error).
+                // SQLite rolled the whole transaction back: it does that on a
+                // full disk, an I/O error, a busy database or lack of memory,
+                // all conditions that may pass; the batch is repeatable.
                 aborted = Some(BatchFailure {
-                    message: "the write transaction was rolled back by SQLite".to_owned(),
-                    retryable: false,
+                    message: match cause {
+                        Some(cause) => {
+                            format!("the write transaction was rolled back by SQLite: {cause}")
+                        }
+                        None => "the write transaction was rolled back by SQLite".to_owned(),
+                    },
+                    retryable: true,
                 });
             }
         }
@@ -276,9 +300,10 @@ impl Writer {
             Command::Finish(lease, f, now, tx) => {
                 Done::Unit(tx, ops::finish(conn, &lease, &f, now))
             }
-            Command::Renew(owner, now, lease, tx) => {
-                Done::Count(tx, ops::renew(conn, &mut self.hosts, &owner, now, lease))
-            }
+            Command::Renew(owner, leases, now, lease, tx) => Done::Count(
+                tx,
+                ops::renew(conn, &mut self.hosts, &owner, &leases, now, lease),
+            ),
             Command::Release(owner, now, tx) => {
                 let r = ops::release(conn, &owner, now);
                 Done::Release(owner, tx, r)

@@ -410,7 +410,13 @@ async fn lifecycle_and_fencing() {
     // Renew and release.
     let c = store.claim(&a, later, LONG, 5).await.expect("claim");
     assert_eq!(c.len(), 1);
-    assert_eq!(store.renew(&a, later, LONG).await.expect("renew"), 1);
+    assert_eq!(
+        store
+            .renew(&a, &[c[0].lease.clone()], later, LONG)
+            .await
+            .expect("renew"),
+        1
+    );
     assert_eq!(store.release(&a, later).await.expect("release"), 1);
     let rec = store.get(&pid("order-2")).await.expect("get");
     assert_eq!((rec.owner, rec.wake_at), (None, Some(later)));

@@ -44,6 +44,8 @@ pub(crate) struct RunCtx {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The newest registered version of each kind (for spawns from a run).
     pub(crate) latest_versions: Arc<HashMap<String, u32>>,
+    /// Retries the run's writes through transient store errors.
+    pub(crate) persist: crate::persist::Persist,
     state: Mutex<RunState>,
 }
 
@@ -143,6 +145,7 @@ impl RunCtx {
             journal_warning: host.config.journal_warning,
             metrics: Arc::clone(&host.metrics),
             latest_versions: Arc::clone(&host.latest_versions),
+            persist: host.persist(),
             state: Mutex::new(RunState {
                 journal_len: entries.len(),
                 entries,
@@ -289,11 +292,32 @@ impl RunCtx {
 
     /// Writes an entry under the lease; on failure the run stops and this
     /// future never completes.
+    ///
+    /// A transient store error is retried (see [`crate::persist`]): the
+    /// outcome is in hand, and giving the run up would run its step again.
+    /// A retry that finds the entry already written (the earlier try was
+    /// committed but its answer lost) counts as written: under this lease
+    /// only this run writes this name.
     pub(crate) async fn append(self: &Arc<Self>, entry: JournalEntry) {
         let _busy = self.busy();
         let new_name = entry.status == EntryStatus::Scheduled
             || !self.state().entries.contains_key(&entry.name);
-        match self.store.append(&self.lease, entry).await {
+        let mut tries = 0u32;
+        let written = self
+            .persist
+            .write(&self.lease, "appending a journal entry", None, || {
+                tries += 1;
+                let retry = tries > 1;
+                let entry = entry.clone();
+                async move {
+                    match self.store.append(&self.lease, entry).await {
+                        Err(StoreError::DuplicateEntry { .. }) if retry => Ok(()),
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        match written {
             Ok(()) if new_name => {
                 let mut st = self.state();
                 st.journal_len += 1;

@@ -40,10 +40,15 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(50);
                     let full = claimed.len() == free;
+                    let expires = now + clock_lease(&shared);
                     for process in claimed {
                         let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-                            break;
+                            // No room to run it: its lease is not renewed and
+                            // runs out, and a later claim takes it.
+                            tracing::warn!(process = %process.record.id, "claimed a process without a free run slot; leaving its lease to run out");
+                            continue;
                         };
+                        shared.leases.hold(&process.lease, expires);
                         let shared = Arc::clone(&shared);
                         let span = tracing::info_span!(
                             "process",
@@ -100,18 +105,37 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     }
 }
 
-/// Renews this host's leases three times per lease period.
+/// Renews the leases of this host's live runs three times per lease
+/// period: exactly those (id and epoch) in the host's list, so a process
+/// whose run ended, was handed back or given up is never renewed.
 pub(crate) async fn heartbeat(shared: Arc<Shared>) {
     let period = shared.config.lease / 3;
     loop {
         tokio::time::sleep(period).await;
+        let held = shared.leases.snapshot();
+        if held.is_empty() {
+            continue;
+        }
         let now = shared.clock.now();
-        if let Err(err) = shared
-            .store
-            .renew(&shared.id, now, clock_lease(&shared))
-            .await
-        {
-            tracing::warn!(error = %err, "renewing leases failed");
+        let lease = clock_lease(&shared);
+        match shared.store.renew(&shared.id, &held, now, lease).await {
+            Ok(renewed) => {
+                shared.leases.renewed(&held, now + lease);
+                if renewed < held.len() as u64 {
+                    tracing::debug!(
+                        renewed,
+                        held = held.len(),
+                        "some leases were not renewed (their runs just ended, or other hosts \
+                         took them over)"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                leases = held.len(),
+                "renewing leases failed; runs whose lease runs out before the store recovers \
+                 are given up"
+            ),
         }
     }
 }

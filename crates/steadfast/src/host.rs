@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) work: Notify,
     pub(crate) stopping: watch::Sender<bool>,
+    /// The leases of the runs this host is running (what the heartbeat renews).
+    pub(crate) leases: Arc<crate::leases::Leases>,
     active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
     outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
 }
@@ -59,6 +61,16 @@ impl Shared {
         self.outcome_waiters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a run's store writes need to retry transient errors.
+    pub(crate) fn persist(&self) -> crate::persist::Persist {
+        crate::persist::Persist {
+            clock: Arc::clone(&self.clock),
+            stopping: self.stopping.subscribe(),
+            leases: Arc::clone(&self.leases),
+            metrics: Arc::clone(&self.metrics),
+        }
     }
 
     pub(crate) fn activate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
@@ -270,6 +282,7 @@ impl HostBuilder {
             config: self.config,
             work: Notify::new(),
             stopping,
+            leases: Arc::default(),
             active: Mutex::default(),
             outcome_waiters: Mutex::default(),
         });

@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     suspensions: AtomicU64,
     finished: AtomicU64,
     blocked: AtomicU64,
+    store_retries: AtomicU64,
+    runs_given_up: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,
@@ -41,6 +43,17 @@ impl Metrics {
             &self.finished
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A store write of a run failed with a retryable error and is tried again.
+    pub(crate) fn store_retried(&self) {
+        self.store_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A run stopped early because the store failed (not because its lease
+    /// was taken over); another run replays the process.
+    pub(crate) fn given_up(&self) {
+        self.runs_given_up.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn retried(&self) {
@@ -110,6 +123,18 @@ impl Metrics {
             "steadfast_blocked_total",
             "Runs that blocked their process.",
             get(&self.blocked),
+        );
+        counter(
+            "steadfast_store_write_retries_total",
+            "Store writes of runs (journal appends, suspensions, ends) retried after a transient \
+             store error (busy, full disk, I/O error, lost connection).",
+            get(&self.store_retries),
+        );
+        counter(
+            "steadfast_runs_given_up_total",
+            "Runs stopped early because the store failed; their processes are replayed by a \
+             later claim.",
+            get(&self.runs_given_up),
         );
         let _ = writeln!(
             out,

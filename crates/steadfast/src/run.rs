@@ -7,14 +7,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use std::time::Duration;
-
 use steadfast_core::{Claimed, Finish, Lease, StoreError, SuspendOutcome, Suspension};
 
 use crate::Process;
 use crate::context::{Idle, RunCtx, Stop};
 use crate::host::Shared;
 use crate::kind::Returned;
+use crate::leases::HeldLease;
 
 /// How one drive of the function ended.
 enum Turn {
@@ -33,21 +32,34 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         signals,
     } = claimed;
     let id = record.id.clone();
+    // However the run ends, its lease leaves the host's list: the heartbeat
+    // renews only the leases of live runs.
+    let _held = HeldLease {
+        leases: &shared.leases,
+        lease: lease.clone(),
+    };
     let finish = |finish: Finish| {
         let shared = Arc::clone(&shared);
         let lease = lease.clone();
         async move {
             let now = shared.clock.now();
-            let told = persist(&shared, || {
-                crate::child::notify_parent(&shared.store, &lease.id, &finish, now)
-            })
+            let told = persist(
+                &shared,
+                &lease,
+                "telling the parent how this child ended",
+                || crate::child::notify_parent(&shared.store, &lease.id, &finish, now),
+            )
             .await;
             if let Err(err) = told {
                 tracing::warn!(process = %lease.id, error = %err, "could not tell the parent how this child ended; the run will be repeated");
                 hand_back(&shared, &lease).await;
                 return;
             }
-            match persist(&shared, || shared.store.finish(&lease, finish.clone(), now)).await {
+            match persist(&shared, &lease, "recording the end of the run", || {
+                shared.store.finish(&lease, finish.clone(), now)
+            })
+            .await
+            {
                 Ok(()) | Err(StoreError::Fenced { .. }) => {}
                 Err(err) => {
                     tracing::warn!(process = %lease.id, error = %err, "could not record the end of a run; the run will be repeated");
@@ -132,7 +144,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         Turn::Stop(Stop::Aborted(StoreError::Closed) | Stop::Fits) => None,
         Turn::Stop(Stop::ContinueAsNew(input)) => {
             let now = shared.clock.now();
-            match persist(&shared, || {
+            match persist(&shared, &lease, "continuing as new", || {
                 shared.store.continue_as_new(&lease, &input, now)
             })
             .await
@@ -151,7 +163,8 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             None
         }
         Turn::Stop(Stop::Aborted(err)) => {
-            tracing::warn!(process = %id, error = %err, "run aborted; handing the process back to be run again");
+            tracing::warn!(process = %id, error = %err, "run given up after a store error; handing the process back to be run again");
+            shared.metrics.given_up();
             hand_back(&shared, &lease).await;
             None
         }
@@ -168,48 +181,61 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     }
 }
 
-/// Repeats a store write while it fails with a retryable error (a lost
-/// connection, a restarting server) and the host is not stopping.
-async fn persist<T, F, Fut>(shared: &Shared, mut write: F) -> Result<T, StoreError>
+/// Repeats a store write of the run holding `lease` through transient
+/// store errors (see [`crate::persist`]).
+async fn persist<T, F, Fut>(
+    shared: &Shared,
+    lease: &Lease,
+    what: &str,
+    write: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match write().await {
-            Err(err) if err.is_retryable() && !*shared.stopping.borrow() => {
-                tracing::debug!(error = %err, "a store write failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            other => return other,
-        }
-    }
+    shared.persist().write(lease, what, None, write).await
 }
 
 /// Gives a run's process back to the store, runnable at once, after the run
-/// stopped early (its heartbeat would otherwise keep renewing the lease of a
-/// run that no longer exists).
-async fn hand_back(shared: &Shared, lease: &Lease) {
-    let back = || {
-        let now = shared.clock.now();
-        shared.store.suspend(
-            lease,
-            Suspension {
-                wake_at: Some(now),
-                waiting_for: Vec::new(),
-                parked_at: Vec::new(),
-                now,
-            },
-        )
-    };
-    if let Err(err) = persist(shared, back).await
-        && !matches!(err, StoreError::Fenced { .. })
-    {
-        tracing::warn!(process = %lease.id, error = %err, "could not hand the process back; it resumes when this host stops");
-    }
-    shared.work.notify_one();
+/// stopped early. The lease leaves the host's list at once (the heartbeat
+/// stops renewing it); the hand-back itself is written in the background,
+/// retried through transient store errors until it succeeds or the lease
+/// runs out (the process is then claimable anyway). Either way the process
+/// is not left leased to a run that no longer exists.
+async fn hand_back(shared: &Arc<Shared>, lease: &Lease) {
+    let expires = shared.leases.release(lease);
+    let shared = Arc::clone(shared);
+    let lease = lease.clone();
+    tokio::spawn(async move {
+        let back = || {
+            let now = shared.clock.now();
+            shared.store.suspend(
+                &lease,
+                Suspension {
+                    wake_at: Some(now),
+                    waiting_for: Vec::new(),
+                    parked_at: Vec::new(),
+                    now,
+                },
+            )
+        };
+        let persist = shared.persist();
+        match persist
+            .write(&lease, "handing the process back", expires, back)
+            .await
+        {
+            Ok(_) | Err(StoreError::Fenced { .. }) => {}
+            Err(err) => {
+                tracing::warn!(
+                    process = %lease.id,
+                    error = %err,
+                    "could not hand the process back; its lease is no longer renewed, so \
+                     another claim takes the process once the lease runs out"
+                );
+            }
+        }
+        shared.work.notify_one();
+    });
 }
 
 /// Polls the function until it returns, stops, or only durable waits remain
@@ -260,7 +286,13 @@ async fn drive(
         if ctx.dry_run {
             return Turn::Stop(Stop::Fits);
         }
-        match shared.store.suspend(&ctx.lease, suspension.clone()).await {
+        let suspended = ctx
+            .persist
+            .write(&ctx.lease, "suspending the process", None, || {
+                shared.store.suspend(&ctx.lease, suspension.clone())
+            })
+            .await;
+        match suspended {
             Ok(SuspendOutcome::Suspended) => return Turn::Suspend(suspension),
             Ok(SuspendOutcome::SignalsPending(signals)) => ctx.deliver(signals),
             Err(StoreError::CancelRequested(_)) => return Turn::Stop(Stop::Cancelled),
