@@ -250,3 +250,97 @@ pub(crate) fn split_locations(locations: &[SourceLocation]) -> (Vec<String>, Vec
         .map(|l| (l.file.clone(), i64::from(l.line)))
         .unzip()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The error mapping on real errors from the server (`STEADFAST_TEST_PG`,
+    //! skipped with a notice when it is unreachable, unless
+    //! `STEADFAST_REQUIRE_PG=1`).
+
+    use sqlx::{Connection, PgConnection};
+
+    use super::backend;
+
+    fn url() -> String {
+        std::env::var("STEADFAST_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    async fn connect() -> Option<PgConnection> {
+        match PgConnection::connect(&url()).await {
+            Ok(conn) => Some(conn),
+            Err(e) if std::env::var("STEADFAST_REQUIRE_PG").is_ok_and(|v| v == "1") => {
+                panic!("STEADFAST_REQUIRE_PG=1 but PostgreSQL is unreachable: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL at {} is unreachable ({e})", url());
+                None
+            }
+        }
+    }
+
+    /// The error the server sends for `RAISE ... USING ERRCODE = code`.
+    async fn raised(conn: &mut PgConnection, code: &str) -> sqlx::Error {
+        let sql = format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(conn)
+            .await
+            .expect_err("the statement raises")
+    }
+
+    #[tokio::test]
+    async fn full_disk_lost_connections_and_conflicts_are_retryable() {
+        let Some(mut conn) = connect().await else {
+            return;
+        };
+        for (code, what) in [
+            ("53100", "disk full"),
+            ("53200", "out of memory"),
+            ("53300", "too many connections"),
+            ("58030", "I/O error"),
+            ("08006", "connection failure"),
+            ("57P01", "admin shutdown"),
+            ("40001", "serialization failure"),
+            ("40P01", "deadlock"),
+        ] {
+            let err = backend(raised(&mut conn, code).await);
+            assert!(
+                err.is_retryable(),
+                "{what} ({code}) must be retryable: {err}"
+            );
+        }
+        for (code, what) in [("23505", "unique violation"), ("42P01", "undefined table")] {
+            let err = backend(raised(&mut conn, code).await);
+            assert!(
+                !err.is_retryable(),
+                "{what} ({code}) is not retryable: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminated_session_is_retryable() {
+        let (Some(mut victim), Some(mut killer)) = (connect().await, connect().await) else {
+            return;
+        };
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut victim)
+            .await
+            .expect("pid");
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut killer)
+            .await
+            .expect("terminate");
+        assert!(killed, "the session was terminated");
+        let err = sqlx::query("SELECT 1")
+            .execute(&mut victim)
+            .await
+            .expect_err("the session is gone");
+        let err = backend(err);
+        assert!(
+            err.is_retryable(),
+            "a lost session must be retryable: {err}"
+        );
+    }
+}
