@@ -146,15 +146,20 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Spawns `PROCESSES` processes of kind "work" and waits until each has
-/// journaled step "a" and started step "b" (held at the gate).
-async fn spawn_and_reach_the_gate(host: &Host, tally: &Tally, size: usize) -> Vec<String> {
-    let ids: Vec<String> = (0..PROCESSES).map(|i| format!("w-{i:03}")).collect();
+/// Spawns `n` processes of kind "work" and waits until each has journaled
+/// step "a" and started step "b" (held at the gate).
+async fn spawn_and_reach_the_gate(
+    host: &Host,
+    tally: &Tally,
+    size: usize,
+    n: usize,
+) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("w-{i:03}")).collect();
     for id in &ids {
         host.spawn("work", id, &size).await.expect("spawn");
     }
     until("every process started step b", || {
-        tally.executions("b") >= PROCESSES
+        tally.executions("b") >= n
     })
     .await;
     ids
@@ -179,7 +184,7 @@ async fn assert_all_completed(host: &Host, tally: &Tally, ids: &[String], size: 
             .iter()
             .map(|c| (c.status, c.count))
             .collect::<Vec<_>>(),
-        [(Status::Completed, PROCESSES as u64)],
+        [(Status::Completed, ids.len() as u64)],
         "no process left running (leased) or blocked"
     );
     let given_up = metric(host, "steadfast_runs_given_up_total");
@@ -215,7 +220,7 @@ async fn a_database_busy_past_the_busy_timeout_reruns_no_step() {
     let host = register(Host::builder(store), Arc::clone(&tally), gate)
         .poll_interval(Duration::from_millis(20))
         .build();
-    let ids = spawn_and_reach_the_gate(&host, &tally, 16).await;
+    let ids = spawn_and_reach_the_gate(&host, &tally, 16, PROCESSES).await;
 
     // Another connection takes the write lock and holds it well past the
     // store's busy timeout while every process tries to journal step b.
@@ -244,6 +249,55 @@ async fn a_database_busy_past_the_busy_timeout_reruns_no_step() {
             tally.executions(step),
             PROCESSES,
             "step {step} ran exactly once per process"
+        );
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_busy_past_the_lease_gives_the_runs_up_and_they_are_replayed() {
+    const N: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("busy-long.db");
+    let options = SqliteOptions::default().busy_timeout(Duration::from_millis(50));
+    let store = SqliteStore::open_with(&path, options)
+        .await
+        .expect("open store");
+    let tally = Arc::new(Tally::default());
+    let (open_gate, gate) = watch::channel(false);
+    let host = register(Host::builder(store), Arc::clone(&tally), gate)
+        .lease(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(20))
+        .build();
+    let ids = spawn_and_reach_the_gate(&host, &tally, 16, N).await;
+
+    // The store stays busy until every run has given up: their leases ran
+    // out (renewals fail too), so retrying longer could race another host.
+    let holder = rusqlite::Connection::open(&path).expect("second connection");
+    holder
+        .busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    open_gate.send_replace(true);
+    until("every run gave up as its lease ran out", || {
+        metric(&host, "steadfast_runs_given_up_total") >= N as u64
+    })
+    .await;
+    holder.execute_batch("ROLLBACK").expect("release the lock");
+
+    // Each process is claimed again by this host (no restart) and replayed:
+    // step a from the journal, step b once more (its outcome never reached
+    // the store), step c once.
+    let given_up = assert_all_completed(&host, &tally, &ids, 16).await;
+    assert_eq!(given_up, N as u64);
+    for id in &ids {
+        assert_eq!(tally.runs_of(id), 2, "{id}: one run given up, one replay");
+        assert_eq!(
+            tally.steps_of(id),
+            [("a", 1), ("b", 2), ("c", 1)],
+            "{id}: only the step whose run was given up ran again"
         );
     }
     host.shutdown().await;
@@ -343,7 +397,7 @@ async fn a_full_disk_then_freed_finishes_every_process_without_a_restart() {
     let host = register(Host::builder(store), Arc::clone(&tally), gate)
         .poll_interval(Duration::from_millis(20))
         .build();
-    let ids = spawn_and_reach_the_gate(&host, &tally, 512).await;
+    let ids = spawn_and_reach_the_gate(&host, &tally, 512, PROCESSES).await;
 
     // Empty the WAL (so the next commit needs new space), then fill the
     // disk to the last byte and let every process try to journal step b.
