@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{SchemaGuard, admin, url};
-use steadfast::{HostBuilder, Process, Status, StepError, StepFailed, StoreAdmin};
+use steadfast::{HostBuilder, Process, Status, StepError, StepFailed};
 use steadfast_postgres::PostgresStore;
 
 /// Processes run at once.
