@@ -87,48 +87,76 @@ impl Persist {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let mut backoff = Backoff::default();
-        let mut failures = 0u32;
+        let mut retry = Retry::default();
         loop {
-            let err = match write().await {
+            match write().await {
                 Ok(value) => {
-                    if failures > 0 {
-                        tracing::info!(process = %lease.id, failures, "{what}: the store accepted the write after transient errors");
+                    if retry.failures > 0 {
+                        tracing::info!(process = %lease.id, failures = retry.failures, "{what}: the store accepted the write after transient errors");
                     }
                     return Ok(value);
                 }
-                Err(err) => err,
-            };
-            if !err.is_retryable() {
-                return Err(err);
+                Err(err) => {
+                    if !self
+                        .wait_to_retry(lease, what, expires, &err, &mut retry)
+                        .await
+                    {
+                        return Err(err);
+                    }
+                }
             }
-            if *self.stopping.borrow() {
-                tracing::warn!(process = %lease.id, error = %err, "{what} failed and the host is stopping; not retrying");
-                return Err(err);
-            }
-            let pause = backoff.next_pause();
-            let now = self.clock.now();
-            let until = self.leases.expires(lease).or(expires);
-            if let Some(until) = until
-                && now + pause.mul_f64(self.clock.rate()) >= until
-            {
-                tracing::warn!(
-                    process = %lease.id,
-                    error = %err,
-                    failures = failures + 1,
-                    "{what} failed and the lease runs out before the store recovered; \
-                     giving the run up (another claim replays the process)"
-                );
-                return Err(err);
-            }
-            failures += 1;
-            self.metrics.store_retried();
-            if failures == 1 {
-                tracing::warn!(process = %lease.id, error = %err, "{what} failed with a transient store error; retrying with backoff");
-            } else {
-                tracing::debug!(process = %lease.id, error = %err, failures, "{what} failed again; retrying");
-            }
-            tokio::time::sleep(pause).await;
         }
     }
+
+    /// After `err` on a write under `lease`: waits the next backoff pause
+    /// and returns `true` when the write should be tried again, `false`
+    /// (at once) when it should not: the error is not retryable, the host
+    /// is stopping, or the lease would expire first (see [`Persist::write`]).
+    pub(crate) async fn wait_to_retry(
+        &self,
+        lease: &Lease,
+        what: &str,
+        expires: Option<Timestamp>,
+        err: &StoreError,
+        retry: &mut Retry,
+    ) -> bool {
+        if !err.is_retryable() {
+            return false;
+        }
+        if *self.stopping.borrow() {
+            tracing::warn!(process = %lease.id, error = %err, "{what} failed and the host is stopping; not retrying");
+            return false;
+        }
+        let pause = retry.backoff.next_pause();
+        let now = self.clock.now();
+        let until = self.leases.expires(lease).or(expires);
+        if let Some(until) = until
+            && now + pause.mul_f64(self.clock.rate()) >= until
+        {
+            tracing::warn!(
+                process = %lease.id,
+                error = %err,
+                failures = retry.failures + 1,
+                "{what} failed and the lease runs out before the store recovered; \
+                 giving the run up (another claim replays the process)"
+            );
+            return false;
+        }
+        retry.failures += 1;
+        self.metrics.store_retried();
+        if retry.failures == 1 {
+            tracing::warn!(process = %lease.id, error = %err, "{what} failed with a transient store error; retrying with backoff");
+        } else {
+            tracing::debug!(process = %lease.id, error = %err, failures = retry.failures, "{what} failed again; retrying");
+        }
+        tokio::time::sleep(pause).await;
+        true
+    }
+}
+
+/// The state of one write's retries: its backoff and how often it failed.
+#[derive(Debug, Default)]
+pub(crate) struct Retry {
+    backoff: Backoff,
+    failures: u32,
 }

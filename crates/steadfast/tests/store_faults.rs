@@ -303,6 +303,80 @@ async fn a_store_busy_past_the_lease_gives_the_runs_up_and_they_are_replayed() {
     host.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_step_on_a_busy_database_is_retried_in_the_same_run() {
+    const N: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("busy-transaction.db");
+    let options = SqliteOptions::default().busy_timeout(Duration::from_millis(100));
+    let store = SqliteStore::open_with(&path, options)
+        .await
+        .expect("open store");
+    let tally = Arc::new(Tally::default());
+    let counted = Arc::clone(&tally);
+    let (open_gate, gate) = watch::channel(false);
+    let host = Host::builder(store)
+        .poll_interval(Duration::from_millis(20))
+        .register("ledger", move |p: Process, amount: i64| {
+            let tally = Arc::clone(&counted);
+            let mut gate = gate.clone();
+            async move {
+                let id = p.id().to_string();
+                tally.run(&id);
+                // Not durable: holds the run loaded until the test opens it.
+                let _ = gate.wait_for(|open| *open).await;
+                let booked = p
+                    .sqlite_transaction("booked", move |conn| {
+                        conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+                            .map_err(StepError::retryable)?;
+                        Ok(amount)
+                    })
+                    .await?;
+                Ok::<_, StepFailed>(booked)
+            }
+        })
+        .build();
+    let setup = rusqlite::Connection::open(&path).expect("second connection");
+    setup
+        .busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    setup
+        .execute_batch("CREATE TABLE ledger (process TEXT, amount INTEGER)")
+        .expect("the application's table");
+    let ids: Vec<String> = (0..N).map(|i| format!("l-{i:02}")).collect();
+    for id in &ids {
+        host.spawn("ledger", id, &7i64).await.expect("spawn");
+    }
+    until("every run is loaded", || {
+        ids.iter().all(|id| tally.runs_of(id) == 1)
+    })
+    .await;
+    setup
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    open_gate.send_replace(true);
+    until("every transaction was refused at least once", || {
+        metric(&host, "steadfast_store_write_retries_total") >= N as u64
+    })
+    .await;
+    setup.execute_batch("ROLLBACK").expect("release the lock");
+
+    for id in &ids {
+        let booked: i64 = tokio::time::timeout(PATIENCE, host.outcome(id))
+            .await
+            .expect("completes once the lock is released")
+            .expect("outcome");
+        assert_eq!(booked, 7);
+        assert_eq!(tally.runs_of(id), 1, "{id}: retried in the same run");
+    }
+    let rows: i64 = setup
+        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, N as i64, "each transaction committed exactly once");
+    assert_eq!(metric(&host, "steadfast_runs_given_up_total"), 0);
+    host.shutdown().await;
+}
+
 /// A small tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
     dir: tempfile::TempDir,

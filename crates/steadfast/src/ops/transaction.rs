@@ -44,6 +44,7 @@ where
     let policy = ctx.default_retry.clone();
     let _busy = ctx.busy();
     let mut attempts = 0;
+    let mut store_retry = crate::persist::Retry::default();
     loop {
         attempts += 1;
         let token = ctx.completion_token().await;
@@ -65,6 +66,26 @@ where
                 return halt().await;
             }
             Err(err) => {
+                // The body was rolled back with the transaction: a transient
+                // store error retries the attempt (it does not count as one
+                // of the body's attempts). A retry that finds the entry
+                // already written (a commit whose answer was lost) stops the
+                // run; the replay returns the journaled outcome.
+                let retry = ctx
+                    .persist
+                    .wait_to_retry(
+                        &ctx.lease,
+                        "a transactional step",
+                        None,
+                        &err,
+                        &mut store_retry,
+                    )
+                    .await;
+                if retry {
+                    drop(token);
+                    attempts -= 1;
+                    continue;
+                }
                 ctx.stop(Stop::Aborted(err));
                 return halt().await;
             }
