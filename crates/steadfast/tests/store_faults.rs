@@ -521,11 +521,20 @@ async fn a_full_disk_then_freed_finishes_every_process_without_a_restart() {
     drop(host);
 }
 
-/// Rejects, with a non-retryable error, every write of the first run of
-/// one process: its journal append and its hand-back.
+/// Rejects, with a non-retryable error, the journal appends of the first
+/// run of one process, and fails its hand-back as `hand_back` says.
 struct FailFirstRun {
     inner: SqliteStore,
     victim: ProcessId,
+    hand_back: HandBack,
+}
+
+/// How [`FailFirstRun`] answers the hand-back of the failed run.
+enum HandBack {
+    /// Always with a non-retryable error.
+    Refused,
+    /// With a retryable error this many more times, then it passes.
+    FailsTimes(std::sync::atomic::AtomicUsize),
 }
 
 impl FailFirstRun {
@@ -534,10 +543,10 @@ impl FailFirstRun {
     }
 }
 
-fn injected() -> StoreError {
+fn injected(retryable: bool) -> StoreError {
     StoreError::Backend {
         message: "injected: the write cannot be stored".to_owned(),
-        retryable: false,
+        retryable,
         source: None,
     }
 }
@@ -558,7 +567,7 @@ impl Store for FailFirstRun {
     }
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
         if self.refuses(lease) {
-            return Err(injected());
+            return Err(injected(false));
         }
         self.inner.append(lease, entry).await
     }
@@ -568,7 +577,21 @@ impl Store for FailFirstRun {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         if self.refuses(lease) {
-            return Err(injected());
+            match &self.hand_back {
+                HandBack::Refused => return Err(injected(false)),
+                HandBack::FailsTimes(left) => {
+                    let failing = left
+                        .fetch_update(
+                            std::sync::atomic::Ordering::SeqCst,
+                            std::sync::atomic::Ordering::SeqCst,
+                            |n| n.checked_sub(1),
+                        )
+                        .is_ok();
+                    if failing {
+                        return Err(injected(true));
+                    }
+                }
+            }
         }
         self.inner.suspend(lease, suspension).await
     }
@@ -670,6 +693,7 @@ async fn the_lease_of_a_given_up_run_is_not_renewed_and_its_process_is_claimed_a
     let faulty: Arc<dyn Backend> = Arc::new(FailFirstRun {
         inner: store,
         victim: victim.clone(),
+        hand_back: HandBack::Refused,
     });
     let tally = Arc::new(Tally::default());
     let (_open, gate) = watch::channel(true);
@@ -693,6 +717,42 @@ async fn the_lease_of_a_given_up_run_is_not_renewed_and_its_process_is_claimed_a
     assert_eq!(record.epoch, 2, "claimed exactly once more: {record:?}");
     assert_eq!(metric(&host, "steadfast_runs_given_up_total"), 1);
     assert_eq!(tally.runs_of("victim"), 2, "two runs");
+    assert_eq!(
+        tally.steps_of("victim"),
+        [("a", 2), ("b", 1), ("c", 1)],
+        "step a ran again only because its first run was given up"
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hand_back_is_retried_in_the_background_until_it_passes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("hand-back.db"))
+        .await
+        .expect("open store");
+    let faulty: Arc<dyn Backend> = Arc::new(FailFirstRun {
+        inner: store,
+        victim: ProcessId::new("victim").expect("id"),
+        hand_back: HandBack::FailsTimes(3.into()),
+    });
+    let tally = Arc::new(Tally::default());
+    let (_open, gate) = watch::channel(true);
+    // A lease longer than the test's patience: the process runs again in
+    // time only if the hand-back itself went through.
+    let host = register(HostBuilder::from_arc(faulty), Arc::clone(&tally), gate)
+        .lease(PATIENCE * 2)
+        .poll_interval(Duration::from_millis(20))
+        .build();
+    host.spawn("work", "victim", &1usize).await.expect("spawn");
+    let out: usize = tokio::time::timeout(PATIENCE, host.outcome("victim"))
+        .await
+        .expect("the hand-back is retried until it passes, so the process runs again")
+        .expect("outcome");
+    assert_eq!(out, 3);
+    assert_eq!(host.status("victim").await.expect("status").epoch, 2);
+    assert_eq!(metric(&host, "steadfast_runs_given_up_total"), 1);
+    assert!(metric(&host, "steadfast_store_write_retries_total") >= 3);
     assert_eq!(
         tally.steps_of("victim"),
         [("a", 2), ("b", 1), ("c", 1)],
