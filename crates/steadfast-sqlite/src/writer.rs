@@ -116,9 +116,10 @@ impl Done {
         }
     }
 
-    /// The text of this command's error, when it failed with one.
-    fn error_text(&self) -> Option<String> {
-        let text = |r: Result<(), &StoreError>| r.err().map(ToString::to_string);
+    /// This command's error (its text and whether it is retryable), when it
+    /// failed with one.
+    fn error_text(&self) -> Option<(String, bool)> {
+        let text = |r: Result<(), &StoreError>| r.err().map(|e| (e.to_string(), e.is_retryable()));
         match self {
             Done::Spawn(_, r) => text(r.as_ref().map(drop)),
             Done::Claim(_, r) => text(r.as_ref().map(drop)),
@@ -251,15 +252,19 @@ impl Writer {
             } else if self.conn.is_autocommit() {
                 // SQLite rolled the whole transaction back: it does that on a
                 // full disk, an I/O error, a busy database or lack of memory,
-                // all conditions that may pass; the batch is repeatable.
-                aborted = Some(BatchFailure {
-                    message: match cause {
-                        Some(cause) => {
-                            format!("the write transaction was rolled back by SQLite: {cause}")
-                        }
-                        None => "the write transaction was rolled back by SQLite".to_owned(),
+                // conditions that may pass, so the batch is repeatable unless
+                // the command's own error says otherwise (a corrupt file).
+                aborted = Some(match cause {
+                    Some((cause, retryable)) => BatchFailure {
+                        message: format!(
+                            "the write transaction was rolled back by SQLite: {cause}"
+                        ),
+                        retryable,
                     },
-                    retryable: true,
+                    None => BatchFailure {
+                        message: "the write transaction was rolled back by SQLite".to_owned(),
+                        retryable: true,
+                    },
                 });
             }
         }
