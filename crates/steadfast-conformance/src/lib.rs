@@ -34,6 +34,7 @@
 pub mod admin;
 pub mod claim;
 pub mod concurrency;
+pub mod faults;
 pub mod fixture;
 pub mod journal;
 pub mod lifecycle;
