@@ -256,11 +256,12 @@ impl Store for FaultyStore {
     async fn renew(
         &self,
         owner: &HostId,
+        leases: &[Lease],
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
         self.gate("renew", false)?;
-        self.inner.renew(owner, now, lease).await
+        self.inner.renew(owner, leases, now, lease).await
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
