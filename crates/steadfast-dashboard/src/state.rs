@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use steadfast::{Backend, Host, HostBuilder};
+use steadfast::{Backend, Clock, Host, HostBuilder};
 
 use crate::DashboardOptions;
+use crate::auth::hosts::HostPolicy;
+use crate::auth::sessions::Sessions;
+use crate::auth::throttle::Throttle;
 
 /// What handlers share: the store, a client host for actions, and the
-/// secrets guarding mutating requests.
+/// access checks' configuration and state.
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) inner: Arc<Inner>,
@@ -19,7 +22,18 @@ pub(crate) struct Inner {
     pub(crate) host: Host,
     /// The per-server CSRF token embedded in every form.
     pub(crate) csrf: String,
+    /// The access token, if one is required.
     pub(crate) token: Option<String>,
+    /// The names accepted as `Host`.
+    pub(crate) hosts: HostPolicy,
+    /// Logged-in browsers.
+    pub(crate) sessions: Sessions,
+    /// Failed logins per client.
+    pub(crate) throttle: Throttle,
+    /// Whether the session cookie is `Secure`.
+    pub(crate) secure_cookie: bool,
+    /// What sessions and the throttle read the time from.
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) poll: Duration,
     pub(crate) page_size: usize,
 }
@@ -35,6 +49,11 @@ impl AppState {
                 host,
                 csrf: random_hex(),
                 token: options.token.clone(),
+                hosts: HostPolicy::new(options),
+                sessions: Sessions::default(),
+                throttle: Throttle::default(),
+                secure_cookie: options.secure_cookie,
+                clock: Arc::clone(&options.clock),
                 poll: options.poll_interval,
                 page_size: options.page_size,
             }),
@@ -48,7 +67,7 @@ impl AppState {
 }
 
 /// 32 random bytes as hex.
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let bytes: [u8; 32] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,14 +1,26 @@
-//! HTTP-level tests: escaping, CSRF and token refusal, paging and filters,
-//! signal validation, rewind confirmation, metrics.
+//! HTTP-level tests: escaping, paging and filters, signal validation,
+//! rewind confirmation, metrics; and the access checks, table-driven over
+//! every route of [`route_list`]: the host check (DNS rebinding), the
+//! access token and the login form, the failed-login throttle, CSRF and
+//! origin on every POST route, each refusal leaving the store unchanged.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::{Body, to_bytes};
-use axum::http::{Request, StatusCode, header};
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::Response;
-use steadfast::{Backend, HostBuilder, Process, SqliteStore, StepFailed};
-use steadfast_dashboard::{AppState, DashboardOptions, router};
+use steadfast::testing::VirtualClock;
+use steadfast::{
+    Backend, HostBuilder, ListFilter, Process, SqliteStore, StepError, StepFailed, Timestamp,
+};
+use steadfast_dashboard::{
+    AppState, DashboardOptions, FIRST_LOCK, FREE_FAILURES, MIN_TOKEN_CHARS, Route, SESSION_TTL,
+    route_list, router,
+};
 use tower::ServiceExt;
 
 const EVIL: &str = "<script>window.__xss=1</script>";
@@ -46,23 +58,38 @@ fn app(store: &Arc<dyn Backend>, options: DashboardOptions) -> (axum::Router, St
     (router(state), csrf)
 }
 
-async fn get(app: &axum::Router, uri: &str) -> Response {
-    app.clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap()
-}
+/// The `Host` the tests' requests carry unless they set one.
+const HOST: &str = "127.0.0.1:7777";
+/// Their `Origin` when they claim to come from the dashboard's pages.
+const ORIGIN: &str = "http://127.0.0.1:7777";
 
-async fn post(app: &axum::Router, uri: &str, form: &str, extra: &[(&str, &str)]) -> Response {
-    let mut req =
-        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+/// A request with `Host: HOST` unless `extra` names a host; a POST body is
+/// an urlencoded form.
+fn request(method: Method, uri: &str, form: Option<&str>, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header(header::HOST, HOST);
+    }
+    if form.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
-    app.clone()
-        .oneshot(req.body(Body::from(form.to_owned())).unwrap())
-        .await
+    req.body(Body::from(form.unwrap_or_default().to_owned()))
         .unwrap()
+}
+
+async fn send(app: &axum::Router, req: Request<Body>) -> Response {
+    app.clone().oneshot(req).await.unwrap()
+}
+
+async fn get(app: &axum::Router, uri: &str) -> Response {
+    send(app, request(Method::GET, uri, None, &[])).await
+}
+
+async fn post(app: &axum::Router, uri: &str, form: &str, extra: &[(&str, &str)]) -> Response {
+    send(app, request(Method::POST, uri, Some(form), extra)).await
 }
 
 async fn text(response: Response) -> String {
@@ -185,96 +212,798 @@ async fn mutations_need_the_csrf_token_and_same_origin() {
     assert!(text(res).await.contains("\"ok\":false"));
 }
 
-#[tokio::test]
-async fn a_configured_token_is_required_everywhere() {
-    let f = fixture().await;
-    let options = DashboardOptions::default().token(Some("s3cret".to_owned()));
-    let (app, csrf) = app(&f.store, options);
+// ---- Access checks -------------------------------------------------------
 
-    for uri in ["/", "/metrics", "/api/counts", "/process?id=x"] {
-        assert_eq!(
-            get(&app, uri).await.status(),
-            StatusCode::UNAUTHORIZED,
-            "{uri}"
-        );
+/// An access token long enough for any address.
+const TOKEN: &str = "0123456789abcdef0123456789abcdef-right";
+/// A host name a rebinding page would send.
+const REBOUND: &str = "rebind.attacker.example:7777";
+
+async fn done(p: Process, _input: String) -> Result<String, StepFailed> {
+    p.step("s", || async { Ok::<_, std::io::Error>(1_u32) })
+        .await?;
+    Ok("done".to_owned())
+}
+
+async fn doomed(p: Process, _input: String) -> Result<String, StepFailed> {
+    p.step("doom", || async {
+        Err::<u32, _>(StepError::permanent("fails for the retry button"))
+    })
+    .await?;
+    Ok(String::new())
+}
+
+/// A store with a process for each action to change: `p1` running (signal,
+/// cancel), `f1` failed (retry), `d1` completed with its step `s` (rewind,
+/// purge).
+async fn world() -> Fixture {
+    let f = fixture().await;
+    let host = HostBuilder::from_arc(Arc::clone(&f.store))
+        .register("done", done)
+        .register("doomed", doomed)
+        .build();
+    host.spawn("done", "d1", "x").await.unwrap();
+    host.spawn("doomed", "f1", "x").await.unwrap();
+    let _: String = host.outcome("d1").await.unwrap();
+    assert!(host.outcome::<String>("f1").await.is_err());
+    host.shutdown().await;
+    let client = HostBuilder::from_arc(Arc::clone(&f.store))
+        .register("idle", idle)
+        .build_client();
+    client.spawn("idle", "p1", "x").await.unwrap();
+    f
+}
+
+/// Everything an action can change: every process, its journal and its
+/// pending signals.
+async fn snapshot(store: &Arc<dyn Backend>) -> String {
+    let filter = ListFilter {
+        limit: 1000,
+        ..ListFilter::default()
+    };
+    let mut out = String::new();
+    for record in store.list(&filter).await.unwrap() {
+        let journal = store.journal(&record.id).await.unwrap();
+        let pending = store.pending_signals(&record.id).await.unwrap();
+        for part in [
+            serde_json::to_string(&record).unwrap(),
+            serde_json::to_string(&journal).unwrap(),
+            serde_json::to_string(&pending).unwrap(),
+        ] {
+            out.push_str(&part);
+            out.push('\n');
+        }
     }
-    let res = post(
-        &app,
+    assert!(out.contains("\"p1\""), "the snapshot sees the processes");
+    out
+}
+
+/// A form for `route` that changes the [`world`] when it gets through.
+fn form_for(path: &str) -> &'static str {
+    match path {
+        "/actions/signal" => "id=p1&name=go&payload=1",
+        "/actions/cancel" => "id=p1",
+        "/actions/retry" => "id=f1",
+        "/actions/rewind" => "id=d1&step=s&confirm=yes",
+        "/actions/purge" => "hours=0&confirm=yes",
+        "/login" => "token=not-the-token",
+        other => panic!(
+            "no form for POST {other}: add one to form_for so the access tests cover the route"
+        ),
+    }
+}
+
+/// The routes that change something (all POST routes but the login form).
+fn action_routes() -> Vec<Route> {
+    let routes: Vec<Route> = route_list()
+        .into_iter()
+        .filter(|r| r.method == Method::POST && r.path != "/login")
+        .collect();
+    for known in [
+        "/actions/signal",
+        "/actions/cancel",
+        "/actions/retry",
+        "/actions/rewind",
         "/actions/purge",
-        &format!("hours=1&confirm=yes&csrf={csrf}"),
-        &[],
+    ] {
+        assert!(routes.iter().any(|r| r.path == known), "{known} is listed");
+    }
+    routes
+}
+
+/// `req` as if it came from `ip` (the failed-login throttle counts by it).
+fn from_ip(mut req: Request<Body>, ip: [u8; 4]) -> Request<Body> {
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    req
+}
+
+/// A fresh client address per call, so throttling does not mix into
+/// tests of other refusals.
+fn fresh_ip() -> [u8; 4] {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    [10, (n >> 16) as u8, (n >> 8) as u8, n as u8]
+}
+
+/// Logs in through the form and returns the `Cookie` header to send.
+async fn login(app: &axum::Router) -> String {
+    let res = send(
+        app,
+        from_ip(
+            request(
+                Method::POST,
+                "/login",
+                Some(&format!("token={}", enc(TOKEN))),
+                &[("origin", ORIGIN)],
+            ),
+            fresh_ip(),
+        ),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    // Assets and login need no token.
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+fn token_options() -> DashboardOptions {
+    DashboardOptions::default().token(Some(TOKEN.to_owned()))
+}
+
+#[tokio::test]
+async fn foreign_hosts_are_refused_on_every_route() {
+    let f = world().await;
+    let (app, csrf) = app(&f.store, DashboardOptions::default());
+    let before = snapshot(&f.store).await;
+    let mut routes: Vec<(Method, &str)> = route_list()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    routes.push((Method::GET, "/no-such-page"));
+    routes.push((Method::HEAD, "/"));
+    for (method, path) in routes {
+        for host in [
+            REBOUND,
+            "localhost.attacker.example",
+            "127.0.0.1.nip.io:7777",
+        ] {
+            // Everything a rebinding page could send: its own Host and
+            // Origin, and the CSRF token had it read one.
+            let origin = format!("http://{host}");
+            let form = (method == Method::POST).then(|| format!("{}&csrf={csrf}", form_for(path)));
+            let req = request(
+                method.clone(),
+                path,
+                form.as_deref(),
+                &[("host", host), ("origin", &origin)],
+            );
+            let res = send(&app, req).await;
+            let what = format!("{method} {path} with Host {host}");
+            assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST, "{what}");
+            let body = text(res).await;
+            assert!(!body.contains(&csrf), "{what}: the CSRF token leaked");
+            if method != Method::HEAD {
+                assert!(body.contains("DNS rebinding"), "{what}: {body}");
+            }
+        }
+    }
+    assert_eq!(snapshot(&f.store).await, before, "nothing changed");
+
+    // The names the dashboard is known by are answered, with any port.
+    for host in [
+        "127.0.0.1:7777",
+        "127.0.0.1",
+        "localhost",
+        "localhost:7777",
+        "LocalHost.:8080",
+        "[::1]:7777",
+        "[::1]",
+    ] {
+        let res = send(&app, request(Method::GET, "/", None, &[("host", host)])).await;
+        assert_eq!(res.status(), StatusCode::OK, "Host {host}");
+    }
+    // No host at all, or a foreign one in an absolute request target.
+    let res = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    let absolute = request(Method::GET, "http://evil.example/", None, &[]);
+    assert_eq!(
+        send(&app, absolute).await.status(),
+        StatusCode::MISDIRECTED_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn allowed_names_and_the_bound_address_are_answered() {
+    let f = fixture().await;
+    let options = DashboardOptions::default()
+        .bind("127.0.0.2:9000".parse().unwrap())
+        .allow_host("Dash.Example.com");
+    let (app, _) = app(&f.store, options);
+    for (host, status) in [
+        ("127.0.0.2:9000", StatusCode::OK),
+        ("dash.example.com", StatusCode::OK),
+        ("dash.example.com:443", StatusCode::OK),
+        ("localhost:9000", StatusCode::OK),
+        ("other.example.com", StatusCode::MISDIRECTED_REQUEST),
+        (
+            "dash.example.com.evil.example",
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+    ] {
+        for uri in ["/api/counts", "/metrics"] {
+            let res = send(&app, request(Method::GET, uri, None, &[("host", host)])).await;
+            assert_eq!(res.status(), status, "{uri} with Host {host}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_a_token_the_host_is_checked_only_when_names_are_allowed() {
+    let f = fixture().await;
+    let bearer = format!("Bearer {TOKEN}");
+    // A token alone: any Host (a rebinding page has no session and no
+    // token; a proxy or the machine's own name needs no --allow-host).
+    let (open, _) = app(&f.store, token_options());
+    let req = request(
+        Method::GET,
+        "/api/counts",
+        None,
+        &[("host", REBOUND), ("authorization", &bearer)],
+    );
+    assert_eq!(send(&open, req).await.status(), StatusCode::OK);
+    let req = request(Method::GET, "/api/counts", None, &[("host", REBOUND)]);
+    assert_eq!(send(&open, req).await.status(), StatusCode::UNAUTHORIZED);
+    // A token and allowed names: the host check applies, before the token.
+    let (checked, _) = app(&f.store, token_options().allow_host("dash.example.com"));
+    for (host, status) in [
+        (REBOUND, StatusCode::MISDIRECTED_REQUEST),
+        ("dash.example.com", StatusCode::OK),
+        ("localhost", StatusCode::OK),
+    ] {
+        let req = request(
+            Method::GET,
+            "/api/counts",
+            None,
+            &[("host", host), ("authorization", &bearer)],
+        );
+        assert_eq!(send(&checked, req).await.status(), status, "Host {host}");
+    }
+}
+
+#[tokio::test]
+async fn a_real_server_refuses_a_rebound_host() {
+    let f = world().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(steadfast_dashboard::serve_on(
+        listener,
+        Arc::clone(&f.store),
+        DashboardOptions::default(),
+    ));
+    // What `curl -H 'Host: …' http://127.0.0.1:PORT/` sends.
+    let raw = |host: String| {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            stream.write_all(req.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        })
+    };
+    let answer = raw(format!("rebind.attacker.example:{}", addr.port()))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(!answer.contains("csrf-token"), "{answer}");
+    let answer = raw(addr.to_string()).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("csrf-token"), "{answer}");
+    server.abort();
+}
+
+/// How a request may fail to prove it comes from the dashboard's pages.
+struct CsrfRow {
+    what: &'static str,
+    /// The CSRF token sent: none, a wrong one, or the right one; in the
+    /// form or in the `X-CSRF-Token` header.
+    csrf: Csrf,
+    headers: &'static [(&'static str, &'static str)],
+}
+
+#[derive(Clone, Copy)]
+enum Csrf {
+    Missing,
+    WrongField,
+    WrongHeader,
+    RightField,
+    RightHeader,
+}
+
+const CROSS_SITE: &[CsrfRow] = &[
+    CsrfRow {
+        what: "no CSRF token",
+        csrf: Csrf::Missing,
+        headers: &[("origin", ORIGIN)],
+    },
+    CsrfRow {
+        what: "a wrong CSRF token",
+        csrf: Csrf::WrongField,
+        headers: &[("origin", ORIGIN)],
+    },
+    CsrfRow {
+        what: "a wrong CSRF header",
+        csrf: Csrf::WrongHeader,
+        headers: &[("origin", ORIGIN)],
+    },
+    CsrfRow {
+        what: "a cross-origin Origin",
+        csrf: Csrf::RightField,
+        headers: &[("origin", "http://evil.example")],
+    },
+    CsrfRow {
+        what: "a look-alike Origin",
+        csrf: Csrf::RightField,
+        headers: &[("origin", "http://127.0.0.1:7777.evil.example")],
+    },
+    CsrfRow {
+        what: "a cross-origin Origin and the CSRF header",
+        csrf: Csrf::RightHeader,
+        headers: &[("origin", "http://evil.example")],
+    },
+    CsrfRow {
+        what: "Origin: null",
+        csrf: Csrf::RightField,
+        headers: &[("origin", "null")],
+    },
+    CsrfRow {
+        what: "a foreign Referer only",
+        csrf: Csrf::RightField,
+        headers: &[("referer", "http://evil.example/page.html")],
+    },
+    CsrfRow {
+        what: "Sec-Fetch-Site: cross-site",
+        csrf: Csrf::RightField,
+        headers: &[("origin", ORIGIN), ("sec-fetch-site", "cross-site")],
+    },
+];
+
+/// The request of `row` to `route`, with the session `cookie` if any.
+fn csrf_request(route: &Route, row: &CsrfRow, csrf: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut form = form_for(route.path).to_owned();
+    let mut headers: Vec<(&str, &str)> = row.headers.to_vec();
+    match row.csrf {
+        Csrf::Missing => {}
+        Csrf::WrongField => form.push_str("&csrf=0123456789abcdef"),
+        Csrf::WrongHeader => headers.push(("x-csrf-token", "0123456789abcdef")),
+        Csrf::RightField => form.push_str(&format!("&csrf={csrf}")),
+        Csrf::RightHeader => headers.push(("x-csrf-token", csrf)),
+    }
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie));
+    }
+    request(Method::POST, route.path, Some(&form), &headers)
+}
+
+#[tokio::test]
+async fn every_action_refuses_cross_site_requests_and_changes_nothing() {
+    for with_token in [false, true] {
+        for route in action_routes() {
+            let f = world().await;
+            let options = if with_token {
+                token_options()
+            } else {
+                DashboardOptions::default()
+            };
+            let (app, csrf) = app(&f.store, options);
+            let cookie = if with_token {
+                Some(login(&app).await)
+            } else {
+                None
+            };
+            let before = snapshot(&f.store).await;
+            for row in CROSS_SITE {
+                let what = format!(
+                    "POST {} with {} (token: {with_token})",
+                    route.path, row.what
+                );
+                let res = send(&app, csrf_request(&route, row, &csrf, cookie.as_deref())).await;
+                assert_eq!(res.status(), StatusCode::FORBIDDEN, "{what}");
+                assert_eq!(snapshot(&f.store).await, before, "{what} changed the store");
+            }
+            // From the dashboard's own page the same form goes through and
+            // changes the store: the refusals were the checks' doing.
+            let ok = CsrfRow {
+                what: "same origin",
+                csrf: Csrf::RightField,
+                headers: &[("origin", ORIGIN), ("sec-fetch-site", "same-origin")],
+            };
+            let res = send(&app, csrf_request(&route, &ok, &csrf, cookie.as_deref())).await;
+            let what = format!("POST {} from the page (token: {with_token})", route.path);
+            assert!(
+                res.status().is_success() || res.status().is_redirection(),
+                "{what}: {}",
+                res.status()
+            );
+            assert_ne!(snapshot(&f.store).await, before, "{what} changed nothing");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_login_form_refuses_cross_site_posts() {
+    let f = fixture().await;
+    let (app, _) = app(&f.store, token_options());
+    let form = format!("token={}", enc(TOKEN));
+    for (what, headers) in [
+        ("a cross-origin Origin", [("origin", "http://evil.example")]),
+        ("Origin: null", [("origin", "null")]),
+        ("a foreign Referer", [("referer", "http://evil.example/")]),
+        (
+            "Sec-Fetch-Site: cross-site",
+            [("sec-fetch-site", "cross-site")],
+        ),
+    ] {
+        let req = from_ip(
+            request(Method::POST, "/login", Some(&form), &headers),
+            fresh_ip(),
+        );
+        let res = send(&app, req).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{what}");
+        assert!(!res.headers().contains_key(header::SET_COOKIE), "{what}");
+    }
+    // The login form needs no CSRF token (it carries the access token).
+    let cookie = login(&app).await;
+    assert!(cookie.starts_with("steadfast_session="));
+}
+
+#[tokio::test]
+async fn every_route_but_login_and_assets_needs_the_token() {
+    let f = world().await;
+    let clock = VirtualClock::new(Timestamp::now_system());
+    let options = token_options().clock(Arc::new(clock.clone()));
+    let (app, csrf) = app(&f.store, options);
+    let expired = login(&app).await;
+    clock.advance(SESSION_TTL);
+    let before = snapshot(&f.store).await;
+
+    let wrong_bearer = "Bearer 0123456789abcdef0123456789abcdef-wrong".to_owned();
+    let token_as_cookie = format!("steadfast_session={TOKEN}");
+    let token_as_secure_cookie = format!("__Host-steadfast_session={TOKEN}");
+    let basic = format!("Basic {TOKEN}");
+    // What is wrong, the token sent in the query string, the headers sent.
+    type Row<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let rows: Vec<Row> = vec![
+        ("no token", "", vec![]),
+        (
+            "a wrong bearer token",
+            "",
+            vec![("authorization", &wrong_bearer)],
+        ),
+        (
+            "the token as Basic auth",
+            "",
+            vec![("authorization", &basic)],
+        ),
+        (
+            "a made-up session",
+            "",
+            vec![("cookie", "steadfast_session=00112233")],
+        ),
+        (
+            "the token as the cookie",
+            "",
+            vec![("cookie", &token_as_cookie)],
+        ),
+        (
+            "the token as the secure cookie",
+            "",
+            vec![("cookie", &token_as_secure_cookie)],
+        ),
+        ("an expired session", "", vec![("cookie", &expired)]),
+        ("the token in the query string", TOKEN, vec![]),
+    ];
+    let mut checked = 0;
+    for route in route_list() {
+        if route.public {
+            assert!(
+                route.path == "/login" || route.path.starts_with("/assets/"),
+                "{} must not be public",
+                route.path
+            );
+            continue;
+        }
+        for (what, query_token, headers) in &rows {
+            let uri = if query_token.is_empty() {
+                route.path.to_owned()
+            } else {
+                format!("{}?token={query_token}", route.path)
+            };
+            let form = (route.method == Method::POST)
+                .then(|| format!("{}&csrf={csrf}", form_for(route.path)));
+            let mut headers = headers.clone();
+            headers.push(("origin", ORIGIN));
+            let req = from_ip(
+                request(route.method.clone(), &uri, form.as_deref(), &headers),
+                fresh_ip(),
+            );
+            let res = send(&app, req).await;
+            let what = format!("{} {} with {what}", route.method, route.path);
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+            assert!(
+                !text(res).await.contains(&csrf),
+                "{what}: the CSRF token leaked"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15 * rows.len(), "{checked}");
+    assert_eq!(snapshot(&f.store).await, before, "nothing changed");
+
+    // With the token every page answers (some ask for parameters).
+    let bearer = format!("Bearer {TOKEN}");
+    for route in route_list().iter().filter(|r| r.method == Method::GET) {
+        let req = request(Method::GET, route.path, None, &[("authorization", &bearer)]);
+        let status = send(&app, req).await.status();
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::MISDIRECTED_REQUEST,
+            "GET {}: {status}",
+            route.path
+        );
+    }
+    // The public ones need no token.
     assert_eq!(
         get(&app, "/assets/dashboard.js").await.status(),
         StatusCode::OK
     );
+    assert_eq!(get(&app, "/login").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn login_is_a_post_form_and_the_address_carries_no_token() {
+    let f = world().await;
+    let clock = VirtualClock::new(Timestamp::now_system());
+    let options = token_options().clock(Arc::new(clock.clone()));
+    let (app, csrf) = app(&f.store, options);
+
+    // The old way, the token in the address, is refused and sets nothing.
+    let res = get(&app, &format!("/login?token={TOKEN}")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    let body = text(res).await;
+    assert!(!body.contains(TOKEN), "the token is not echoed");
+    assert!(body.contains("not accepted"), "{body}");
+
+    // A browser opening a page gets the login form, which posts the token
+    // and comes back; it embeds no CSRF token.
+    let res = send(
+        &app,
+        request(
+            Method::GET,
+            "/process?id=p1",
+            None,
+            &[("accept", "text/html,application/xhtml+xml")],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body = text(res).await;
+    assert!(body.contains("method=\"post\" action=\"/login\""), "{body}");
+    assert!(body.contains("type=\"password\" name=\"token\""), "{body}");
+    assert!(body.contains("value=\"/process?id=p1\""), "{body}");
+    assert!(!body.contains(&csrf));
+    let res = get(&app, "/login").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!text(res).await.contains(&csrf));
+    // Scripts get a plain 401 with WWW-Authenticate.
+    let res = get(&app, "/api/counts").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        get(&app, "/login?token=nope").await.status(),
-        StatusCode::UNAUTHORIZED
+        res.headers()[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"steadfast\""
     );
 
-    let res = get(&app, "/login?token=s3cret").await;
+    // A wrong token: the form again, no cookie.
+    let res = post(&app, "/login", "token=wrong", &[("origin", ORIGIN)]).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    assert!(text(res).await.contains("Wrong token"));
+
+    // The right one: a session cookie (not the token), back to `next`.
+    let form = format!("token={}&next={}", enc(TOKEN), enc("/process?id=p1"));
+    let res = post(&app, "/login", &form, &[("origin", ORIGIN)]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let cookie = res.headers()[header::SET_COOKIE]
+    assert_eq!(res.headers()[header::LOCATION], "/process?id=p1");
+    let set = res.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-    let pair = cookie.split(';').next().unwrap().to_owned();
+    assert!(set.starts_with("steadfast_session="), "{set}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure"), "no Secure without --secure-cookie");
+    assert!(!set.contains(TOKEN), "the cookie is not the token: {set}");
+    assert!(
+        !set.contains("Max-Age") && !set.contains("Expires"),
+        "a session cookie"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let with_cookie = |uri: &str| request(Method::GET, uri, None, &[("cookie", &cookie)]);
+    assert_eq!(send(&app, with_cookie("/")).await.status(), StatusCode::OK);
+    let res = post(
+        &app,
+        "/actions/signal",
+        &format!("id=p1&name=go&payload=1&csrf={csrf}"),
+        &[("cookie", &cookie), ("origin", ORIGIN)],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
-    let with_cookie = |uri: &str| {
-        Request::get(uri)
-            .header(header::COOKIE, &pair)
-            .body(Body::empty())
-            .unwrap()
+    // A `next` elsewhere is not followed.
+    let form = format!("token={}&next={}", enc(TOKEN), enc("//evil.example/"));
+    let res = post(&app, "/login", &form, &[("origin", ORIGIN)]).await;
+    assert_eq!(res.headers()[header::LOCATION], "/");
+
+    // Sessions end.
+    clock.advance(SESSION_TTL);
+    assert_eq!(
+        send(&app, with_cookie("/")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn behind_tls_the_session_cookie_is_secure() {
+    let f = fixture().await;
+    let (app, _) = app(&f.store, token_options().secure_cookie(true));
+    let form = format!("token={}", enc(TOKEN));
+    let res = post(
+        &app,
+        "/login",
+        &form,
+        &[("origin", "https://127.0.0.1:7777")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(set.starts_with("__Host-steadfast_session="), "{set}");
+    assert!(set.contains("; Secure"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let req = request(Method::GET, "/", None, &[("cookie", &cookie)]);
+    assert_eq!(send(&app, req).await.status(), StatusCode::OK);
+    // The same id under the plain name is not the session.
+    let plain = cookie.replacen("__Host-", "", 1);
+    let req = request(Method::GET, "/", None, &[("cookie", &plain)]);
+    assert_eq!(send(&app, req).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_client() {
+    let f = fixture().await;
+    let clock = VirtualClock::new(Timestamp::now_system());
+    let (app, _) = app(&f.store, token_options().clock(Arc::new(clock.clone())));
+    let attempt = |ip: [u8; 4], token: &str| {
+        let req = request(
+            Method::POST,
+            "/login",
+            Some(&format!("token={}", enc(token))),
+            &[("origin", ORIGIN)],
+        );
+        send(&app, from_ip(req, ip))
     };
-    assert_eq!(
-        app.clone()
-            .oneshot(with_cookie("/"))
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
+    let attacker = [192, 0, 2, 1];
+    for n in 1..=FREE_FAILURES {
+        let res = attempt(attacker, "guess").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "failure {n}");
+    }
+    // Locked out: even the right token is refused, before it is looked at.
+    let res = attempt(attacker, TOKEN).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    // So is a bearer token from there.
+    let bearer = format!("Bearer {TOKEN}");
+    let req = request(
+        Method::GET,
+        "/api/counts",
+        None,
+        &[("authorization", &bearer)],
     );
-    let bearer = Request::get("/api/counts")
-        .header(header::AUTHORIZATION, "Bearer s3cret")
-        .body(Body::empty())
-        .unwrap();
+    let res = send(&app, from_ip(req, attacker)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another client is not affected.
     assert_eq!(
-        app.clone().oneshot(bearer).await.unwrap().status(),
-        StatusCode::OK
+        attempt([192, 0, 2, 2], TOKEN).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // After the wait the attacker may try again; the next failure locks
+    // for twice as long.
+    clock.advance(FIRST_LOCK);
+    assert_eq!(
+        attempt(attacker, "guess").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = attempt(attacker, TOKEN).await;
+    assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+    clock.advance(FIRST_LOCK * 2);
+    assert_eq!(
+        attempt(attacker, TOKEN).await.status(),
+        StatusCode::SEE_OTHER
     );
 
-    // Token but no CSRF: 403; both: done.
-    let res = post(
-        &app,
-        "/actions/purge",
-        "hours=1&confirm=yes",
-        &[("cookie", &pair)],
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = post(
-        &app,
-        "/actions/purge",
-        &format!("hours=1&confirm=yes&csrf={csrf}"),
-        &[("cookie", &pair)],
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(text(res).await.contains("0 finished processes"));
+    // Wrong bearer tokens count as failed logins too.
+    let prober = [192, 0, 2, 3];
+    let wrong = "Bearer wrong".to_owned();
+    for n in 1..=FREE_FAILURES {
+        let req = request(
+            Method::GET,
+            "/api/counts",
+            None,
+            &[("authorization", &wrong)],
+        );
+        let res = send(&app, from_ip(req, prober)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "failure {n}");
+    }
+    let req = request(
+        Method::GET,
+        "/api/counts",
+        None,
+        &[("authorization", &bearer)],
+    );
+    let res = send(&app, from_ip(req, prober)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[test]
-fn non_loopback_without_token_is_refused() {
+fn off_loopback_the_token_is_required_and_long() {
     let options = DashboardOptions::default().bind("0.0.0.0:7777".parse().unwrap());
     let err = options.check().unwrap_err().to_string();
     assert!(err.contains("without an access token"), "{err}");
-    assert!(options.token(Some("t".into())).check().is_ok());
+    let short = "t".repeat(MIN_TOKEN_CHARS - 1);
+    let err = options
+        .clone()
+        .token(Some(short.clone()))
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 32"), "{err}");
+    assert!(options.clone().token(Some(TOKEN.into())).check().is_ok());
+    // On loopback a short token is the user's business.
+    assert!(
+        DashboardOptions::default()
+            .token(Some(short))
+            .check()
+            .is_ok()
+    );
     assert!(DashboardOptions::default().check().is_ok());
+    // A token is not printed by Debug.
+    let debug = format!("{:?}", token_options());
+    assert!(!debug.contains(TOKEN), "{debug}");
+}
+
+#[test]
+fn bind_accepts_localhost() {
+    let options = DashboardOptions::default()
+        .bind_to("localhost:7788")
+        .unwrap();
+    assert_eq!(options.bind, "127.0.0.1:7788".parse().unwrap());
+    assert_eq!(options.url(), "http://localhost:7788");
+    let options = DashboardOptions::default().bind_to("[::1]:7788").unwrap();
+    assert!(options.bind.ip().is_loopback());
+    for bad in ["localhost", "localhost:99999", "a b:1", ":7777"] {
+        assert!(DashboardOptions::default().bind_to(bad).is_err(), "{bad}");
+    }
+    let err = DashboardOptions::default()
+        .allow_host("http://x/")
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a host name"), "{err}");
 }
 
 fn ids_in(body: &str) -> Vec<String> {

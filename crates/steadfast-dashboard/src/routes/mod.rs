@@ -2,38 +2,76 @@
 
 mod actions;
 mod api;
+pub mod login;
 mod pages;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use steadfast::StoreError;
 
 use crate::{AppState, auth, metrics};
 
-/// Every route, behind the access/CSRF guard and security headers.
+/// One route of the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Route {
+    /// GET or POST.
+    pub method: Method,
+    /// The path.
+    pub path: &'static str,
+    /// Whether it is served without the access token (the login form and
+    /// the static assets; never without the host check).
+    pub public: bool,
+}
+
+/// Every route with its handler: the router is built from this table, and
+/// [`route_list`] reads it, so tests that walk every route see a new one.
+fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::GET, "/", get(pages::list)),
+        (Method::GET, "/live/list", get(pages::list_live)),
+        (Method::GET, "/process", get(pages::process)),
+        (Method::GET, "/live/process", get(pages::process_live)),
+        (Method::GET, "/kind", get(pages::kind)),
+        (Method::GET, "/live/kind", get(pages::kind_live)),
+        (Method::GET, "/purge", get(pages::purge)),
+        (Method::GET, "/api/processes", get(api::list)),
+        (Method::GET, "/api/process", get(api::process)),
+        (Method::GET, "/api/counts", get(api::counts)),
+        (Method::POST, "/actions/signal", post(actions::signal)),
+        (Method::POST, "/actions/cancel", post(actions::cancel)),
+        (Method::POST, "/actions/retry", post(actions::retry)),
+        (Method::POST, "/actions/rewind", post(actions::rewind)),
+        (Method::POST, "/actions/purge", post(actions::purge)),
+        (Method::GET, "/metrics", get(metrics::handler)),
+        (Method::GET, auth::LOGIN, get(login::form)),
+        (Method::POST, auth::LOGIN, post(login::login)),
+        (Method::GET, "/assets/dashboard.css", get(css)),
+        (Method::GET, "/assets/dashboard.js", get(js)),
+    ]
+}
+
+/// Every route the dashboard serves (HEAD is served wherever GET is).
+pub fn route_list() -> Vec<Route> {
+    table()
+        .into_iter()
+        .map(|(method, path, _)| Route {
+            method,
+            path,
+            public: auth::is_public(path),
+        })
+        .collect()
+}
+
+/// Every route, behind the host/access/CSRF guard and security headers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(pages::list))
-        .route("/live/list", get(pages::list_live))
-        .route("/process", get(pages::process))
-        .route("/live/process", get(pages::process_live))
-        .route("/kind", get(pages::kind))
-        .route("/live/kind", get(pages::kind_live))
-        .route("/purge", get(pages::purge))
-        .route("/api/processes", get(api::list))
-        .route("/api/process", get(api::process))
-        .route("/api/counts", get(api::counts))
-        .route("/actions/signal", post(actions::signal))
-        .route("/actions/cancel", post(actions::cancel))
-        .route("/actions/retry", post(actions::retry))
-        .route("/actions/rewind", post(actions::rewind))
-        .route("/actions/purge", post(actions::purge))
-        .route("/metrics", get(metrics::handler))
-        .route("/login", get(auth::login))
-        .route("/assets/dashboard.css", get(css))
-        .route("/assets/dashboard.js", get(js))
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -1,0 +1,157 @@
+//! `/login`: the access token is entered in a form and sent in the body
+//! of a POST, never in the address (where it would stay in the browser's
+//! history, in proxy logs and in `Referer` headers). A right token starts a
+//! session (see [`crate::auth::sessions`]); a wrong one counts towards the
+//! client's lockout (see [`crate::auth::throttle`]).
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{Extensions, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{self, secret_eq, sessions, too_many_attempts};
+use crate::views;
+
+/// The query of `GET /login`.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    /// Refused: tokens in the address were the old way to log in.
+    token: Option<String>,
+    /// Where to go after logging in.
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /login`: the login form. A `?token=` is refused (and not used).
+pub async fn form(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    if app.inner.token.is_none() {
+        return Redirect::to("/").into_response();
+    }
+    if q.token.is_some() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            Some(
+                "A token in the address is not accepted: it would stay in the browser's history \
+                 and in logs. Enter it below instead (it is sent in the body of the request), \
+                 or send it as an Authorization: Bearer header.",
+            ),
+            &q.next,
+        );
+    }
+    page(StatusCode::OK, None, &q.next)
+}
+
+/// The form of `POST /login`.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /login`: a right token gets a session cookie and a redirect to
+/// `next`; a wrong one gets the form again. While the client is locked out
+/// the token is not looked at: 429.
+pub async fn login(
+    State(app): State<AppState>,
+    extensions: Extensions,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let inner = &app.inner;
+    let Some(expected) = &inner.token else {
+        return Redirect::to("/").into_response();
+    };
+    let now = inner.clock.now();
+    let client = auth::client_key(&extensions);
+    if let Err(wait) = inner.throttle.check(client, now) {
+        return too_many_attempts(wait);
+    }
+    if !secret_eq(&f.token, expected) {
+        let message = match inner.throttle.failed(client, now) {
+            Some(wait) => format!(
+                "Wrong token. Too many failed attempts from this address: wait {} before the next.",
+                views::duration(wait.max(Duration::from_secs(1)))
+            ),
+            None => "Wrong token.".to_owned(),
+        };
+        return page(StatusCode::UNAUTHORIZED, Some(&message), &f.next);
+    }
+    let id = inner.sessions.start(now);
+    let mut response = Redirect::to(&local_path(&f.next)).into_response();
+    match HeaderValue::from_str(&sessions::set_cookie(&id, inner.secure_cookie)) {
+        Ok(cookie) => {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(_) => auth::refuse(StatusCode::INTERNAL_SERVER_ERROR, "cannot set the cookie"),
+    }
+}
+
+/// `next` when it is a path on this server (not `//host…`, not a URL, not
+/// the login form itself), else `/`: the form must not redirect elsewhere.
+fn local_path(next: &str) -> String {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.starts_with(auth::LOGIN)
+        && next.len() <= 2000
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    if local {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+/// The login form with `status` and an optional message; `next` is where
+/// a successful login leads. The page embeds no CSRF token (it is served
+/// to anyone who reaches the dashboard).
+pub fn page(status: StatusCode, message: Option<&str>, next: &str) -> Response {
+    let body = html! {
+        h1 { "Log in" }
+        @if let Some(message) = message {
+            p.notice { (message) }
+        }
+        form.login method="post" action=(auth::LOGIN) {
+            input type="hidden" name="next" value=(local_path(next));
+            label {
+                "Access token "
+                input type="password" name="token" autocomplete="current-password" required autofocus;
+            }
+            button type="submit" { "Log in" }
+        }
+        p {
+            "The token the dashboard was started with (--token-file, STEADFAST_DASHBOARD_TOKEN or --token). "
+            "Scripts send it as an Authorization: Bearer header instead."
+        }
+    };
+    let page = views::page("Log in", "", Duration::from_secs(1), body);
+    (status, Html(page.into_string())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        for (next, to) in [
+            ("/process?id=a", "/process?id=a"),
+            ("/", "/"),
+            ("", "/"),
+            ("//evil.example/", "/"),
+            ("/\\evil.example", "/"),
+            ("https://evil.example/", "/"),
+            ("/login?next=/", "/"),
+            ("/x\ny", "/"),
+        ] {
+            assert_eq!(local_path(next), to, "{next:?}");
+        }
+    }
+}
