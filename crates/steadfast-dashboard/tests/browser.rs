@@ -1,6 +1,8 @@
 //! End to end in headless Chromium: the list, a process page with the
 //! current line highlighted, a signal sent from the page moving the process
-//! on without a reload, escaping, and the screenshot in `docs/`.
+//! on without a reload, escaping, and the screenshot in `docs/`; a
+//! DNS-rebound name refused, and the login form, with the token in no
+//! address and no history entry.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
 //! `chromium` and `chromium-driver`); skipped with a notice when they are
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
+use steadfast::rusqlite;
 use steadfast::{Backend, HostBuilder, Process, SqliteStore, Status, StepFailed};
 use steadfast_dashboard::DashboardOptions;
 
@@ -84,6 +87,65 @@ impl Drop for Driver {
     }
 }
 
+/// Chromium driven through chromedriver, both stopped when dropped.
+struct Browser {
+    client: fantoccini::Client,
+    _driver: Driver,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and a headless Chromium
+    /// session with its own profile and `extra` arguments.
+    async fn start(extra: &[&str]) -> Self {
+        let port = free_port();
+        let driver = Driver(
+            std::process::Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        until("chromedriver", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1200,800".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Browser {
+            client,
+            _driver: driver,
+            profile,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_page_in_chromium() {
     if !browser_available() {
@@ -118,43 +180,8 @@ async fn process_page_in_chromium() {
         options,
     ));
 
-    let port = free_port();
-    let _driver = Driver(
-        std::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    until("chromedriver", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".to_owned(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1200,800",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session");
+    let browser = Browser::start(&[]).await;
+    let client = browser.client.clone();
 
     let result = async {
         // The list links to the process.
@@ -271,4 +298,155 @@ async fn process_page_in_chromium() {
             .status,
         Status::Completed
     );
+}
+
+/// An access token long enough for any address.
+const TOKEN: &str = "0123456789abcdef0123456789abcdef-browser";
+
+async fn idle(_p: Process, _input: String) -> Result<String, StepFailed> {
+    Ok(String::new())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_form_and_rebinding_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+    let host = HostBuilder::from_arc(Arc::clone(&store))
+        .register("idle", idle)
+        .build_client();
+    host.spawn("idle", "p1", "x").await.unwrap();
+
+    // One dashboard without a token (loopback, as by default), one with.
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let open_server = tokio::spawn(steadfast_dashboard::serve_on(
+        open,
+        Arc::clone(&store),
+        DashboardOptions::default(),
+    ));
+    let guarded = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", guarded.local_addr().unwrap());
+    let guarded_server = tokio::spawn(steadfast_dashboard::serve_on(
+        guarded,
+        Arc::clone(&store),
+        DashboardOptions::default().token(Some(TOKEN.to_owned())),
+    ));
+
+    // The attacker's name resolves to 127.0.0.1, as after a rebinding.
+    let browser = Browser::start(&[
+        "--host-resolver-rules=MAP rebind.attacker.example 127.0.0.1",
+        "--disable-features=HttpsUpgrades",
+    ])
+    .await;
+    let client = browser.client.clone();
+    let result = async {
+        client
+            .goto(&format!("http://rebind.attacker.example:{open_port}/"))
+            .await?;
+        let body = client.find(Locator::Css("body")).await?.text().await?;
+        assert!(
+            body.contains("421") && body.contains("DNS rebinding"),
+            "a rebound name is refused: {body}"
+        );
+        let meta = client
+            .find_all(Locator::Css("meta[name='csrf-token']"))
+            .await?;
+        assert!(meta.is_empty(), "no page, no CSRF token");
+        // Under its own name the same dashboard answers.
+        client
+            .goto(&format!("http://127.0.0.1:{open_port}/"))
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Css("tr[data-id='p1']"))
+            .await?;
+
+        // With a token, opening a page shows the login form.
+        let page = format!("{base}/process?id=p1");
+        client.goto(&page).await?;
+        let field = client
+            .wait()
+            .for_element(Locator::Css("form.login input[name='token']"))
+            .await?;
+        field.send_keys("not the token").await?;
+        client
+            .find(Locator::Css("form.login button[type='submit']"))
+            .await?
+            .click()
+            .await?;
+        let notice = client
+            .wait()
+            .for_element(Locator::Css("p.notice"))
+            .await?
+            .text()
+            .await?;
+        assert!(notice.contains("Wrong token"), "{notice}");
+        client
+            .find(Locator::Css("form.login input[name='token']"))
+            .await?
+            .send_keys(TOKEN)
+            .await?;
+        client
+            .find(Locator::Css("form.login button[type='submit']"))
+            .await?
+            .click()
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Css("section.header[data-status='running']"))
+            .await?;
+        let url = client.current_url().await?;
+        assert_eq!(url.as_str(), page, "back on the page asked for");
+        // The session is invisible to scripts and is not the token.
+        let seen = client.execute("return document.cookie", vec![]).await?;
+        assert_eq!(seen, serde_json::json!(""), "HttpOnly");
+        let cookie = client.get_named_cookie("steadfast_session").await?;
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+        assert!(!cookie.value().contains(TOKEN));
+        // Every address this tab went through.
+        let addresses = client
+            .execute(
+                "return performance.getEntriesByType('navigation').map(e => e.name)\
+                 .concat([location.href, document.referrer])",
+                vec![],
+            )
+            .await?;
+        assert!(!addresses.to_string().contains(TOKEN), "{addresses}");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    open_server.abort();
+    guarded_server.abort();
+    result.expect("the browser steps");
+
+    // The browser's history (written when it quits) has the page, and no
+    // address with the token in it.
+    let history = browser.profile.path().join("Default").join("History");
+    let mut urls: Vec<String> = Vec::new();
+    until("the browser to write its history", || {
+        urls = read_history(&history).unwrap_or_default();
+        let found = urls.iter().any(|u| u.contains("/process?id=p1"));
+        async move { found }
+    })
+    .await;
+    assert!(
+        urls.iter().all(|u| !u.contains(TOKEN)),
+        "the token is in the history: {urls:?}"
+    );
+}
+
+/// The addresses in Chromium's history database, if it can be read yet.
+fn read_history(path: &Path) -> Option<Vec<String>> {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    let mut query = db.prepare("SELECT url FROM urls").ok()?;
+    let rows = query.query_map([], |row| row.get::<_, String>(0)).ok()?;
+    rows.collect::<Result<Vec<_>, _>>().ok()
 }
