@@ -41,7 +41,10 @@ pub use options::{DashboardOptions, MIN_TOKEN_CHARS};
 pub use routes::{Route, route_list};
 pub use state::AppState;
 
-/// The dashboard's routes over `state` (see [`AppState::new`]).
+/// The dashboard's routes over `state` (see [`AppState::new`]). Serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()` (as
+/// [`serve_on`] does) so failed logins are counted per client address;
+/// without it all clients share one count.
 pub fn router(state: AppState) -> axum::Router {
     routes::router(state)
 }
