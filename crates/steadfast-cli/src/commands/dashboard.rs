@@ -30,7 +30,7 @@ pub struct DashboardArgs {
     pub token_file: Option<PathBuf>,
     /// Also answer to this host name (repeatable), e.g. the name a reverse
     /// proxy forwards. Without a token the dashboard answers only to
-    /// localhost, 127.0.0.1, [::1] and the bound address (a defence against
+    /// localhost, 127.0.0.1, `[::1]` and the bound address (a defence against
     /// DNS rebinding); with a token, giving names turns the same check on.
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_host: Vec<String>,
