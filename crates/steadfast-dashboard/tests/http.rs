@@ -671,6 +671,8 @@ async fn every_route_but_login_and_assets_needs_the_token() {
     let wrong_bearer = "Bearer 0123456789abcdef0123456789abcdef-wrong".to_owned();
     let token_as_cookie = format!("steadfast_session={TOKEN}");
     let token_as_secure_cookie = format!("__Host-steadfast_session={TOKEN}");
+    // Before sessions, the cookie held the token itself.
+    let token_as_old_cookie = format!("steadfast_token={TOKEN}");
     let basic = format!("Basic {TOKEN}");
     // What is wrong, the token sent in the query string, the headers sent.
     type Row<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
@@ -700,6 +702,11 @@ async fn every_route_but_login_and_assets_needs_the_token() {
             "the token as the secure cookie",
             "",
             vec![("cookie", &token_as_secure_cookie)],
+        ),
+        (
+            "the token as the old cookie",
+            "",
+            vec![("cookie", &token_as_old_cookie)],
         ),
         ("an expired session", "", vec![("cookie", &expired)]),
         ("the token in the query string", TOKEN, vec![]),
