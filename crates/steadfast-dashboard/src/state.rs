@@ -60,6 +60,15 @@ impl AppState {
         }
     }
 
+    /// The frame of this dashboard's pages.
+    pub(crate) fn frame(&self) -> crate::views::Frame<'_> {
+        crate::views::Frame {
+            csrf: &self.inner.csrf,
+            poll: self.inner.poll,
+            logout: self.inner.token.is_some(),
+        }
+    }
+
     /// The CSRF token forms must carry (for tests and embedding).
     pub fn csrf_token(&self) -> &str {
         &self.inner.csrf

@@ -417,6 +417,21 @@ async fn login_form_and_rebinding_in_chromium() {
             )
             .await?;
         assert!(!addresses.to_string().contains(TOKEN), "{addresses}");
+        // Logging out ends the session: the page asks for the token again.
+        client
+            .find(Locator::Css("header.top form.logout button"))
+            .await?
+            .click()
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Css("form.login input[name='token']"))
+            .await?;
+        client.goto(&page).await?;
+        client
+            .wait()
+            .for_element(Locator::Css("form.login input[name='token']"))
+            .await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

@@ -287,17 +287,19 @@ fn form_for(path: &str) -> &'static str {
         "/actions/rewind" => "id=d1&step=s&confirm=yes",
         "/actions/purge" => "hours=0&confirm=yes",
         "/login" => "token=not-the-token",
+        "/logout" => "",
         other => panic!(
             "no form for POST {other}: add one to form_for so the access tests cover the route"
         ),
     }
 }
 
-/// The routes that change something (all POST routes but the login form).
+/// The routes that change the store: all POST routes but the login form
+/// and logging out (which change sessions: see their own tests).
 fn action_routes() -> Vec<Route> {
     let routes: Vec<Route> = route_list()
         .into_iter()
-        .filter(|r| r.method == Method::POST && r.path != "/login")
+        .filter(|r| r.method == Method::POST && r.path != "/login" && r.path != "/logout")
         .collect();
     for known in [
         "/actions/signal",
@@ -656,6 +658,51 @@ async fn the_login_form_refuses_cross_site_posts() {
     // The login form needs no CSRF token (it carries the access token).
     let cookie = login(&app).await;
     assert!(cookie.starts_with("steadfast_session="));
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session_and_needs_the_csrf_token() {
+    let f = fixture().await;
+    let (app, csrf) = app(&f.store, token_options());
+    let cookie = login(&app).await;
+    let logout = route_list()
+        .into_iter()
+        .find(|r| r.path == "/logout" && r.method == Method::POST)
+        .unwrap();
+    let page = |cookie: &str| request(Method::GET, "/", None, &[("cookie", cookie)]);
+    let body = text(send(&app, page(&cookie)).await).await;
+    assert!(
+        body.contains("action=\"/logout\""),
+        "the pages have the button"
+    );
+    for row in CROSS_SITE {
+        let res = send(&app, csrf_request(&logout, row, &csrf, Some(&cookie))).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{}", row.what);
+        let still = send(&app, page(&cookie)).await.status();
+        assert_eq!(still, StatusCode::OK, "{} logged out", row.what);
+    }
+    let ok = CsrfRow {
+        what: "same origin",
+        csrf: Csrf::RightField,
+        headers: &[("origin", ORIGIN)],
+    };
+    let res = send(&app, csrf_request(&logout, &ok, &csrf, Some(&cookie))).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/login");
+    let clear = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        clear.starts_with("steadfast_session=;") && clear.contains("Max-Age=0"),
+        "{clear}"
+    );
+    let res = send(&app, page(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the session ended");
+    // Without a token there is nothing to log out of.
+    let (open, _) = app_without_token(&f.store);
+    assert!(!text(get(&open, "/").await).await.contains("/logout"));
+}
+
+fn app_without_token(store: &Arc<dyn Backend>) -> (axum::Router, String) {
+    app(store, DashboardOptions::default())
 }
 
 #[tokio::test]

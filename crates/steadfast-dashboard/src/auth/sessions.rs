@@ -39,6 +39,12 @@ impl Sessions {
         id
     }
 
+    /// Ends the session `id`, if it exists.
+    pub fn end(&self, id: &str) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|(s, _)| !secret_eq(s, id));
+    }
+
     /// Whether `id` names a session alive at `now`. Compares with every
     /// session in constant time per comparison.
     pub fn valid(&self, id: &str, now: Timestamp) -> bool {
@@ -69,6 +75,13 @@ pub fn set_cookie(id: &str, secure: bool) -> String {
     format!("{name}={id}; HttpOnly; SameSite=Strict; Path=/{secure}")
 }
 
+/// The `Set-Cookie` value that deletes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    let name = cookie_name(secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")
+}
+
 /// The values of the cookies named `name` in `headers`.
 pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
@@ -85,7 +98,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn sessions_expire() {
+    fn sessions_expire_and_end() {
         let sessions = Sessions::default();
         let t0 = Timestamp::from_micros(1_000_000);
         let a = sessions.start(t0);
@@ -98,6 +111,9 @@ mod tests {
         assert!(sessions.valid(&a, t0 + SESSION_TTL - Duration::from_secs(1)));
         assert!(!sessions.valid(&a, t0 + SESSION_TTL));
         assert!(sessions.valid(&b, t0));
+        sessions.end(&b);
+        assert!(!sessions.valid(&b, t0));
+        assert!(sessions.valid(&a, t0));
     }
 
     #[test]

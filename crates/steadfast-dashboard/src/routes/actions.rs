@@ -136,8 +136,7 @@ pub async fn rewind(
             Ok(data) => {
                 let body =
                     process::confirm_rewind(&data.record, &data.journal, &f.step, &app.inner.csrf);
-                Html(views::page("Rewind?", &app.inner.csrf, app.inner.poll, body).into_string())
-                    .into_response()
+                Html(views::page("Rewind?", &app.frame(), body).into_string()).into_response()
             }
             Err(e) => error_page(&app, super::store_status(&e), &e.to_string()),
         };
@@ -185,7 +184,7 @@ pub async fn purge(
     .await;
     match (&outcome, wants_json(&headers)) {
         (Ok(message), false) => {
-            views::message("Purged", &app.inner.csrf, app.inner.poll, message, "/").into_response()
+            views::message("Purged", &app.frame(), message, "/").into_response()
         }
         _ => respond(&app, &headers, "/", outcome),
     }

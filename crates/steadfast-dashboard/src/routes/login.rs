@@ -2,13 +2,14 @@
 //! of a POST, never in the address (where it would stay in the browser's
 //! history, in proxy logs and in `Referer` headers). A right token starts a
 //! session (see [`crate::auth::sessions`]); a wrong one counts towards the
-//! client's lockout (see [`crate::auth::throttle`]).
+//! client's lockout (see [`crate::auth::throttle`]). `/logout` ends the
+//! session.
 
 use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{Extensions, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
@@ -93,6 +94,20 @@ pub async fn login(
     }
 }
 
+/// `POST /logout` (behind the token and CSRF checks): ends the session
+/// of the request's cookie and clears the cookie.
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let inner = &app.inner;
+    for id in sessions::cookies(&headers, sessions::cookie_name(inner.secure_cookie)) {
+        inner.sessions.end(id);
+    }
+    let mut response = Redirect::to(auth::LOGIN).into_response();
+    if let Ok(clear) = HeaderValue::from_str(&sessions::clear_cookie(inner.secure_cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    response
+}
+
 /// `next` when it is a path on this server (not `//host…`, not a URL, not
 /// the login form itself), else `/`: the form must not redirect elsewhere.
 fn local_path(next: &str) -> String {
@@ -131,7 +146,12 @@ pub fn page(status: StatusCode, message: Option<&str>, next: &str) -> Response {
             "Scripts send it as an Authorization: Bearer header instead."
         }
     };
-    let page = views::page("Log in", "", Duration::from_secs(1), body);
+    let frame = views::Frame {
+        csrf: "",
+        poll: Duration::from_secs(1),
+        logout: false,
+    };
+    let page = views::page("Log in", &frame, body);
     (status, Html(page.into_string())).into_response()
 }
 

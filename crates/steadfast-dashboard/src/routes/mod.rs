@@ -48,6 +48,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/metrics", get(metrics::handler)),
         (Method::GET, auth::LOGIN, get(login::form)),
         (Method::POST, auth::LOGIN, post(login::login)),
+        (Method::POST, "/logout", post(login::logout)),
         (Method::GET, "/assets/dashboard.css", get(css)),
         (Method::GET, "/assets/dashboard.js", get(js)),
     ]

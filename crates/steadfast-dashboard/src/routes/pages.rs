@@ -20,11 +20,7 @@ pub type PageResult = Result<Response, Response>;
 /// An error as a page with `status`.
 pub fn error_page(app: &AppState, status: StatusCode, text: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
-    (
-        status,
-        views::message(title, &app.inner.csrf, app.inner.poll, text, "/"),
-    )
-        .into_response()
+    (status, views::message(title, &app.frame(), text, "/")).into_response()
 }
 
 fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
@@ -32,7 +28,7 @@ fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
 }
 
 fn full(app: &AppState, title: &str, body: Markup) -> Response {
-    Html(views::page(title, &app.inner.csrf, app.inner.poll, body).into_string()).into_response()
+    Html(views::page(title, &app.frame(), body).into_string()).into_response()
 }
 
 /// One list page, loaded with a single keyset query (`limit + 1` rows to

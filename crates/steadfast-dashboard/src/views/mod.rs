@@ -11,9 +11,21 @@ use std::time::Duration;
 use maud::{DOCTYPE, Markup, html};
 use steadfast::{Status, Timestamp};
 
+/// What the frame around every page needs.
+pub struct Frame<'a> {
+    /// The CSRF token the page's forms and scripts send.
+    pub csrf: &'a str,
+    /// How often the page polls for changes.
+    pub poll: Duration,
+    /// Whether the top bar has a "Log out" button (an access token is
+    /// configured and the page is not the login form).
+    pub logout: bool,
+}
+
 /// A whole page: head with the CSRF token and the poll interval, the top
 /// bar, and `body`.
-pub fn page(title: &str, csrf: &str, poll: Duration, body: Markup) -> Markup {
+pub fn page(title: &str, frame: &Frame<'_>, body: Markup) -> Markup {
+    let Frame { csrf, poll, logout } = *frame;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -34,6 +46,12 @@ pub fn page(title: &str, csrf: &str, poll: Duration, body: Markup) -> Markup {
                         a href="/purge" { "Purge" }
                         a href="/metrics" { "Metrics" }
                     }
+                    @if logout {
+                        form.logout method="post" action="/logout" {
+                            (csrf_field(csrf))
+                            button type="submit" { "Log out" }
+                        }
+                    }
                     span.live-dot title="live: this page refreshes itself" {}
                 }
                 main { (body) }
@@ -43,11 +61,10 @@ pub fn page(title: &str, csrf: &str, poll: Duration, body: Markup) -> Markup {
 }
 
 /// A page with only a message (errors, confirmations done).
-pub fn message(title: &str, csrf: &str, poll: Duration, text: &str, back: &str) -> Markup {
+pub fn message(title: &str, frame: &Frame<'_>, text: &str, back: &str) -> Markup {
     page(
         title,
-        csrf,
-        poll,
+        frame,
         html! {
             h1 { (title) }
             p.notice { (text) }
