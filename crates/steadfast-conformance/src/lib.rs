@@ -38,6 +38,7 @@ pub mod faults;
 pub mod fixture;
 pub mod journal;
 pub mod lifecycle;
+pub mod signal_states;
 pub mod signals;
 pub mod spawn;
 pub mod tools;
@@ -135,6 +136,11 @@ macro_rules! __with_checks {
                 suspend_unloads_process,
                 suspend_with_matching_signal_changes_nothing,
                 non_matching_or_consumed_signals_do_not_prevent_suspension,
+            }
+            signal_states {
+                rejected_signal_is_kept_and_never_handed_out,
+                reject_signal_is_fenced,
+                discard_signal_settles_only_pending_signals,
             }
             lifecycle {
                 finish_completed_stores_output,

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, EntryStatus, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease,
-    ListFilter, NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
-    SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
-    Timestamp,
+    ListFilter, NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
+    SignalState, SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp,
 };
 
 #[derive(Default)]
@@ -21,8 +21,7 @@ struct State {
     history: BTreeMap<ProcessId, Vec<Generation>>,
     processes: BTreeMap<ProcessId, ProcessRecord>,
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
-    /// (signal, consumed)
-    signals: BTreeMap<ProcessId, Vec<(PendingSignal, bool)>>,
+    signals: BTreeMap<ProcessId, Vec<SignalRecord>>,
     next_signal: i64,
 }
 
@@ -62,8 +61,8 @@ impl State {
             .get(id)
             .into_iter()
             .flatten()
-            .filter(|(_, consumed)| !consumed)
-            .map(|(s, _)| s.clone())
+            .filter(|s| s.state == SignalState::Pending)
+            .map(SignalRecord::to_pending)
             .collect()
     }
 }
@@ -152,6 +151,19 @@ impl Store for MemoryStore {
         if r.cancel_requested {
             return Err(StoreError::CancelRequested(lease.id.clone()));
         }
+        if let Some(consumed) = entry.consumed_signal {
+            let pending = s
+                .signals
+                .get(&lease.id)
+                .into_iter()
+                .flatten()
+                .any(|sig| sig.id == consumed && sig.state == SignalState::Pending);
+            if !pending {
+                return Err(StoreError::InvalidInput(format!(
+                    "signal {consumed} is not pending"
+                )));
+            }
+        }
         let journal = s.journals.entry(lease.id.clone()).or_default();
         match journal.iter_mut().find(|e| e.name == entry.name) {
             Some(e) if e.status == EntryStatus::Scheduled => {
@@ -169,9 +181,10 @@ impl Store for MemoryStore {
             None => journal.push(entry.clone()),
         }
         if let Some(consumed) = entry.consumed_signal {
-            for (sig, done) in s.signals.entry(lease.id.clone()).or_default() {
+            for sig in s.signals.entry(lease.id.clone()).or_default() {
                 if sig.id == consumed {
-                    *done = true;
+                    sig.state = SignalState::Consumed;
+                    sig.settled_at = entry.finished_at;
                 }
             }
         }
@@ -321,14 +334,39 @@ impl Store for MemoryStore {
             r.wake_at = Some(r.wake_at.map_or(now, |w| w.min(now)));
         }
         s.next_signal += 1;
-        let sig = PendingSignal {
+        let sig = SignalRecord {
             id: s.next_signal,
             name: name.to_owned(),
             payload: payload.to_owned(),
             sent_at: now,
+            state: SignalState::Pending,
+            settled_at: None,
+            reason: None,
         };
-        s.signals.entry(id.clone()).or_default().push((sig, false));
+        s.signals.entry(id.clone()).or_default().push(sig);
         Ok(s.next_signal)
+    }
+
+    async fn reject_signal(
+        &self,
+        lease: &Lease,
+        signal: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.fenced(lease)?;
+        let sig = s
+            .signals
+            .entry(lease.id.clone())
+            .or_default()
+            .iter_mut()
+            .find(|sig| sig.id == signal && sig.state == SignalState::Pending)
+            .ok_or_else(|| StoreError::InvalidInput(format!("signal {signal} is not pending")))?;
+        sig.state = SignalState::Rejected;
+        sig.settled_at = Some(now);
+        sig.reason = Some(reason.to_owned());
+        Ok(())
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
@@ -443,6 +481,38 @@ impl StoreAdmin for MemoryStore {
             .collect())
     }
 
+    async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.record(id)?;
+        Ok(s.signals.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn discard_signal(
+        &self,
+        id: &ProcessId,
+        signal: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.record(id)?;
+        let sig = s
+            .signals
+            .entry(id.clone())
+            .or_default()
+            .iter_mut()
+            .find(|sig| sig.id == signal)
+            .ok_or_else(|| StoreError::InvalidInput(format!("no signal {signal}")))?;
+        if sig.state != SignalState::Pending {
+            return Err(StoreError::InvalidInput(format!(
+                "signal {signal} is {}",
+                sig.state
+            )));
+        }
+        sig.state = SignalState::Discarded;
+        sig.settled_at = Some(now);
+        Ok(())
+    }
+
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
         let mut s = self.0.lock().unwrap();
         let r = s.record(id)?;
@@ -455,9 +525,10 @@ impl StoreAdmin for MemoryStore {
         };
         let dropped: Vec<JournalEntry> = journal.iter().filter(|e| e.seq >= seq).cloned().collect();
         journal.retain(|e| e.seq < seq);
-        for (sig, consumed) in s.signals.entry(id.clone()).or_default() {
+        for sig in s.signals.entry(id.clone()).or_default() {
             if dropped.iter().any(|e| e.consumed_signal == Some(sig.id)) {
-                *consumed = false;
+                sig.state = SignalState::Pending;
+                sig.settled_at = None;
             }
         }
         let r = s.record(id)?;
@@ -524,5 +595,5 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 52);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 55);
 }

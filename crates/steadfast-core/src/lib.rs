@@ -18,7 +18,7 @@ pub use error::StoreError;
 pub use id::{HostId, InvalidId, MAX_ID_LEN, ProcessId};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
-    ProcessRecord, SourceLocation, Status,
+    ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,
 };
 pub use store::{
     Backend, Claimed, Lease, ListFilter, NewProcess, ParkedCount, SpawnOutcome, StatusCount, Store,

@@ -248,6 +248,83 @@ pub struct PendingSignal {
     pub sent_at: Timestamp,
 }
 
+/// What became of a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SignalState {
+    /// Stored and not yet taken by a wait.
+    Pending,
+    /// Taken by a wait; the journal entry of that wait holds its payload.
+    Consumed,
+    /// Seen by the waits for its name, none of which could decode its
+    /// payload; kept with the reason and never handed to a wait again.
+    Rejected,
+    /// Dropped by an operator before any wait took it.
+    Discarded,
+}
+
+impl SignalState {
+    /// The lowercase name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalState::Pending => "pending",
+            SignalState::Consumed => "consumed",
+            SignalState::Rejected => "rejected",
+            SignalState::Discarded => "discarded",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SignalState::Pending,
+            SignalState::Consumed,
+            SignalState::Rejected,
+            SignalState::Discarded,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for SignalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signal of a process as tools see it, whatever became of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// Store-assigned id, increasing in send order.
+    pub id: i64,
+    /// The signal name.
+    pub name: String,
+    /// JSON text.
+    pub payload: String,
+    /// When it was sent.
+    pub sent_at: Timestamp,
+    /// What became of it.
+    pub state: SignalState,
+    /// When it was consumed, rejected or discarded.
+    pub settled_at: Option<Timestamp>,
+    /// Why it was rejected (which waits saw it, what the decoder said).
+    pub reason: Option<String>,
+}
+
+impl SignalRecord {
+    /// The signal as a wait would take it.
+    pub fn to_pending(&self) -> PendingSignal {
+        PendingSignal {
+            id: self.id,
+            name: self.name.clone(),
+            payload: self.payload.clone(),
+            sent_at: self.sent_at,
+        }
+    }
+}
+
 /// How a run of a process ended, as written by [`crate::Store::finish`].
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::{
     Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessId,
-    ProcessRecord, SourceLocation, Status, StoreError, Timestamp,
+    ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
@@ -213,6 +213,19 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<i64, StoreError>;
 
+    /// Rejects the pending signal `signal` of the leased process: the waits
+    /// for its name saw it and none could decode its payload. It is kept
+    /// with `reason` and `now` as rejected and never handed to a wait again.
+    /// Fenced like [`Store::append`]; fails with [`StoreError::InvalidInput`]
+    /// when `signal` is not a pending signal of that process.
+    async fn reject_signal(
+        &self,
+        lease: &Lease,
+        signal: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// The unconsumed signals of a process, in send order.
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError>;
 
@@ -274,6 +287,22 @@ pub trait StoreAdmin: Send + Sync + 'static {
     /// [`StoreError::InvalidInput`] when the journal has no such step, and
     /// [`StoreError::InvalidState`] while a host holds a live lease on it.
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Every signal of a process (pending, consumed, rejected, discarded),
+    /// in send order; [`StoreError::NotFound`] for an unknown id.
+    async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError>;
+
+    /// Discards the pending signal `signal` of process `id`: it is kept as
+    /// discarded (at `now`) and never handed to a wait; nothing else
+    /// changes. Fails with [`StoreError::NotFound`] for an unknown process,
+    /// and [`StoreError::InvalidInput`] when the process has no signal with
+    /// that id or the signal is no longer pending (the message says which).
+    async fn discard_signal(
+        &self,
+        id: &ProcessId,
+        signal: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Deletes finished (completed, failed, cancelled) processes last
     /// updated before `finished_before`, with their journals and signals;

@@ -35,6 +35,7 @@ mod options;
 mod read;
 mod rows;
 mod schema;
+mod signals;
 mod transaction;
 mod writer;
 
@@ -47,8 +48,8 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
     Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
+    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -390,6 +391,17 @@ impl Store for PostgresStore {
         self.call(Op::Retry(id.clone(), now), Reply::Unit).await
     }
 
+    async fn reject_signal(
+        &self,
+        lease: &Lease,
+        signal: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let op = Op::RejectSignal(lease.clone(), signal, reason.to_owned(), now);
+        self.call(op, Reply::Unit).await
+    }
+
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
         bounded(read::get(&self.inner.pool, id)).await
     }
@@ -435,6 +447,20 @@ impl StoreAdmin for PostgresStore {
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         bounded(maintenance::history(&self.inner.pool, id)).await
+    }
+
+    async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+        bounded(signals::list(&self.inner.pool, id)).await
+    }
+
+    async fn discard_signal(
+        &self,
+        id: &ProcessId,
+        signal: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.call(Op::DiscardSignal(id.clone(), signal, now), Reply::Unit)
+            .await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

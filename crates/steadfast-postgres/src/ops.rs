@@ -41,7 +41,7 @@ fn parse_status(id: &ProcessId, status: &str) -> Result<Status, StoreError> {
 
 /// Locks a process row and returns its status, owner and wake_at, or
 /// `NotFound`.
-async fn lock_status(
+pub(crate) async fn lock_status(
     conn: &mut PgConnection,
     id: &ProcessId,
 ) -> Result<(Status, Option<String>, Option<i64>), StoreError> {

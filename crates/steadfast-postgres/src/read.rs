@@ -12,7 +12,7 @@ use crate::rows::{
     signal_from_row,
 };
 
-async fn exists(pool: &PgPool, id: &ProcessId) -> Result<(), StoreError> {
+pub(crate) async fn exists(pool: &PgPool, id: &ProcessId) -> Result<(), StoreError> {
     let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM processes WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(pool)

@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -106,6 +106,13 @@ const MIGRATIONS: &[&str] = &[
     // Version 4: the version of the kind's code a process runs with.
     r#"
     ALTER TABLE processes ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+    "#,
+    // Version 5: a signal a wait could not decode is rejected, an operator
+    // may discard one; both are kept (settled: `consumed_at` set) with
+    // what became of them and why.
+    r#"
+    ALTER TABLE signals ADD COLUMN disposition TEXT;
+    ALTER TABLE signals ADD COLUMN reason TEXT;
     "#,
 ];
 

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::OP_TIMEOUT;
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
-use crate::{maintenance, ops};
+use crate::{maintenance, ops, signals};
 
 /// The first wait before reconnecting after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -42,6 +42,8 @@ pub(crate) enum Op {
     },
     Cancel(ProcessId, Timestamp),
     Retry(ProcessId, Timestamp),
+    RejectSignal(Lease, i64, String, Timestamp),
+    DiscardSignal(ProcessId, i64, Timestamp),
     Rewind(ProcessId, String, Timestamp),
     ContinueAsNew(Lease, String, Timestamp),
     /// Reads a setting of the writer's session (`SHOW`).
@@ -361,6 +363,14 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
         Op::Cancel(id, now) => Value::Status(ops::cancel(conn, id, *now).await?),
         Op::Retry(id, now) => {
             ops::retry(conn, channel, id, *now).await?;
+            Value::Unit
+        }
+        Op::RejectSignal(lease, signal, reason, now) => {
+            signals::reject(conn, lease, *signal, reason, *now).await?;
+            Value::Unit
+        }
+        Op::DiscardSignal(id, signal, now) => {
+            signals::discard(conn, id, *signal, *now).await?;
             Value::Unit
         }
         Op::Rewind(id, step, now) => {

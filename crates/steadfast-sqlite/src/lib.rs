@@ -25,6 +25,7 @@ mod options;
 mod reader;
 mod rows;
 mod schema;
+mod signals;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -35,8 +36,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
+    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -327,6 +328,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reject_signal(
+        &self,
+        lease: &Lease,
+        signal: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (lease, reason) = (lease.clone(), reason.to_owned());
+        self.call(|tx| Command::RejectSignal(lease, signal, reason, now, tx))
+            .await
+    }
+
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
         let id = id.clone();
         self.read(move |conn| reader::pending_signals(conn, &id))
@@ -391,6 +404,22 @@ impl StoreAdmin for SqliteStore {
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         let id = id.clone();
         self.read(move |conn| reader::history(conn, &id)).await
+    }
+
+    async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| signals::list(conn, &id)).await
+    }
+
+    async fn discard_signal(
+        &self,
+        id: &ProcessId,
+        signal: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.call(|tx| Command::DiscardSignal(id, signal, now, tx))
+            .await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {

@@ -98,7 +98,7 @@ pub(crate) fn get(conn: &Connection, id: &ProcessId) -> Result<ProcessRecord, St
         .ok_or_else(|| StoreError::NotFound(id.clone()))
 }
 
-fn exists(conn: &Connection, id: &ProcessId) -> Result<(), StoreError> {
+pub(crate) fn exists(conn: &Connection, id: &ProcessId) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT 1 FROM processes WHERE id = ?1")
         .db()?;
@@ -106,7 +106,7 @@ fn exists(conn: &Connection, id: &ProcessId) -> Result<(), StoreError> {
 }
 
 /// Runs `f` in one read transaction, so its queries see one snapshot.
-fn snapshot<T>(
+pub(crate) fn snapshot<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

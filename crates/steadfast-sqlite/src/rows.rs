@@ -4,8 +4,8 @@
 use rusqlite::types::FromSql;
 use rusqlite::{ErrorCode, Row};
 use steadfast_core::{
-    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
-    Status, StoreError, Timestamp,
+    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
+    SignalState, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// The columns of `processes`, in the order [`process_from_row`] reads them.
@@ -188,6 +188,36 @@ pub(crate) fn signal_from_row(row: &Row<'_>) -> Result<PendingSignal, StoreError
         name: col(row, 1, T, &key)?,
         payload: col(row, 2, T, &key)?,
         sent_at: ts(col(row, 3, T, &key)?),
+    })
+}
+
+/// The columns of `signals` as tools see them, in the order
+/// [`signal_record_from_row`] reads them.
+pub(crate) const SIGNAL_RECORD_COLUMNS: &str =
+    "id, name, payload, sent_at, consumed_at, disposition, reason";
+
+/// Reads a `signals` row selected with [`SIGNAL_RECORD_COLUMNS`].
+pub(crate) fn signal_record_from_row(row: &Row<'_>) -> Result<SignalRecord, StoreError> {
+    const T: &str = "signals";
+    let id: i64 = col(row, 0, T, "?")?;
+    let key = id.to_string();
+    let settled_at: Option<i64> = col(row, 4, T, &key)?;
+    let disposition: Option<String> = col(row, 5, T, &key)?;
+    let state = match (settled_at, disposition.as_deref()) {
+        (None, _) => SignalState::Pending,
+        (Some(_), None) => SignalState::Consumed,
+        (Some(_), Some(d)) => SignalState::parse(d)
+            .filter(|s| matches!(s, SignalState::Rejected | SignalState::Discarded))
+            .ok_or_else(|| corrupt(T, &key, "disposition", &format!("unknown value {d:?}")))?,
+    };
+    Ok(SignalRecord {
+        id,
+        name: col(row, 1, T, &key)?,
+        payload: col(row, 2, T, &key)?,
+        sent_at: ts(col(row, 3, T, &key)?),
+        state,
+        settled_at: settled_at.map(ts),
+        reason: col(row, 6, T, &key)?,
     })
 }
 

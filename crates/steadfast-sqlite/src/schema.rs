@@ -11,7 +11,7 @@ use crate::options::SqliteOptions;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -121,6 +121,13 @@ const MIGRATIONS: &[&str] = &[
     // Version 5: the version of the kind's code a process runs with.
     "
     ALTER TABLE processes ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ",
+    // Version 6: a signal a wait could not decode is rejected, an operator
+    // may discard one; both are kept (settled: `consumed_at` set) with
+    // what became of them and why.
+    "
+    ALTER TABLE signals ADD COLUMN disposition TEXT;
+    ALTER TABLE signals ADD COLUMN reason TEXT;
     ",
 ];
 

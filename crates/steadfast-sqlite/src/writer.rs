@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
 use crate::rows::is_retryable;
-use crate::{maintenance, ops};
+use crate::{maintenance, ops, signals};
 
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -46,6 +46,10 @@ pub(crate) enum Command {
     },
     Cancel(ProcessId, Timestamp, Reply<Status>),
     Retry(ProcessId, Timestamp, Reply<()>),
+    /// [`steadfast_core::Store::reject_signal`].
+    RejectSignal(Lease, i64, String, Timestamp, Reply<()>),
+    /// [`steadfast_core::StoreAdmin::discard_signal`].
+    DiscardSignal(ProcessId, i64, Timestamp, Reply<()>),
     Rewind(ProcessId, String, Timestamp, Reply<u64>),
     Transaction(Lease, JournalEntry, TransactionBody, Reply<bool>),
     SaveSources(Vec<FunctionSource>, Reply<()>),
@@ -163,6 +167,8 @@ impl Command {
             Command::Append(_, _, tx)
             | Command::Finish(_, _, _, tx)
             | Command::Retry(_, _, tx)
+            | Command::RejectSignal(_, _, _, _, tx)
+            | Command::DiscardSignal(_, _, _, tx)
             | Command::SaveSources(_, tx)
             | Command::ContinueAsNew(_, _, _, tx) => Done::Unit(tx, Err(StoreError::Closed)),
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
@@ -322,6 +328,12 @@ impl Writer {
             } => Done::Id(reply, ops::signal(conn, &id, &name, &payload, now)),
             Command::Cancel(id, now, tx) => Done::Status(tx, ops::cancel(conn, &id, now)),
             Command::Retry(id, now, tx) => Done::Unit(tx, ops::retry(conn, &id, now)),
+            Command::RejectSignal(lease, signal, reason, now, tx) => {
+                Done::Unit(tx, signals::reject(conn, &lease, signal, &reason, now))
+            }
+            Command::DiscardSignal(id, signal, now, tx) => {
+                Done::Unit(tx, signals::discard(conn, &id, signal, now))
+            }
             Command::Rewind(id, step, now, tx) => {
                 Done::Count(tx, maintenance::rewind(conn, &id, &step, now))
             }

@@ -1,0 +1,118 @@
+//! Managing a process's signals beyond sending and consuming them: a wait
+//! rejects one it cannot decode (fenced by the lease), an operator discards
+//! a pending one, and tools list them all.
+
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
+
+use crate::ops::{fence, lock_status};
+use crate::read::exists;
+use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, signal_record_from_row};
+
+/// Settles a pending signal as `disposition` with `reason`; whether a
+/// pending signal of that process was found.
+async fn settle(
+    conn: &mut PgConnection,
+    id: &ProcessId,
+    signal: i64,
+    disposition: SignalState,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE signals SET consumed_at = $3, disposition = $4, reason = $5
+         WHERE id = $1 AND process_id = $2 AND consumed_at IS NULL",
+    )
+    .bind(signal)
+    .bind(id.as_str())
+    .bind(now.as_micros())
+    .bind(disposition.as_str())
+    .bind(reason)
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// [`steadfast_core::Store::reject_signal`].
+pub(crate) async fn reject(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    signal: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    fence(conn, lease).await?;
+    if settle(
+        conn,
+        &lease.id,
+        signal,
+        SignalState::Rejected,
+        Some(reason),
+        now,
+    )
+    .await?
+    {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "signal {signal} is not a pending signal of process {:?}",
+            lease.id.as_str()
+        )))
+    }
+}
+
+/// [`steadfast_core::StoreAdmin::discard_signal`].
+pub(crate) async fn discard(
+    conn: &mut PgConnection,
+    id: &ProcessId,
+    signal: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    // Locking the process row orders the discard with the appends (which
+    // lock it too) that could consume the signal.
+    lock_status(conn, id).await?;
+    if settle(conn, id, signal, SignalState::Discarded, None, now).await? {
+        return Ok(());
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SIGNAL_RECORD_COLUMNS} FROM signals WHERE id = $1 AND process_id = $2"
+    )))
+    .bind(signal)
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await
+    .db()?;
+    match row {
+        None => Err(StoreError::InvalidInput(format!(
+            "process {:?} has no signal with id {signal}",
+            id.as_str()
+        ))),
+        Some(row) => {
+            let record = signal_record_from_row(&row)?;
+            Err(StoreError::InvalidInput(format!(
+                "signal {signal} of process {:?} is already {}; only a pending signal can be \
+                 discarded",
+                id.as_str(),
+                record.state
+            )))
+        }
+    }
+}
+
+/// [`steadfast_core::StoreAdmin::signals`].
+pub(crate) async fn list(pool: &PgPool, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SIGNAL_RECORD_COLUMNS} FROM signals WHERE process_id = $1 ORDER BY id"
+    )))
+    .bind(id.as_str())
+    .fetch_all(pool)
+    .await
+    .db()?;
+    if rows.is_empty() {
+        // An empty result needs telling apart from an unknown id.
+        exists(pool, id).await?;
+    }
+    rows.iter().map(signal_record_from_row).collect()
+}

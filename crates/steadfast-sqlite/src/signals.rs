@@ -1,0 +1,123 @@
+//! Managing a process's signals beyond sending and consuming them: a wait
+//! rejects one it cannot decode (fenced by the lease), an operator discards
+//! a pending one, and tools list them all.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
+
+use crate::ops::fence;
+use crate::reader::{exists, snapshot};
+use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, collect, signal_record_from_row};
+
+/// Settles a pending signal as `disposition` with `reason`; whether a
+/// pending signal of that process was found.
+fn settle(
+    conn: &Connection,
+    id: &ProcessId,
+    signal: i64,
+    disposition: SignalState,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE signals SET consumed_at = ?3, disposition = ?4, reason = ?5
+             WHERE id = ?1 AND process_id = ?2 AND consumed_at IS NULL",
+        )
+        .db()?
+        .execute(params![
+            signal,
+            id.as_str(),
+            now.as_micros(),
+            disposition.as_str(),
+            reason
+        ])
+        .db()?;
+    Ok(n > 0)
+}
+
+/// [`steadfast_core::Store::reject_signal`].
+pub(crate) fn reject(
+    conn: &Connection,
+    lease: &Lease,
+    signal: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    fence(conn, lease)?;
+    if settle(
+        conn,
+        &lease.id,
+        signal,
+        SignalState::Rejected,
+        Some(reason),
+        now,
+    )? {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "signal {signal} is not a pending signal of process {:?}",
+            lease.id.as_str()
+        )))
+    }
+}
+
+/// [`steadfast_core::StoreAdmin::discard_signal`].
+pub(crate) fn discard(
+    conn: &Connection,
+    id: &ProcessId,
+    signal: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    exists(conn, id)?;
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {SIGNAL_RECORD_COLUMNS} FROM signals WHERE id = ?1 AND process_id = ?2"
+        ))
+        .db()?
+        .query_row(params![signal, id.as_str()], |row| {
+            Ok(signal_record_from_row(row))
+        })
+        .optional()
+        .db()?
+        .transpose()?;
+    match found {
+        None => Err(no_such_signal(id, signal)),
+        Some(record) if record.state != SignalState::Pending => Err(not_pending(id, &record)),
+        Some(_) => {
+            settle(conn, id, signal, SignalState::Discarded, None, now)?;
+            Ok(())
+        }
+    }
+}
+
+/// [`steadfast_core::StoreAdmin::signals`].
+pub(crate) fn list(conn: &Connection, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+    snapshot(conn, |conn| {
+        exists(conn, id)?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {SIGNAL_RECORD_COLUMNS} FROM signals WHERE process_id = ?1 ORDER BY id"
+            ))
+            .db()?;
+        collect(&mut stmt, [id.as_str()], signal_record_from_row)
+    })
+}
+
+/// The error for a signal id the process does not have.
+pub(crate) fn no_such_signal(id: &ProcessId, signal: i64) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "process {:?} has no signal with id {signal}",
+        id.as_str()
+    ))
+}
+
+/// The error for discarding a signal that is no longer pending.
+pub(crate) fn not_pending(id: &ProcessId, record: &SignalRecord) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "signal {} of process {:?} is already {}; only a pending signal can be discarded",
+        record.id,
+        id.as_str(),
+        record.state
+    ))
+}
