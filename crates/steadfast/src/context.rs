@@ -86,11 +86,42 @@ struct RunState {
     progressed: bool,
     busy: usize,
     timers: HashMap<String, (Timestamp, Waker)>,
-    waits: HashMap<String, (String, Waker)>,
+    waits: HashMap<String, Waiting>,
     signals: Vec<PendingSignal>,
     taken_signals: HashSet<i64>,
+    /// Signals no registered wait can decode, by id: the wait that writes
+    /// the rejection and the reason.
+    rejecting: HashMap<i64, (String, String)>,
     stop: Option<Stop>,
     driver: Option<Waker>,
+}
+
+/// A wait registered for a signal.
+struct Waiting {
+    /// The signal name.
+    signal: String,
+    /// Whether a payload decodes into the wait's type.
+    fits: Fits,
+    waker: Waker,
+}
+
+/// Checks that a payload decodes into a wait's type; the error says why not.
+pub(crate) type Fits = fn(&str) -> Result<(), String>;
+
+/// The [`Fits`] of a wait for a `T`.
+pub(crate) fn fits<T: serde::de::DeserializeOwned>(payload: &str) -> Result<(), String> {
+    serde_json::from_str::<T>(payload)
+        .map(|_| ())
+        .map_err(|e| format!("expects {}: {e}", std::any::type_name::<T>()))
+}
+
+/// What a wait's poll found.
+pub(crate) enum Taken {
+    /// A signal whose payload fits the wait, with the completion token.
+    Signal(PendingSignal, TokenGuard),
+    /// A signal no wait for its name can decode, which this wait is to
+    /// reject (with the reason), with the completion token.
+    Reject(PendingSignal, String, TokenGuard),
 }
 
 /// What the journal says about an operation's name.
@@ -376,29 +407,151 @@ impl RunCtx {
         Poll::Pending
     }
 
-    /// Takes the oldest stored signal named `signal` for operation `name`,
-    /// together with the completion token; otherwise registers the wait so
-    /// the run suspends until such a signal arrives.
+    /// Takes the oldest stored signal named `signal` whose payload `fits`
+    /// operation `name`, together with the completion token; or a signal
+    /// [`RunCtx::idle`] gave this wait to reject. Otherwise registers the
+    /// wait so the run suspends until such a signal arrives.
     pub(crate) fn poll_signal(
         self: &Arc<Self>,
         name: &str,
         signal: &str,
+        fits: Fits,
         cx: &mut Context<'_>,
-    ) -> Poll<(PendingSignal, TokenGuard)> {
-        let mut st = self.state();
-        if let Some(index) = st.signals.iter().position(|s| s.name == signal) {
+    ) -> Poll<Taken> {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let to_reject = st
+            .rejecting
+            .iter()
+            .filter(|(_, (wait, _))| wait == name)
+            .map(|(id, _)| *id)
+            .min();
+        let found = to_reject.or_else(|| {
+            st.signals
+                .iter()
+                .find(|s| {
+                    s.name == signal
+                        && !st.rejecting.contains_key(&s.id)
+                        && fits(&s.payload).is_ok()
+                })
+                .map(|s| s.id)
+        });
+        if let Some(id) = found {
             if !st.token_held {
                 st.token_held = true;
+                st.waits.remove(name);
+                let token = TokenGuard(Arc::clone(self));
+                let index = st.signals.iter().position(|s| s.id == id);
+                let Some(index) = index else {
+                    // Cannot happen: a signal is given to a wait to reject
+                    // only while it is stored here.
+                    st.rejecting.remove(&id);
+                    drop(guard);
+                    drop(token);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                };
+                if to_reject.is_some() {
+                    let reason = st
+                        .rejecting
+                        .get(&id)
+                        .map(|(_, reason)| reason.clone())
+                        .unwrap_or_default();
+                    let signal = st.signals[index].clone();
+                    return Poll::Ready(Taken::Reject(signal, reason, token));
+                }
                 let taken = st.signals.remove(index);
                 st.taken_signals.insert(taken.id);
-                st.waits.remove(name);
-                return Poll::Ready((taken, TokenGuard(Arc::clone(self))));
+                return Poll::Ready(Taken::Signal(taken, token));
             }
             st.token_waiters.push(cx.waker().clone());
         }
-        st.waits
-            .insert(name.to_owned(), (signal.to_owned(), cx.waker().clone()));
+        st.waits.insert(
+            name.to_owned(),
+            Waiting {
+                signal: signal.to_owned(),
+                fits,
+                waker: cx.waker().clone(),
+            },
+        );
         Poll::Pending
+    }
+
+    /// Writes the rejection of `signal` (which wait `name` was given by
+    /// [`RunCtx::idle`]) under the lease; once durable, the signal is gone
+    /// from this run. On failure the run stops and this never completes.
+    pub(crate) async fn reject(self: &Arc<Self>, name: &str, signal: &PendingSignal, reason: &str) {
+        let _busy = self.busy();
+        let now = self.clock.now();
+        match self
+            .store
+            .reject_signal(&self.lease, signal.id, reason, now)
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(
+                    process = %self.id,
+                    wait = name,
+                    signal = signal.id,
+                    name = %signal.name,
+                    reason,
+                    "rejected a signal whose payload does not fit the waits for it"
+                );
+                let mut st = self.state();
+                st.rejecting.remove(&signal.id);
+                st.signals.retain(|s| s.id != signal.id);
+                st.taken_signals.insert(signal.id);
+            }
+            Err(StoreError::CancelRequested(_)) => {
+                self.stop(Stop::Cancelled);
+                std::future::pending::<()>().await;
+            }
+            Err(err) => {
+                self.stop(Stop::Aborted(err));
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Gives each stored signal that waits are registered for but none of
+    /// them can decode to one of those waits (the first by name) to reject.
+    /// Returns whether it gave any.
+    fn assign_rejections(st: &mut RunState) -> bool {
+        let mut assigned = false;
+        for signal in &st.signals {
+            if st.rejecting.contains_key(&signal.id) {
+                continue;
+            }
+            let mut waits: Vec<(&String, &Waiting)> = st
+                .waits
+                .iter()
+                .filter(|(_, w)| w.signal == signal.name)
+                .collect();
+            if waits.is_empty() {
+                continue;
+            }
+            waits.sort_by(|a, b| a.0.cmp(b.0));
+            let mut reasons = Vec::with_capacity(waits.len());
+            for (name, wait) in &waits {
+                match (wait.fits)(&signal.payload) {
+                    Ok(()) => break,
+                    Err(why) => reasons.push(format!("wait {name:?} {why}")),
+                }
+            }
+            if reasons.len() < waits.len() {
+                continue;
+            }
+            let (first, wait) = waits[0];
+            wait.waker.wake_by_ref();
+            let reason = format!(
+                "the payload of signal {:?} does not decode into the type its wait expects: {}",
+                signal.name,
+                reasons.join("; ")
+            );
+            st.rejecting.insert(signal.id, (first.clone(), reason));
+            assigned = true;
+        }
+        assigned
     }
 
     /// Wakes the operations whose timers are due (called instead of
@@ -418,6 +571,16 @@ impl RunCtx {
         let mut st = self.state();
         st.timers.remove(name);
         st.waits.remove(name);
+        // A rejection this wait did not write is decided again at idle.
+        st.rejecting.retain(|_, (wait, _)| wait != name);
+    }
+
+    /// Forgets a signal that was discarded while the run is loaded.
+    pub(crate) fn forget_signal(&self, signal: i64) {
+        let mut st = self.state();
+        st.signals.retain(|s| s.id != signal);
+        st.rejecting.remove(&signal);
+        st.taken_signals.insert(signal);
     }
 
     /// Hands signals that arrived while the run is loaded to its waits.
@@ -431,8 +594,8 @@ impl RunCtx {
             }
         }
         st.signals.sort_by_key(|s| s.id);
-        for (_, waker) in st.waits.values() {
-            waker.wake_by_ref();
+        for wait in st.waits.values() {
+            wait.waker.wake_by_ref();
         }
         if let Some(driver) = &st.driver {
             driver.wake_by_ref();
@@ -466,7 +629,12 @@ impl RunCtx {
             // will bring the run back.
             return Idle::KeepRunning;
         }
-        let mut waiting_for: Vec<String> = st.waits.values().map(|(s, _)| s.clone()).collect();
+        // Every wait is registered now, so a signal none of them can decode
+        // is rejected (by one of them) before the run suspends.
+        if Self::assign_rejections(&mut st) {
+            return Idle::KeepRunning;
+        }
+        let mut waiting_for: Vec<String> = st.waits.values().map(|w| w.signal.clone()).collect();
         waiting_for.sort();
         waiting_for.dedup();
         let mut parked_at: Vec<SourceLocation> = st

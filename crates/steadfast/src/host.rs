@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
     Backend, Clock, Finish, HostId, ListFilter, NewProcess, PendingSignal, ProcessId,
-    ProcessRecord, SpawnOutcome, Status, StoreError, SystemClock,
+    ProcessRecord, SignalRecord, SpawnOutcome, Status, StoreError, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -446,15 +446,22 @@ impl Host {
     }
 
     /// Sends the signal `name` with `payload` to process `id`. It is stored
-    /// durably before this returns, and kept until a wait for it consumes it.
+    /// durably before this returns, and kept until a wait for it consumes it
+    /// (or rejects it, when its payload does not decode into the type the
+    /// waits for it expect; see [`Host::signals`]).
+    ///
+    /// `name` is a typed [`crate::Signal`] (then `payload` must be of its
+    /// type) or a plain name. Names beginning with `steadfast:` are reserved
+    /// for the engine and refused.
     pub async fn signal<P: Serialize + ?Sized>(
         &self,
         id: &str,
-        name: &str,
+        name: impl crate::SignalName<P>,
         payload: &P,
     ) -> Result<(), Error> {
+        let name = name.signal_name();
         let json = canonical_json(payload, || format!("the payload of signal {name:?}"))?;
-        self.signal_json(id, name, &json).await
+        self.signal_json(id, &name, &json).await
     }
 
     /// [`Host::signal`] with the payload as JSON text.
@@ -465,6 +472,13 @@ impl Host {
             return Err(steadfast_core::StoreError::InvalidInput(
                 "a signal name must not be empty".to_owned(),
             )
+            .into());
+        }
+        if crate::is_reserved(name) {
+            return Err(steadfast_core::StoreError::InvalidInput(format!(
+                "signal {name:?}: names beginning with {:?} are reserved for the engine",
+                crate::RESERVED_PREFIX
+            ))
             .into());
         }
         let value: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
@@ -586,6 +600,29 @@ impl Host {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// Every signal of process `id` in send order: pending ones, and those a
+    /// wait consumed, rejected (with the reason) or an operator discarded.
+    pub async fn signals(&self, id: &str) -> Result<Vec<SignalRecord>, Error> {
+        let shared = self.shared();
+        Ok(shared.store.signals(&ProcessId::new(id)?).await?)
+    }
+
+    /// Discards the pending signal `signal` (its id, from [`Host::signals`])
+    /// of process `id`: no wait will take it; it stays listed as discarded.
+    /// Nothing else changes. A signal that is no longer pending is refused.
+    pub async fn discard_signal(&self, id: &str, signal: i64) -> Result<(), Error> {
+        let shared = self.shared();
+        let id = ProcessId::new(id)?;
+        shared
+            .store
+            .discard_signal(&id, signal, shared.clock.now())
+            .await?;
+        if let Some(ctx) = shared.loaded(&id) {
+            ctx.forget_signal(signal);
+        }
+        Ok(())
     }
 
     /// Resumes a blocked or failed process (after the code was fixed): its

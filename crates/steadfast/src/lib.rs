@@ -16,6 +16,7 @@ mod process;
 mod retry;
 mod run;
 pub mod schedule;
+mod signal;
 mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,6 +28,7 @@ pub use host::{Host, HostBuilder, Spawned};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};
 pub use retry::RetryPolicy;
+pub use signal::{RESERVED_PREFIX, Signal, SignalName, is_reserved};
 pub use sources::process_sources;
 pub use steadfast_macros::process;
 
@@ -38,8 +40,8 @@ pub mod __private {
 }
 pub use steadfast_core::{
     Backend, Clock, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter, ParkedCount,
-    ProcessId, ProcessRecord, ScaledClock, SourceLocation, Status, StatusCount, Store, StoreAdmin,
-    StoreError, SystemClock, Timestamp,
+    ProcessId, ProcessRecord, ScaledClock, SignalRecord, SignalState, SourceLocation, Status,
+    StatusCount, Store, StoreAdmin, StoreError, SystemClock, Timestamp,
 };
 #[cfg(feature = "postgres")]
 pub use steadfast_postgres::{PostgresOptions, PostgresStore, sqlx};

@@ -178,12 +178,18 @@ impl Process {
     /// Waits for the signal `signal` sent with [`crate::Host::signal`]; the
     /// signal may have been sent before the wait is reached. The step is
     /// named after the signal unless [`Wait::name`] names it otherwise.
+    ///
+    /// `signal` is a typed [`crate::Signal`] (the payload type follows from
+    /// it) or a plain name. A signal whose payload does not decode into `T`
+    /// (nor into the type of any other wait for the same name pending at
+    /// that moment) is *rejected*: it is kept as rejected with the reason,
+    /// visible to tools, and the wait goes on for a signal that fits.
     #[track_caller]
     pub fn wait<T: DeserializeOwned + Send + 'static>(
         &self,
-        signal: impl Into<Cow<'static, str>>,
+        signal: impl crate::SignalName<T>,
     ) -> Wait<T> {
-        let signal = signal.into().into_owned();
+        let signal = signal.signal_name().into_owned();
         Wait {
             ctx: Arc::clone(&self.ctx),
             name: signal.clone(),

@@ -1,5 +1,6 @@
 //! `wait`: suspends until a signal of a given name arrives, optionally with
-//! a timeout.
+//! a timeout. A signal whose payload does not decode into the wait's type
+//! (nor into that of any other wait for the name) is rejected, not taken.
 
 use std::future::poll_fn;
 use std::panic::Location;
@@ -13,7 +14,7 @@ use steadfast_core::{EntryKind, EntryStatus, JournalEntry};
 
 use super::timer::{Due, schedule};
 use super::{decode_recorded, halt, preview};
-use crate::context::{Begin, PendingGuard, RunCtx, TokenGuard, new_entry};
+use crate::context::{Begin, PendingGuard, RunCtx, Taken, TokenGuard, fits, new_entry};
 
 /// How a wait ended, as journaled.
 #[derive(Serialize, Deserialize)]
@@ -56,27 +57,40 @@ pub(crate) async fn wait<T: DeserializeOwned>(
         ctx: Arc::clone(&ctx),
         name: name.clone(),
     };
-    let arrived = poll_fn(|cx| {
-        if let Poll::Ready(taken) = ctx.poll_signal(&name, &signal, cx) {
-            return Poll::Ready(Some(taken));
+    let arrived = loop {
+        let polled = poll_fn(|cx| {
+            if let Poll::Ready(taken) = ctx.poll_signal(&name, &signal, fits::<T>, cx) {
+                return Poll::Ready(Some(taken));
+            }
+            match due_at {
+                Some(due) => ctx.poll_timer(&name, due, cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        match polled {
+            Some(Taken::Reject(bad, reason, token)) => {
+                // Journaled (durably, under the lease) at the point the wait
+                // saw it; the wait goes on.
+                ctx.reject(&name, &bad, &reason).await;
+                drop(token);
+            }
+            Some(Taken::Signal(signal_row, token)) => break Some((signal_row, token)),
+            None => break None,
         }
-        match due_at {
-            Some(due) => ctx.poll_timer(&name, due, cx).map(|()| None),
-            None => Poll::Pending,
-        }
-    })
-    .await;
+    };
     drop(pending);
     let (outcome, token, consumed, value) = match arrived {
         Some((signal_row, token)) => {
             let value: T = match serde_json::from_str(&signal_row.payload) {
                 Ok(value) => value,
                 Err(err) => {
+                    // Cannot happen: the wait takes only a signal that fits.
                     ctx.block(
                         &name,
                         format!(
-                            "signal {signal:?} (id {}) carries a payload that does not decode into {}: \
-                             {err} (payload: {}); the signal was left unconsumed",
+                            "signal {signal:?} (id {}) carries a payload that does not decode \
+                             into {}: {err} (payload: {})",
                             signal_row.id,
                             std::any::type_name::<T>(),
                             preview(&signal_row.payload)
