@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use steadfast::{HostBuilder, Process, StepFailed};
+use steadfast::{HostBuilder, Process, Signal, StepFailed};
 use uuid::Uuid;
 
 use crate::Services;
 
 /// The kind's name.
 pub const KIND: &str = "onboarding";
-/// The signal the user's click sends.
-pub const VERIFIED: &str = "email verified";
+/// The signal the user's click sends, with its payload type.
+pub const VERIFIED: Signal<Verification> = Signal::new("email verified");
 /// How many wrong secrets are tolerated.
 pub const MAX_TRIES: u32 = 3;
 

@@ -39,8 +39,12 @@ enum Command {
     List(ListArgs),
     /// Show one process and its journal.
     Show(ShowArgs),
-    /// Send a signal (with a JSON payload) to a process.
-    Signal(SignalArgs),
+    /// Send a signal (with a JSON payload) to a process, or discard a
+    /// pending one (`steadfast signal discard ID SIGNAL_ID`).
+    Signal(SignalCommand),
+    /// List a process's signals: pending ones, and those consumed, rejected
+    /// (with the reason) or discarded.
+    Signals(SignalsArgs),
     /// Start a process of one of the example kinds.
     Spawn(SpawnArgs),
     /// Cancel a process.
@@ -102,6 +106,48 @@ pub struct ShowArgs {
     /// The process id.
     pub id: String,
     /// Print `{"process": …, "journal": […]}` instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `steadfast signal`: send, or `discard`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SignalCommand {
+    /// `discard`; without it, the arguments send a signal.
+    #[command(subcommand)]
+    pub action: Option<SignalAction>,
+    /// Send a signal.
+    #[command(flatten)]
+    pub send: Option<SignalArgs>,
+}
+
+/// What `steadfast signal` does besides sending.
+#[derive(Debug, Subcommand)]
+pub enum SignalAction {
+    /// Discard a pending signal: no wait will take it; it stays listed as
+    /// discarded.
+    Discard(DiscardArgs),
+}
+
+/// Arguments of `steadfast signal discard`.
+#[derive(Debug, Args)]
+pub struct DiscardArgs {
+    /// The process id.
+    pub id: String,
+    /// The signal's id, as `steadfast signals ID` lists it.
+    pub signal_id: i64,
+}
+
+/// Arguments of `steadfast signals`.
+#[derive(Debug, Args)]
+pub struct SignalsArgs {
+    /// The process id.
+    pub id: String,
+    /// Only pending signals.
+    #[arg(long)]
+    pub pending: bool,
+    /// Print the signals as a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -296,7 +342,8 @@ fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
         match cli.command {
             Command::List(args) => commands::list::run(&db, args).await,
             Command::Show(args) => commands::show::run(&db, args).await,
-            Command::Signal(args) => commands::signal::run(&db, args).await,
+            Command::Signal(cmd) => commands::signal::dispatch(&db, cmd).await,
+            Command::Signals(args) => commands::signals::run(&db, args).await,
             Command::Spawn(args) => commands::admin::spawn(&db, args).await,
             Command::Cancel(args) => commands::admin::cancel(&db, args).await,
             Command::Retry(args) => commands::admin::retry(&db, args).await,

@@ -414,13 +414,13 @@ async fn verify(
     client
         .signal(
             &run.onboarding,
-            onboarding::VERIFIED,
+            onboarding::VERIFIED.name(),
             &serde_json::json!({ "secret": secret }),
         )
         .await?;
     ui.note(&format!(
         "✉  Ada clicks the link in her mail: signal {:?} {{\"secret\":\"{secret}\"}} → {}{}",
-        onboarding::VERIFIED,
+        onboarding::VERIFIED.name(),
         run.onboarding,
         if worker_down {
             " (no worker is running: the signal waits in the store)"

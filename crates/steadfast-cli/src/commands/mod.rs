@@ -8,4 +8,5 @@ pub mod list;
 pub mod schedule;
 pub mod show;
 pub mod signal;
+pub mod signals;
 pub mod worker;

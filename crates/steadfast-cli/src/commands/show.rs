@@ -1,7 +1,10 @@
 //! `steadfast show ID`: one process and its journal.
 
 use anyhow::Context;
-use steadfast::{EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp};
+use steadfast::{
+    EntryStatus, JournalEntry, ProcessId, ProcessRecord, SignalRecord, SignalState, Status,
+    Timestamp,
+};
 
 use crate::db::{self, Open};
 use crate::{ShowArgs, render};
@@ -15,10 +18,12 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     let (store, _) = db::open(db, Open::Existing).await?;
     let process = store.get(&id).await?;
     let journal = store.journal(&id).await?;
+    let signals = store.signals(&id).await?;
     if args.json {
         let doc = ShowJson {
             process: &process,
             journal: &journal,
+            signals: &signals,
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -31,6 +36,7 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     } else {
         println!("{}", journal_table(&process, &journal));
     }
+    print_signals(&signals, now);
     if let Some(note) = render::future_note(Some(process.updated_at), now) {
         println!("{note}");
     }
@@ -44,6 +50,24 @@ struct ShowJson<'a> {
     process: &'a ProcessRecord,
     /// Its journal in `seq` order.
     journal: &'a [JournalEntry],
+    /// Its signals in send order, whatever became of them.
+    signals: &'a [SignalRecord],
+}
+
+/// The signals not consumed by a wait (pending, rejected, discarded): the
+/// consumed ones are in the journal already.
+fn print_signals(signals: &[SignalRecord], now: Timestamp) {
+    let shown: Vec<SignalRecord> = signals
+        .iter()
+        .filter(|s| s.state != SignalState::Consumed)
+        .cloned()
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    println!();
+    println!("signals not consumed by a wait:");
+    println!("{}", super::signals::table(&shown, now));
 }
 
 /// The process's fields, one per line.

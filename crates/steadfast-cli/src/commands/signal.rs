@@ -1,10 +1,38 @@
-//! `steadfast signal ID NAME JSON`.
+//! `steadfast signal ID NAME JSON` and `steadfast signal discard ID SIGNAL_ID`.
 
 use anyhow::Context;
 
-use crate::SignalArgs;
 use crate::commands::admin;
 use crate::db::{self, Open};
+use crate::{DiscardArgs, SignalAction, SignalArgs, SignalCommand};
+
+/// Runs `steadfast signal`: sends, or discards with `discard`.
+pub async fn dispatch(db: &str, cmd: SignalCommand) -> anyhow::Result<()> {
+    match (cmd.action, cmd.send) {
+        (Some(SignalAction::Discard(args)), _) => discard(db, args).await,
+        (None, Some(args)) => run(db, args).await,
+        (None, None) => anyhow::bail!("give the process id, the signal name and a JSON payload"),
+    }
+}
+
+/// Runs `steadfast signal discard`.
+async fn discard(db: &str, args: DiscardArgs) -> anyhow::Result<()> {
+    let (store, _) = db::open(db, Open::Existing).await?;
+    let host = admin::plain_client(store);
+    host.discard_signal(&args.id, args.signal_id)
+        .await
+        .with_context(|| {
+            format!(
+                "discarding signal {} of {:?} failed",
+                args.signal_id, args.id
+            )
+        })?;
+    println!(
+        "signal {} of {} discarded (it will not be delivered)",
+        args.signal_id, args.id
+    );
+    Ok(())
+}
 
 /// Runs `steadfast signal`.
 pub async fn run(db: &str, args: SignalArgs) -> anyhow::Result<()> {
