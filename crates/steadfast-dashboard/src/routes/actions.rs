@@ -1,4 +1,5 @@
-//! Actions: signal, cancel, retry, rewind (confirmed first), purge.
+//! Actions: signal, discard a pending signal, cancel, retry, rewind
+//! (confirmed first), purge.
 //!
 //! Each takes an urlencoded form (the guard has checked its CSRF token).
 //! A request that accepts JSON (the pages' scripts) gets
@@ -80,6 +81,26 @@ pub async fn signal(
         Ok(format!("signal “{name}” sent"))
     }
     .await;
+    respond(&app, &headers, &process_url(&f.id), outcome)
+}
+
+/// The form of `/actions/discard-signal`.
+#[derive(Deserialize)]
+pub struct DiscardForm {
+    id: String,
+    signal: i64,
+}
+
+/// `POST /actions/discard-signal`: discards a pending signal.
+pub async fn discard_signal(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<DiscardForm>,
+) -> Response {
+    let outcome = match app.inner.host.discard_signal(&f.id, f.signal).await {
+        Ok(()) => Ok(format!("signal {} discarded", f.signal)),
+        Err(e) => Err(failed(e)),
+    };
     respond(&app, &headers, &process_url(&f.id), outcome)
 }
 

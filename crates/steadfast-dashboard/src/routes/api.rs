@@ -28,12 +28,28 @@ pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
     }
 }
 
-/// `GET /api/process?id=`: a process and its journal.
+/// `GET /api/process?id=`: a process, its journal and its signals.
 pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> Response {
     match load_process(&app, &q.id).await {
-        Ok(data) => {
-            Json(json!({ "process": data.record, "journal": data.journal })).into_response()
-        }
+        Ok(data) => Json(json!({
+            "process": data.record,
+            "journal": data.journal,
+            "signals": data.signals,
+        }))
+        .into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /api/signals?id=`: a process's signals in send order, whatever
+/// became of them (pending, consumed, rejected with the reason, discarded).
+pub async fn signals(State(app): State<AppState>, Query(q): Query<IdQuery>) -> Response {
+    let listed = match steadfast::ProcessId::new(q.id.as_str()) {
+        Ok(id) => app.inner.store.signals(&id).await,
+        Err(e) => Err(steadfast::StoreError::InvalidInput(e.to_string())),
+    };
+    match listed {
+        Ok(signals) => Json(json!({ "signals": signals })).into_response(),
         Err(e) => error(&e),
     }
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use steadfast::core::{FunctionSource, ParkedCount, PendingSignal};
+use steadfast::core::{FunctionSource, ParkedCount, PendingSignal, SignalRecord};
 use steadfast::{
     JournalEntry, ListFilter, ProcessId, ProcessRecord, SourceLocation, Status, StatusCount,
 };
@@ -133,6 +133,9 @@ pub struct ProcessData {
     pub sources: Result<Vec<FunctionSource>, String>,
     /// Signals not yet consumed.
     pub pending: Vec<PendingSignal>,
+    /// Every signal, whatever became of it (pending, consumed, rejected,
+    /// discarded).
+    pub signals: Vec<SignalRecord>,
 }
 
 /// Loads a process, its journal and the sources.
@@ -143,11 +146,13 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
     let journal = store.journal(&id).await?;
     let sources = store.sources().await.map_err(|e| e.to_string());
     let pending = store.pending_signals(&id).await?;
+    let signals = store.signals(&id).await?;
     Ok(ProcessData {
         record,
         journal,
         sources,
         pending,
+        signals,
     })
 }
 
@@ -160,6 +165,7 @@ async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
         journal: &data.journal,
         sources: &data.sources,
         pending: &data.pending,
+        signals: &data.signals,
     };
     Ok(if live {
         Html(process::live_part(&view, &app.inner.csrf).into_string()).into_response()

@@ -2,7 +2,7 @@
 //! with the line where the process stands highlighted.
 
 use maud::{Markup, html};
-use steadfast::core::{FunctionSource, PendingSignal};
+use steadfast::core::{FunctionSource, PendingSignal, SignalRecord, SignalState};
 use steadfast::{EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status};
 
 use super::source::{self, LineNote, Notes};
@@ -18,6 +18,8 @@ pub struct ProcessView<'a> {
     pub sources: &'a Result<Vec<FunctionSource>, String>,
     /// Signals received and not yet consumed.
     pub pending: &'a [PendingSignal],
+    /// Every signal, whatever became of it.
+    pub signals: &'a [SignalRecord],
 }
 
 /// The whole page body: the live part and the actions.
@@ -60,6 +62,7 @@ pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
                 }
             }
         }
+        (signals(view.record, view.signals, csrf))
         div.split {
             section.timeline {
                 h2 { "Journal " span.muted { "(" (view.journal.len()) " entries)" } }
@@ -203,6 +206,49 @@ pub fn current(r: &ProcessRecord, journal: &[JournalEntry]) -> Vec<(SourceLocati
             .into_iter()
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The signals no wait consumed: pending ones (each with a discard
+/// button), rejected ones with the reason, discarded ones. Consumed signals
+/// are in the journal already.
+fn signals(r: &ProcessRecord, signals: &[SignalRecord], csrf: &str) -> Markup {
+    let shown: Vec<&SignalRecord> = signals
+        .iter()
+        .filter(|s| s.state != SignalState::Consumed)
+        .collect();
+    html! {
+        @if !shown.is_empty() {
+            section.signals {
+                h2 { "Signals not consumed " span.muted { "(" (shown.len()) ")" } }
+                table.signals {
+                    thead { tr { th { "id" } th { "name" } th { "state" } th { "sent" } th { "payload" } th { "reason" } th {} } }
+                    tbody {
+                        @for s in &shown {
+                            tr data-signal=(s.id) data-state=(s.state.as_str()) {
+                                td { (s.id) }
+                                td { code { (s.name) } }
+                                td { (s.state.as_str()) @if let Some(at) = s.settled_at { " " (time(at)) } }
+                                td { (time(s.sent_at)) }
+                                td { code.json { (preview(&s.payload, 200)) } }
+                                td.reason { @if let Some(reason) = &s.reason { (reason) } }
+                                td {
+                                    @if s.state == SignalState::Pending {
+                                        form method="post" action="/actions/discard-signal" data-fetch data-confirm="Discard this signal? No wait will take it." {
+                                            (csrf_field(csrf))
+                                            input type="hidden" name="id" value=(r.id.as_str());
+                                            input type="hidden" name="signal" value=(s.id);
+                                            button.danger type="submit" { "Discard" }
+                                            output.result {}
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
