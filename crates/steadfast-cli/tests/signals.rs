@@ -54,7 +54,12 @@ fn a_mistyped_signal_is_rejected_listed_and_a_pending_one_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
     let services = dir.path().join("services").display().to_string();
-    let worker = ["worker", "--exit-when-idle", "--services", services.as_str()];
+    let worker = [
+        "worker",
+        "--exit-when-idle",
+        "--services",
+        services.as_str(),
+    ];
     ok(
         &db,
         &[
