@@ -489,6 +489,7 @@ impl RunCtx {
             .await
         {
             Ok(()) => {
+                self.metrics.signal_rejected();
                 tracing::warn!(
                     process = %self.id,
                     wait = name,

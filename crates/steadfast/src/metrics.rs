@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     blocked: AtomicU64,
     store_retries: AtomicU64,
     runs_given_up: AtomicU64,
+    signals_rejected: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,
@@ -54,6 +55,11 @@ impl Metrics {
     /// was taken over); another run replays the process.
     pub(crate) fn given_up(&self) {
         self.runs_given_up.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A signal no wait for its name could decode was rejected.
+    pub(crate) fn signal_rejected(&self) {
+        self.signals_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn retried(&self) {
@@ -135,6 +141,11 @@ impl Metrics {
             "Runs stopped early because the store failed; their processes are replayed by a \
              later claim.",
             get(&self.runs_given_up),
+        );
+        counter(
+            "steadfast_signals_rejected_total",
+            "Signals rejected because no wait for their name could decode the payload.",
+            get(&self.signals_rejected),
         );
         let _ = writeln!(
             out,

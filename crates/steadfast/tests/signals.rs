@@ -159,6 +159,13 @@ async fn mistyped_signal_is_rejected_and_the_wait_goes_on() {
             SignalState::Consumed
         ]
     );
+    let metrics = host.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("steadfast_signals_rejected_total{") && l.ends_with(" 1")),
+        "the rejection is counted: {metrics}"
+    );
     host.shutdown().await;
 }
 
