@@ -102,6 +102,18 @@ impl<T> SignalName<T> for Signal<T> {
     }
 }
 
+impl<T> SignalName<T> for &Signal<T> {
+    fn signal_name(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.name)
+    }
+}
+
+impl<T: ?Sized> SignalName<T> for &&str {
+    fn signal_name(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
 impl<T: ?Sized> SignalName<T> for &str {
     fn signal_name(&self) -> Cow<'_, str> {
         Cow::Borrowed(self)

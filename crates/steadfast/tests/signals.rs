@@ -362,3 +362,45 @@ async fn reserved_signal_names_are_refused() {
     assert_eq!(out, 41);
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_with_a_timeout_keeps_its_deadline_after_a_rejection() {
+    let fx = Fixture::new();
+    let host = fx
+        .builder()
+        .await
+        .register("deadline", |p: Process, (): ()| async move {
+            let got = p
+                .wait(VERIFIED)
+                .timeout(Duration::from_secs(3600))
+                .await
+                .map(|v| v.code);
+            Ok::<_, StepFailed>(got)
+        })
+        .build();
+    host.spawn("deadline", "d-1", &()).await.expect("spawn");
+    let before = status(&host, "d-1", Status::Suspended).await;
+    let due = before.wake_at.expect("the timeout is due");
+    host.signal_json("d-1", "email verified", "[1, 2]")
+        .await
+        .expect("signal");
+    signal_in_state(&host, "d-1", "email verified", SignalState::Rejected).await;
+    let after = until(&host, "suspended again", async |h: &Host| {
+        let r = h.status("d-1").await.expect("status");
+        (r.status == Status::Suspended && r.epoch > before.epoch).then_some(r)
+    })
+    .await;
+    assert_eq!(after.wake_at, Some(due), "the deadline is unchanged");
+    host.signal(
+        "d-1",
+        VERIFIED,
+        &Verification {
+            code: "in time".to_owned(),
+        },
+    )
+    .await
+    .expect("signal");
+    let out: Option<String> = host.outcome("d-1").await.expect("outcome");
+    assert_eq!(out.as_deref(), Some("in time"));
+    host.shutdown().await;
+}
