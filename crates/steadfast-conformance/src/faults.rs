@@ -2,21 +2,30 @@
 //! its store misbehaves.
 //!
 //! [`FaultyStore`] forwards every call of [`Store`] and [`StoreAdmin`] to the
-//! store it wraps, but first draws a number from a seeded generator: with the
-//! plan's probabilities the call fails instead, with a retryable
+//! store it wraps, but first asks its [`Faults`] policy whether the call
+//! should fail instead. A failed call never reaches the wrapped store, so
+//! nothing is written by it: the fault happens before the commit, as a busy
+//! or full store's does.
+//!
+//! [`RandomFaults`] is the policy for soak tests: it draws from a seeded
+//! generator and fails the plan's share of calls with a retryable
 //! [`StoreError::Backend`] (like a busy database, a full disk or a dropped
-//! connection) or a non-retryable one (like an I/O error). The failed call
-//! never reaches the wrapped store, so nothing is written by it — the fault
-//! happens before the commit, as a busy or full store's does. Faults can be
-//! switched off at any moment ([`FaultyStore::heal`]) to check that
-//! everything recovers once the fault is gone.
+//! connection) or a non-retryable one (like an I/O error), until it is
+//! [healed](RandomFaults::heal). A test that needs one precise fault writes
+//! a policy of its own.
 //!
 //! ```
+//! use std::sync::Arc;
 //! use steadfast_conformance::faults::{FaultPlan, FaultyStore};
 //!
 //! let plan = FaultPlan::new(7).retryable(0.01).fatal(0.001);
 //! assert_eq!(plan.seed(), 7);
-//! # let _ = |store: std::sync::Arc<dyn steadfast_core::Backend>| FaultyStore::new(store, plan);
+//! # let _ = |store: Arc<dyn steadfast_core::Backend>| {
+//! let faulty = FaultyStore::random(store, plan);
+//! // ... run processes on `faulty`, then:
+//! faulty.faults().heal();
+//! assert!(faulty.faults().injected().fatal <= faulty.faults().injected().retryable + 1_000);
+//! # };
 //! ```
 
 use std::sync::Arc;
@@ -27,8 +36,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
+    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 /// How often a [`FaultyStore`] fails its calls.
@@ -81,10 +90,24 @@ pub struct InjectedFaults {
     pub fatal_under_lease: u64,
 }
 
-/// A [`Backend`] that fails a random share of the calls made to it; see the
-/// [module documentation](self).
-pub struct FaultyStore {
-    inner: Arc<dyn Backend>,
+/// One call that reaches a [`FaultyStore`], as its [`Faults`] policy sees it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Call<'a> {
+    /// The trait method called (`"append"`, `"claim"`, ...).
+    pub operation: &'static str,
+    /// The lease the call writes under, for writes fenced by one.
+    pub lease: Option<&'a Lease>,
+}
+
+/// Decides which calls of a [`FaultyStore`] fail.
+pub trait Faults: Send + Sync + 'static {
+    /// The error `call` fails with instead of reaching the store, if any.
+    fn fault(&self, call: &Call<'_>) -> Option<StoreError>;
+}
+
+/// Fails a random share of calls, as a [`FaultPlan`] says, until healed.
+pub struct RandomFaults {
     plan: FaultPlan,
     rng: Mutex<SplitMix>,
     healed: AtomicBool,
@@ -93,33 +116,10 @@ pub struct FaultyStore {
     fatal_under_lease: AtomicU64,
 }
 
-/// The splitmix64 generator: tiny, seedable, and good enough to pick faults.
-struct SplitMix(u64);
-
-impl SplitMix {
-    /// A uniform number in [0, 1).
-    fn next_unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Which kind of fault a call draws.
-enum Draw {
-    Pass,
-    Retryable,
-    Fatal,
-}
-
-impl FaultyStore {
-    /// Wraps `inner`, failing calls as `plan` says.
-    pub fn new(inner: Arc<dyn Backend>, plan: FaultPlan) -> Self {
-        FaultyStore {
-            inner,
+impl RandomFaults {
+    /// Faults as `plan` says.
+    pub fn new(plan: FaultPlan) -> Self {
+        RandomFaults {
             plan,
             // splitmix64's state may be anything, zero included.
             rng: Mutex::new(SplitMix(plan.seed)),
@@ -143,15 +143,12 @@ impl FaultyStore {
             fatal_under_lease: self.fatal_under_lease.load(Ordering::SeqCst),
         }
     }
+}
 
-    /// The wrapped store.
-    pub fn inner(&self) -> &Arc<dyn Backend> {
-        &self.inner
-    }
-
-    fn draw(&self) -> Draw {
+impl Faults for RandomFaults {
+    fn fault(&self, call: &Call<'_>) -> Option<StoreError> {
         if self.healed.load(Ordering::SeqCst) {
-            return Draw::Pass;
+            return None;
         }
         let x = self
             .rng
@@ -159,36 +156,77 @@ impl FaultyStore {
             .unwrap_or_else(|e| e.into_inner())
             .next_unit();
         if x < self.plan.fatal {
-            Draw::Fatal
+            self.fatal.fetch_add(1, Ordering::SeqCst);
+            if call.lease.is_some() {
+                self.fatal_under_lease.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(injected_error(call.operation, false))
         } else if x < self.plan.fatal + self.plan.retryable {
-            Draw::Retryable
+            self.retryable.fetch_add(1, Ordering::SeqCst);
+            Some(injected_error(call.operation, true))
         } else {
-            Draw::Pass
-        }
-    }
-
-    /// Fails the call named `operation` if the plan says so.
-    fn gate(&self, operation: &'static str, under_lease: bool) -> Result<(), StoreError> {
-        match self.draw() {
-            Draw::Pass => Ok(()),
-            Draw::Retryable => {
-                self.retryable.fetch_add(1, Ordering::SeqCst);
-                Err(injected(operation, true))
-            }
-            Draw::Fatal => {
-                self.fatal.fetch_add(1, Ordering::SeqCst);
-                if under_lease {
-                    self.fatal_under_lease.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(injected(operation, false))
-            }
+            None
         }
     }
 }
 
-/// The error an injected fault returns; its message starts with
-/// `injected fault`, so a process blocked or failed by one names it.
-fn injected(operation: &'static str, retryable: bool) -> StoreError {
+/// A [`Backend`] whose calls fail as its [`Faults`] policy says; see the
+/// [module documentation](self).
+pub struct FaultyStore<F: Faults = RandomFaults> {
+    inner: Arc<dyn Backend>,
+    faults: F,
+}
+
+impl FaultyStore<RandomFaults> {
+    /// Wraps `inner`, failing a random share of calls as `plan` says.
+    pub fn random(inner: Arc<dyn Backend>, plan: FaultPlan) -> Self {
+        FaultyStore::new(inner, RandomFaults::new(plan))
+    }
+}
+
+impl<F: Faults> FaultyStore<F> {
+    /// Wraps `inner`, failing the calls `faults` picks.
+    pub fn new(inner: Arc<dyn Backend>, faults: F) -> Self {
+        FaultyStore { inner, faults }
+    }
+
+    /// The policy that picks the faults.
+    pub fn faults(&self) -> &F {
+        &self.faults
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn Backend> {
+        &self.inner
+    }
+
+    /// Fails the call if the policy says so.
+    fn gate(&self, operation: &'static str, lease: Option<&Lease>) -> Result<(), StoreError> {
+        match self.faults.fault(&Call { operation, lease }) {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The splitmix64 generator: tiny, seedable, and good enough to pick faults.
+struct SplitMix(u64);
+
+impl SplitMix {
+    /// A uniform number in [0, 1).
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The error an injected fault of `operation` returns; its message starts
+/// with `injected fault`, so a process blocked or failed by one names it.
+pub fn injected_error(operation: &'static str, retryable: bool) -> StoreError {
     let kind = if retryable {
         "retryable"
     } else {
@@ -202,9 +240,9 @@ fn injected(operation: &'static str, retryable: bool) -> StoreError {
 }
 
 #[async_trait]
-impl Store for FaultyStore {
+impl<F: Faults> Store for FaultyStore<F> {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
-        self.gate("spawn", false)?;
+        self.gate("spawn", None)?;
         self.inner.spawn(process).await
     }
 
@@ -215,12 +253,12 @@ impl Store for FaultyStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.gate("claim", false)?;
+        self.gate("claim", None)?;
         self.inner.claim(owner, now, lease, limit).await
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
-        self.gate("append", true)?;
+        self.gate("append", Some(lease))?;
         self.inner.append(lease, entry).await
     }
 
@@ -229,7 +267,7 @@ impl Store for FaultyStore {
         lease: &Lease,
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
-        self.gate("suspend", true)?;
+        self.gate("suspend", Some(lease))?;
         self.inner.suspend(lease, suspension).await
     }
 
@@ -239,7 +277,7 @@ impl Store for FaultyStore {
         finish: Finish,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.gate("finish", true)?;
+        self.gate("finish", Some(lease))?;
         self.inner.finish(lease, finish, now).await
     }
 
@@ -249,7 +287,7 @@ impl Store for FaultyStore {
         input: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.gate("continue_as_new", true)?;
+        self.gate("continue_as_new", Some(lease))?;
         self.inner.continue_as_new(lease, input, now).await
     }
 
@@ -260,12 +298,12 @@ impl Store for FaultyStore {
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
-        self.gate("renew", false)?;
+        self.gate("renew", None)?;
         self.inner.renew(owner, leases, now, lease).await
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
-        self.gate("release", false)?;
+        self.gate("release", None)?;
         self.inner.release(owner, now).await
     }
 
@@ -276,32 +314,43 @@ impl Store for FaultyStore {
         payload: &str,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        self.gate("signal", false)?;
+        self.gate("signal", None)?;
         self.inner.signal(id, name, payload, now).await
     }
 
+    async fn reject_signal(
+        &self,
+        lease: &Lease,
+        signal: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.gate("reject_signal", Some(lease))?;
+        self.inner.reject_signal(lease, signal, reason, now).await
+    }
+
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
-        self.gate("pending_signals", false)?;
+        self.gate("pending_signals", None)?;
         self.inner.pending_signals(id).await
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.gate("cancel", false)?;
+        self.gate("cancel", None)?;
         self.inner.cancel(id, now).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.gate("retry", false)?;
+        self.gate("retry", None)?;
         self.inner.retry(id, now).await
     }
 
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
-        self.gate("get", false)?;
+        self.gate("get", None)?;
         self.inner.get(id).await
     }
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.gate("next_wake", false)?;
+        self.gate("next_wake", None)?;
         self.inner.next_wake().await
     }
 
@@ -315,49 +364,64 @@ impl Store for FaultyStore {
 }
 
 #[async_trait]
-impl StoreAdmin for FaultyStore {
+impl<F: Faults> StoreAdmin for FaultyStore<F> {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
-        self.gate("list", false)?;
+        self.gate("list", None)?;
         self.inner.list(filter).await
     }
 
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
-        self.gate("journal", false)?;
+        self.gate("journal", None)?;
         self.inner.journal(id).await
     }
 
     async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
-        self.gate("counts", false)?;
+        self.gate("counts", None)?;
         self.inner.counts().await
     }
 
     async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
-        self.gate("parked_counts", false)?;
+        self.gate("parked_counts", None)?;
         self.inner.parked_counts(kind).await
     }
 
+    async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
+        self.gate("signals", None)?;
+        self.inner.signals(id).await
+    }
+
+    async fn discard_signal(
+        &self,
+        id: &ProcessId,
+        signal: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.gate("discard_signal", None)?;
+        self.inner.discard_signal(id, signal, now).await
+    }
+
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.gate("rewind", false)?;
+        self.gate("rewind", None)?;
         self.inner.rewind(id, step, now).await
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
-        self.gate("purge", false)?;
+        self.gate("purge", None)?;
         self.inner.purge(finished_before).await
     }
 
     async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
-        self.gate("save_sources", false)?;
+        self.gate("save_sources", None)?;
         self.inner.save_sources(sources).await
     }
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
-        self.gate("sources", false)?;
+        self.gate("sources", None)?;
         self.inner.sources().await
     }
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
-        self.gate("history", false)?;
+        self.gate("history", None)?;
         self.inner.history(id).await
     }
 }

@@ -1,6 +1,7 @@
 //! Fault injection: a store that fails a random 1 % of its calls with
 //! retryable errors and 0.1 % with non-retryable ones, under 2,000 processes
-//! with steps, timers, signals and children, then heals. Whatever failed,
+//! with steps, timers, signals (each waiting process first gets one that
+//! does not fit its wait) and children, then heals. Whatever failed,
 //! every process must end completed (or failed/blocked naming the fault),
 //! nothing may stay leased without a live run, no journal entry may be lost
 //! or doubled, and a step closure may run again only for a run that a
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use steadfast::{
-    Backend, Host, HostBuilder, ListFilter, Process, ProcessId, SqliteStore, Status, StepError,
-    StepFailed,
+    Backend, Host, HostBuilder, ListFilter, Process, ProcessId, SignalState, SqliteStore, Status,
+    StepError, StepFailed,
 };
 use steadfast_conformance::faults::{FaultPlan, FaultyStore};
 
@@ -161,7 +162,7 @@ async fn open_processes(store: &Arc<dyn Backend>) -> Vec<String> {
 /// Runs the workload on `inner` behind a faulty store and checks the
 /// outcome. `tag` keeps process ids apart between the stores.
 async fn survive_faults(inner: Arc<dyn Backend>, tag: &str) {
-    let faulty = Arc::new(FaultyStore::new(
+    let faulty = Arc::new(FaultyStore::random(
         Arc::clone(&inner),
         FaultPlan::new(0x5eed_0000 + u64::from(tag.len() as u32))
             .retryable(0.01)
@@ -175,19 +176,39 @@ async fn survive_faults(inner: Arc<dyn Backend>, tag: &str) {
     for (n, id) in (0u32..).zip(&ids) {
         until_ok("spawn", || host.spawn("faulty", id, &n)).await;
     }
-    for (n, id) in (0u32..).zip(&ids) {
-        if n % 4 == 1 {
-            let go = Go { round: n };
-            until_ok("signal", || host.signal(id, "go", &go)).await;
+    // The waiting processes first get a signal that does not fit their
+    // wait: it must be rejected while the wait goes on...
+    let waiting: Vec<(u32, &String)> = (0u32..).zip(&ids).filter(|(n, _)| n % 4 == 1).collect();
+    for (_, id) in &waiting {
+        until_ok("signal", || host.signal(id, "go", "not a Go")).await;
+    }
+    let rejected_by = Instant::now() + Duration::from_secs(60);
+    for (_, id) in &waiting {
+        let pid = ProcessId::new(id.as_str()).expect("id");
+        loop {
+            let signals = inner.signals(&pid).await.expect("signals");
+            if signals.iter().any(|s| s.state == SignalState::Rejected) {
+                break;
+            }
+            assert!(
+                Instant::now() < rejected_by,
+                "the mistyped signal to {id} was not rejected: {signals:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+    // ... and the signal that fits is delivered after it.
+    for (n, id) in &waiting {
+        let go = Go { round: *n };
+        until_ok("signal", || host.signal(id, "go", &go)).await;
     }
     // Let the faults hit the runs until they all ended or 30 s passed.
     let faulty_until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < faulty_until && !open_processes(&inner).await.is_empty() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    faulty.heal();
-    let injected = faulty.injected();
+    faulty.faults().heal();
+    let injected = faulty.faults().injected();
     assert!(
         injected.retryable > 20,
         "the plan injected too few retryable faults to prove anything: {injected:?}"

@@ -10,15 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use steadfast::core::{
-    Backend, Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SpawnOutcome, StatusCount,
-    Store, StoreAdmin, SuspendOutcome, Suspension, Timestamp,
-};
+use steadfast::core::{Backend, ProcessId};
 use steadfast::{
     Host, HostBuilder, Process, SqliteOptions, SqliteStore, Status, StepError, StepFailed,
     StoreError, rusqlite,
 };
+use steadfast_conformance::faults::{Call, Faults, FaultyStore, injected_error};
 use tokio::sync::watch;
 
 /// How many processes each fault test runs at once.
@@ -524,7 +521,6 @@ async fn a_full_disk_then_freed_finishes_every_process_without_a_restart() {
 /// Rejects, with a non-retryable error, the journal appends of the first
 /// run of one process, and fails its hand-back as `hand_back` says.
 struct FailFirstRun {
-    inner: SqliteStore,
     victim: ProcessId,
     hand_back: HandBack,
 }
@@ -537,149 +533,26 @@ enum HandBack {
     FailsTimes(std::sync::atomic::AtomicUsize),
 }
 
-impl FailFirstRun {
-    fn refuses(&self, lease: &Lease) -> bool {
-        lease.id == self.victim && lease.epoch == 1
-    }
-}
-
-fn injected(retryable: bool) -> StoreError {
-    StoreError::Backend {
-        message: "injected: the write cannot be stored".to_owned(),
-        retryable,
-        source: None,
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for FailFirstRun {
-    async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
-        self.inner.spawn(process).await
-    }
-    async fn claim(
-        &self,
-        owner: &HostId,
-        now: Timestamp,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        self.inner.claim(owner, now, lease, limit).await
-    }
-    async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
-        if self.refuses(lease) {
-            return Err(injected(false));
+impl Faults for FailFirstRun {
+    fn fault(&self, call: &Call<'_>) -> Option<StoreError> {
+        let lease = call.lease?;
+        if lease.id != self.victim || lease.epoch != 1 {
+            return None;
         }
-        self.inner.append(lease, entry).await
-    }
-    async fn suspend(
-        &self,
-        lease: &Lease,
-        suspension: Suspension,
-    ) -> Result<SuspendOutcome, StoreError> {
-        if self.refuses(lease) {
-            match &self.hand_back {
-                HandBack::Refused => return Err(injected(false)),
-                HandBack::FailsTimes(left) => {
-                    let failing = left
-                        .fetch_update(
-                            std::sync::atomic::Ordering::SeqCst,
-                            std::sync::atomic::Ordering::SeqCst,
-                            |n| n.checked_sub(1),
-                        )
-                        .is_ok();
-                    if failing {
-                        return Err(injected(true));
-                    }
-                }
+        match (call.operation, &self.hand_back) {
+            ("append", _) | ("suspend", HandBack::Refused) => {
+                Some(injected_error(call.operation, false))
             }
+            ("suspend", HandBack::FailsTimes(left)) => left
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+                .then(|| injected_error(call.operation, true)),
+            _ => None,
         }
-        self.inner.suspend(lease, suspension).await
-    }
-    async fn finish(
-        &self,
-        lease: &Lease,
-        finish: Finish,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.finish(lease, finish, now).await
-    }
-    async fn continue_as_new(
-        &self,
-        lease: &Lease,
-        input: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.continue_as_new(lease, input, now).await
-    }
-    async fn renew(
-        &self,
-        owner: &HostId,
-        leases: &[Lease],
-        now: Timestamp,
-        lease: Duration,
-    ) -> Result<u64, StoreError> {
-        self.inner.renew(owner, leases, now, lease).await
-    }
-    async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.release(owner, now).await
-    }
-    async fn signal(
-        &self,
-        id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.inner.signal(id, name, payload, now).await
-    }
-    async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
-        self.inner.pending_signals(id).await
-    }
-    async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.inner.cancel(id, now).await
-    }
-    async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.retry(id, now).await
-    }
-    async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.inner.next_wake().await
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-#[async_trait::async_trait]
-impl StoreAdmin for FailFirstRun {
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
-        self.inner.list(filter).await
-    }
-    async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
-        self.inner.journal(id).await
-    }
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
-        self.inner.counts().await
-    }
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
-        self.inner.parked_counts(kind).await
-    }
-    async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.rewind(id, step, now).await
-    }
-    async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
-        self.inner.purge(finished_before).await
-    }
-    async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
-        self.inner.save_sources(sources).await
-    }
-    async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
-        self.inner.sources().await
-    }
-    async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
-        self.inner.history(id).await
     }
 }
 
@@ -690,11 +563,13 @@ async fn the_lease_of_a_given_up_run_is_not_renewed_and_its_process_is_claimed_a
         .await
         .expect("open store");
     let victim = ProcessId::new("victim").expect("id");
-    let faulty: Arc<dyn Backend> = Arc::new(FailFirstRun {
-        inner: store,
-        victim: victim.clone(),
-        hand_back: HandBack::Refused,
-    });
+    let faulty: Arc<dyn Backend> = Arc::new(FaultyStore::new(
+        Arc::new(store),
+        FailFirstRun {
+            victim: victim.clone(),
+            hand_back: HandBack::Refused,
+        },
+    ));
     let tally = Arc::new(Tally::default());
     let (_open, gate) = watch::channel(true);
     // The heartbeat renews every third of the lease: in the time the
@@ -731,11 +606,13 @@ async fn a_failed_hand_back_is_retried_in_the_background_until_it_passes() {
     let store = SqliteStore::open(dir.path().join("hand-back.db"))
         .await
         .expect("open store");
-    let faulty: Arc<dyn Backend> = Arc::new(FailFirstRun {
-        inner: store,
-        victim: ProcessId::new("victim").expect("id"),
-        hand_back: HandBack::FailsTimes(3.into()),
-    });
+    let faulty: Arc<dyn Backend> = Arc::new(FaultyStore::new(
+        Arc::new(store),
+        FailFirstRun {
+            victim: ProcessId::new("victim").expect("id"),
+            hand_back: HandBack::FailsTimes(3.into()),
+        },
+    ));
     let tally = Arc::new(Tally::default());
     let (_open, gate) = watch::channel(true);
     // A lease longer than the test's patience: the process runs again in

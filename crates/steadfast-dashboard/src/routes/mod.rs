@@ -46,7 +46,11 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/actions/retry", post(actions::retry)),
         (Method::POST, "/actions/rewind", post(actions::rewind)),
         (Method::POST, "/actions/purge", post(actions::purge)),
-        (Method::POST, "/actions/discard-signal", post(actions::discard_signal)),
+        (
+            Method::POST,
+            "/actions/discard-signal",
+            post(actions::discard_signal),
+        ),
         (Method::GET, "/metrics", get(metrics::handler)),
         (Method::GET, auth::LOGIN, get(login::form)),
         (Method::POST, auth::LOGIN, post(login::login)),
