@@ -71,6 +71,16 @@ pub enum StoreError {
         /// Newest version this build supports.
         supported: i64,
     },
+    /// The store cannot be written: it was opened read-only, the file or
+    /// file system is read-only, or its schema needs an upgrade that only a
+    /// store opened for writing may do. Nothing was changed.
+    #[error("{location} cannot be written: {detail}")]
+    ReadOnly {
+        /// The path or URL opened.
+        location: String,
+        /// Why.
+        detail: String,
+    },
     /// Stored data cannot be read back (a corrupt row or file).
     #[error("corrupt store data: {0}")]
     Corrupt(String),

@@ -41,7 +41,7 @@ use steadfast_core::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-pub use options::{Durability, SqliteOptions};
+pub use options::{Access, Durability, SqliteOptions};
 /// The SQLite binding transactional steps receive their connection from.
 pub use rusqlite;
 pub use writer::TransactionBody;
@@ -55,25 +55,59 @@ pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 /// A Steadfast store in one SQLite file.
 ///
 /// Cheap to clone: clones share the writer thread and the reader pool. When
-/// the last clone is dropped, the queued writes are committed, the writer
-/// thread stops and the host locks are released.
+/// the last clone is dropped (or [`SqliteStore::close`] is called), the
+/// queued writes are committed, the WAL is checkpointed into the database
+/// file, the writer thread stops and the host locks are released.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// The writer thread, once started.
+enum WriterState {
+    /// Not started yet: [`Access::ReadOnly`] never starts it,
+    /// [`Access::WriteOnDemand`] at the first write.
+    Idle,
+    /// Running: commands go here.
+    Running(mpsc::UnboundedSender<Command>, JoinHandle<()>),
+    /// Closed by [`SqliteStore::close`].
+    Closed,
+}
+
 struct Inner {
     path: PathBuf,
-    commands: Option<mpsc::UnboundedSender<Command>>,
-    writer: Option<JoinHandle<()>>,
+    options: SqliteOptions,
+    /// What the file held when it was opened.
+    found: schema::Found,
+    writer: std::sync::Mutex<WriterState>,
+    /// Serialises starting the writer on demand.
+    starting: tokio::sync::Mutex<()>,
     readers: Arc<Readers>,
+}
+
+impl Inner {
+    fn writer(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the readers, then lets the writer drain its queue, checkpoint
+    /// and stop (closing last, SQLite removes the `-wal` and `-shm` files).
+    fn shut(&self) -> Option<JoinHandle<()>> {
+        self.readers.close();
+        match std::mem::replace(&mut *self.writer(), WriterState::Closed) {
+            // Dropping the sender lets the writer drain the queue and stop.
+            WriterState::Running(commands, handle) => {
+                drop(commands);
+                Some(handle)
+            }
+            WriterState::Idle | WriterState::Closed => None,
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the queue lets the writer drain it and stop.
-        self.commands.take();
-        if let Some(writer) = self.writer.take()
+        if let Some(writer) = self.shut()
             && writer.join().is_err()
         {
             tracing::error!("the steadfast sqlite writer thread panicked");
@@ -85,7 +119,16 @@ impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
+            .field("access", &self.inner.options.access)
             .finish_non_exhaustive()
+    }
+}
+
+fn join_error(what: &str, e: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend {
+        message: format!("{what} failed: {e}"),
+        retryable: false,
+        source: Some(Box::new(e)),
     }
 }
 
@@ -109,13 +152,19 @@ impl SqliteStore {
     /// let (journal_mode, _) = store.pragmas().await?;
     /// assert_eq!(journal_mode, "wal");
     /// assert!(store.get(&ProcessId::new("nope")?).await.is_err());
-    /// drop(store);
+    /// store.close().await?;
     /// std::fs::remove_dir_all(&dir)?;
     /// # Ok(())
     /// # }
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens an existing store only to read it ([`Access::ReadOnly`]):
+    /// nothing is created, migrated or written, and no file is changed.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, SqliteOptions::default().access(Access::ReadOnly)).await
     }
 
     /// Opens (or creates) the store at `path` with `options`; see
@@ -134,11 +183,7 @@ impl SqliteStore {
             let (p, o) = (path.clone(), options.clone());
             let opened = tokio::task::spawn_blocking(move || Self::open_blocking(p, o))
                 .await
-                .map_err(|e| StoreError::Backend {
-                    message: format!("opening the store failed: {e}"),
-                    retryable: false,
-                    source: Some(Box::new(e)),
-                })?;
+                .map_err(|e| join_error("opening the store", e))?;
             match opened {
                 Err(err) if err.is_retryable() && std::time::Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
@@ -152,10 +197,67 @@ impl SqliteStore {
     fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let location = path.display().to_string();
         let found = schema::inspect(&path, &location, &options)?;
-        let conn = schema::open_writer(&path, &location, &options, found)?;
+        let outdated = found != schema::Found::Steadfast(SCHEMA_VERSION);
+        if options.access != Access::ReadWrite && found == schema::Found::Fresh {
+            return Err(StoreError::NotSteadfast {
+                location,
+                detail: "it is an SQLite database without any tables".to_owned(),
+            });
+        }
+        if options.access == Access::ReadOnly
+            && let schema::Found::Steadfast(version) = found
+            && outdated
+        {
+            return Err(StoreError::ReadOnly {
+                location,
+                detail: format!(
+                    "its schema version {version} must first be upgraded to {SCHEMA_VERSION}, \
+                     which only a store opened for writing does (e.g. a worker)"
+                ),
+            });
+        }
+        // Readers remove the side files they create only when nobody else
+        // (no writer of this store, no other process) had them first.
+        let tidy = options.access != Access::ReadWrite && !reader::wal_path(&path).exists();
         // Lock files must be found by every store on this file, however
         // they spelled its path.
         let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let readers = Arc::new(Readers::new(canonical, options.busy_timeout, tidy));
+        let inner = Inner {
+            path,
+            options,
+            found,
+            writer: std::sync::Mutex::new(WriterState::Idle),
+            starting: tokio::sync::Mutex::new(()),
+            readers,
+        };
+        // A store that reads on demand still upgrades an old schema at once:
+        // its reads need the current one.
+        let eager = match inner.options.access {
+            Access::ReadWrite => true,
+            Access::WriteOnDemand => outdated,
+            Access::ReadOnly => false,
+        };
+        if eager {
+            let state = Self::start_writer(&inner.path, &inner.options, found)?;
+            *inner.writer() = state;
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens the write connection (migrating the schema) and starts the
+    /// writer thread.
+    fn start_writer(
+        path: &Path,
+        options: &SqliteOptions,
+        found: schema::Found,
+    ) -> Result<WriterState, StoreError> {
+        let location = path.display().to_string();
+        schema::check_writable(path, &location)?;
+        let conn = schema::open_writer(path, &location, options, found)?;
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let hosts = hosts::Hosts::new(&canonical);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer::new(conn, hosts, options.max_batch);
@@ -167,20 +269,37 @@ impl SqliteStore {
                 retryable: false,
                 source: Some(Box::new(e)),
             })?;
-        let readers = Arc::new(Readers::new(canonical, options.busy_timeout));
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                commands: Some(tx),
-                writer: Some(handle),
-                readers,
-            }),
-        })
+        Ok(WriterState::Running(tx, handle))
     }
 
     /// The path the store was opened with.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// What the store may do to its file.
+    pub fn access(&self) -> Access {
+        self.inner.options.access
+    }
+
+    /// Closes the store for every clone: queued writes are committed, the
+    /// WAL is checkpointed into the database file (`wal_checkpoint(TRUNCATE)`)
+    /// and the writer stops, so that the database file alone holds every
+    /// write. Later calls on any clone fail with [`StoreError::Closed`].
+    /// Dropping the last clone does the same.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let _starting = self.inner.starting.lock().await;
+        match self.inner.shut() {
+            Some(handle) => tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| join_error("closing the store", e))?
+                .map_err(|_| StoreError::Backend {
+                    message: "the steadfast sqlite writer thread panicked".to_owned(),
+                    retryable: false,
+                    source: None,
+                }),
+            None => Ok(()),
+        }
     }
 
     /// Reads `journal_mode` and `synchronous` back from the writer
@@ -209,12 +328,51 @@ impl SqliteStore {
             .await
     }
 
+    /// The writer's queue, starting the writer first for
+    /// [`Access::WriteOnDemand`].
+    async fn commands(&self) -> Result<mpsc::UnboundedSender<Command>, StoreError> {
+        if let Some(tx) = self.running() {
+            return tx;
+        }
+        let _starting = self.inner.starting.lock().await;
+        if let Some(tx) = self.running() {
+            return tx;
+        }
+        if self.inner.options.access == Access::ReadOnly {
+            return Err(StoreError::ReadOnly {
+                location: self.inner.path.display().to_string(),
+                detail: "the store was opened read-only".to_owned(),
+            });
+        }
+        let (path, options, found) = (
+            self.inner.path.clone(),
+            self.inner.options.clone(),
+            self.inner.found,
+        );
+        let state = tokio::task::spawn_blocking(move || Self::start_writer(&path, &options, found))
+            .await
+            .map_err(|e| join_error("opening the store for writing", e))??;
+        let tx = match &state {
+            WriterState::Running(tx, _) => tx.clone(),
+            WriterState::Idle | WriterState::Closed => return Err(StoreError::Closed),
+        };
+        *self.inner.writer() = state;
+        Ok(tx)
+    }
+
+    /// The queue of a running writer; `None` when it has not started.
+    fn running(&self) -> Option<Result<mpsc::UnboundedSender<Command>, StoreError>> {
+        match &*self.inner.writer() {
+            WriterState::Running(tx, _) => Some(Ok(tx.clone())),
+            WriterState::Closed => Some(Err(StoreError::Closed)),
+            WriterState::Idle => None,
+        }
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .as_ref()
-            .ok_or(StoreError::Closed)?
+        self.commands()
+            .await?
             .send(make(tx))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -27,6 +27,26 @@ impl Durability {
     }
 }
 
+/// What a [`crate::SqliteStore`] may do to its file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Access {
+    /// Reads and writes: the file is created when missing (see
+    /// [`SqliteOptions::create_if_missing`]) and its schema migrated at
+    /// once.
+    #[default]
+    ReadWrite,
+    /// Reads only: the file must already be a Steadfast database of this
+    /// schema version. Nothing is created, migrated or written (no `-wal`
+    /// or `-shm` file is left behind either); writes fail with
+    /// [`steadfast_core::StoreError::ReadOnly`]. For tools that inspect.
+    ReadOnly,
+    /// Reads like [`Access::ReadOnly`] until the first write, which opens
+    /// the write connection (migrating the schema if needed). For tools that
+    /// mostly read and sometimes act, like a dashboard.
+    WriteOnDemand,
+}
+
 /// Options for [`crate::SqliteStore::open_with`].
 ///
 /// ```
@@ -50,6 +70,13 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// The most writes committed in one transaction (group commit; default 1024).
     pub max_batch: usize,
+    /// What the store may do to its file (default [`Access::ReadWrite`]).
+    pub access: Access,
+    /// The size the `-wal` file is truncated back to after a checkpoint
+    /// (SQLite's `journal_size_limit`; default 64 MiB). The store also
+    /// checkpoints the whole WAL into the database file when it closes, so
+    /// after a clean shutdown the database file alone holds every write.
+    pub journal_size_limit: u64,
 }
 
 impl Default for SqliteOptions {
@@ -59,6 +86,8 @@ impl Default for SqliteOptions {
             create_if_missing: true,
             busy_timeout: Duration::from_secs(5),
             max_batch: 1024,
+            access: Access::ReadWrite,
+            journal_size_limit: 64 * 1024 * 1024,
         }
     }
 }
@@ -79,6 +108,18 @@ impl SqliteOptions {
     /// Sets [`SqliteOptions::busy_timeout`].
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets [`SqliteOptions::access`].
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Sets [`SqliteOptions::journal_size_limit`].
+    pub fn journal_size_limit(mut self, bytes: u64) -> Self {
+        self.journal_size_limit = bytes;
         self
     }
 

@@ -1,12 +1,14 @@
 //! Reads on a small pool of read-only connections, off the async runtime.
 //! Under WAL they see every committed (acknowledged) write.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use steadfast_core::{
     FunctionSource, Generation, JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId,
     ProcessRecord, SourceLocation, Status, StatusCount, StoreError, Timestamp,
@@ -21,23 +23,116 @@ use crate::rows::{
 /// How many idle reader connections are kept.
 const MAX_IDLE: usize = 4;
 
+/// The `-wal` file SQLite keeps beside the database at `path`.
+pub(crate) fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Opens a connection that never writes, and that leaves no `-wal` or
+/// `-shm` file behind when `tidy` is set.
+///
+/// SQLite creates both files for any connection to a WAL database, even a
+/// read-only one, and only a connection that may write removes them when it
+/// is the last one to close. So the connection is opened for writing (never
+/// creating the file) with `query_only` set; with `tidy` it checkpoints on
+/// close, which removes the side files it created and changes nothing
+/// else, as nothing was written through it. Without `tidy` (the side files
+/// were there before, or a writer of this store owns them) closing leaves
+/// them as they are. A file that cannot be written is opened read-only,
+/// and on a read-only file system, where nobody can write it, as immutable
+/// when it has no `-wal`.
+pub(crate) fn open_read(
+    path: &Path,
+    busy_timeout: Duration,
+    tidy: bool,
+) -> rusqlite::Result<Connection> {
+    let read_only_fs = matches!(
+        std::fs::OpenOptions::new().write(true).open(path),
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    );
+    let conn = if read_only_fs && !wal_path(path).exists() {
+        Connection::open_with_flags(
+            immutable_uri(path),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?
+    } else {
+        match Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(conn) => conn,
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied)
+                ) =>
+            {
+                Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    conn.pragma_update(None, "query_only", true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, !tidy)?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
+/// `file:PATH?immutable=1`, with the characters URIs reserve escaped.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' | '#' | '%' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 /// The reader pool.
 pub(crate) struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
+    tidy: bool,
+    closed: AtomicBool,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
-    pub(crate) fn new(path: PathBuf, busy_timeout: Duration) -> Self {
+    /// A pool on `path`; `tidy` as in [`open_read`].
+    pub(crate) fn new(path: PathBuf, busy_timeout: Duration, tidy: bool) -> Self {
         Readers {
             path,
             busy_timeout,
+            tidy,
+            closed: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
         }
     }
 
+    /// Closes the idle connections; later reads fail with
+    /// [`StoreError::Closed`].
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
     fn checkout(&self) -> Result<Connection, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
         let pooled = self
             .idle
             .lock()
@@ -46,12 +141,7 @@ impl Readers {
         if let Some(conn) = pooled {
             return Ok(conn);
         }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .db()?;
-        conn.busy_timeout(self.busy_timeout).db()?;
+        let conn = open_read(&self.path, self.busy_timeout, self.tidy).db()?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
@@ -61,7 +151,7 @@ impl Readers {
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE && !self.closed.load(Ordering::SeqCst) {
             idle.push(conn);
         }
     }

@@ -7,7 +7,8 @@ use std::path::Path;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use steadfast_core::StoreError;
 
-use crate::options::SqliteOptions;
+use crate::options::{Access, SqliteOptions};
+use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
@@ -165,20 +166,22 @@ fn inspect_error(location: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Looks at the file without modifying it.
+/// Looks at the file without modifying it (and without leaving a `-wal` or
+/// `-shm` file beside it).
 pub(crate) fn inspect(
     path: &Path,
     location: &str,
     options: &SqliteOptions,
 ) -> Result<Found, StoreError> {
+    let read_only = options.access != Access::ReadWrite;
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if options.create_if_missing {
+            if options.create_if_missing && !read_only {
                 return Ok(Found::Fresh);
             }
             return Err(StoreError::Backend {
-                message: format!("{location} does not exist and create_if_missing is off"),
+                message: format!("{location} does not exist"),
                 retryable: false,
                 source: Some(Box::new(e)),
             });
@@ -188,44 +191,113 @@ pub(crate) fn inspect(
     if !meta.is_file() {
         return Err(not_steadfast(location, "it is not a regular file"));
     }
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
+    let wal = wal_path(path);
+    let wal_exists = wal.exists();
     let wal_has_data = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
     if meta.len() == 0 && !wal_has_data {
+        if read_only {
+            return Err(not_steadfast(location, "it is an empty file (0 bytes)"));
+        }
         return Ok(Found::Fresh);
     }
     if meta.len() > 0 {
-        let mut header = [0u8; 16];
+        let mut header = [0u8; 100];
         let mut file = std::fs::File::open(path).map_err(|e| io_error(location, e))?;
-        if meta.len() < 100 || file.read_exact(&mut header).is_err() {
-            return Err(not_steadfast(
-                location,
-                format!(
-                    "it is {} bytes long, too short for an SQLite database",
-                    meta.len()
-                ),
-            ));
-        }
-        if &header != b"SQLite format 3\0" {
+        let read = read_up_to(&mut file, &mut header).map_err(|e| io_error(location, e))?;
+        let header = &header[..read];
+        if !header.starts_with(&SQLITE_HEADER[..header.len().min(16)]) {
             return Err(not_steadfast(
                 location,
                 "it does not start with the SQLite file header",
             ));
         }
+        if let Some(detail) = truncated(header, meta.len()) {
+            return Err(StoreError::Corrupt(format!(
+                "{location} is a truncated SQLite database: {detail}; restore it from a backup"
+            )));
+        }
     }
 
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| inspect_error(location, e))?;
-    conn.busy_timeout(options.busy_timeout).db()?;
+    let conn = open_read(path, options.busy_timeout, !wal_exists)
+        .map_err(|e| inspect_error(location, e))?;
     let found = read_state(&conn, location).map_err(|e| match e {
         Inspect::Store(e) => e,
         Inspect::Sqlite(e) => inspect_error(location, e),
     })?;
     drop(conn);
     Ok(found)
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Reads as much of `buf` as the file holds.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Why a file that starts like an SQLite database is shorter than its
+/// header says, if it is.
+fn truncated(header: &[u8], len: u64) -> Option<String> {
+    if header.len() < 100 {
+        return Some(format!(
+            "it is {len} bytes long, shorter than the 100-byte SQLite header"
+        ));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let change_counter = &header[24..28];
+    let valid_for = &header[92..96];
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    // The page count in the header is valid only when it was written by
+    // the same change as the counter beside it.
+    if page_size < 512 || change_counter != valid_for || pages == 0 {
+        return (len < page_size.max(512))
+            .then(|| format!("it is {len} bytes long, shorter than one page ({page_size} bytes)"));
+    }
+    let expected = pages * page_size;
+    (len < expected).then(|| {
+        format!(
+            "its header says {pages} pages of {page_size} bytes ({expected} bytes) but the file \
+             holds only {len} bytes"
+        )
+    })
+}
+
+/// Refuses to write a file the file system will not let us write, with a
+/// message of its own (SQLite would only say "attempt to write a readonly
+/// database" at the first write).
+pub(crate) fn check_writable(path: &Path, location: &str) -> Result<(), StoreError> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(StoreError::ReadOnly {
+                location: location.to_owned(),
+                detail: format!(
+                    "the file is read-only ({e}); commands that only read it (list, show, \
+                     check) still work"
+                ),
+            })
+        }
+        Err(e) => Err(io_error(location, e)),
+    }
 }
 
 fn io_error(location: &str, e: std::io::Error) -> StoreError {
@@ -333,6 +405,12 @@ pub(crate) fn open_writer(
     }
     conn.pragma_update(None, "synchronous", options.durability.synchronous())
         .db()?;
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        i64::try_from(options.journal_size_limit).unwrap_or(i64::MAX),
+    )
+    .db()?;
     if found != Found::Steadfast(SCHEMA_VERSION) {
         migrate(&conn, location)?;
     }
