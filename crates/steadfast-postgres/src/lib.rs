@@ -37,6 +37,7 @@ mod rows;
 mod schema;
 mod signals;
 mod transaction;
+mod url;
 mod writer;
 
 use std::str::FromStr;
@@ -57,9 +58,10 @@ use tokio::task::JoinHandle;
 pub use options::PostgresOptions;
 /// The SQL toolkit transactional steps receive their connection from.
 pub use sqlx;
+pub use url::{PostgresUrl, redact};
 
 use hosts::Hosts;
-use rows::{Db, backend};
+use rows::backend;
 use writer::{Command, Op, Reply, Sender, Writer};
 
 /// How long one batch of writes, one claim or one read may take before it
@@ -120,19 +122,65 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn config_error(e: sqlx::Error) -> StoreError {
+fn config_error(url: &PostgresUrl, e: sqlx::Error) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "invalid PostgreSQL URL {url}: {}",
+        redact(&e.to_string())
+    ))
+}
+
+/// Why the pool could not connect: a pool only says it timed out, so one
+/// direct connection is tried to find the server's (or the network's) own
+/// error.
+async fn connect_failure(
+    connect: &PgConnectOptions,
+    location: &str,
+    timeout: Duration,
+    e: sqlx::Error,
+) -> StoreError {
+    if !matches!(e, sqlx::Error::PoolTimedOut) {
+        return connect_error(location, e);
+    }
+    let direct = <sqlx::PgConnection as sqlx::Connection>::connect_with(connect);
+    match tokio::time::timeout(timeout, direct).await {
+        Ok(Err(underlying)) => connect_error(location, underlying),
+        Ok(Ok(_)) | Err(_) => StoreError::Backend {
+            message: format!("cannot connect to {location}: no connection within {timeout:?}"),
+            retryable: true,
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+fn connect_error(location: &str, e: sqlx::Error) -> StoreError {
+    let retryable = is_transient(&e);
     StoreError::Backend {
-        message: format!("invalid PostgreSQL URL: {e}"),
-        retryable: false,
+        message: format!("cannot connect to {location}: {}", redact(&e.to_string())),
+        retryable,
         source: Some(Box::new(e)),
+    }
+}
+
+/// Connection errors worth retrying: the server is down, restarting or
+/// unreachable (not a wrong password or database name).
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` (e.g.
     /// `postgres://user:password@host:5432/db`) with
-    /// [`PostgresOptions::default`]: schema `steadfast`, created (with its
-    /// tables) when missing.
+    /// [`PostgresOptions::default`]: schema `steadfast` (or the URL's
+    /// `schema=NAME` parameter), created (with its tables) when missing.
+    /// The URL is checked by [`PostgresUrl::parse`]: a query parameter that
+    /// is neither `schema` nor one the driver knows is refused with
+    /// [`StoreError::InvalidInput`]. Messages never show the URL's password.
     ///
     /// Fails with [`StoreError::NotSteadfast`] when the schema holds tables
     /// but is not a Steadfast store and with [`StoreError::NewerSchema`]
@@ -163,15 +211,31 @@ impl PostgresStore {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
-    /// Connects with `options`; see [`PostgresStore::connect`]. Must be
-    /// called within a Tokio runtime, which runs the store's tasks.
+    /// Connects with `options`; see [`PostgresStore::connect`]. A
+    /// `schema=NAME` parameter in the URL takes the place of
+    /// [`PostgresOptions::schema`] (naming two different schemas is an
+    /// error). Must be called within a Tokio runtime, which runs the store's
+    /// tasks.
     pub async fn connect_with(
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
+        let url = PostgresUrl::parse(url)?;
+        let mut options = options;
+        if let Some(from_url) = url.schema() {
+            let default = PostgresOptions::default().schema;
+            if options.schema != default && options.schema != from_url {
+                return Err(StoreError::InvalidInput(format!(
+                    "the URL {url} names schema {from_url:?} but the options name {:?}; give one",
+                    options.schema
+                )));
+            }
+            options.schema = from_url.to_owned();
+        }
         schema::validate_schema(&options.schema)?;
         let schema = options.schema.clone();
-        let mut connect = PgConnectOptions::from_str(url).map_err(config_error)?;
+        let mut connect =
+            PgConnectOptions::from_str(url.driver_url()).map_err(|e| config_error(&url, e))?;
         if connect.get_application_name().is_none() {
             connect = connect.application_name("steadfast");
         }
@@ -193,10 +257,16 @@ impl PostgresStore {
                 Box::pin(async move { schema::setup(conn, &schema).await })
             })
             .connect_with(connect.clone())
-            .await
-            .db()?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(e) => return Err(connect_failure(&connect, &location, timeout, e).await),
+        };
         {
-            let mut conn = pool.acquire().await.db()?;
+            let mut conn = match pool.acquire().await {
+                Ok(conn) => conn,
+                Err(e) => return Err(connect_failure(&connect, &location, timeout, e).await),
+            };
             schema::migrate(&mut conn, &schema, &location, options.create_schema).await?;
         }
         let channel = schema::channel(&schema);
