@@ -1,18 +1,27 @@
 //! Opening the store named by `--db`: a SQLite file path, `sqlite:PATH`,
 //! `sqlite://PATH`, or a `postgres://…` URL (with an optional `schema=NAME`
-//! query parameter choosing the schema, default `steadfast`).
+//! query parameter choosing the schema, default `steadfast`; the URL is
+//! checked by the same parser `PostgresStore::connect` uses).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use steadfast::{Backend, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, StoreError};
+use steadfast::{
+    Access, Backend, PostgresOptions, PostgresStore, PostgresUrl, SqliteOptions, SqliteStore,
+    StoreError, redact,
+};
 
-/// Whether opening may create a missing database.
+/// How a command opens the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Open {
-    /// The database must exist (commands that only read or change
-    /// existing processes).
+    /// Only reads (`list`, `show`, `check`): the database must exist and
+    /// be of this version; no file is created, migrated or changed.
+    ReadOnly,
+    /// Reads, and writes when asked to (the dashboard): opened like
+    /// [`Open::ReadOnly`] until its first write.
+    OnDemand,
+    /// Changes existing processes: the database must exist.
     Existing,
     /// A missing database is created (workers, spawn, the demo).
     Create,
@@ -23,13 +32,17 @@ pub enum Open {
 pub enum Location {
     /// An embedded SQLite file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database: the connection URL and the schema.
-    Postgres {
-        /// The URL without the `schema` parameter.
-        url: String,
-        /// The schema holding Steadfast's tables.
-        schema: String,
-    },
+    /// A PostgreSQL database (the URL's `schema` parameter names the schema).
+    Postgres(PostgresUrl),
+}
+
+impl Location {
+    /// The PostgreSQL schema, `steadfast` unless the URL names another.
+    pub fn schema(url: &PostgresUrl) -> String {
+        url.schema()
+            .map(str::to_owned)
+            .unwrap_or_else(|| PostgresOptions::default().schema)
+    }
 }
 
 /// Parses a `--db` value.
@@ -37,11 +50,7 @@ pub fn location(db: &str) -> anyhow::Result<Location> {
     if strip_prefix_ci(db, "postgres://").is_some()
         || strip_prefix_ci(db, "postgresql://").is_some()
     {
-        let (url, schema) = split_schema(db);
-        return Ok(Location::Postgres {
-            url,
-            schema: schema.unwrap_or_else(|| PostgresOptions::default().schema),
-        });
+        return Ok(Location::Postgres(PostgresUrl::parse(db)?));
     }
     let path = if let Some(rest) = strip_prefix_ci(db, "sqlite://") {
         rest
@@ -51,33 +60,9 @@ pub fn location(db: &str) -> anyhow::Result<Location> {
         db
     };
     if path.is_empty() {
-        bail!("--db {db:?} names no file");
+        bail!("--db {:?} names no file", redact(db));
     }
     Ok(Location::Sqlite(PathBuf::from(path)))
-}
-
-/// Takes a `schema=NAME` parameter out of a PostgreSQL URL's query.
-fn split_schema(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
-    let mut schema = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|pair| match pair.strip_prefix("schema=") {
-            Some(name) => {
-                schema = Some(name.to_owned());
-                false
-            }
-            None => !pair.is_empty(),
-        })
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    (url, schema)
 }
 
 /// `s` without `prefix` (ASCII case-insensitive), if it starts with it.
@@ -92,20 +77,22 @@ pub async fn open(db: &str, mode: Open) -> anyhow::Result<(Arc<dyn Backend>, Loc
     let location = location(db)?;
     let store: Arc<dyn Backend> = match &location {
         Location::Sqlite(path) => Arc::new(open_path(path, mode).await?),
-        Location::Postgres { url, schema } => {
-            let options = PostgresOptions::default()
-                .schema(schema.clone())
-                .create_schema(mode == Open::Create);
-            match PostgresStore::connect_with(url, options).await {
+        Location::Postgres(url) => {
+            let options = PostgresOptions::default().create_schema(mode == Open::Create);
+            match PostgresStore::connect_with(url.as_str(), options).await {
                 Ok(store) => Arc::new(store),
-                Err(err @ (StoreError::NotSteadfast { .. } | StoreError::NewerSchema { .. })) => {
+                Err(
+                    err @ (StoreError::NotSteadfast { .. }
+                    | StoreError::NewerSchema { .. }
+                    | StoreError::InvalidInput(_)),
+                ) => {
                     return Err(err.into());
                 }
                 Err(err) => {
                     return Err(anyhow::Error::new(err)).with_context(|| {
                         format!(
-                            "cannot open the Steadfast schema {schema:?} at {}",
-                            redact(url)
+                            "cannot open the Steadfast schema {:?} at {url}",
+                            Location::schema(url)
                         )
                     });
                 }
@@ -115,38 +102,47 @@ pub async fn open(db: &str, mode: Open) -> anyhow::Result<(Arc<dyn Backend>, Loc
     Ok((store, location))
 }
 
-/// A URL with its password replaced by `***`, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Opens the SQLite store at `path`, with friendly errors.
 pub async fn open_path(path: &Path, mode: Open) -> anyhow::Result<SqliteStore> {
-    if mode == Open::Existing && !path.exists() {
+    if mode != Open::Create && !path.exists() {
         bail!(
             "no database at {} (run `steadfast demo` or a worker first)",
             path.display()
         );
     }
-    let options = SqliteOptions::default().create_if_missing(mode == Open::Create);
+    let access = match mode {
+        Open::ReadOnly => Access::ReadOnly,
+        Open::OnDemand => Access::WriteOnDemand,
+        Open::Existing | Open::Create => Access::ReadWrite,
+    };
+    let options = SqliteOptions::default()
+        .create_if_missing(mode == Open::Create)
+        .access(access);
     match SqliteStore::open_with(path, options).await {
         Ok(store) => Ok(store),
         // These already name the file and say what is wrong.
-        Err(err @ (StoreError::NotSteadfast { .. } | StoreError::NewerSchema { .. })) => {
-            Err(err.into())
-        }
+        Err(
+            err @ (StoreError::NotSteadfast { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::ReadOnly { .. }
+            | StoreError::Corrupt(_)),
+        ) => Err(err.into()),
         Err(err) => Err(anyhow::Error::new(err))
             .with_context(|| format!("cannot open the Steadfast database {}", path.display())),
     }
+}
+
+/// Closes the store cleanly: for SQLite, queued writes are committed and
+/// the WAL is checkpointed into the database file, so that the file alone
+/// holds everything.
+pub async fn close(store: &dyn Backend) -> anyhow::Result<()> {
+    if let Some(sqlite) = store.as_any().downcast_ref::<SqliteStore>() {
+        sqlite
+            .close()
+            .await
+            .with_context(|| format!("cannot close {}", sqlite.path().display()))?;
+    }
+    Ok(())
 }
 
 /// The default folder of the simulated services: `<db file stem>-services`
@@ -155,7 +151,7 @@ pub async fn open_path(path: &Path, mode: Open) -> anyhow::Result<SqliteStore> {
 pub fn services_for(location: &Location) -> PathBuf {
     match location {
         Location::Sqlite(path) => services_dir(path),
-        Location::Postgres { .. } => PathBuf::from("steadfast-services"),
+        Location::Postgres(_) => PathBuf::from("steadfast-services"),
     }
 }
 
@@ -183,21 +179,21 @@ mod tests {
         assert_eq!(location("sqlite:a.db")?, file("a.db"));
         assert_eq!(location("sqlite:///tmp/a.db")?, file("/tmp/a.db"));
         assert_eq!(location("SQLITE://rel/a.db")?, file("rel/a.db"));
-        assert_eq!(
-            location("postgres://u:pw@h/db?schema=app&sslmode=disable")?,
-            Location::Postgres {
-                url: "postgres://u:pw@h/db?sslmode=disable".to_owned(),
-                schema: "app".to_owned()
+        match location("postgres://u:pw@h/db?schema=app&sslmode=disable")? {
+            Location::Postgres(url) => {
+                assert_eq!(url.schema(), Some("app"));
+                assert_eq!(
+                    url.to_string(),
+                    "postgres://u:***@h/db?schema=app&sslmode=disable"
+                );
             }
-        );
-        assert_eq!(
-            location("postgres://h/db")?,
-            Location::Postgres {
-                url: "postgres://h/db".to_owned(),
-                schema: "steadfast".to_owned()
-            }
-        );
-        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+            other => panic!("not postgres: {other:?}"),
+        }
+        match location("postgres://h/db")? {
+            Location::Postgres(url) => assert_eq!(Location::schema(&url), "steadfast"),
+            other => panic!("not postgres: {other:?}"),
+        }
+        assert!(location("postgres://h/db?schem=app").is_err());
         assert!(location("sqlite:").is_err());
         Ok(())
     }

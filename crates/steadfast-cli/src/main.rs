@@ -4,8 +4,27 @@
 //! cancels and retries them, runs a worker, and shows the classic examples
 //! surviving a `kill -9` with `steadfast demo`.
 
+/// `println!` that returns the write's error instead of panicking: a closed
+/// pipe (`steadfast list | head -1`) ends the command quietly (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's error instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 mod commands;
 mod db;
+mod input;
+mod numbers;
 mod render;
 
 use std::path::PathBuf;
@@ -197,8 +216,9 @@ pub struct RewindArgs {
 /// Arguments of `steadfast purge`.
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// Only processes that finished longer ago than this many hours.
-    #[arg(long, value_name = "HOURS")]
+    /// Only processes that finished longer ago than this many hours
+    /// (0 to 1,000,000).
+    #[arg(long, value_name = "HOURS", value_parser = numbers::hours)]
     pub older_than: f64,
     /// Do it without asking (required when standard input is not a terminal).
     #[arg(long)]
@@ -260,22 +280,23 @@ pub struct CheckArgs {
 /// Arguments of `steadfast worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// How many processes run at once.
-    #[arg(long, default_value_t = 1000)]
-    pub concurrency: usize,
+    /// How many processes run at once (1 to 1,000,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=numbers::MAX_CONCURRENCY))]
+    pub concurrency: u32,
     /// Where the simulated services keep their files (default: the folder
     /// `<db file stem>-services` next to the database).
     #[arg(long)]
     pub services: Option<PathBuf>,
-    /// Run the clock this many times faster than real time.
-    #[arg(long)]
+    /// Run the clock this many times faster than real time (0.001 to
+    /// 100,000,000).
+    #[arg(long, value_parser = numbers::speed)]
     pub time_scale: Option<f64>,
     /// The instant (µs since the Unix epoch) the scaled clock starts from
     /// (default: now); workers sharing it agree on the time.
-    #[arg(long, requires = "time_scale")]
+    #[arg(long, requires = "time_scale", value_parser = clap::value_parser!(i64).range(0..=numbers::MAX_CLOCK_ORIGIN))]
     pub clock_origin: Option<i64>,
-    /// How long a lease lasts, in real milliseconds.
-    #[arg(long)]
+    /// How long a lease lasts, in real milliseconds (100 to 86,400,000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub lease_ms: Option<u64>,
     /// Exit once no process is running or waiting for a timer (schedules,
     /// which always have a next tick, do not count).
@@ -290,26 +311,36 @@ pub struct WorkerArgs {
 /// Arguments of `steadfast demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The folder for the database and the services' files.
+    /// The folder for the database and the services' files (a `--db` given
+    /// explicitly names the database instead; the services' files then go
+    /// next to it).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
     /// How much faster than real time the demo's clock runs (the default
-    /// makes 30 days pass in about 1.3 s).
-    #[arg(long, default_value_t = 2_000_000.0)]
+    /// makes 30 days pass in about 1.3 s; 0.001 to 100,000,000).
+    #[arg(long, default_value_t = 2_000_000.0, value_parser = numbers::speed)]
     pub speed: f64,
 }
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    // `bench` uses fresh databases unless `--db` is given on the command line.
+    // `bench` uses fresh databases unless `--db` is given on the command
+    // line; `demo` uses `--dir`'s `steadfast.db` unless `--db` is given
+    // (on the command line or in `STEADFAST_DB`).
     let db_given = matches.value_source("db") == Some(ValueSource::CommandLine);
+    let db_explicit = matches!(
+        matches.value_source("db"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.format(&mut Cli::command()).exit(),
     };
     init_logging();
-    match run(cli, db_given) {
+    match run(cli, db_given, db_explicit) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): nothing to say.
+        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             for cause in err.chain().skip(1) {
@@ -318,6 +349,15 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
@@ -333,7 +373,7 @@ fn init_logging() {
 }
 
 /// Runs the command on a fresh Tokio runtime.
-fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
+fn run(cli: Cli, db_given: bool, db_explicit: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -352,7 +392,9 @@ fn run(cli: Cli, db_given: bool) -> anyhow::Result<()> {
             Command::Check(args) => commands::admin::check(&db, args).await,
             Command::Schedule(cmd) => commands::schedule::run(&db, cmd).await,
             Command::Worker(args) => commands::worker::run(&db, args).await,
-            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Demo(args) => {
+                commands::demo::run(db_explicit.then_some(db.as_str()), args).await
+            }
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,
             Command::Bench(args) => {
                 commands::bench::run(db_given.then_some(db.as_str()), args).await

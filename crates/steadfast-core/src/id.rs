@@ -6,6 +6,32 @@ use serde::{Deserialize, Serialize};
 /// The longest process id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
 
+/// The most characters of user-given text (an id, a name, a payload) an
+/// error message repeats; see [`shorten`].
+pub const MESSAGE_TEXT_LEN: usize = 80;
+
+/// `text` for an error message: whole when short, otherwise its first
+/// [`MESSAGE_TEXT_LEN`] characters and a marker saying how long it was, so
+/// that a 10 KB id or name is never echoed back whole.
+///
+/// ```
+/// use steadfast_core::shorten;
+///
+/// assert_eq!(shorten("order-42"), "order-42");
+/// let long = "x".repeat(10_000);
+/// let short = shorten(&long);
+/// assert!(short.len() < 120);
+/// assert!(short.ends_with("…(10000 bytes in all)"));
+/// ```
+pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MESSAGE_TEXT_LEN) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            std::borrow::Cow::Owned(format!("{}…({} bytes in all)", &text[..cut], text.len()))
+        }
+    }
+}
+
 /// Why a string is not a valid process id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -17,7 +43,7 @@ pub enum InvalidId {
     #[error("process id is {0} bytes long; at most {MAX_ID_LEN} are allowed")]
     TooLong(usize),
     /// The id contains a control character (newline, tab, NUL, ...).
-    #[error("process id {0:?} contains a control character")]
+    #[error("process id {:?} contains a control character", shorten(.0))]
     ControlCharacter(String),
 }
 

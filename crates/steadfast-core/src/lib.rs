@@ -15,7 +15,7 @@ mod time;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use error::StoreError;
-pub use id::{HostId, InvalidId, MAX_ID_LEN, ProcessId};
+pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,

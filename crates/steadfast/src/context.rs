@@ -40,6 +40,8 @@ pub(crate) struct RunCtx {
     /// Past this many journal entries the run warns (once) that the journal
     /// grows without bound and `continue_as_new` would keep it small.
     pub(crate) journal_warning: usize,
+    /// The largest JSON text a run stores (`HostBuilder::max_payload_bytes`).
+    pub(crate) max_payload_bytes: usize,
     /// The host's counters.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The newest registered version of each kind (for spawns from a run).
@@ -174,6 +176,7 @@ impl RunCtx {
             default_retry: host.config.retry.clone(),
             dry_run: false,
             journal_warning: host.config.journal_warning,
+            max_payload_bytes: host.config.max_payload_bytes,
             metrics: Arc::clone(&host.metrics),
             latest_versions: Arc::clone(&host.latest_versions),
             persist: host.persist(),

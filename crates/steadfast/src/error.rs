@@ -3,7 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use steadfast_core::{InvalidId, ProcessId, StoreError};
+use steadfast_core::{InvalidId, ProcessId, StoreError, shorten};
 
 /// What a [`crate::Host`] call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,10 @@ pub enum Error {
     #[error(transparent)]
     InvalidId(#[from] InvalidId),
     /// No process kind of this name is registered on the host.
-    #[error("no process kind {kind:?} is registered; known kinds: {known:?}")]
+    #[error(
+        "no process kind {:?} is registered; known kinds: {known:?}",
+        shorten(kind)
+    )]
     UnknownKind {
         /// The kind asked for.
         kind: String,
@@ -24,7 +27,10 @@ pub enum Error {
         known: Vec<String>,
     },
     /// A spawn's input does not fit the kind's input type.
-    #[error("input for process kind {kind:?} does not fit its input type {expected}: {detail}")]
+    #[error(
+        "input for process kind {:?} does not fit its input type {expected}: {detail}",
+        shorten(kind)
+    )]
     InvalidInput {
         /// The kind.
         kind: String,
@@ -32,6 +38,19 @@ pub enum Error {
         expected: &'static str,
         /// What serde said.
         detail: String,
+    },
+    /// A spawn input or signal payload is larger than the host's limit
+    /// ([`crate::HostBuilder::max_payload_bytes`]); nothing was stored.
+    #[error(
+        "{what} is {size} bytes of JSON, more than the limit of {limit} bytes; nothing was stored"
+    )]
+    PayloadTooLarge {
+        /// What was too large, e.g. `the input of process "order-1"`.
+        what: String,
+        /// Its size as JSON, in bytes.
+        size: usize,
+        /// The host's limit, in bytes.
+        limit: usize,
     },
     /// A value could not be turned into JSON.
     #[error("could not encode {what} as JSON: {detail}")]

@@ -32,7 +32,11 @@ pub(crate) struct Config {
     pub(crate) retry: RetryPolicy,
     pub(crate) retention: Option<Duration>,
     pub(crate) journal_warning: usize,
+    pub(crate) max_payload_bytes: usize,
 }
+
+/// The default of [`HostBuilder::max_payload_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// State shared by a host's handle, its dispatcher and its runs.
 pub(crate) struct Shared {
@@ -154,6 +158,7 @@ impl HostBuilder {
                 retry: RetryPolicy::default(),
                 retention: None,
                 journal_warning: 10_000,
+                max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             },
             id: None,
         }
@@ -240,6 +245,19 @@ impl HostBuilder {
     /// end each round with [`crate::Process::continue_as_new`].
     pub fn journal_warning(mut self, entries: usize) -> Self {
         self.config.journal_warning = entries.max(1);
+        self
+    }
+
+    /// The largest JSON text, in bytes, this host stores as a spawn input,
+    /// a signal payload, a step's outcome or recorded value, a child's or a
+    /// next generation's input, or a process's output (default
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`], 1 MiB; at least 64 bytes). A spawn or
+    /// signal over it fails with [`Error::PayloadTooLarge`] and stores
+    /// nothing; an outcome or output over it blocks the process, naming the
+    /// step and the sizes, before anything of it is stored (raise the limit
+    /// and `retry` it).
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_payload_bytes = bytes.max(64);
         self
     }
 
@@ -399,7 +417,9 @@ impl Host {
         id: &str,
         input: &I,
     ) -> Result<Spawned, Error> {
-        let json = canonical_json(input, || format!("the input of process {id:?}"))?;
+        let json = canonical_json(input, || {
+            format!("the input of process {:?}", steadfast_core::shorten(id))
+        })?;
         self.spawn_json(kind, id, &json).await
     }
 
@@ -412,6 +432,7 @@ impl Host {
             .kinds
             .latest(kind)
             .ok_or_else(|| self.unknown_kind(kind))?;
+        self.check_size(input, || format!("the input of process {:?}", id.as_str()))?;
         let value: serde_json::Value =
             serde_json::from_str(input).map_err(|e| Error::InvalidInput {
                 kind: kind.to_owned(),
@@ -460,7 +481,9 @@ impl Host {
         payload: &P,
     ) -> Result<(), Error> {
         let name = name.signal_name();
-        let json = canonical_json(payload, || format!("the payload of signal {name:?}"))?;
+        let json = canonical_json(payload, || {
+            format!("the payload of signal {:?}", steadfast_core::shorten(&name))
+        })?;
         self.signal_json(id, &name, &json).await
     }
 
@@ -476,14 +499,23 @@ impl Host {
         }
         if crate::is_reserved(name) {
             return Err(steadfast_core::StoreError::InvalidInput(format!(
-                "signal {name:?}: names beginning with {:?} are reserved for the engine",
+                "signal {:?}: names beginning with {:?} are reserved for the engine",
+                steadfast_core::shorten(name),
                 crate::RESERVED_PREFIX
             ))
             .into());
         }
+        self.check_size(payload, || {
+            format!(
+                "the payload of signal {:?} to {:?}",
+                steadfast_core::shorten(name),
+                id.as_str()
+            )
+        })?;
         let value: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
             steadfast_core::StoreError::InvalidInput(format!(
-                "the payload of signal {name:?} is not valid JSON: {e}"
+                "the payload of signal {:?} is not valid JSON: {e}",
+                steadfast_core::shorten(name)
             ))
         })?;
         let payload = value.to_string();
@@ -723,6 +755,19 @@ impl Host {
         if let Err(err) = shared.store.release(&shared.id, shared.clock.now()).await {
             tracing::warn!(error = %err, "could not release leases at shutdown");
         }
+    }
+
+    /// Refuses a JSON text over [`HostBuilder::max_payload_bytes`].
+    fn check_size(&self, json: &str, what: impl FnOnce() -> String) -> Result<(), Error> {
+        let limit = self.shared().config.max_payload_bytes;
+        if json.len() > limit {
+            return Err(Error::PayloadTooLarge {
+                what: what(),
+                size: json.len(),
+                limit,
+            });
+        }
+        Ok(())
     }
 
     fn unknown_kind(&self, kind: &str) -> Error {

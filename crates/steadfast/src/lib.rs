@@ -24,7 +24,7 @@ pub mod testing;
 pub use check::{CheckReport, Verdict};
 pub use child::ChildError;
 pub use error::{Error, StepError, StepFailed};
-pub use host::{Host, HostBuilder, Spawned};
+pub use host::{DEFAULT_MAX_PAYLOAD_BYTES, Host, HostBuilder, Spawned};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};
 pub use retry::RetryPolicy;
@@ -41,12 +41,12 @@ pub mod __private {
 pub use steadfast_core::{
     Backend, Clock, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter, ParkedCount,
     ProcessId, ProcessRecord, ScaledClock, SignalRecord, SignalState, SourceLocation, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SystemClock, Timestamp,
+    StatusCount, Store, StoreAdmin, StoreError, SystemClock, Timestamp, shorten,
 };
 #[cfg(feature = "postgres")]
-pub use steadfast_postgres::{PostgresOptions, PostgresStore, sqlx};
+pub use steadfast_postgres::{PostgresOptions, PostgresStore, PostgresUrl, redact, sqlx};
 #[cfg(feature = "sqlite")]
-pub use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore, rusqlite};
+pub use steadfast_sqlite::{Access, Durability, SqliteOptions, SqliteStore, rusqlite};
 
 /// The storage traits and records, for store implementers.
 pub mod core {

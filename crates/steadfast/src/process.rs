@@ -254,9 +254,21 @@ impl Process {
         let clock = Arc::clone(&self.ctx.clock);
         let version = self.ctx.latest_versions.get(kind).copied().unwrap_or(1);
         let kind = kind.to_owned();
+        let limit = self.ctx.max_payload_bytes;
         let input = serde_json::to_value(input)
+            .map_err(|e| format!("the input cannot be encoded: {e}"))
             .map(|v| v.to_string())
-            .map_err(|e| e.to_string());
+            .and_then(|json| {
+                if json.len() > limit {
+                    Err(crate::ops::too_large(
+                        "the child's input",
+                        json.len(),
+                        limit,
+                    ))
+                } else {
+                    Ok(json)
+                }
+            });
         let child = id.clone();
         let step = self
             .step(name, move || {
@@ -268,9 +280,7 @@ impl Process {
                 );
                 let input = input.clone();
                 async move {
-                    let input = input.map_err(|e| {
-                        StepError::permanent(format!("the input cannot be encoded: {e}"))
-                    })?;
+                    let input = input.map_err(StepError::permanent)?;
                     let id = steadfast_core::ProcessId::new(child).map_err(StepError::permanent)?;
                     let new = steadfast_core::NewProcess {
                         id,
@@ -316,6 +326,10 @@ impl Process {
             ctx.replayed("continue as new").await;
             let _token = ctx.completion_token().await;
             match input {
+                Ok(json) if json.len() > ctx.max_payload_bytes => ctx.block(
+                    "continue as new",
+                    crate::ops::too_large("the next input", json.len(), ctx.max_payload_bytes),
+                ),
                 Ok(json) => ctx.stop(crate::context::Stop::ContinueAsNew(json)),
                 Err(e) => ctx.block(
                     "continue as new",

@@ -115,6 +115,17 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             shared.metrics.suspended();
             None
         }
+        Turn::Returned(Returned::Ok(output)) if output.len() > ctx.max_payload_bytes => {
+            Some(Finish::Blocked {
+                step: None,
+                location: None,
+                reason: crate::ops::too_large(
+                    "the function's output",
+                    output.len(),
+                    ctx.max_payload_bytes,
+                ),
+            })
+        }
         Turn::Returned(Returned::Ok(output)) => Some(Finish::Completed { output }),
         Turn::Returned(Returned::Err(error)) => Some(Finish::Failed { error }),
         Turn::Returned(Returned::Unencodable(err)) => Some(Finish::Blocked {

@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use steadfast::{Backend, Host, HostBuilder, Spawned, Status};
+use steadfast::{Backend, Host, HostBuilder, Spawned, Status, shorten};
 use steadfast_examples::{Services, register_all};
 
 use crate::db::{self, Open};
+use crate::input;
 use crate::{CheckArgs, IdArg, PurgeArgs, RewindArgs, SpawnArgs};
 
 /// A client host with every example kind registered, so spawn inputs are
@@ -28,20 +29,20 @@ pub fn plain_client(store: Arc<dyn Backend>) -> Host {
 
 /// Runs `steadfast spawn`.
 pub async fn spawn(db: &str, args: SpawnArgs) -> anyhow::Result<()> {
-    serde_json::from_str::<serde_json::Value>(&args.json)
-        .with_context(|| format!("the input {:?} is not valid JSON", args.json))?;
+    let input = input::json_arg(&args.json, "the input")?;
     let (store, location) = db::open(db, Open::Create).await?;
     let host = example_client(store, &db::services_for(&location))?;
     let spawned = host
-        .spawn_json(&args.kind, &args.id, &args.json)
+        .spawn_json(&args.kind, &args.id, &input)
         .await
-        .with_context(|| format!("spawning {:?} failed", args.id))?;
+        .with_context(|| format!("spawning {:?} failed", shorten(&args.id)))?;
     match spawned {
-        Spawned::Created => println!("created {} ({})", args.id, args.kind),
-        Spawned::Existing => println!(
+        Spawned::Created => outln!("created {} ({})", args.id, args.kind)?,
+        Spawned::Existing => outln!(
             "existing: {} ({}) was already spawned with this input",
-            args.id, args.kind
-        ),
+            args.id,
+            args.kind
+        )?,
     }
     Ok(())
 }
@@ -53,14 +54,14 @@ pub async fn cancel(db: &str, args: IdArg) -> anyhow::Result<()> {
     let status = host
         .cancel(&args.id)
         .await
-        .with_context(|| format!("cancelling {:?} failed", args.id))?;
+        .with_context(|| format!("cancelling {:?} failed", shorten(&args.id)))?;
     if status == Status::Cancelled {
-        println!("{} cancelled", args.id);
+        outln!("{} cancelled", args.id)?;
     } else {
-        println!(
+        outln!(
             "cancellation of {} requested: it is {status}; the worker running it cancels it at its next step",
             args.id
-        );
+        )?;
     }
     Ok(())
 }
@@ -71,11 +72,11 @@ pub async fn retry(db: &str, args: IdArg) -> anyhow::Result<()> {
     let host = plain_client(store);
     host.retry(&args.id)
         .await
-        .with_context(|| format!("retrying {:?} failed", args.id))?;
-    println!(
+        .with_context(|| format!("retrying {:?} failed", shorten(&args.id)))?;
+    outln!(
         "{} is runnable again; a worker resumes it from its journal",
         args.id
-    );
+    )?;
     Ok(())
 }
 
@@ -88,7 +89,7 @@ fn confirmed(question: &str, yes: bool) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         anyhow::bail!("{question} Pass --yes to confirm (standard input is not a terminal)");
     }
-    print!("{question} [y/N] ");
+    out!("{question} [y/N] ")?;
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -105,7 +106,7 @@ pub async fn rewind(db: &str, args: RewindArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "process {:?} has no journal entry named {:?}; its entries are {names:?}",
             args.id,
-            args.step
+            shorten(&args.step)
         );
     };
     let dropped: Vec<&str> = journal[at..].iter().map(|e| e.name.as_str()).collect();
@@ -117,18 +118,19 @@ pub async fn rewind(db: &str, args: RewindArgs) -> anyhow::Result<()> {
         args.step
     );
     if !confirmed(&question, args.yes)? {
-        println!("nothing changed");
+        outln!("nothing changed")?;
         return Ok(());
     }
     let host = plain_client(store);
     let n = host
         .rewind(&args.id, &args.step)
         .await
-        .with_context(|| format!("rewinding {:?} failed", args.id))?;
-    println!(
+        .with_context(|| format!("rewinding {:?} failed", shorten(&args.id)))?;
+    outln!(
         "{} rewound to {:?}: {n} entries dropped; a worker runs it again from there",
-        args.id, args.step
-    );
+        args.id,
+        args.step
+    )?;
     Ok(())
 }
 
@@ -146,7 +148,7 @@ pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
         args.older_than
     );
     if !confirmed(&question, args.yes)? {
-        println!("nothing changed");
+        outln!("nothing changed")?;
         return Ok(());
     }
     let (store, _) = db::open(db, Open::Existing).await?;
@@ -158,38 +160,41 @@ pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
         .await
         .context("purging failed")?;
     spinner.finish_and_clear();
-    println!("{n} finished processes purged");
+    outln!("{n} finished processes purged")?;
     Ok(())
 }
 
 /// Runs `steadfast check`.
 pub async fn check(db: &str, args: CheckArgs) -> anyhow::Result<()> {
-    let (store, location) = db::open(db, Open::Existing).await?;
-    let host = example_client(store, &db::services_for(&location))?;
+    let (store, _) = db::open(db, Open::ReadOnly).await?;
+    // A dry replay runs no closure, so the kinds' services are never used:
+    // they get a throwaway folder, and nothing beside the database changes.
+    let services = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let host = example_client(store, services.path())?;
     let reports = host.check().await.context("checking the journals failed")?;
     let blocking = reports
         .iter()
         .filter(|r| !matches!(r.verdict, steadfast::Verdict::Fits))
         .count();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?)?;
     } else {
         for r in &reports {
             match &r.verdict {
-                steadfast::Verdict::Fits => println!("fits    {} ({})", r.id, r.kind),
-                steadfast::Verdict::Blocks { step, reason } => println!(
+                steadfast::Verdict::Fits => outln!("fits    {} ({})", r.id, r.kind)?,
+                steadfast::Verdict::Blocks { step, reason } => outln!(
                     "BLOCKS  {} ({}) at {}: {reason}",
                     r.id,
                     r.kind,
                     step.as_deref().unwrap_or("-")
-                ),
-                other => println!("?       {} ({}): {other:?}", r.id, r.kind),
+                )?,
+                other => outln!("?       {} ({}): {other:?}", r.id, r.kind)?,
             }
         }
-        println!(
+        outln!(
             "{} unfinished processes checked, {blocking} would not carry on",
             reports.len()
-        );
+        )?;
     }
     if blocking > 0 {
         anyhow::bail!("{blocking} processes' journals do not fit this code");

@@ -38,8 +38,9 @@ pub struct DashboardArgs {
     /// served over HTTPS (e.g. behind a TLS-terminating proxy).
     #[arg(long)]
     pub secure_cookie: bool,
-    /// How often open pages refresh themselves, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// How often open pages refresh themselves, in milliseconds (100 to
+    /// 3,600,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub poll_ms: u64,
 }
 
@@ -109,7 +110,7 @@ pub async fn run(db: &str, args: DashboardArgs) -> anyhow::Result<()> {
              (ps, /proc); prefer --token-file PATH or {TOKEN_ENV}"
         );
     }
-    let (store, _) = db::open(db, Open::Existing).await?;
+    let (store, _) = db::open(db, Open::OnDemand).await?;
     let login = if options.token.is_some() {
         " (log in with the access token)"
     } else {

@@ -34,18 +34,38 @@ const YEAR: Duration = Duration::from_secs(365 * 86_400);
 const KILL_AT_THE_LATEST: Duration = Duration::from_secs(6);
 
 /// Runs `steadfast demo`.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+///
+/// `db` is the `--db` given on the command line (or in `STEADFAST_DB`), if
+/// any: the demo's database, instead of `steadfast.db` in `--dir`. The
+/// services' folder and the worker's log go next to the database.
+pub async fn run(db: Option<&str>, args: DemoArgs) -> anyhow::Result<()> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!(
             "--speed must be a number greater than zero, not {}",
             args.speed
         );
     }
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create the folder {}", args.dir.display()))?;
-    let db_path = args.dir.join("steadfast.db");
-    let services_dir = args.dir.join("steadfast-services");
-    let log_path = args.dir.join("steadfast-worker.log");
+    let db_path = match db.map(db::location).transpose()? {
+        None => args.dir.join("steadfast.db"),
+        Some(db::Location::Sqlite(path)) => path,
+        Some(db::Location::Postgres(url)) => bail!(
+            "the demo runs on an SQLite file; --db {url} is a PostgreSQL database \
+             (run `steadfast worker` against it instead)"
+        ),
+    };
+    let folder = db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create the folder {}", folder.display()))?;
+    let services_dir = db::services_dir(&db_path);
+    let stem = db_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "steadfast".to_owned());
+    let log_path = folder.join(format!("{stem}-worker.log"));
 
     let store = db::open_path(&db_path, Open::Create).await?;
     let origin = Timestamp::now_system();
@@ -101,7 +121,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     worker.kill();
     outcome?;
     println!("■ worker stopped\n");
-    summary(&store, &services, &run, &db_path, &log_path).await
+    let summarised = summary(&store, &services, &run, &db_path, &log_path).await;
+    drop(client);
+    // The database file alone holds everything once the demo is over.
+    store
+        .close()
+        .await
+        .with_context(|| format!("cannot close {}", db_path.display()))?;
+    summarised
 }
 
 /// The processes of one demo run.

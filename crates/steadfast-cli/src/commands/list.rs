@@ -21,18 +21,18 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         after,
         limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
     };
-    let (store, _) = db::open(db, Open::Existing).await?;
+    let (store, _) = db::open(db, Open::ReadOnly).await?;
     let records = store
         .list(&filter)
         .await
         .context("listing processes failed")?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        outln!("{}", serde_json::to_string_pretty(&records)?)?;
         return Ok(());
     }
     let now = Timestamp::now_system();
     if records.is_empty() {
-        println!("no processes match");
+        outln!("no processes match")?;
     } else {
         let mut table = render::table(["id", "kind", "status", "waits / wakes", "updated"]);
         for r in &records {
@@ -44,17 +44,17 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
                 render::relative(r.updated_at, now),
             ]);
         }
-        println!("{table}");
+        outln!("{table}")?;
     }
     if let Some(note) = render::future_note(records.iter().map(|r| r.updated_at).max(), now) {
-        println!("{note}");
+        outln!("{note}")?;
     }
     let counts = store.counts().await.context("counting processes failed")?;
-    println!("{}", render::counts(&counts));
+    outln!("{}", render::counts(&counts))?;
     if records.len() as u64 == args.limit
         && let Some(last) = records.last()
     {
-        println!("(more may follow: add --after {:?})", last.id.as_str());
+        outln!("(more may follow: add --after {:?})", last.id.as_str())?;
     }
     Ok(())
 }

@@ -10,7 +10,11 @@ use crate::commands::admin::example_client;
 use crate::db::{self, Open};
 use crate::{ScheduleAddArgs, ScheduleCommand};
 
-/// Parses `90s`, `15m`, `2h`, `1d` (a plain number is seconds).
+/// The longest interval `--every` takes: 100 years.
+const MAX_INTERVAL_DAYS: f64 = 36_500.0;
+
+/// Parses `90s`, `15m`, `2h`, `1d` (a plain number is seconds), from more
+/// than zero up to 100 years.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -30,7 +34,13 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     if !(n.is_finite() && n > 0.0) {
         return Err(format!("{text:?} must be more than zero"));
     }
-    Ok(Duration::from_secs_f64(n * secs))
+    let seconds = n * secs;
+    if seconds > MAX_INTERVAL_DAYS * 86_400.0 {
+        return Err(format!(
+            "{text:?} is longer than the longest interval allowed, {MAX_INTERVAL_DAYS}d (100 years)"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Runs a `steadfast schedule` command.
@@ -44,15 +54,15 @@ pub async fn run(db: &str, cmd: ScheduleCommand) -> anyhow::Result<()> {
             host.unschedule(&name)
                 .await
                 .with_context(|| format!("removing schedule {name:?} failed"))?;
-            println!("schedule {name:?} removed");
+            outln!("schedule {name:?} removed")?;
             Ok(())
         }
     }
 }
 
 async fn add(db: &str, args: ScheduleAddArgs) -> anyhow::Result<()> {
-    let input: serde_json::Value = serde_json::from_str(&args.input)
-        .with_context(|| format!("the input {:?} is not valid JSON", args.input))?;
+    let input: serde_json::Value =
+        serde_json::from_str(&crate::input::json_arg(&args.input, "the input")?)?;
     let schedule = match (&args.every, &args.cron) {
         (Some(every), _) => Schedule::every(&args.name, *every),
         (None, Some(pattern)) => Schedule::cron(&args.name, pattern)?,
@@ -73,17 +83,17 @@ async fn add(db: &str, args: ScheduleAddArgs) -> anyhow::Result<()> {
     let (store, location) = db::open(db, Open::Create).await?;
     let host = example_client(store, &db::services_for(&location))?;
     match host.schedule(schedule).await? {
-        Spawned::Created => println!("schedule {:?} added; a worker runs it", args.name),
-        Spawned::Existing => println!(
+        Spawned::Created => outln!("schedule {:?} added; a worker runs it", args.name)?,
+        Spawned::Existing => outln!(
             "schedule {:?} already exists and was kept (remove it first to change it)",
             args.name
-        ),
+        )?,
     }
     Ok(())
 }
 
 async fn list(db: &str, json: bool) -> anyhow::Result<()> {
-    let (store, _) = db::open(db, Open::Existing).await?;
+    let (store, _) = db::open(db, Open::ReadOnly).await?;
     let mut rows = Vec::new();
     let mut filter = ListFilter {
         kind: Some(SCHEDULE_KIND.to_owned()),
@@ -118,14 +128,14 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no schedules");
+        outln!("no schedules")?;
     }
     for row in &rows {
-        println!(
+        outln!(
             "{}  kind {}  every {}  overlap {}  catch-up {}  next tick {}",
             row["name"].as_str().unwrap_or_default(),
             row["kind"],
@@ -133,7 +143,7 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
             row["overlap"],
             row["catch_up"],
             row["next_tick"].as_str().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(())
 }

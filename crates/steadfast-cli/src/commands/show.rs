@@ -15,7 +15,7 @@ const PREVIEW: usize = 60;
 /// Runs `steadfast show`.
 pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     let id = ProcessId::new(args.id.as_str()).context("not a valid process id")?;
-    let (store, _) = db::open(db, Open::Existing).await?;
+    let (store, _) = db::open(db, Open::ReadOnly).await?;
     let process = store.get(&id).await?;
     let journal = store.journal(&id).await?;
     let signals = store.signals(&id).await?;
@@ -25,20 +25,20 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
             journal: &journal,
             signals: &signals,
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
     let now = Timestamp::now_system();
-    print!("{}", header(&process, now));
-    println!();
+    out!("{}", header(&process, now))?;
+    outln!()?;
     if journal.is_empty() {
-        println!("journal: empty (no step has run yet)");
+        outln!("journal: empty (no step has run yet)")?;
     } else {
-        println!("{}", journal_table(&process, &journal));
+        outln!("{}", journal_table(&process, &journal))?;
     }
     print_signals(&signals, now);
     if let Some(note) = render::future_note(Some(process.updated_at), now) {
-        println!("{note}");
+        outln!("{note}")?;
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 
 use anyhow::Context;
 
+use steadfast::shorten;
+
 use crate::commands::admin;
 use crate::db::{self, Open};
+use crate::input;
 use crate::{DiscardArgs, SignalAction, SignalArgs, SignalCommand};
 
 /// Runs `steadfast signal`: sends, or discards with `discard`.
@@ -27,9 +30,10 @@ async fn discard(db: &str, args: DiscardArgs) -> anyhow::Result<()> {
                 args.signal_id, args.id
             )
         })?;
-    println!(
+    outln!(
         "signal {} of {} discarded (it will not be delivered)",
-        args.signal_id, args.id
+        args.signal_id,
+        shorten(&args.id)
     );
     Ok(())
 }
@@ -37,19 +41,25 @@ async fn discard(db: &str, args: DiscardArgs) -> anyhow::Result<()> {
 /// Runs `steadfast signal`.
 pub async fn run(db: &str, args: SignalArgs) -> anyhow::Result<()> {
     // Check the payload before touching the database.
-    let payload: serde_json::Value = serde_json::from_str(&args.json)
-        .with_context(|| format!("the payload {:?} is not valid JSON", args.json))?;
+    let payload = input::json_arg(&args.json, "the payload")?;
     if args.name.is_empty() {
         anyhow::bail!("the signal name must not be empty");
     }
     let (store, _) = db::open(db, Open::Existing).await?;
     let host = admin::plain_client(store);
-    host.signal(&args.id, &args.name, &payload)
+    host.signal_json(&args.id, &args.name, &payload)
         .await
-        .with_context(|| format!("sending signal {:?} to {:?} failed", args.name, args.id))?;
-    println!(
+        .with_context(|| {
+            format!(
+                "sending signal {:?} to {:?} failed",
+                shorten(&args.name),
+                shorten(&args.id)
+            )
+        })?;
+    outln!(
         "signal {:?} sent to {} (stored; a worker delivers it)",
-        args.name, args.id
-    );
+        args.name,
+        args.id
+    )?;
     Ok(())
 }

@@ -23,7 +23,8 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| db::services_for(&location));
     let services = Services::open(&services_dir)
         .with_context(|| format!("cannot open the services folder {}", services_dir.display()))?;
-    let mut builder = HostBuilder::from_arc(store.clone()).max_concurrency(args.concurrency);
+    let mut builder =
+        HostBuilder::from_arc(store.clone()).max_concurrency(args.concurrency as usize);
     if let Some(ms) = args.lease_ms {
         builder = builder.lease(Duration::from_millis(ms));
     }
@@ -65,7 +66,9 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
     };
     tracing::info!(reason, "steadfast worker stopping");
     host.shutdown().await;
-    Ok(())
+    drop(host);
+    // The database file alone holds everything after a clean stop.
+    db::close(&*store).await
 }
 
 /// Completes on SIGTERM (never on platforms without it).

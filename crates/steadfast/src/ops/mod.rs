@@ -36,13 +36,25 @@ pub(crate) fn decode_recorded<T: DeserializeOwned>(
     }
 }
 
-/// Encodes a new outcome; when it cannot be encoded the run is blocked.
+/// Encodes a new outcome; when it cannot be encoded, or is larger than the
+/// host's payload limit, the run is blocked and nothing is stored.
 pub(crate) fn encode_new<T: serde::Serialize>(
     ctx: &RunCtx,
     name: &str,
     value: &T,
 ) -> Option<String> {
     match serde_json::to_string(value) {
+        Ok(json) if json.len() > ctx.max_payload_bytes => {
+            ctx.block(
+                name,
+                too_large(
+                    &format!("the outcome of step {name:?}"),
+                    json.len(),
+                    ctx.max_payload_bytes,
+                ),
+            );
+            None
+        }
         Ok(json) => Some(json),
         Err(err) => {
             ctx.block(
@@ -55,6 +67,15 @@ pub(crate) fn encode_new<T: serde::Serialize>(
             None
         }
     }
+}
+
+/// Why a JSON text over the payload limit was not stored.
+pub(crate) fn too_large(what: &str, size: usize, limit: usize) -> String {
+    format!(
+        "{what} is {size} bytes of JSON, more than the host's limit of {limit} bytes \
+         (HostBuilder::max_payload_bytes); nothing of it was stored. Raise the limit and retry \
+         the process, or keep large data outside and store a reference to it"
+    )
 }
 
 /// At most 120 characters of a JSON text, for error messages.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use steadfast::{Backend, Durability, SqliteOptions, SqliteStore};
+use steadfast::{Backend, Durability, SqliteOptions, SqliteStore, redact};
 use tempfile::TempDir;
 
 use crate::db;
@@ -80,7 +80,7 @@ impl Target {
             return Ok(Target::Sqlite { dir: None });
         };
         let dir = match db::location(db)? {
-            db::Location::Postgres { .. } => {
+            db::Location::Postgres(_) => {
                 return Ok(Target::Postgres { url: db.to_owned() });
             }
             db::Location::Sqlite(dir) => dir,
@@ -205,18 +205,6 @@ fn fresh_schema(url: &str, label: &str) -> String {
     let schema = format!("steadfast_bench_{}_{}", label.replace('-', "_"), unix_ms());
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}schema={schema}")
-}
-
-/// The URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Milliseconds since the Unix epoch (for unique names).
