@@ -520,3 +520,72 @@ fn a_long_id_is_not_echoed_back_whole() {
         assert!(!err.contains(&long[..200]), "{err}");
     }
 }
+
+/// One HTTP GET on the loopback port; the response's text.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn the_dashboards_pages_change_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path());
+    let before = snapshot(&db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = command(&db, &["dashboard", "--bind", &bind])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it serves (the observable event), then read its pages.
+    let mut page = Err(std::io::Error::other("not tried"));
+    for _ in 0..500 {
+        page = http_get(port, "/");
+        if page.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let page = page.unwrap();
+    assert!(page.contains("ada"), "{page}");
+    let process = http_get(port, "/process?id=ada").unwrap();
+    assert!(process.starts_with("HTTP/1.1 200"), "{process}");
+    http_get(port, "/metrics").unwrap();
+    // Stop it as Ctrl-C does.
+    let stopped = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(snapshot(&db), before, "the dashboard changed the database");
+}
+
+#[test]
+fn postgres_urls_are_checked_and_passwords_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "hunter2-secret";
+    // Nothing listens on port 1.
+    let refused = format!("postgres://someone:{secret}@127.0.0.1:1/db");
+    let err = fails(Path::new(&refused), &["list"]);
+    assert!(!err.contains(secret), "{err}");
+    assert!(err.contains("someone:***@127.0.0.1"), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    let typo = format!("postgres://someone:{secret}@127.0.0.1:1/db?shema=x");
+    let err = fails(Path::new(&typo), &["list"]);
+    assert!(err.contains("unknown parameter \"shema\""), "{err}");
+    assert!(!err.contains(secret), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
