@@ -87,15 +87,25 @@ fn side(path: &Path, suffix: &str) -> PathBuf {
 /// A file's bytes and mtime, and which side files exist beside it.
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
-    bytes: Vec<u8>,
+    len: usize,
+    /// A hash of the bytes (equal bytes, equal hash).
+    hash: u64,
     modified: SystemTime,
     wal: bool,
     shm: bool,
 }
 
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn snapshot(path: &Path) -> Snapshot {
     Snapshot {
-        bytes: std::fs::read(path).unwrap(),
+        len: std::fs::read(path).unwrap().len(),
+        hash: hash(&std::fs::read(path).unwrap()),
         modified: std::fs::metadata(path).unwrap().modified().unwrap(),
         wal: side(path, "-wal").exists(),
         shm: side(path, "-shm").exists(),

@@ -34,15 +34,25 @@ fn side(path: &Path, suffix: &str) -> PathBuf {
 /// The bytes and modification time of a file, and which side files exist.
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
-    bytes: Vec<u8>,
+    len: usize,
+    /// A hash of the bytes (equal bytes, equal hash).
+    hash: u64,
     modified: SystemTime,
     wal: bool,
     shm: bool,
 }
 
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn snapshot(path: &Path) -> Snapshot {
     Snapshot {
-        bytes: std::fs::read(path).expect("read"),
+        len: std::fs::read(path).expect("read").len(),
+        hash: hash(&std::fs::read(path).expect("read")),
         modified: std::fs::metadata(path)
             .and_then(|m| m.modified())
             .expect("mtime"),
