@@ -445,11 +445,12 @@ impl Process {
         let attempt = move |entry: steadfast_core::JournalEntry| {
             let (store, lease, body) =
                 (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
+            let limit = ctx.max_payload_bytes;
             async move {
                 let Some(sqlite) = store.as_any().downcast_ref::<crate::SqliteStore>() else {
                     return wrong_store("SQLite");
                 };
-                let slot = Slot::new();
+                let slot = Slot::new(limit);
                 let put = slot.clone();
                 let boxed: steadfast_sqlite::TransactionBody = Box::new(move |conn| {
                     let mut body = body.lock().unwrap_or_else(|p| p.into_inner());
@@ -515,12 +516,13 @@ impl Process {
         let attempt = move |entry: steadfast_core::JournalEntry| {
             let (store, lease, body) =
                 (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
+            let limit = ctx.max_payload_bytes;
             async move {
                 let Some(pg) = store.as_any().downcast_ref::<crate::PostgresStore>() else {
                     return wrong_store("PostgreSQL");
                 };
                 let mut body = body.lock_owned().await;
-                let slot = Slot::new();
+                let slot = Slot::new(limit);
                 let put = slot.clone();
                 // The body's error stays in the slot; the store only needs to
                 // know whether to commit.

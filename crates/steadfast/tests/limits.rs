@@ -139,3 +139,46 @@ async fn long_ids_kinds_and_names_are_not_echoed_whole() {
         .to_string();
     assert!(text.contains("bytes in all"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_value_over_the_limit_rolls_the_body_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = builder(&dir)
+        .await
+        .max_payload_bytes(1000)
+        .register("big transaction", |p: Process, size: usize| async move {
+            let result = p
+                .sqlite_transaction("write it", move |conn| {
+                    conn.execute_batch(
+                        "CREATE TABLE IF NOT EXISTS notes (text TEXT);
+                         INSERT INTO notes VALUES ('written');",
+                    )
+                    .map_err(StepError::permanent)?;
+                    Ok("x".repeat(size))
+                })
+                .await;
+            Ok::<_, StepFailed>(match result {
+                Ok(value) => format!("ok {}", value.len()),
+                Err(failed) => failed.message,
+            })
+        })
+        .build();
+    host.spawn("big transaction", "t", &5000)
+        .await
+        .expect("spawn");
+    let message: String = host.outcome("t").await.expect("outcome");
+    assert!(
+        message.contains("more than the host's limit of 1000 bytes"),
+        "{message}"
+    );
+    host.shutdown().await;
+    let conn = steadfast::rusqlite::Connection::open(dir.path().join("limits.db")).expect("open");
+    let notes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'notes'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(notes, 0, "the body's effects were rolled back");
+}

@@ -123,24 +123,35 @@ where
 }
 
 /// Holds what a body produced until its transaction has committed.
-pub(crate) struct Slot<T>(Arc<Mutex<Option<Result<T, StepError>>>>);
+pub(crate) struct Slot<T>(Arc<Mutex<Option<Result<T, StepError>>>>, usize);
 
 impl<T> Clone for Slot<T> {
     fn clone(&self) -> Self {
-        Slot(Arc::clone(&self.0))
+        Slot(Arc::clone(&self.0), self.1)
     }
 }
 
 impl<T: Serialize> Slot<T> {
-    pub(crate) fn new() -> Self {
-        Slot(Arc::new(Mutex::new(None)))
+    /// A slot for a value of at most `limit` bytes of JSON.
+    pub(crate) fn new(limit: usize) -> Self {
+        Slot(Arc::new(Mutex::new(None)), limit)
     }
 
     /// Records the body's result; returns the outcome JSON to journal, or
-    /// `Err(())` when the transaction must be rolled back.
+    /// `Err(())` when the transaction must be rolled back (the body failed,
+    /// or its value cannot be encoded or is over the payload limit: a
+    /// permanent failure, with the body's effects rolled back).
     pub(crate) fn put(&self, result: Result<T, StepError>) -> Result<String, ()> {
         let (json, kept) = match result {
             Ok(value) => match serde_json::to_string(&value) {
+                Ok(json) if json.len() > self.1 => (
+                    Err(()),
+                    Err(StepError::permanent(super::too_large(
+                        "the value",
+                        json.len(),
+                        self.1,
+                    ))),
+                ),
                 Ok(json) => (Ok(json), Ok(value)),
                 Err(e) => (
                     Err(()),
