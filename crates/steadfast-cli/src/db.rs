@@ -78,12 +78,19 @@ pub async fn open(db: &str, mode: Open) -> anyhow::Result<(Arc<dyn Backend>, Loc
     let store: Arc<dyn Backend> = match &location {
         Location::Sqlite(path) => Arc::new(open_path(path, mode).await?),
         Location::Postgres(url) => {
-            let options = PostgresOptions::default().create_schema(mode == Open::Create);
+            // Reads never create or upgrade anything (the dashboard's
+            // first action cannot upgrade a PostgreSQL schema either:
+            // workers do).
+            let reads_only = matches!(mode, Open::ReadOnly | Open::OnDemand);
+            let options = PostgresOptions::default()
+                .create_schema(mode == Open::Create)
+                .upgrade_schema(!reads_only);
             match PostgresStore::connect_with(url.as_str(), options).await {
                 Ok(store) => Arc::new(store),
                 Err(
                     err @ (StoreError::NotSteadfast { .. }
                     | StoreError::NewerSchema { .. }
+                    | StoreError::ReadOnly { .. }
                     | StoreError::InvalidInput(_)),
                 ) => {
                     return Err(err.into());

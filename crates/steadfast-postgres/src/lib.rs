@@ -267,7 +267,14 @@ impl PostgresStore {
                 Ok(conn) => conn,
                 Err(e) => return Err(connect_failure(&connect, &location, timeout, e).await),
             };
-            schema::migrate(&mut conn, &schema, &location, options.create_schema).await?;
+            schema::migrate(
+                &mut conn,
+                &schema,
+                &location,
+                options.create_schema,
+                options.upgrade_schema,
+            )
+            .await?;
         }
         let channel = schema::channel(&schema);
         let writer_conn = {

@@ -30,6 +30,11 @@ pub struct PostgresOptions {
     pub max_batch: usize,
     /// Create the schema and its tables when they do not exist (default `true`).
     pub create_schema: bool,
+    /// Upgrade the tables of an older Steadfast to this version's schema
+    /// (default `true`). Off, an older schema is refused with
+    /// [`steadfast_core::StoreError::ReadOnly`] and left as it is: for
+    /// tools that only read.
+    pub upgrade_schema: bool,
     /// How long connecting, or waiting for a pooled connection, may take
     /// before the operation fails with a retryable error (default 5 s).
     pub connect_timeout: Duration,
@@ -42,6 +47,7 @@ impl Default for PostgresOptions {
             max_connections: 10,
             max_batch: 512,
             create_schema: true,
+            upgrade_schema: true,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -69,6 +75,12 @@ impl PostgresOptions {
     /// Sets [`PostgresOptions::create_schema`].
     pub fn create_schema(mut self, create: bool) -> Self {
         self.create_schema = create;
+        self
+    }
+
+    /// Sets [`PostgresOptions::upgrade_schema`].
+    pub fn upgrade_schema(mut self, upgrade: bool) -> Self {
+        self.upgrade_schema = upgrade;
         self
     }
 

@@ -294,6 +294,7 @@ pub(crate) async fn migrate(
     schema: &str,
     location: &str,
     create: bool,
+    upgrade: bool,
 ) -> Result<(), StoreError> {
     let mut tx = conn.begin().await.db()?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -303,6 +304,15 @@ pub(crate) async fn migrate(
         .db()?;
     let from = match inspect(&mut tx, schema, location).await? {
         Found::Steadfast(v) if v == SCHEMA_VERSION => return Ok(()),
+        Found::Steadfast(v) if !upgrade => {
+            return Err(StoreError::ReadOnly {
+                location: location.to_owned(),
+                detail: format!(
+                    "its schema version {v} must first be upgraded to {SCHEMA_VERSION}, which \
+                     only a store that may upgrade it does (e.g. a worker)"
+                ),
+            });
+        }
         Found::Steadfast(v) => v,
         Found::Missing | Found::Empty if !create => {
             return Err(StoreError::Backend {

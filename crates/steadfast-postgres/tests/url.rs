@@ -95,3 +95,37 @@ async fn passwords_never_reach_a_message_and_the_cause_is_shown() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_older_schema_is_refused_untouched_when_upgrades_are_off() {
+    if !common::reachable().await {
+        return;
+    }
+    let guard = SchemaGuard::new();
+    drop(guard.store().await);
+    let mut admin = common::admin().await;
+    let set = format!(
+        "UPDATE \"{}\".steadfast_meta SET value = '1' WHERE key = 'schema_version'",
+        guard.schema
+    );
+    sqlx::query(sqlx::AssertSqlSafe(set))
+        .execute(&mut admin)
+        .await
+        .expect("downgrade the recorded version");
+    let options = guard.options().create_schema(false).upgrade_schema(false);
+    match PostgresStore::connect_with(&common::url(), options).await {
+        Err(err @ StoreError::ReadOnly { .. }) => {
+            assert!(err.to_string().contains("schema version 1"), "{err}");
+        }
+        other => panic!("expected ReadOnly, got {other:?}"),
+    }
+    let get = format!(
+        "SELECT value FROM \"{}\".steadfast_meta WHERE key = 'schema_version'",
+        guard.schema
+    );
+    let (version,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(get))
+        .fetch_one(&mut admin)
+        .await
+        .expect("version");
+    assert_eq!(version, "1", "nothing was upgraded");
+}
