@@ -81,12 +81,12 @@ pub async fn run(db: Option<&str>, args: DemoArgs) -> anyhow::Result<()> {
     .build_client();
 
     let month_real = MONTH.as_secs_f64() / args.speed;
-    println!(
+    outln!(
         "Steadfast demo on {}: the clock runs {}× faster than real time (30 days ≈ {}).",
         db_path.display(),
         args.speed,
         render::duration(Duration::from_secs_f64(month_real)),
-    );
+    )?;
 
     let launcher = Launcher {
         exe: std::env::current_exe().context("cannot find this program's own path")?,
@@ -100,11 +100,11 @@ pub async fn run(db: Option<&str>, args: DemoArgs) -> anyhow::Result<()> {
     spawn_all(&client, &services, &run).await?;
 
     let mut worker = launcher.start()?;
-    println!(
+    outln!(
         "▶ worker #1 started (pid {}, a child process; logs in {})\n",
         worker.id(),
         log_path.display()
-    );
+    )?;
 
     let ui = Ui::new(&run.tracked);
     let outcome = watch(
@@ -120,7 +120,7 @@ pub async fn run(db: Option<&str>, args: DemoArgs) -> anyhow::Result<()> {
     .await;
     worker.kill();
     outcome?;
-    println!("■ worker stopped\n");
+    outln!("■ worker stopped\n")?;
     let summarised = summary(&store, &services, &run, &db_path, &log_path).await;
     drop(client);
     // The database file alone holds everything once the demo is over.
@@ -222,7 +222,7 @@ async fn spawn_all(client: &Host, services: &Services, run: &Run) -> anyhow::Res
             .spawn(kind, &id, &input)
             .await
             .with_context(|| format!("spawning {id} failed"))?;
-        println!("  spawned {id:<34} ({kind})");
+        outln!("  spawned {id:<34} ({kind})")?;
         anyhow::Ok(())
     };
     let email = "ada@example.com";
@@ -563,11 +563,11 @@ async fn summary(
             result,
         ]);
     }
-    println!("{table}\n");
+    outln!("{table}\n")?;
 
     let mut failures = Vec::new();
     let mut check = |ok: bool, text: String| {
-        println!("{} {text}", if ok { "✓" } else { "✗" });
+        let _ = outln!("{} {text}", if ok { "✓" } else { "✗" });
         if !ok {
             failures.push(text);
         }
@@ -618,17 +618,17 @@ async fn summary(
         ),
     );
 
-    println!("\nMails are text files in {}:", mail_dir.display());
+    outln!("\nMails are text files in {}:", mail_dir.display())?;
     for (file, subject) in run_mails(&mail_dir, run) {
-        println!("  {file:<58} {subject}");
+        outln!("  {file:<58} {subject}")?;
     }
-    println!("Worker logs: {}", log_path.display());
+    outln!("Worker logs: {}", log_path.display())?;
     let db = db_path.display();
-    println!("Inspect the processes:");
-    println!("  steadfast --db {db} list");
-    println!("  steadfast --db {db} show {}", run.mail_flow);
+    outln!("Inspect the processes:")?;
+    outln!("  steadfast --db {db} list")?;
+    outln!("  steadfast --db {db} show {}", run.mail_flow)?;
     if failures.is_empty() {
-        println!("\nEvery process reached its expected end. 🎉");
+        outln!("\nEvery process reached its expected end. 🎉")?;
         Ok(())
     } else {
         bail!(
@@ -762,16 +762,18 @@ impl Ui {
         }
     }
 
-    /// A line of its own (above the spinners).
+    /// A line of its own (above the spinners). Progress lines that cannot
+    /// be written (a closed pipe) are dropped; the summary's output then
+    /// ends the command quietly.
     fn note(&mut self, text: &str) {
         match self {
             Ui::Live { multi, .. } => {
                 if multi.println(text).is_err() {
-                    println!("{text}");
+                    let _ = outln!("{text}");
                 }
             }
             Ui::Plain { started, .. } => {
-                println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+                let _ = outln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
             }
         }
     }
@@ -805,7 +807,7 @@ impl Ui {
                     let key = change_key(s);
                     if *prev != key {
                         *prev = key;
-                        println!(
+                        let _ = outln!(
                             "[{:>5.1}s] {}",
                             started.elapsed().as_secs_f64(),
                             line(label, s, now)

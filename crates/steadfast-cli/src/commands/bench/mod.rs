@@ -180,8 +180,8 @@ pub async fn run(db: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     if !args.json {
-        println!("{}", ctx.machine.describe());
-        println!("store: {}", ctx.target.describe());
+        outln!("{}", ctx.machine.describe())?;
+        outln!("store: {}", ctx.target.describe())?;
     }
     for workload in workloads {
         let report = match workload {
