@@ -36,7 +36,7 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     } else {
         outln!("{}", journal_table(&process, &journal))?;
     }
-    print_signals(&signals, now);
+    print_signals(&signals, now)?;
     if let Some(note) = render::future_note(Some(process.updated_at), now) {
         outln!("{note}")?;
     }
@@ -56,18 +56,18 @@ struct ShowJson<'a> {
 
 /// The signals not consumed by a wait (pending, rejected, discarded): the
 /// consumed ones are in the journal already.
-fn print_signals(signals: &[SignalRecord], now: Timestamp) {
+fn print_signals(signals: &[SignalRecord], now: Timestamp) -> std::io::Result<()> {
     let shown: Vec<SignalRecord> = signals
         .iter()
         .filter(|s| s.state != SignalState::Consumed)
         .cloned()
         .collect();
     if shown.is_empty() {
-        return;
+        return Ok(());
     }
-    println!();
-    println!("signals not consumed by a wait:");
-    println!("{}", super::signals::table(&shown, now));
+    outln!()?;
+    outln!("signals not consumed by a wait:")?;
+    outln!("{}", super::signals::table(&shown, now))
 }
 
 /// The process's fields, one per line.

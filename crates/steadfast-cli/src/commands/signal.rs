@@ -34,7 +34,7 @@ async fn discard(db: &str, args: DiscardArgs) -> anyhow::Result<()> {
         "signal {} of {} discarded (it will not be delivered)",
         args.signal_id,
         shorten(&args.id)
-    );
+    )?;
     Ok(())
 }
 

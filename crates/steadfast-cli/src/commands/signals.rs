@@ -18,7 +18,7 @@ pub async fn run(db: &str, args: SignalsArgs) -> anyhow::Result<()> {
         signals.retain(|s| s.state == SignalState::Pending);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&signals)?);
+        outln!("{}", serde_json::to_string_pretty(&signals)?)?;
         return Ok(());
     }
     if signals.is_empty() {
@@ -27,10 +27,10 @@ pub async fn run(db: &str, args: SignalsArgs) -> anyhow::Result<()> {
         } else {
             "signals"
         };
-        println!("{id} has no {which}");
+        outln!("{id} has no {which}")?;
         return Ok(());
     }
-    println!("{}", table(&signals, Timestamp::now_system()));
+    outln!("{}", table(&signals, Timestamp::now_system()))?;
     Ok(())
 }
 
