@@ -66,10 +66,11 @@ async fn main() -> anyhow::Result<()> {
                 ..ListFilter::default()
             })
             .await?;
-        // The invoices, not their payment children (`<invoice>/payment`).
+        // The invoices, not their payment children.
         let done: Vec<_> = done
             .into_iter()
-            .filter(|r| !r.id.as_str().contains('/'))
+            .filter_map(steadfast::Listed::into_record)
+            .filter(|r| r.parent.is_none())
             .collect();
         if done.len() >= 3 {
             break done;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use comfy_table::{ContentArrangement, Table, presets};
-use steadfast::{ProcessRecord, Status, StatusCount, Timestamp};
+use steadfast::{Counts, ProcessRecord, Status, Timestamp};
 
 /// A table with the house style.
 pub fn table<I, S>(header: I) -> Table
@@ -147,16 +147,19 @@ pub fn preview(s: &str, max: usize) -> String {
 }
 
 /// `running 2 · suspended 1 · completed 5 (8 in total)`.
-pub fn counts(counts: &[StatusCount]) -> String {
-    if counts.is_empty() {
+pub fn counts(counts: &Counts) -> String {
+    let total = counts.total();
+    if total == 0 {
         return "no processes".to_owned();
     }
-    let total: u64 = counts.iter().map(|c| c.count).sum();
     let mut parts = Vec::new();
     for status in Status::ALL {
-        if let Some(c) = counts.iter().find(|c| c.status == status) {
+        if let Some(c) = counts.by_status.iter().find(|c| c.status == status) {
             parts.push(format!("{status} {}", c.count));
         }
+    }
+    if counts.unreadable > 0 {
+        parts.push(format!("unreadable {}", counts.unreadable));
     }
     format!("{} ({total} in total)", parts.join(" · "))
 }

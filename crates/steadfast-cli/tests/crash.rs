@@ -44,6 +44,7 @@ async fn unfinished(store: &SqliteStore) -> u64 {
         .counts()
         .await
         .expect("counts")
+        .by_status
         .iter()
         .filter(|c| !c.status.is_finished())
         .map(|c| c.count)

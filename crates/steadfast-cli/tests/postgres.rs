@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pg::Schema;
-use steadfast::{Backend, EntryStatus, Host, ListFilter, PostgresOptions, PostgresStore, Status};
+use steadfast::{
+    Backend, EntryStatus, Host, ListFilter, Listed, PostgresOptions, PostgresStore, Status,
+};
 use steadfast_examples::workload::{self, STEPS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
@@ -77,11 +79,7 @@ async fn wait_all_completed(store: &Arc<dyn Backend>, n: usize, limit: Duration)
     let start = Instant::now();
     loop {
         let counts = store.counts().await.expect("counts");
-        let done: u64 = counts
-            .iter()
-            .filter(|c| c.status == Status::Completed)
-            .map(|c| c.count)
-            .sum();
+        let done: u64 = counts.of(Status::Completed);
         if done as usize == n {
             return;
         }
@@ -157,13 +155,7 @@ async fn three_workers_share_the_work_and_survive_a_sigkill() {
     // Kill one worker once the work is under way.
     let start = Instant::now();
     loop {
-        let journaled = store
-            .counts()
-            .await
-            .expect("counts")
-            .iter()
-            .find(|c| c.status == Status::Completed)
-            .map_or(0, |c| c.count);
+        let journaled = store.counts().await.expect("counts").of(Status::Completed);
         if journaled >= 20 || start.elapsed() > Duration::from_secs(20) {
             break;
         }
@@ -211,7 +203,11 @@ async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
             })
             .await
             .expect("list");
-        let owned = running.iter().filter(|r| r.owner.is_some()).count();
+        let owned = running
+            .iter()
+            .filter_map(Listed::record)
+            .filter(|r| r.owner.is_some())
+            .count();
         if owned >= 5 || start.elapsed() > Duration::from_secs(20) {
             break;
         }
@@ -227,6 +223,7 @@ async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
         .await
         .expect("list")
         .into_iter()
+        .filter_map(Listed::into_record)
         .filter(|r| r.owner.is_some())
         .collect();
     assert!(!held.is_empty(), "worker A holds leases when stopped");

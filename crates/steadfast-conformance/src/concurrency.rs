@@ -155,6 +155,7 @@ pub async fn concurrent_spawns_of_one_id_create_once(store: DynStore) {
                         version: 1,
                         input: "{\"x\":1}".to_owned(),
                         now: T0,
+                        parent: None,
                     })
                     .await
             })

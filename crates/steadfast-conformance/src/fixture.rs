@@ -51,6 +51,7 @@ pub fn new_process(id: &str, now: Timestamp) -> NewProcess {
         version: 1,
         input: "{}".to_owned(),
         now,
+        parent: None,
     }
 }
 

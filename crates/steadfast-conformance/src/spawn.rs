@@ -24,6 +24,7 @@ pub async fn new_process_is_runnable(store: DynStore) {
             version: 3,
             input: TRICKY_JSON.to_owned(),
             now: T0,
+            parent: None,
         })
         .await
         .expect("spawn of a new id");
@@ -80,6 +81,7 @@ pub async fn spawn_is_idempotent(store: DynStore) {
         version: 1,
         input: TRICKY_JSON.to_owned(),
         now,
+        parent: None,
     };
     let created = store.spawn(request(T0)).await.expect("first spawn");
     assert_eq!(created, SpawnOutcome::Created, "first spawn");
@@ -141,6 +143,7 @@ pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
         version: 1,
         input: "{\"n\":1}".to_owned(),
         now: T0,
+        parent: None,
     };
     store.spawn(original.clone()).await.expect("first spawn");
     let before = get(&store, "p").await;

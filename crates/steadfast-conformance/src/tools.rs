@@ -94,7 +94,9 @@ pub async fn parked_counts_per_line(store: DynStore) {
         (12, Status::Blocked, 1),
         (14, Status::Suspended, 2),
     ];
+    assert_eq!(counts.unreadable, 0, "{counts:?}");
     let got: Vec<(u32, Status, u64)> = counts
+        .by_location
         .iter()
         .map(|c: &ParkedCount| (c.location.line, c.status, c.count))
         .collect();
@@ -106,7 +108,7 @@ pub async fn parked_counts_per_line(store: DynStore) {
         .parked_counts("another kind")
         .await
         .expect("parked_counts");
-    assert!(other.is_empty(), "{other:?}");
+    assert!(other.by_location.is_empty(), "{other:?}");
 }
 
 /// `rewind(id, step)` drops that entry and all later ones, returns the

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Backend, Claimed, EntryStatus, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease,
-    ListFilter, NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SignalState, SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SuspendOutcome, Suspension, Timestamp,
+    Backend, Claimed, Counts, EntryStatus, Finish, FunctionSource, Generation, HostId,
+    JournalEntry, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts, PendingSignal,
+    ProcessId, ProcessRecord, SignalRecord, SignalState, SourceLocation, SpawnOutcome, Status,
+    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 #[derive(Default)]
@@ -54,6 +54,62 @@ impl State {
             });
         }
         Ok(r)
+    }
+
+    /// Stores a signal; a suspended process becomes due.
+    fn push_signal(&mut self, id: &ProcessId, name: &str, payload: &str, now: Timestamp) -> i64 {
+        if let Some(r) = self.processes.get_mut(id)
+            && r.status == Status::Suspended
+        {
+            r.wake_at = Some(r.wake_at.map_or(now, |w| w.min(now)));
+        }
+        self.next_signal += 1;
+        let sig = PendingSignal {
+            id: self.next_signal,
+            name: name.to_owned(),
+            payload: payload.to_owned(),
+            sent_at: now,
+        };
+        self.signals
+            .entry(id.clone())
+            .or_default()
+            .push((sig, false));
+        self.next_signal
+    }
+
+    /// Tells the stored parent of `id`, if unfinished, how `id` ended.
+    fn notify_parent(&mut self, id: &ProcessId, how: &Finish, now: Timestamp) {
+        let Some(parent) = self.processes.get(id).and_then(|r| r.parent.clone()) else {
+            return;
+        };
+        let Some(notice) = steadfast_core::child::end_notice(&parent, id, how) else {
+            return;
+        };
+        if self
+            .processes
+            .get(&parent)
+            .is_some_and(|p| !p.status.is_finished())
+        {
+            self.push_signal(&parent, &notice.signal, &notice.payload, now);
+        }
+    }
+
+    /// Cancels one unfinished process, at once unless a live lease holds it.
+    fn cancel_one(&mut self, id: &ProcessId, now: Timestamp) -> Status {
+        let Some(r) = self.processes.get_mut(id) else {
+            return Status::Cancelled;
+        };
+        let live = r.owner.is_some() && r.wake_at.is_some_and(|w| w > now);
+        r.updated_at = now;
+        if live {
+            r.cancel_requested = true;
+            return r.status;
+        }
+        r.status = Status::Cancelled;
+        r.owner = None;
+        r.wake_at = None;
+        self.notify_parent(id, &Finish::Cancelled, now);
+        Status::Cancelled
     }
 
     fn pending(&self, id: &ProcessId) -> Vec<PendingSignal> {
@@ -98,6 +154,7 @@ impl Store for MemoryStore {
             parked_at: vec![],
             generation: 0,
             version: p.version,
+            parent: p.parent,
         };
         s.processes.insert(p.id, r);
         Ok(SpawnOutcome::Created)
@@ -215,6 +272,7 @@ impl Store for MemoryStore {
     async fn finish(&self, lease: &Lease, how: Finish, now: Timestamp) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         let r = s.fenced(lease)?;
+        let notice = how.clone();
         match how {
             Finish::Completed { output } => {
                 r.status = Status::Completed;
@@ -243,6 +301,7 @@ impl Store for MemoryStore {
         r.owner = None;
         r.wake_at = None;
         r.updated_at = now;
+        s.notify_parent(&lease.id, &notice, now);
         Ok(())
     }
 
@@ -330,21 +389,7 @@ impl Store for MemoryStore {
         if r.status.is_finished() {
             return Err(invalid(r, "signal", "not finished"));
         }
-        if r.status == Status::Suspended {
-            r.wake_at = Some(r.wake_at.map_or(now, |w| w.min(now)));
-        }
-        s.next_signal += 1;
-        let sig = SignalRecord {
-            id: s.next_signal,
-            name: name.to_owned(),
-            payload: payload.to_owned(),
-            sent_at: now,
-            state: SignalState::Pending,
-            settled_at: None,
-            reason: None,
-        };
-        s.signals.entry(id.clone()).or_default().push(sig);
-        Ok(s.next_signal)
+        Ok(s.push_signal(id, name, payload, now))
     }
 
     async fn reject_signal(
@@ -379,16 +424,24 @@ impl Store for MemoryStore {
         if r.status.is_finished() {
             return Err(invalid(r, "cancel", "not finished"));
         }
-        let live = r.owner.is_some() && r.wake_at.is_some_and(|w| w > now);
-        if live {
-            r.cancel_requested = true;
-        } else {
-            r.status = Status::Cancelled;
-            r.owner = None;
-            r.wake_at = None;
+        let after = s.cancel_one(id, now);
+        // Descendants by stored parent, breadth first.
+        let mut parents = vec![id.clone()];
+        while let Some(parent) = parents.pop() {
+            let children: Vec<ProcessId> = s
+                .processes
+                .values()
+                .filter(|r| r.parent.as_ref() == Some(&parent))
+                .map(|r| r.id.clone())
+                .collect();
+            for child in children {
+                if !s.processes[&child].status.is_finished() {
+                    s.cancel_one(&child, now);
+                }
+                parents.push(child);
+            }
         }
-        r.updated_at = now;
-        Ok(r.status)
+        Ok(after)
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
@@ -422,7 +475,7 @@ impl Store for MemoryStore {
 
 #[async_trait]
 impl StoreAdmin for MemoryStore {
-    async fn list(&self, f: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+    async fn list(&self, f: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         let s = self.0.lock().unwrap();
         let limit = if f.limit == 0 { 100 } else { f.limit };
         Ok(s.processes
@@ -435,8 +488,13 @@ impl StoreAdmin for MemoryStore {
                     .is_none_or(|p| r.id.as_str().starts_with(p.as_str()))
             })
             .filter(|r| f.after.as_ref().is_none_or(|a| &r.id > a))
+            .filter(|r| {
+                f.parent
+                    .as_ref()
+                    .is_none_or(|p| r.parent.as_ref() == Some(p))
+            })
             .take(limit)
-            .cloned()
+            .map(|r| Listed::Process(Box::new(r.clone())))
             .collect())
     }
 
@@ -448,19 +506,22 @@ impl StoreAdmin for MemoryStore {
         Ok(j)
     }
 
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+    async fn counts(&self) -> Result<Counts, StoreError> {
         let s = self.0.lock().unwrap();
-        Ok(Status::ALL
-            .into_iter()
-            .map(|status| StatusCount {
-                status,
-                count: s.processes.values().filter(|r| r.status == status).count() as u64,
-            })
-            .filter(|c| c.count > 0)
-            .collect())
+        Ok(Counts {
+            by_status: Status::ALL
+                .into_iter()
+                .map(|status| StatusCount {
+                    status,
+                    count: s.processes.values().filter(|r| r.status == status).count() as u64,
+                })
+                .filter(|c| c.count > 0)
+                .collect(),
+            unreadable: 0,
+        })
     }
 
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+    async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         let s = self.0.lock().unwrap();
         let mut totals: BTreeMap<(SourceLocation, usize), u64> = BTreeMap::new();
         for r in s.processes.values() {
@@ -471,14 +532,17 @@ impl StoreAdmin for MemoryStore {
                 }
             }
         }
-        Ok(totals
-            .into_iter()
-            .map(|((location, rank), count)| ParkedCount {
-                location,
-                status: Status::ALL[rank],
-                count,
-            })
-            .collect())
+        Ok(ParkedCounts {
+            by_location: totals
+                .into_iter()
+                .map(|((location, rank), count)| ParkedCount {
+                    location,
+                    status: Status::ALL[rank],
+                    count,
+                })
+                .collect(),
+            unreadable: 0,
+        })
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {

@@ -1,4 +1,50 @@
+use std::fmt;
+
 use crate::{ProcessId, Status};
+
+/// Which stored row could not be decoded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The table: `processes`, `journal` or `signals`.
+    pub table: String,
+    /// The row: a process id (as text, lossily decoded if it is not valid
+    /// UTF-8), `<process id>/<step name>` or `<process id> seq N` for a
+    /// journal entry, the signal id for a signal.
+    pub row: String,
+    /// The column whose value does not decode.
+    pub column: String,
+    /// What is wrong with the value.
+    pub detail: String,
+}
+
+impl RowError {
+    /// A row error for `table`, `row` and `column`.
+    pub fn new(
+        table: impl Into<String>,
+        row: impl Into<String>,
+        column: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        RowError {
+            table: table.into(),
+            row: row.into(),
+            column: column.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} row {:?}, column {}: {}",
+            self.table, self.row, self.column, self.detail
+        )
+    }
+}
+
+impl std::error::Error for RowError {}
 
 /// What a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +130,10 @@ pub enum StoreError {
     /// Stored data cannot be read back (a corrupt row or file).
     #[error("corrupt store data: {0}")]
     Corrupt(String),
+    /// One stored row cannot be decoded: names the table, the row and the
+    /// column, so the row can be found and repaired.
+    #[error("corrupt store data: {0}")]
+    CorruptRow(RowError),
     /// An argument was rejected before anything was written.
     #[error("invalid input: {0}")]
     InvalidInput(String),

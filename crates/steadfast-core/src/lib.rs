@@ -6,6 +6,7 @@
 //! run the `steadfast-conformance` suite against their implementation.
 #![forbid(unsafe_code)]
 
+pub mod child;
 mod clock;
 mod error;
 mod id;
@@ -14,14 +15,14 @@ mod store;
 mod time;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
-pub use error::StoreError;
+pub use error::{RowError, StoreError};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,
 };
 pub use store::{
-    Backend, Claimed, Lease, ListFilter, NewProcess, ParkedCount, SpawnOutcome, StatusCount, Store,
-    StoreAdmin, SuspendOutcome, Suspension,
+    Backend, Claimed, Counts, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts,
+    SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome, Suspension,
 };
 pub use time::Timestamp;

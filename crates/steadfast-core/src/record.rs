@@ -120,6 +120,12 @@ pub struct ProcessRecord {
     /// lines of the timers and waits a suspended process waits on, or the
     /// step a blocked process stopped at. Empty otherwise.
     pub parked_at: Vec<SourceLocation>,
+    /// The process that spawned this one with `Process::child` and awaits
+    /// its end; `None` for processes spawned otherwise (also detached ones).
+    /// Cancelling the parent cancels this process, and its end is signalled
+    /// to the parent.
+    #[serde(default)]
+    pub parent: Option<ProcessId>,
 }
 
 /// What a journal entry records.

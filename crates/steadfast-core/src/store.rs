@@ -20,6 +20,9 @@ pub struct NewProcess {
     pub input: String,
     /// The time of the spawn; the process becomes runnable at once.
     pub now: Timestamp,
+    /// The parent process, for a child spawned by `Process::child`: stored
+    /// as [`ProcessRecord::parent`]; `None` otherwise.
+    pub parent: Option<ProcessId>,
 }
 
 /// What [`Store::spawn`] did.
@@ -92,8 +95,86 @@ pub struct ListFilter {
     pub id_prefix: Option<String>,
     /// Only ids greater than this one.
     pub after: Option<ProcessId>,
+    /// Only the children of this process ([`ProcessRecord::parent`]).
+    pub parent: Option<ProcessId>,
     /// At most this many (0 means the store's default of 100).
     pub limit: usize,
+}
+
+/// One row of [`StoreAdmin::list`]: a process, or a row that does not
+/// decode (shown as an error row; the other rows are unaffected).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Listed {
+    /// A readable process.
+    Process(Box<ProcessRecord>),
+    /// A `processes` row that does not decode.
+    Unreadable {
+        /// The row's id as text (lossily decoded if it is not UTF-8).
+        id: String,
+        /// What does not decode.
+        error: crate::RowError,
+    },
+}
+
+impl Listed {
+    /// The row's id as text.
+    pub fn id(&self) -> &str {
+        match self {
+            Listed::Process(record) => record.id.as_str(),
+            Listed::Unreadable { id, .. } => id,
+        }
+    }
+
+    /// The process, if the row decodes.
+    pub fn record(&self) -> Option<&ProcessRecord> {
+        match self {
+            Listed::Process(record) => Some(record),
+            Listed::Unreadable { .. } => None,
+        }
+    }
+
+    /// The process, if the row decodes.
+    pub fn into_record(self) -> Option<ProcessRecord> {
+        match self {
+            Listed::Process(record) => Some(*record),
+            Listed::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// What [`StoreAdmin::counts`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// How many processes are in each status, in [`Status::ALL`] order
+    /// (statuses with none omitted).
+    pub by_status: Vec<StatusCount>,
+    /// How many rows have a status that does not decode.
+    pub unreadable: u64,
+}
+
+impl Counts {
+    /// How many processes are in `status`.
+    pub fn of(&self, status: Status) -> u64 {
+        self.by_status
+            .iter()
+            .find(|c| c.status == status)
+            .map_or(0, |c| c.count)
+    }
+
+    /// How many rows there are, readable or not.
+    pub fn total(&self) -> u64 {
+        self.by_status.iter().map(|c| c.count).sum::<u64>() + self.unreadable
+    }
+}
+
+/// What [`StoreAdmin::parked_counts`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParkedCounts {
+    /// The counts per source line and status.
+    pub by_location: Vec<ParkedCount>,
+    /// How many suspended or blocked processes of the kind have a status or
+    /// `parked_at` that does not decode (counted in no location).
+    pub unreadable: u64,
 }
 
 /// How many processes of a kind stand at one source line.
@@ -138,6 +219,11 @@ pub trait Store: Send + Sync + 'static {
     /// `wake_at = now + lease` (the moment another host may take it over
     /// unless the lease is renewed). Returned with its journal and its
     /// unconsumed signals.
+    ///
+    /// Rows are decoded one by one: a process whose row, journal or signals
+    /// do not decode is not returned but parked as blocked, its error naming
+    /// the row, the column and the value (when the row can still be
+    /// written); the other processes are claimed as usual.
     async fn claim(
         &self,
         owner: &HostId,
@@ -169,6 +255,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a run: completed, failed, cancelled or blocked. Releases the lease
     /// and clears `wake_at`.
+    ///
+    /// When the process has a [`ProcessRecord::parent`] and did not block,
+    /// the parent's end signal ([`crate::child::end_notice`]) is stored in
+    /// the same transaction, under the same fence (a parent that is gone or
+    /// finished is not signalled).
     async fn finish(&self, lease: &Lease, finish: Finish, now: Timestamp)
     -> Result<(), StoreError>;
 
@@ -233,6 +324,11 @@ pub trait Store: Send + Sync + 'static {
     /// one a host holds gets `cancel_requested` and is cancelled by that host
     /// at its next write. Returns the status after the call. A finished
     /// process fails with [`StoreError::InvalidState`].
+    ///
+    /// The unfinished descendants of the process (by
+    /// [`ProcessRecord::parent`], not by id) are cancelled the same way in the
+    /// same transaction. Every process cancelled at once that has a parent
+    /// sends the parent its end signal in that transaction too.
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError>;
 
     /// Makes a blocked or failed process runnable again, clearing its error;
@@ -263,20 +359,24 @@ pub trait Store: Send + Sync + 'static {
 /// Queries for tools (CLI, dashboard); not on the hot path.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync + 'static {
-    /// Processes matching `filter`, ordered by id.
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError>;
+    /// Processes matching `filter`, ordered by id. Each row is decoded on
+    /// its own: one that does not decode is returned as
+    /// [`Listed::Unreadable`] among the others.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError>;
 
     /// A process's journal in `seq` order; [`StoreError::NotFound`] for an
     /// unknown id.
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError>;
 
-    /// How many processes are in each status (statuses with none omitted).
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError>;
+    /// How many processes are in each status (statuses with none omitted),
+    /// and how many rows have a status that does not decode.
+    async fn counts(&self) -> Result<Counts, StoreError>;
 
     /// For the suspended and blocked processes of `kind`, how many stand at
     /// each source line of their `parked_at` (a process waiting on several
-    /// lines counts at each), ordered by location then status.
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError>;
+    /// lines counts at each), ordered by location then status; rows whose
+    /// place does not decode are counted apart.
+    async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError>;
 
     /// Drops the journal entry named `step` and every later one (by `seq`),
     /// hands the signals those entries consumed back as unconsumed, and makes

@@ -57,12 +57,15 @@ async fn render(app: &AppState) -> Result<String, steadfast::StoreError> {
     let counts = store.counts().await?;
     gauge_head(&mut out, "steadfast_processes", "Processes by status.");
     for status in Status::ALL {
-        let n = counts
-            .iter()
-            .find(|c| c.status == status)
-            .map_or(0, |c| c.count);
+        let n = counts.of(status);
         let _ = writeln!(out, "steadfast_processes{{status=\"{status}\"}} {n}");
     }
+    gauge_head(
+        &mut out,
+        "steadfast_unreadable_processes",
+        "Process rows whose stored data does not decode (shown as error rows in the list).",
+    );
+    let _ = writeln!(out, "steadfast_unreadable_processes {}", counts.unreadable);
 
     let mut by_kind: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
     let mut truncated = false;
@@ -80,11 +83,17 @@ async fn render(app: &AppState) -> Result<String, steadfast::StoreError> {
                 .await?;
             seen += page.len();
             let full = page.len() == 1000;
-            after = page.last().map(|r| r.id.clone());
-            for r in page {
+            after = match page.last() {
+                Some(last) => ProcessId::new(last.id()).ok(),
+                None => None,
+            };
+            // Rows that do not decode are counted by
+            // `steadfast_unreadable_processes` (when their status does not
+            // decode) or skipped here: their kind may be what is corrupt.
+            for r in page.into_iter().filter_map(steadfast::Listed::into_record) {
                 *by_kind.entry((r.kind, status.as_str())).or_default() += 1;
             }
-            if !full {
+            if !full || after.is_none() {
                 break;
             }
             if seen >= KIND_SCAN_CAP {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgPool, Row};
-use steadfast_core::{Claimed, HostId, JournalEntry, Lease, PendingSignal, StoreError, Timestamp};
+use steadfast_core::{
+    Claimed, HostId, JournalEntry, Lease, PendingSignal, RowError, StoreError, Timestamp,
+};
 
 use crate::hosts::Hosts;
 use crate::ops::notify;
@@ -91,14 +93,20 @@ pub(crate) async fn claim(
         .fetch_all(&mut *tx)
         .await
         .db()?;
+    // Rows are decoded one by one: a process whose row, journal or signals
+    // do not decode is parked as blocked, the others are claimed.
+    let mut bad: HashMap<String, RowError> = HashMap::new();
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
         let due_at: i64 = row.try_get("due_at").db()?;
-        claimed.push((due_at, process_from_row(row)?));
-    }
-    if claimed.is_empty() {
-        tx.commit().await.db()?;
-        return Ok(Vec::new());
+        match process_from_row(row) {
+            Ok(record) => claimed.push((due_at, record)),
+            Err(StoreError::CorruptRow(error)) => {
+                let id: String = row.try_get(0).db()?;
+                bad.insert(id, error);
+            }
+            Err(other) => return Err(other),
+        }
     }
     claimed.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
     let ids: Vec<String> = claimed
@@ -107,29 +115,47 @@ pub(crate) async fn claim(
         .collect();
 
     let mut journals: HashMap<String, Vec<JournalEntry>> = HashMap::new();
-    for row in sqlx::query(JOURNALS)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .db()?
-    {
-        let (process, entry) = journal_from_row(&row)?;
-        journals.entry(process).or_default().push(entry);
-    }
     let mut signals: HashMap<String, Vec<PendingSignal>> = HashMap::new();
-    for row in sqlx::query(SIGNALS)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .db()?
-    {
-        let (process, signal) = signal_from_row(&row)?;
-        signals.entry(process).or_default().push(signal);
+    if !ids.is_empty() {
+        for row in sqlx::query(JOURNALS)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?
+        {
+            match journal_from_row(&row) {
+                Ok((process, entry)) => journals.entry(process).or_default().push(entry),
+                Err(StoreError::CorruptRow(error)) => {
+                    let process: String = row.try_get(0).db()?;
+                    bad.entry(process).or_insert(error);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        for row in sqlx::query(SIGNALS)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?
+        {
+            match signal_from_row(&row) {
+                Ok((process, signal)) => signals.entry(process).or_default().push(signal),
+                Err(StoreError::CorruptRow(error)) => {
+                    let process: String = row.try_get(0).db()?;
+                    bad.entry(process).or_insert(error);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    for (id, error) in &bad {
+        park(&mut tx, id, error, now).await?;
     }
     tx.commit().await.db()?;
 
     Ok(claimed
         .into_iter()
+        .filter(|(_, record)| !bad.contains_key(record.id.as_str()))
         .map(|(_, record)| {
             let id = record.id.as_str();
             Claimed {
@@ -144,4 +170,30 @@ pub(crate) async fn claim(
             }
         })
         .collect())
+}
+
+/// Parks process `id` as blocked because `error` does not decode: it is not
+/// claimed again until it is repaired and retried.
+async fn park(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    error: &RowError,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let reason =
+        format!("stored data does not decode: {error}; repair the row and retry the process");
+    tracing::warn!(%reason, "parking a process whose stored data does not decode");
+    sqlx::query(
+        "UPDATE processes SET status = 'blocked', error = $2, blocked_step = NULL,
+             wake_at = NULL, owner = NULL, cancel_requested = false, waiting_for = '{}',
+             parked_files = '{}', parked_lines = '{}', updated_at = $3
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now.as_micros())
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
 }

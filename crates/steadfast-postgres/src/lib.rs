@@ -48,9 +48,9 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
-    Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
-    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
+    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -498,7 +498,7 @@ impl Store for PostgresStore {
 
 #[async_trait]
 impl StoreAdmin for PostgresStore {
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         bounded(read::list(&self.inner.pool, filter)).await
     }
 
@@ -506,11 +506,11 @@ impl StoreAdmin for PostgresStore {
         bounded(read::journal(&self.inner.pool, id)).await
     }
 
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+    async fn counts(&self) -> Result<Counts, StoreError> {
         bounded(read::counts(&self.inner.pool)).await
     }
 
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+    async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         bounded(read::parked_counts(&self.inner.pool, kind)).await
     }
 

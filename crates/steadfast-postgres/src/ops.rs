@@ -34,9 +34,14 @@ pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> Result<(),
 }
 
 fn parse_status(id: &ProcessId, status: &str) -> Result<Status, StoreError> {
-    status
-        .parse::<Status>()
-        .map_err(|e| StoreError::Corrupt(format!("processes row {id:?}, column status: {e}")))
+    status.parse::<Status>().map_err(|e| {
+        StoreError::CorruptRow(steadfast_core::RowError::new(
+            "processes",
+            id.as_str(),
+            "status",
+            e.to_string(),
+        ))
+    })
 }
 
 /// Locks a process row and returns its status, owner and wake_at, or
@@ -92,8 +97,8 @@ pub(crate) async fn spawn(
     let inserted: i64 = sqlx::query_scalar(
         "WITH ins AS (
              INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-                 waiting_for, epoch, cancel_requested, version)
-             VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5)
+                 waiting_for, epoch, cancel_requested, version, parent)
+             VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5, $7)
              ON CONFLICT (id) DO NOTHING
              RETURNING 1
          ), told AS (
@@ -107,6 +112,7 @@ pub(crate) async fn spawn(
     .bind(micros(p.now))
     .bind(i64::from(p.version))
     .bind(channel)
+    .bind(p.parent.as_ref().map(ProcessId::as_str))
     .fetch_one(&mut *conn)
     .await
     .db()?;
@@ -230,6 +236,7 @@ pub(crate) async fn suspend(
 /// [`steadfast_core::Store::finish`].
 pub(crate) async fn finish(
     conn: &mut PgConnection,
+    channel: &str,
     lease: &Lease,
     f: &Finish,
     now: Timestamp,
@@ -269,10 +276,93 @@ pub(crate) async fn finish(
     .bind(micros(now))
     .bind(&files)
     .bind(&lines)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .db()?;
+    notify_parent(conn, channel, &lease.id, f, now).await
+}
+
+/// Stores the end signal of child `id` (ended with `f`) for its stored
+/// parent, if it has one that is still unfinished; wakes a suspended parent.
+async fn notify_parent(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    f: &Finish,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let parent: Option<String> = sqlx::query_scalar("SELECT parent FROM processes WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?
+        .flatten();
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    let parent = ProcessId::new(parent).map_err(|e| {
+        StoreError::CorruptRow(steadfast_core::RowError::new(
+            "processes",
+            id.as_str(),
+            "parent",
+            e.to_string(),
+        ))
+    })?;
+    let Some(notice) = steadfast_core::child::end_notice(&parent, id, f) else {
+        return Ok(());
+    };
+    // Locked like a signal's target; a parent whose status does not decode
+    // is still signalled (it may be repaired).
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM processes WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(parent.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    let Some(status) = status else {
+        return Ok(());
+    };
+    if status.parse::<Status>().is_ok_and(Status::is_finished) {
+        return Ok(());
+    }
+    insert_signal(conn, channel, &parent, &notice.signal, &notice.payload, now).await?;
     Ok(())
+}
+
+/// Inserts a signal and wakes the process if it is suspended.
+async fn insert_signal(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let signal_id: i64 = sqlx::query_scalar(
+        "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
+    )
+    .bind(id.as_str())
+    .bind(name)
+    .bind(payload)
+    .bind(micros(now))
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    let woken = sqlx::query(
+        "UPDATE processes SET wake_at = $2, updated_at = $2
+         WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > $2)",
+    )
+    .bind(id.as_str())
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if woken > 0 {
+        notify(conn, channel).await?;
+    }
+    Ok(signal_id)
 }
 
 /// [`steadfast_core::Store::renew`].
@@ -346,38 +436,14 @@ pub(crate) async fn signal(
             expected: "running, suspended or blocked",
         });
     }
-    let signal_id: i64 = sqlx::query_scalar(
-        "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
-         RETURNING id",
-    )
-    .bind(id.as_str())
-    .bind(name)
-    .bind(payload)
-    .bind(micros(now))
-    .fetch_one(&mut *conn)
-    .await
-    .db()?;
-    if status == Status::Suspended {
-        let woken = sqlx::query(
-            "UPDATE processes SET wake_at = $2, updated_at = $2
-             WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > $2)",
-        )
-        .bind(id.as_str())
-        .bind(micros(now))
-        .execute(&mut *conn)
-        .await
-        .db()?
-        .rows_affected();
-        if woken > 0 {
-            notify(conn, channel).await?;
-        }
-    }
-    Ok(signal_id)
+    insert_signal(conn, channel, id, name, payload, now).await
 }
 
-/// [`steadfast_core::Store::cancel`].
+/// [`steadfast_core::Store::cancel`]: the process, then its unfinished
+/// descendants (by stored parent).
 pub(crate) async fn cancel(
     conn: &mut PgConnection,
+    channel: &str,
     id: &ProcessId,
     now: Timestamp,
 ) -> Result<Status, StoreError> {
@@ -390,13 +456,54 @@ pub(crate) async fn cancel(
             expected: "running, suspended or blocked",
         });
     }
+    let after = cancel_one(conn, channel, id, status, owner, wake_at, now).await?;
+    let descendants: Vec<String> = sqlx::query_scalar(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT id FROM processes WHERE parent = $1
+             UNION
+             SELECT p.id FROM processes p JOIN tree t ON p.parent = t.id
+         )
+         SELECT id FROM tree ORDER BY id",
+    )
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    for child in descendants {
+        let Ok(child) = ProcessId::new(child) else {
+            continue;
+        };
+        // A descendant whose status does not decode is left as it is.
+        let (status, owner, wake_at) = match lock_status(conn, &child).await {
+            Ok(found) => found,
+            Err(StoreError::CorruptRow(_) | StoreError::NotFound(_)) => continue,
+            Err(other) => return Err(other),
+        };
+        if !status.is_finished() {
+            cancel_one(conn, channel, &child, status, owner, wake_at, now).await?;
+        }
+    }
+    Ok(after)
+}
+
+/// Cancels one unfinished (locked) process: at once when no live lease
+/// holds it (telling its parent), otherwise by requesting it.
+async fn cancel_one(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    status: Status,
+    owner: Option<String>,
+    wake_at: Option<i64>,
+    now: Timestamp,
+) -> Result<Status, StoreError> {
     let leased =
         status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
     if leased {
         sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
             .bind(id.as_str())
             .bind(micros(now))
-            .execute(conn)
+            .execute(&mut *conn)
             .await
             .db()?;
         return Ok(Status::Running);
@@ -409,9 +516,10 @@ pub(crate) async fn cancel(
     )
     .bind(id.as_str())
     .bind(micros(now))
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .db()?;
+    notify_parent(conn, channel, id, &Finish::Cancelled, now).await?;
     Ok(Status::Cancelled)
 }
 

@@ -3,13 +3,13 @@
 
 use sqlx::{PgPool, QueryBuilder, Row};
 use steadfast_core::{
-    JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SourceLocation,
-    Status, StatusCount, StoreError, Timestamp,
+    Counts, JournalEntry, ListFilter, Listed, ParkedCount, ParkedCounts, PendingSignal, ProcessId,
+    ProcessRecord, SourceLocation, Status, StatusCount, StoreError, Timestamp,
 };
 
 use crate::rows::{
-    Db, journal_columns, journal_from_row, process_columns, process_from_row, signal_columns,
-    signal_from_row,
+    Db, journal_columns, journal_from_row, listed_from_row, process_columns, process_from_row,
+    signal_columns, signal_from_row,
 };
 
 pub(crate) async fn exists(pool: &PgPool, id: &ProcessId) -> Result<(), StoreError> {
@@ -112,10 +112,7 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 /// [`steadfast_core::StoreAdmin::list`].
-pub(crate) async fn list(
-    pool: &PgPool,
-    filter: &ListFilter,
-) -> Result<Vec<ProcessRecord>, StoreError> {
+pub(crate) async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
     let mut q = QueryBuilder::new(concat!(
         "SELECT ",
         process_columns!(),
@@ -136,84 +133,95 @@ pub(crate) async fn list(
     if let Some(after) = &filter.after {
         q.push(" AND id > ").push_bind(after.as_str().to_owned());
     }
+    if let Some(parent) = &filter.parent {
+        q.push(" AND parent = ")
+            .push_bind(parent.as_str().to_owned());
+    }
     let limit = if filter.limit == 0 { 100 } else { filter.limit };
     q.push(" ORDER BY id LIMIT ")
         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
     let rows = q.build().fetch_all(pool).await.db()?;
-    rows.iter().map(process_from_row).collect()
+    rows.iter().map(listed_from_row).collect()
 }
 
 /// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.
-pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<StatusCount>, StoreError> {
+pub(crate) async fn counts(pool: &PgPool) -> Result<Counts, StoreError> {
     let rows = sqlx::query("SELECT status, count(*) FROM processes GROUP BY status")
         .fetch_all(pool)
         .await
         .db()?;
-    let mut counts = rows
-        .iter()
-        .map(|r| {
-            let status: String = r.try_get(0).db()?;
-            let count: i64 = r.try_get(1).db()?;
-            let status = status
-                .parse::<Status>()
-                .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
-            Ok(StatusCount {
-                status,
-                count: u64::try_from(count).unwrap_or(0),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    counts.sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
+    let mut counts = Counts::default();
+    for r in &rows {
+        let status: Option<String> = r.try_get(0).db()?;
+        let count: i64 = r.try_get(1).db()?;
+        let count = u64::try_from(count).unwrap_or(0);
+        match status.and_then(|s| s.parse::<Status>().ok()) {
+            Some(status) => counts.by_status.push(StatusCount { status, count }),
+            None => counts.unreadable += count,
+        }
+    }
+    counts
+        .by_status
+        .sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
     Ok(counts)
 }
 
 /// [`steadfast_core::StoreAdmin::parked_counts`]: every location of every
 /// suspended or blocked process of `kind` counts once, ordered by location
-/// then status (in [`Status::ALL`] order).
-pub(crate) async fn parked_counts(
-    pool: &PgPool,
-    kind: &str,
-) -> Result<Vec<ParkedCount>, StoreError> {
+/// then status (in [`Status::ALL`] order); processes whose parked arrays
+/// differ in length or hold a line out of range are counted apart.
+pub(crate) async fn parked_counts(pool: &PgPool, kind: &str) -> Result<ParkedCounts, StoreError> {
+    let unreadable: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM processes
+         WHERE kind = $1 AND status IN ('suspended', 'blocked') AND parked_files <> '{}'
+           AND (cardinality(parked_files) <> cardinality(parked_lines)
+                OR EXISTS (SELECT 1 FROM unnest(parked_lines) AS l
+                           WHERE l IS NULL OR l < 0 OR l > 4294967295)
+                OR EXISTS (SELECT 1 FROM unnest(parked_files) AS f WHERE f IS NULL))",
+    )
+    .bind(kind)
+    .fetch_one(pool)
+    .await
+    .db()?;
     let rows = sqlx::query(
         "SELECT p.status, u.file, u.line, count(*)
          FROM processes p, unnest(p.parked_files, p.parked_lines) AS u(file, line)
          WHERE p.kind = $1 AND p.status IN ('suspended', 'blocked') AND p.parked_files <> '{}'
+           AND cardinality(p.parked_files) = cardinality(p.parked_lines)
+           AND NOT EXISTS (SELECT 1 FROM unnest(p.parked_lines) AS l
+                           WHERE l IS NULL OR l < 0 OR l > 4294967295)
+           AND NOT EXISTS (SELECT 1 FROM unnest(p.parked_files) AS f WHERE f IS NULL)
          GROUP BY p.status, u.file, u.line",
     )
     .bind(kind)
     .fetch_all(pool)
     .await
     .db()?;
-    let mut counts = rows
-        .iter()
-        .map(|r| {
-            let status: String = r.try_get(0).db()?;
-            let status = status
-                .parse::<Status>()
-                .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
-            let file: Option<String> = r.try_get(1).db()?;
-            let line: Option<i64> = r.try_get(2).db()?;
-            let (Some(file), Some(line)) = (file, line) else {
-                return Err(StoreError::Corrupt(
-                    "processes table: parked_files and parked_lines differ in length".to_owned(),
-                ));
-            };
-            let line = u32::try_from(line).map_err(|_| {
-                StoreError::Corrupt(format!("processes table, column parked_lines: {line}"))
-            })?;
-            let count: i64 = r.try_get(3).db()?;
-            Ok(ParkedCount {
-                location: SourceLocation { file, line },
-                status,
-                count: u64::try_from(count).unwrap_or(0),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut counts = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let status: String = r.try_get(0).db()?;
+        let file: Option<String> = r.try_get(1).db()?;
+        let line: Option<i64> = r.try_get(2).db()?;
+        let count: i64 = r.try_get(3).db()?;
+        let (Ok(status), Some(file), Some(Ok(line))) =
+            (status.parse::<Status>(), file, line.map(u32::try_from))
+        else {
+            continue;
+        };
+        counts.push(ParkedCount {
+            location: SourceLocation { file, line },
+            status,
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
     counts.sort_by(|a, b| {
         let rank = |s: Status| Status::ALL.iter().position(|x| *x == s);
         (&a.location, rank(a.status)).cmp(&(&b.location, rank(b.status)))
     });
-    Ok(counts)
+    Ok(ParkedCounts {
+        by_location: counts,
+        unreadable: u64::try_from(unreadable).unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

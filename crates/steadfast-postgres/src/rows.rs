@@ -4,8 +4,8 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use steadfast_core::{
-    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SignalState, SourceLocation, Status, StoreError, Timestamp,
+    EntryKind, EntryStatus, JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord,
+    RowError, SignalRecord, SignalState, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// The columns of `processes`, in the order [`process_from_row`] reads them.
@@ -13,7 +13,7 @@ macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
          epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines, \
-         generation, version"
+         generation, version, parent"
     };
 }
 pub(crate) use process_columns;
@@ -101,7 +101,7 @@ impl<T> Db<T> for Result<T, sqlx::Error> {
 }
 
 fn corrupt(table: &str, key: &str, column: &str, what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{table} row {key:?}, column {column}: {what}"))
+    StoreError::CorruptRow(RowError::new(table, key, column, what))
 }
 
 /// Reads column `idx`; a value of the wrong type is reported as corrupt data
@@ -154,8 +154,28 @@ pub(crate) fn process_from_row(row: &PgRow) -> Result<ProcessRecord, StoreError>
             .map_err(|e| corrupt(T, key, "parked_files/parked_lines", &e))?,
         generation: small(col(row, 16, T, key)?, T, key, "generation")?,
         version: small(col(row, 17, T, key)?, T, key, "version")?,
+        parent: col::<Option<String>>(row, 18, T, key)?
+            .map(|p| ProcessId::new(p).map_err(|e| corrupt(T, key, "parent", &e.to_string())))
+            .transpose()?,
         id: parse_id(raw_id, T)?,
     })
+}
+
+/// Reads a `processes` row for a listing: a row that does not decode is
+/// [`Listed::Unreadable`]; only backend errors fail.
+pub(crate) fn listed_from_row(row: &PgRow) -> Result<Listed, StoreError> {
+    match process_from_row(row) {
+        Ok(record) => Ok(Listed::Process(Box::new(record))),
+        Err(StoreError::CorruptRow(error)) => Ok(Listed::Unreadable {
+            id: row
+                .try_get::<Option<String>, _>(0)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| error.row.clone()),
+            error,
+        }),
+        Err(other) => Err(other),
+    }
 }
 
 /// Parses a stored process id.
@@ -168,8 +188,10 @@ pub(crate) fn parse_id(id: String, table: &str) -> Result<ProcessId, StoreError>
 pub(crate) fn journal_from_row(row: &PgRow) -> Result<(String, JournalEntry), StoreError> {
     const T: &str = "journal";
     let process: String = col(row, 0, T, "?")?;
-    let name: String = col(row, 2, T, &process)?;
-    let key = format!("{process}/{name}");
+    let seq: Option<i64> = row.try_get(1).ok();
+    let seq = seq.map_or_else(|| "?".to_owned(), |s| s.to_string());
+    let name: String = col(row, 2, T, &format!("{process} (seq {seq})"))?;
+    let key = format!("{process}/{name} (seq {seq})");
     let kind: String = col(row, 3, T, &key)?;
     let kind = EntryKind::parse(&kind)
         .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;

@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -113,6 +113,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE signals ADD COLUMN disposition TEXT;
     ALTER TABLE signals ADD COLUMN reason TEXT;
+    "#,
+    // Version 6: a child's parent is stored (set by `Process::child` only).
+    // Children spawned before have ids `<parent>/<name>` and a parent whose
+    // journal holds the step `<name>: spawned`: those (and no other ids with
+    // a slash) get their parent once, here.
+    r#"
+    ALTER TABLE processes ADD COLUMN parent TEXT COLLATE "C";
+    CREATE INDEX processes_parent ON processes (parent) WHERE parent IS NOT NULL;
+    UPDATE processes AS c SET parent = j.process_id
+    FROM journal AS j
+    WHERE j.kind = 'step' AND right(j.name, 9) = ': spawned' AND length(j.name) > 9
+      AND c.id = j.process_id || '/' || left(j.name, length(j.name) - 9)
+      AND c.parent IS NULL;
     "#,
 ];
 

@@ -347,7 +347,7 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
         }
         Op::Suspend(lease, s) => Value::Suspend(ops::suspend(conn, lease, s).await?),
         Op::Finish(lease, f, now) => {
-            ops::finish(conn, lease, f, *now).await?;
+            ops::finish(conn, channel, lease, f, *now).await?;
             Value::Unit
         }
         Op::Renew(owner, leases, now, lease) => {
@@ -360,7 +360,7 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
             payload,
             now,
         } => Value::Id(ops::signal(conn, channel, id, name, payload, *now).await?),
-        Op::Cancel(id, now) => Value::Status(ops::cancel(conn, id, *now).await?),
+        Op::Cancel(id, now) => Value::Status(ops::cancel(conn, channel, id, *now).await?),
         Op::Retry(id, now) => {
             ops::retry(conn, channel, id, *now).await?;
             Value::Unit

@@ -246,18 +246,13 @@ async fn ten_steps(p: Process, runs: Runs) -> Result<Vec<String>, StepFailed> {
 /// How many processes are completed, or `None` while the store is down.
 async fn completed(store: &PostgresStore) -> Option<u64> {
     let counts = store.counts().await.ok()?;
-    Some(
-        counts
-            .iter()
-            .filter(|c| c.status == Status::Completed)
-            .map(|c| c.count)
-            .sum(),
-    )
+    Some(counts.of(Status::Completed))
 }
 
 async fn counts_text(store: &PostgresStore) -> String {
     match store.counts().await {
         Ok(counts) => counts
+            .by_status
             .iter()
             .map(|c| format!("{}={}", c.status.as_str(), c.count))
             .collect::<Vec<_>>()

@@ -39,6 +39,7 @@ fn new_process(id: &str, now: Timestamp) -> NewProcess {
         version: 1,
         input: "{\"n\": 1}".to_owned(),
         now,
+        parent: None,
     }
 }
 

@@ -35,9 +35,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
-    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
+    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -530,7 +530,7 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl StoreAdmin for SqliteStore {
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         let filter = filter.clone();
         self.read(move |conn| reader::list(conn, &filter)).await
     }
@@ -540,11 +540,11 @@ impl StoreAdmin for SqliteStore {
         self.read(move |conn| reader::journal(conn, &id)).await
     }
 
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+    async fn counts(&self) -> Result<Counts, StoreError> {
         self.read(reader::counts).await
     }
 
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+    async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         let kind = kind.to_owned();
         self.read(move |conn| reader::parked_counts(conn, &kind))
             .await

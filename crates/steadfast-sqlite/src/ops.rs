@@ -6,13 +6,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::{
     Claimed, EntryStatus, Finish, HostId, JournalEntry, Lease, NewProcess, PendingSignal,
-    ProcessId, SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
+    ProcessId, RowError, SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 use crate::hosts::{Hosts, Liveness};
 use crate::rows::{
     Db, collect, first, journal_columns, journal_from_row, locations_json, process_columns,
-    process_from_row, signal_columns, signal_from_row,
+    process_from_row, shown, signal_columns, signal_from_row,
 };
 
 /// Selects one process by id (`?1`).
@@ -51,7 +51,12 @@ fn status_of(
     let row = first(&mut stmt, [id.as_str()], |r| {
         let status: String = r.get(0).db()?;
         let status = status.parse::<Status>().map_err(|e| {
-            StoreError::Corrupt(format!("processes row {id:?}, column status: {e}"))
+            StoreError::CorruptRow(RowError::new(
+                "processes",
+                id.as_str(),
+                "status",
+                e.to_string(),
+            ))
         })?;
         Ok((status, r.get(1).db()?, r.get(2).db()?))
     })?;
@@ -103,8 +108,8 @@ pub(crate) fn spawn(conn: &Connection, p: &NewProcess) -> Result<SpawnOutcome, S
     }
     conn.prepare_cached(
         "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-             waiting_for, epoch, cancel_requested, version)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0, ?5)",
+             waiting_for, epoch, cancel_requested, version, parent)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -112,7 +117,8 @@ pub(crate) fn spawn(conn: &Connection, p: &NewProcess) -> Result<SpawnOutcome, S
         p.kind,
         p.input,
         micros(p.now),
-        p.version
+        p.version,
+        p.parent.as_ref().map(ProcessId::as_str),
     ])
     .db()?;
     Ok(SpawnOutcome::Created)
@@ -128,7 +134,7 @@ fn reap_dead_hosts(
     if !hosts.reap_due() {
         return Ok(());
     }
-    let owners: Vec<String> = {
+    let owners: Vec<Option<String>> = {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT DISTINCT owner FROM processes
@@ -136,11 +142,14 @@ fn reap_dead_hosts(
                    AND +status = 'running'",
             )
             .db()?;
+        // An owner that is not text (a corrupt row) is skipped: the row is
+        // claimed once its lease runs out and parked there if it does not
+        // decode.
         collect(&mut stmt, params![owner.as_str(), micros(now)], |r| {
-            r.get(0).db()
+            Ok(r.get::<_, String>(0).ok())
         })?
     };
-    for other in owners {
+    for other in owners.into_iter().flatten() {
         let liveness = hosts.probe(&other);
         if matches!(liveness, Liveness::Alive) {
             continue;
@@ -179,10 +188,10 @@ pub(crate) fn claim(
     }
     hosts.ensure_held(owner.as_str());
     reap_dead_hosts(conn, hosts, owner, now)?;
-    let ids: Vec<String> = {
+    let rows: Vec<i64> = {
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id FROM processes
+                "SELECT rowid FROM processes
                  WHERE wake_at IS NOT NULL AND wake_at <= ?1
                    AND +status IN ('running', 'suspended')
                  ORDER BY wake_at, id LIMIT ?2",
@@ -192,41 +201,79 @@ pub(crate) fn claim(
         collect(&mut stmt, params![micros(now), limit], |r| r.get(0).db())?
     };
     let expiry = micros(now + lease);
-    let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
-        let record = {
-            let mut stmt = conn
-                .prepare_cached(concat!(
-                    "UPDATE processes SET owner = ?2, epoch = epoch + 1, status = 'running',
-                         wake_at = ?3, updated_at = ?4, waiting_for = '[]', parked_at = '[]'
-                     WHERE id = ?1 RETURNING ",
-                    process_columns!()
-                ))
-                .db()?;
-            first(
-                &mut stmt,
-                params![id, owner.as_str(), expiry, micros(now)],
-                process_from_row,
-            )?
-        };
-        let Some(record) = record else { continue };
-        let journal = {
-            let mut stmt = conn.prepare_cached(SELECT_JOURNAL).db()?;
-            collect(&mut stmt, [id.as_str()], |r| journal_from_row(r, &id))?
-        };
-        let signals = pending_signals(conn, &id)?;
-        claimed.push(Claimed {
-            lease: Lease {
-                id: record.id.clone(),
-                owner: owner.clone(),
-                epoch: record.epoch,
-            },
-            record,
-            journal,
-            signals,
-        });
+    let mut claimed = Vec::with_capacity(rows.len());
+    for rowid in rows {
+        match claim_one(conn, rowid, owner, expiry, now) {
+            Ok(Some(one)) => claimed.push(one),
+            Ok(None) => {}
+            Err(StoreError::CorruptRow(error)) => park(conn, rowid, &error, now)?,
+            Err(other) => return Err(other),
+        }
     }
     Ok(claimed)
+}
+
+/// Claims the process in row `rowid` and loads its journal and signals;
+/// [`StoreError::CorruptRow`] when any of them does not decode.
+fn claim_one(
+    conn: &Connection,
+    rowid: i64,
+    owner: &HostId,
+    expiry: i64,
+    now: Timestamp,
+) -> Result<Option<Claimed>, StoreError> {
+    let record = {
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "UPDATE processes SET owner = ?2, epoch = epoch + 1, status = 'running',
+                     wake_at = ?3, updated_at = ?4, waiting_for = '[]', parked_at = '[]'
+                 WHERE rowid = ?1 RETURNING ",
+                process_columns!()
+            ))
+            .db()?;
+        first(
+            &mut stmt,
+            params![rowid, owner.as_str(), expiry, micros(now)],
+            process_from_row,
+        )?
+    };
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let id = record.id.as_str();
+    let journal = {
+        let mut stmt = conn.prepare_cached(SELECT_JOURNAL).db()?;
+        collect(&mut stmt, [id], |r| journal_from_row(r, id))?
+    };
+    let signals = pending_signals(conn, id)?;
+    Ok(Some(Claimed {
+        lease: Lease {
+            id: record.id.clone(),
+            owner: owner.clone(),
+            epoch: record.epoch,
+        },
+        record,
+        journal,
+        signals,
+    }))
+}
+
+/// Parks the process in row `rowid` as blocked because `error` does not
+/// decode: it is not claimed again until it is repaired and retried.
+fn park(conn: &Connection, rowid: i64, error: &RowError, now: Timestamp) -> Result<(), StoreError> {
+    let reason =
+        format!("stored data does not decode: {error}; repair the row and retry the process");
+    tracing::warn!(%reason, "parking a process whose stored data does not decode");
+    conn.prepare_cached(
+        "UPDATE processes SET status = 'blocked', error = ?2, blocked_step = NULL,
+             wake_at = NULL, owner = NULL, cancel_requested = 0, waiting_for = '[]',
+             parked_at = '[]', updated_at = ?3
+         WHERE rowid = ?1",
+    )
+    .db()?
+    .execute(params![rowid, reason, micros(now)])
+    .db()?;
+    Ok(())
 }
 
 /// [`steadfast_core::Store::append`].
@@ -401,7 +448,105 @@ pub(crate) fn finish(
         locations_json(&parked)?,
     ])
     .db()?;
+    notify_parent(conn, &lease.id, f, now)
+}
+
+/// The stored parent of process `id`, if any.
+fn parent_of(conn: &Connection, id: &ProcessId) -> Result<Option<ProcessId>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT parent FROM processes WHERE id = ?1")
+        .db()?;
+    let parent = first(&mut stmt, [id.as_str()], |r| {
+        let parent: Option<String> = r.get(0).map_err(|_| {
+            StoreError::CorruptRow(RowError::new(
+                "processes",
+                id.as_str(),
+                "parent",
+                format!("the value {} does not decode", shown(r, 0)),
+            ))
+        })?;
+        parent
+            .map(|p| {
+                ProcessId::new(p).map_err(|e| {
+                    StoreError::CorruptRow(RowError::new(
+                        "processes",
+                        id.as_str(),
+                        "parent",
+                        e.to_string(),
+                    ))
+                })
+            })
+            .transpose()
+    })?;
+    Ok(parent.flatten())
+}
+
+/// Stores the end signal of child `id` (ended with `f`) for its parent, if
+/// it has one that is still unfinished; wakes a suspended parent.
+fn notify_parent(
+    conn: &Connection,
+    id: &ProcessId,
+    f: &Finish,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(parent) = parent_of(conn, id)? else {
+        return Ok(());
+    };
+    let Some(notice) = steadfast_core::child::end_notice(&parent, id, f) else {
+        return Ok(());
+    };
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM processes WHERE id = ?1")
+        .db()?
+        .query_row([parent.as_str()], |r| Ok(r.get::<_, String>(0).ok()))
+        .optional()
+        .db()?
+        .flatten();
+    let finished = status
+        .and_then(|s| s.parse::<Status>().ok())
+        .is_some_and(Status::is_finished);
+    if finished {
+        return Ok(());
+    }
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM processes WHERE id = ?1")
+        .db()?
+        .query_row([parent.as_str()], |r| r.get(0))
+        .optional()
+        .db()?;
+    if exists.is_none() {
+        return Ok(());
+    }
+    insert_signal(conn, &parent, &notice.signal, &notice.payload, now)?;
     Ok(())
+}
+
+/// Inserts a signal and wakes the process if it is suspended.
+fn insert_signal(
+    conn: &Connection,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let signal_id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO signals (process_id, name, payload, sent_at) VALUES (?1, ?2, ?3, ?4)
+             RETURNING id",
+        )
+        .db()?
+        .query_row(params![id.as_str(), name, payload, micros(now)], |r| {
+            r.get(0)
+        })
+        .db()?;
+    conn.prepare_cached(
+        "UPDATE processes SET wake_at = ?2, updated_at = ?2
+         WHERE id = ?1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > ?2)",
+    )
+    .db()?
+    .execute(params![id.as_str(), micros(now)])
+    .db()?;
+    Ok(signal_id)
 }
 
 /// [`steadfast_core::Store::renew`].
@@ -471,29 +616,11 @@ pub(crate) fn signal(
             expected: "running, suspended or blocked",
         });
     }
-    let signal_id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO signals (process_id, name, payload, sent_at) VALUES (?1, ?2, ?3, ?4)
-             RETURNING id",
-        )
-        .db()?
-        .query_row(params![id.as_str(), name, payload, micros(now)], |r| {
-            r.get(0)
-        })
-        .db()?;
-    if status == Status::Suspended {
-        conn.prepare_cached(
-            "UPDATE processes SET wake_at = ?2, updated_at = ?2
-             WHERE id = ?1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > ?2)",
-        )
-        .db()?
-        .execute(params![id.as_str(), micros(now)])
-        .db()?;
-    }
-    Ok(signal_id)
+    insert_signal(conn, id, name, payload, now)
 }
 
-/// [`steadfast_core::Store::cancel`].
+/// [`steadfast_core::Store::cancel`]: the process, then its unfinished
+/// descendants (by stored parent).
 pub(crate) fn cancel(
     conn: &Connection,
     id: &ProcessId,
@@ -508,6 +635,49 @@ pub(crate) fn cancel(
             expected: "running, suspended or blocked",
         });
     }
+    let after = cancel_one(conn, id, status, owner, wake_at, now)?;
+    let descendants: Vec<String> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "WITH RECURSIVE tree(id) AS (
+                     SELECT id FROM processes WHERE parent = ?1
+                     UNION
+                     SELECT p.id FROM processes p JOIN tree t ON p.parent = t.id
+                 )
+                 SELECT id FROM tree ORDER BY id",
+            )
+            .db()?;
+        collect(&mut stmt, [id.as_str()], |r| Ok(r.get::<_, String>(0).ok()))?
+            .into_iter()
+            .flatten()
+            .collect()
+    };
+    for child in descendants {
+        let Ok(child) = ProcessId::new(child) else {
+            continue;
+        };
+        // A descendant that does not decode is left as it is; the others
+        // are cancelled.
+        let Ok((status, owner, wake_at)) = status_of(conn, &child) else {
+            continue;
+        };
+        if !status.is_finished() {
+            cancel_one(conn, &child, status, owner, wake_at, now)?;
+        }
+    }
+    Ok(after)
+}
+
+/// Cancels one unfinished process: at once when no live lease holds it
+/// (telling its parent), otherwise by requesting it.
+fn cancel_one(
+    conn: &Connection,
+    id: &ProcessId,
+    status: Status,
+    owner: Option<String>,
+    wake_at: Option<i64>,
+    now: Timestamp,
+) -> Result<Status, StoreError> {
     let leased =
         status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
     if leased {
@@ -527,6 +697,7 @@ pub(crate) fn cancel(
     .db()?
     .execute(params![id.as_str(), micros(now)])
     .db()?;
+    notify_parent(conn, id, &Finish::Cancelled, now)?;
     Ok(Status::Cancelled)
 }
 

@@ -10,14 +10,15 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use steadfast_core::{
-    FunctionSource, Generation, JournalEntry, ListFilter, ParkedCount, PendingSignal, ProcessId,
-    ProcessRecord, SourceLocation, Status, StatusCount, StoreError, Timestamp,
+    Counts, FunctionSource, Generation, JournalEntry, ListFilter, Listed, ParkedCount,
+    ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status, StatusCount,
+    StoreError, Timestamp,
 };
 
 use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
 use crate::rows::{
-    Db, collect, first, journal_columns, journal_from_row, locations, process_columns,
-    process_from_row, signal_from_row,
+    Db, collect, first, journal_columns, journal_from_row, listed_from_row, locations,
+    process_columns, process_from_row, signal_from_row,
 };
 
 /// How many idle reader connections are kept.
@@ -233,10 +234,12 @@ pub(crate) fn journal(conn: &Connection, id: &ProcessId) -> Result<Vec<JournalEn
 
 /// [`steadfast_core::Store::next_wake`].
 pub(crate) fn next_wake(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
+    // Integers sort before text in SQLite, so a corrupt (non-integer)
+    // `wake_at` is the minimum only when no valid one is set; it is ignored.
     let mut stmt = conn
         .prepare_cached("SELECT min(wake_at) FROM processes WHERE wake_at IS NOT NULL")
         .db()?;
-    let min: Option<Option<i64>> = first(&mut stmt, [], |r| r.get(0).db())?;
+    let min: Option<Option<i64>> = first(&mut stmt, [], |r| Ok(r.get(0).ok().flatten()))?;
     Ok(min.flatten().map(Timestamp::from_micros))
 }
 
@@ -252,10 +255,7 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 }
 
 /// [`steadfast_core::StoreAdmin::list`].
-pub(crate) fn list(
-    conn: &Connection,
-    filter: &ListFilter,
-) -> Result<Vec<ProcessRecord>, StoreError> {
+pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
     let mut sql = String::with_capacity(400);
     sql.push_str(concat!(
         "SELECT ",
@@ -292,6 +292,13 @@ pub(crate) fn list(
             Value::Text(after.as_str().to_owned()),
         );
     }
+    if let Some(parent) = &filter.parent {
+        arg(
+            &mut sql,
+            " AND parent = ?",
+            Value::Text(parent.as_str().to_owned()),
+        );
+    }
     let limit = if filter.limit == 0 { 100 } else { filter.limit };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     arg(&mut sql, " ORDER BY id LIMIT ?", Value::Integer(limit));
@@ -299,32 +306,38 @@ pub(crate) fn list(
     collect(
         &mut stmt,
         rusqlite::params_from_iter(args.iter()),
-        process_from_row,
+        listed_from_row,
     )
 }
 
 /// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.
-pub(crate) fn counts(conn: &Connection) -> Result<Vec<StatusCount>, StoreError> {
+pub(crate) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT status, count(*) FROM processes GROUP BY status")
         .db()?;
-    let mut counts = collect(&mut stmt, [], |r| {
-        let status: String = r.get(0).db()?;
+    let groups = collect(&mut stmt, [], |r| {
+        let status = r
+            .get::<_, String>(0)
+            .ok()
+            .and_then(|s| s.parse::<Status>().ok());
         let count: i64 = r.get(1).db()?;
-        let status = status
-            .parse::<Status>()
-            .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
-        Ok(StatusCount {
-            status,
-            count: u64::try_from(count).unwrap_or(0),
-        })
+        Ok((status, u64::try_from(count).unwrap_or(0)))
     })?;
-    counts.sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
+    let mut counts = Counts::default();
+    for (status, count) in groups {
+        match status {
+            Some(status) => counts.by_status.push(StatusCount { status, count }),
+            None => counts.unreadable += count,
+        }
+    }
+    counts
+        .by_status
+        .sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
     Ok(counts)
 }
 
 /// [`steadfast_core::StoreAdmin::parked_counts`].
-pub(crate) fn parked_counts(conn: &Connection, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+pub(crate) fn parked_counts(conn: &Connection, kind: &str) -> Result<ParkedCounts, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT status, parked_at, count(*) FROM processes
@@ -333,31 +346,40 @@ pub(crate) fn parked_counts(conn: &Connection, kind: &str) -> Result<Vec<ParkedC
         )
         .db()?;
     let groups = collect(&mut stmt, [kind], |r| {
-        let status: String = r.get(0).db()?;
-        let parked: String = r.get(1).db()?;
+        let status = r
+            .get::<_, String>(0)
+            .ok()
+            .and_then(|s| s.parse::<Status>().ok());
+        let at = r
+            .get::<_, String>(1)
+            .ok()
+            .and_then(|parked| locations(&parked).ok());
         let count: i64 = r.get(2).db()?;
-        let status = status
-            .parse::<Status>()
-            .map_err(|e| StoreError::Corrupt(format!("processes table, column status: {e}")))?;
-        let at = locations(&parked)
-            .map_err(|e| StoreError::Corrupt(format!("processes table, column parked_at: {e}")))?;
-        Ok((status, at, u64::try_from(count).unwrap_or(0)))
+        Ok((status.zip(at), u64::try_from(count).unwrap_or(0)))
     })?;
+    let mut unreadable = 0;
     let mut totals: std::collections::BTreeMap<(SourceLocation, usize), u64> = Default::default();
-    for (status, at, count) in groups {
+    for (group, count) in groups {
+        let Some((status, at)) = group else {
+            unreadable += count;
+            continue;
+        };
         let rank = Status::ALL.iter().position(|s| *s == status).unwrap_or(0);
         for location in at {
             *totals.entry((location, rank)).or_default() += count;
         }
     }
-    Ok(totals
-        .into_iter()
-        .map(|((location, rank), count)| ParkedCount {
-            location,
-            status: Status::ALL[rank],
-            count,
-        })
-        .collect())
+    Ok(ParkedCounts {
+        by_location: totals
+            .into_iter()
+            .map(|((location, rank), count)| ParkedCount {
+                location,
+                status: Status::ALL[rank],
+                count,
+            })
+            .collect(),
+        unreadable,
+    })
 }
 
 /// [`steadfast_core::StoreAdmin::sources`].

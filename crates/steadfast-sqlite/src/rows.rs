@@ -1,18 +1,19 @@
 //! Mapping between SQLite rows and the records of `steadfast_core`, and
 //! between `rusqlite` errors and [`StoreError`].
 
-use rusqlite::types::FromSql;
+use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{ErrorCode, Row};
 use steadfast_core::{
-    EntryKind, EntryStatus, JournalEntry, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SignalState, SourceLocation, Status, StoreError, Timestamp,
+    EntryKind, EntryStatus, JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord,
+    RowError, SignalRecord, SignalState, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// The columns of `processes`, in the order [`process_from_row`] reads them.
 macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
-         epoch, cancel_requested, output, error, blocked_step, parked_at, generation, version"
+         epoch, cancel_requested, output, error, blocked_step, parked_at, generation, version, \
+         parent"
     };
 }
 pub(crate) use process_columns;
@@ -73,22 +74,44 @@ impl<T> Db<T> for rusqlite::Result<T> {
     }
 }
 
+/// Column `idx` of `row` shown as text whatever it holds (for messages and
+/// row keys): text lossily decoded, numbers, `NULL`, blob sizes.
+pub(crate) fn shown(row: &Row<'_>, idx: usize) -> String {
+    match row.get_ref(idx) {
+        Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+        Ok(ValueRef::Integer(i)) => i.to_string(),
+        Ok(ValueRef::Real(r)) => r.to_string(),
+        Ok(ValueRef::Null) => "NULL".to_owned(),
+        Ok(ValueRef::Blob(b)) => format!("<blob of {} bytes>", b.len()),
+        Err(e) => format!("<{e}>"),
+    }
+}
+
 /// Reads column `idx`; a value of the wrong type is reported as corrupt data
-/// naming the table, the row and the column.
+/// naming the table, the row, the column and the value.
 fn col<T: FromSql>(row: &Row<'_>, idx: usize, table: &str, key: &str) -> Result<T, StoreError> {
     row.get(idx).map_err(|e| match e {
         rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::IntegralValueOutOfRange(..) => {
             let name = row.as_ref().column_name(idx).unwrap_or("?").to_owned();
-            corrupt(table, key, &name, &e.to_string())
+            let value = match row.get_ref(idx) {
+                Ok(ValueRef::Text(t)) => format!("{:?}", String::from_utf8_lossy(t)),
+                _ => shown(row, idx),
+            };
+            corrupt(
+                table,
+                key,
+                &name,
+                &format!("the value {value} does not decode: {e}"),
+            )
         }
         other => backend(other),
     })
 }
 
 fn corrupt(table: &str, key: &str, column: &str, what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{table} row {key:?}, column {column}: {what}"))
+    StoreError::CorruptRow(RowError::new(table, key, column, what))
 }
 
 fn parse_id(id: String, table: &str) -> Result<ProcessId, StoreError> {
@@ -99,10 +122,11 @@ fn ts(micros: i64) -> Timestamp {
     Timestamp::from_micros(micros)
 }
 
-/// Reads a `processes` row selected with [`PROCESS_COLUMNS`].
+/// Reads a `processes` row selected with [`process_columns!`].
 pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreError> {
     const T: &str = "processes";
-    let raw_id: String = col(row, 0, T, "?")?;
+    let shown_id = shown(row, 0);
+    let raw_id: String = col(row, 0, T, &shown_id)?;
     let key = raw_id.as_str();
     let status: String = col(row, 3, T, key)?;
     let status = status
@@ -135,16 +159,32 @@ pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreErro
             .map_err(|e| corrupt(T, key, "parked_at", &e))?,
         generation: col(row, 15, T, key)?,
         version: col(row, 16, T, key)?,
+        parent: col::<Option<String>>(row, 17, T, key)?
+            .map(|p| ProcessId::new(p).map_err(|e| corrupt(T, key, "parent", &e.to_string())))
+            .transpose()?,
         id: parse_id(raw_id, T)?,
     };
     Ok(record)
 }
 
-/// Reads a `journal` row selected with [`JOURNAL_COLUMNS`].
+/// Reads a `processes` row for a listing: a row that does not decode is
+/// [`Listed::Unreadable`]; only backend errors fail.
+pub(crate) fn listed_from_row(row: &Row<'_>) -> Result<Listed, StoreError> {
+    match process_from_row(row) {
+        Ok(record) => Ok(Listed::Process(Box::new(record))),
+        Err(StoreError::CorruptRow(error)) => Ok(Listed::Unreadable {
+            id: shown(row, 0),
+            error,
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// Reads a `journal` row selected with [`journal_columns!`].
 pub(crate) fn journal_from_row(row: &Row<'_>, process: &str) -> Result<JournalEntry, StoreError> {
     const T: &str = "journal";
-    let name: String = col(row, 1, T, process)?;
-    let key = format!("{process}/{name}");
+    let key = format!("{process}/{} (seq {})", shown(row, 1), shown(row, 0));
+    let name: String = col(row, 1, T, &key)?;
     let kind: String = col(row, 2, T, &key)?;
     let kind = EntryKind::parse(&kind)
         .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;
@@ -178,10 +218,10 @@ pub(crate) fn journal_from_row(row: &Row<'_>, process: &str) -> Result<JournalEn
     })
 }
 
-/// Reads a `signals` row selected with [`SIGNAL_COLUMNS`].
+/// Reads a `signals` row selected with [`signal_columns!`].
 pub(crate) fn signal_from_row(row: &Row<'_>) -> Result<PendingSignal, StoreError> {
     const T: &str = "signals";
-    let id: i64 = col(row, 0, T, "?")?;
+    let id: i64 = col(row, 0, T, &shown(row, 0))?;
     let key = id.to_string();
     Ok(PendingSignal {
         id,

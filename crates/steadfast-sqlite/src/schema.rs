@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -129,6 +129,19 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE signals ADD COLUMN disposition TEXT;
     ALTER TABLE signals ADD COLUMN reason TEXT;
+    ",
+    // Version 7: a child's parent is stored (set by `Process::child` only).
+    // Children spawned before have ids `<parent>/<name>` and a parent whose
+    // journal holds the step `<name>: spawned`: those (and no other ids with
+    // a slash) get their parent once, here.
+    "
+    ALTER TABLE processes ADD COLUMN parent TEXT;
+    CREATE INDEX processes_parent ON processes (parent) WHERE parent IS NOT NULL;
+    UPDATE processes SET parent = j.process_id
+    FROM journal AS j
+    WHERE j.kind = 'step' AND substr(j.name, -9) = ': spawned' AND length(j.name) > 9
+      AND processes.id = j.process_id || '/' || substr(j.name, 1, length(j.name) - 9)
+      AND processes.parent IS NULL;
     ",
 ];
 

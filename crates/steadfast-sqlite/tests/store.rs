@@ -29,6 +29,7 @@ fn new_process(id: &str, input: &str) -> NewProcess {
         version: 1,
         input: input.to_owned(),
         now: now(),
+        parent: None,
     }
 }
 
@@ -442,8 +443,8 @@ async fn list_counts_and_prefixes() {
     for id in ["a/1", "a/2", "a/3", "a0", "b/1", "aé", "a"] {
         store.spawn(new_process(id, "{}")).await.expect("spawn");
     }
-    let ids = |v: Vec<steadfast_core::ProcessRecord>| -> Vec<String> {
-        v.into_iter().map(|r| r.id.to_string()).collect()
+    let ids = |v: Vec<steadfast_core::Listed>| -> Vec<String> {
+        v.into_iter().map(|r| r.id().to_owned()).collect()
     };
     let all = store.list(&ListFilter::default()).await.expect("list");
     assert_eq!(ids(all), ["a", "a/1", "a/2", "a/3", "a0", "aé", "b/1"]);
@@ -475,8 +476,11 @@ async fn list_counts_and_prefixes() {
         .expect("list");
     assert!(none.is_empty());
     let counts = store.counts().await.expect("counts");
-    assert_eq!(counts.len(), 1);
-    assert_eq!((counts[0].status, counts[0].count), (Status::Running, 7));
+    assert_eq!(counts.by_status.len(), 1);
+    assert_eq!(
+        (counts.by_status[0].status, counts.by_status[0].count),
+        (Status::Running, 7)
+    );
     assert!(matches!(
         store.journal(&pid("zzz")).await,
         Err(StoreError::NotFound(_))
@@ -498,10 +502,12 @@ async fn corrupt_rows_are_reported() {
         .expect("update");
     }
     match store.get(&pid("bad")).await {
-        Err(StoreError::Corrupt(msg)) => {
-            assert!(msg.contains("bad") && msg.contains("status"), "{msg}");
+        Err(StoreError::CorruptRow(e)) => {
+            assert_eq!((e.table.as_str(), e.row.as_str()), ("processes", "bad"));
+            assert_eq!(e.column, "status");
+            assert!(e.detail.contains("sleeping"), "{e}");
         }
-        other => panic!("expected Corrupt, got {other:?}"),
+        other => panic!("expected CorruptRow, got {other:?}"),
     }
 }
 

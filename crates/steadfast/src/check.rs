@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use steadfast_core::{HostId, Lease, ListFilter, ProcessId, ProcessRecord, Status};
+use steadfast_core::{HostId, Lease, ListFilter, Listed, ProcessId, ProcessRecord, Status};
 
 use crate::context::RunCtx;
 use crate::error::Error;
@@ -68,7 +68,25 @@ impl Host {
             };
             loop {
                 let page = shared.store.list(&filter).await?;
-                for record in &page {
+                for listed in &page {
+                    let record = match listed {
+                        Listed::Process(record) => record,
+                        Listed::Unreadable { id, error } => {
+                            // Reported, not replayed: its stored row does
+                            // not decode.
+                            if let Ok(id) = ProcessId::new(id.as_str()) {
+                                reports.push(CheckReport {
+                                    id,
+                                    kind: String::new(),
+                                    status,
+                                    verdict: Verdict::Inconclusive {
+                                        reason: format!("the stored row does not decode: {error}"),
+                                    },
+                                });
+                            }
+                            continue;
+                        }
+                    };
                     let verdict = dry_run(shared, record).await?;
                     reports.push(CheckReport {
                         id: record.id.clone(),
@@ -78,9 +96,10 @@ impl Host {
                     });
                 }
                 match page.last() {
-                    Some(last) if page.len() == filter.limit => {
-                        filter.after = Some(last.id.clone());
-                    }
+                    Some(last) if page.len() == filter.limit => match ProcessId::new(last.id()) {
+                        Ok(after) => filter.after = Some(after),
+                        Err(_) => break,
+                    },
                     _ => break,
                 }
             }

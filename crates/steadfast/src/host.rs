@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
-    Backend, Clock, Finish, HostId, ListFilter, NewProcess, PendingSignal, ProcessId,
+    Backend, Clock, Finish, HostId, ListFilter, Listed, NewProcess, PendingSignal, ProcessId,
     ProcessRecord, SignalRecord, SpawnOutcome, Status, StoreError, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
@@ -455,6 +455,7 @@ impl Host {
                 version,
                 input,
                 now: shared.clock.now(),
+                parent: None,
             })
             .await?;
         Ok(match outcome {
@@ -579,59 +580,65 @@ impl Host {
     }
 
     /// Cancels process `id`: at once if no host runs it now, otherwise at the
-    /// running host's next write. Its child processes (ids `<id>/…`) are
-    /// cancelled too; detached ones are not. Returns the status after the
-    /// call.
+    /// running host's next write. Its child processes (spawned by
+    /// [`crate::Process::child`], found by their stored parent, and theirs)
+    /// are cancelled too, in the same store transaction; detached ones and
+    /// other processes whose ids merely start with `<id>/` are not. Returns
+    /// the status after the call.
     pub async fn cancel(&self, id: &str) -> Result<Status, Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
         let now = shared.clock.now();
         let status = shared.store.cancel(&id, now).await?;
-        if status == Status::Cancelled {
-            crate::child::notify_parent(&shared.store, &id, &Finish::Cancelled, now).await?;
-            shared.finished(&id);
-        } else if let Some(ctx) = shared.loaded(&id) {
-            ctx.stop(Stop::Cancelled);
-        }
-        self.cancel_children(&id).await?;
+        self.cancelled(&id, status);
+        self.stop_children(&id).await?;
         Ok(status)
     }
 
-    /// Cancels every unfinished process whose id starts with `<id>/`.
-    async fn cancel_children(&self, id: &ProcessId) -> Result<(), Error> {
+    /// After the store cancelled `id` (or requested it): wakes its outcome
+    /// waiters, or stops its run if this host runs it.
+    fn cancelled(&self, id: &ProcessId, status: Status) {
+        let shared = self.shared();
+        if status == Status::Cancelled {
+            shared.finished(id);
+        } else if let Some(ctx) = shared.loaded(id) {
+            ctx.stop(Stop::Cancelled);
+        }
+    }
+
+    /// Stops the runs this host has of `id`'s descendants (which the store
+    /// cancelled with it) and wakes their outcome waiters.
+    async fn stop_children(&self, id: &ProcessId) -> Result<(), Error> {
         let store = &self.shared().store;
-        let mut filter = ListFilter {
-            id_prefix: Some(format!("{id}/")),
-            limit: 500,
-            ..ListFilter::default()
-        };
-        loop {
-            let page = store.list(&filter).await?;
-            for child in &page {
-                if child.status.is_finished() {
-                    continue;
-                }
-                let now = self.shared().clock.now();
-                match store.cancel(&child.id, now).await {
-                    Ok(Status::Cancelled) => {
-                        crate::child::notify_parent(store, &child.id, &Finish::Cancelled, now)
-                            .await?;
-                        self.shared().finished(&child.id);
-                    }
-                    Ok(_) => {
-                        if let Some(ctx) = self.shared().loaded(&child.id) {
-                            ctx.stop(Stop::Cancelled);
+        let mut parents = vec![id.clone()];
+        while let Some(parent) = parents.pop() {
+            let mut filter = ListFilter {
+                parent: Some(parent),
+                limit: 500,
+                ..ListFilter::default()
+            };
+            loop {
+                let page = store.list(&filter).await?;
+                for child in page.iter().filter_map(Listed::record) {
+                    parents.push(child.id.clone());
+                    match child.status {
+                        Status::Cancelled => self.cancelled(&child.id, Status::Cancelled),
+                        Status::Running if child.cancel_requested => {
+                            self.cancelled(&child.id, Status::Running);
                         }
+                        _ => {}
                     }
-                    Err(StoreError::InvalidState { .. }) => {}
-                    Err(err) => return Err(err.into()),
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == filter.limit => filter.after = Some(last.id.clone()),
-                _ => return Ok(()),
+                match page.last() {
+                    Some(last) if page.len() == filter.limit => match ProcessId::new(last.id()) {
+                        Ok(after) => filter.after = Some(after),
+                        Err(_) => break,
+                    },
+                    _ => break,
+                }
             }
         }
+        Ok(())
     }
 
     /// Every signal of process `id` in send order: pending ones, and those a

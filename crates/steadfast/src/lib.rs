@@ -39,9 +39,10 @@ pub mod __private {
     pub use inventory;
 }
 pub use steadfast_core::{
-    Backend, Clock, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter, ParkedCount,
-    ProcessId, ProcessRecord, ScaledClock, SignalRecord, SignalState, SourceLocation, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SystemClock, Timestamp, shorten,
+    Backend, Clock, Counts, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter,
+    Listed, ParkedCount, ParkedCounts, ProcessId, ProcessRecord, RowError, ScaledClock,
+    SignalRecord, SignalState, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError,
+    SystemClock, Timestamp, shorten,
 };
 #[cfg(feature = "postgres")]
 pub use steadfast_postgres::{PostgresOptions, PostgresStore, PostgresUrl, redact, sqlx};

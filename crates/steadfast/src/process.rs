@@ -204,7 +204,9 @@ impl Process {
     /// Spawns a child process of `kind` under the id `<this id>/<name>` and
     /// waits (durably: the process is unloaded meanwhile) for its outcome.
     /// Spawning is idempotent, so a replay does not start a second child.
-    /// Cancelling this process cancels the child too.
+    /// The child's parent is stored: cancelling this process cancels the
+    /// child too, and the child's end is written to this process together
+    /// with the child's end.
     #[track_caller]
     pub fn child<I, O>(
         &self,
@@ -217,7 +219,13 @@ impl Process {
         O: DeserializeOwned + Send + 'static,
     {
         let id = crate::child::child_id(self.id(), name);
-        let spawned = self.spawn_step(format!("{name}: spawned"), id.clone(), kind, input);
+        let spawned = self.spawn_step(
+            format!("{name}: spawned"),
+            id.clone(),
+            Some(self.id().clone()),
+            kind,
+            input,
+        );
         let ended = self
             .wait::<crate::child::ChildEnd>(crate::child::end_signal(name))
             .name(name.to_owned());
@@ -238,15 +246,17 @@ impl Process {
         kind: &str,
         input: &I,
     ) -> impl Future<Output = Result<(), crate::ChildError>> + Send + 'static {
-        self.spawn_step(name.to_owned(), id.to_owned(), kind, input)
+        self.spawn_step(name.to_owned(), id.to_owned(), None, kind, input)
     }
 
-    /// A step that spawns process `id` (idempotently).
+    /// A step that spawns process `id` (idempotently), as a child of
+    /// `parent` when one is given.
     #[track_caller]
     pub(crate) fn spawn_step<I: Serialize + ?Sized>(
         &self,
         name: String,
         id: String,
+        parent: Option<steadfast_core::ProcessId>,
         kind: &str,
         input: &I,
     ) -> impl Future<Output = Result<(), crate::ChildError>> + Send + 'static {
@@ -272,11 +282,12 @@ impl Process {
         let child = id.clone();
         let step = self
             .step(name, move || {
-                let (store, clock, kind, child) = (
+                let (store, clock, kind, child, parent) = (
                     Arc::clone(&store),
                     Arc::clone(&clock),
                     kind.clone(),
                     child.clone(),
+                    parent.clone(),
                 );
                 let input = input.clone();
                 async move {
@@ -288,6 +299,7 @@ impl Process {
                         version,
                         input,
                         now: clock.now(),
+                        parent,
                     };
                     match store.spawn(new).await {
                         Ok(_) => Ok(()),

@@ -42,19 +42,8 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         let shared = Arc::clone(&shared);
         let lease = lease.clone();
         async move {
+            // The store tells a child's parent in the same transaction.
             let now = shared.clock.now();
-            let told = persist(
-                &shared,
-                &lease,
-                "telling the parent how this child ended",
-                || crate::child::notify_parent(&shared.store, &lease.id, &finish, now),
-            )
-            .await;
-            if let Err(err) = told {
-                tracing::warn!(process = %lease.id, error = %err, "could not tell the parent how this child ended; the run will be repeated");
-                hand_back(&shared, &lease).await;
-                return;
-            }
             match persist(&shared, &lease, "recording the end of the run", || {
                 shared.store.finish(&lease, finish.clone(), now)
             })

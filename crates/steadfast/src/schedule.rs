@@ -254,6 +254,7 @@ pub(crate) async fn run(
         p.spawn_step(
             format!("{run_id}: spawned"),
             run_id.clone(),
+            None,
             &s.kind,
             &input,
         )

@@ -36,6 +36,7 @@ async fn runs(t: &TestHost, name: &str) -> Vec<(String, Status)> {
         .await
         .expect("list");
     list.into_iter()
+        .filter_map(steadfast::Listed::into_record)
         .map(|r| (r.id.to_string(), r.status))
         .collect()
 }

@@ -1,7 +1,7 @@
 //! `steadfast list`: processes as a table (or JSON), then counts per status.
 
 use anyhow::Context;
-use steadfast::{ListFilter, ProcessId, Status, Timestamp};
+use steadfast::{ListFilter, Listed, ProcessId, Status, Timestamp};
 
 use crate::db::{self, Open};
 use crate::{ListArgs, render};
@@ -20,6 +20,7 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         id_prefix: args.prefix,
         after,
         limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
+        ..ListFilter::default()
     };
     let (store, _) = db::open(db, Open::ReadOnly).await?;
     let records = store
@@ -27,7 +28,17 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         .await
         .context("listing processes failed")?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&records)?)?;
+        // A row that does not decode is an object with its id and the error.
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|row| match row {
+                Listed::Process(record) => serde_json::json!(record),
+                Listed::Unreadable { id, error } => {
+                    serde_json::json!({ "id": id, "unreadable": error.to_string() })
+                }
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     let now = Timestamp::now_system();
@@ -35,18 +46,32 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         outln!("no processes match")?;
     } else {
         let mut table = render::table(["id", "kind", "status", "waits / wakes", "updated"]);
-        for r in &records {
-            table.add_row([
-                r.id.to_string(),
-                r.kind.clone(),
-                r.status.to_string(),
-                render::waits(r, now),
-                render::relative(r.updated_at, now),
-            ]);
+        for row in &records {
+            match row {
+                Listed::Process(r) => table.add_row([
+                    r.id.to_string(),
+                    r.kind.clone(),
+                    r.status.to_string(),
+                    render::waits(r, now),
+                    render::relative(r.updated_at, now),
+                ]),
+                Listed::Unreadable { id, error } => table.add_row([
+                    id.clone(),
+                    "?".to_owned(),
+                    "unreadable".to_owned(),
+                    format!("row does not decode: {error}"),
+                    String::new(),
+                ]),
+            };
         }
         outln!("{table}")?;
     }
-    if let Some(note) = render::future_note(records.iter().map(|r| r.updated_at).max(), now) {
+    let newest = records
+        .iter()
+        .filter_map(Listed::record)
+        .map(|r| r.updated_at)
+        .max();
+    if let Some(note) = render::future_note(newest, now) {
         outln!("{note}")?;
     }
     let counts = store.counts().await.context("counting processes failed")?;
@@ -54,7 +79,7 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
     if records.len() as u64 == args.limit
         && let Some(last) = records.last()
     {
-        outln!("(more may follow: add --after {:?})", last.id.as_str())?;
+        outln!("(more may follow: add --after {:?})", last.id())?;
     }
     Ok(())
 }

@@ -102,7 +102,7 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
     };
     loop {
         let page = store.list(&filter).await?;
-        for record in &page {
+        for record in page.iter().filter_map(steadfast::Listed::record) {
             if record.status.is_finished() {
                 continue;
             }
@@ -123,7 +123,9 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
             }));
         }
         match page.last() {
-            Some(last) if page.len() == filter.limit => filter.after = Some(last.id.clone()),
+            Some(last) if page.len() == filter.limit => {
+                filter.after = Some(steadfast::ProcessId::new(last.id())?);
+            }
             _ => break,
         }
     }

@@ -122,12 +122,13 @@ pub async fn is_idle(store: &dyn Backend) -> anyhow::Result<bool> {
         // A schedule always has a next tick: it does not keep the worker busy.
         if page
             .iter()
+            .filter_map(steadfast::Listed::record)
             .any(|r| r.wake_at.is_some() && r.kind != steadfast::schedule::SCHEDULE_KIND)
         {
             return Ok(false);
         }
         match page.last() {
-            Some(last) if page.len() == 1000 => after = Some(last.id.clone()),
+            Some(last) if page.len() == 1000 => after = Some(ProcessId::new(last.id())?),
             _ => return Ok(true),
         }
     }

@@ -16,7 +16,10 @@ pub async fn assert_journals_intact(store: &dyn Backend, n: usize) {
             ..ListFilter::default()
         })
         .await
-        .expect("list");
+        .expect("list")
+        .into_iter()
+        .map(|row| row.into_record().expect("every row decodes"))
+        .collect::<Vec<_>>();
     assert_eq!(all.len(), n);
     for record in &all {
         assert_eq!(record.status, Status::Completed, "{record:?}");

@@ -20,9 +20,21 @@ pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
         Ok(data) => {
             let next_after = data
                 .more
-                .then(|| data.rows.last().map(|r| r.id.as_str().to_owned()))
+                .then(|| data.rows.last().map(|r| r.id().to_owned()))
                 .flatten();
-            Json(json!({ "processes": data.rows, "next_after": next_after })).into_response()
+            // A row that does not decode is an object with its id and the
+            // error instead of the process's fields.
+            let processes: Vec<serde_json::Value> = data
+                .rows
+                .iter()
+                .map(|row| match row {
+                    steadfast::Listed::Process(record) => json!(record),
+                    steadfast::Listed::Unreadable { id, error } => {
+                        json!({ "id": id, "unreadable": error.to_string() })
+                    }
+                })
+                .collect();
+            Json(json!({ "processes": processes, "next_after": next_after })).into_response()
         }
         Err(e) => error(&e),
     }
@@ -58,10 +70,14 @@ pub async fn signals(State(app): State<AppState>, Query(q): Query<IdQuery>) -> R
 pub async fn counts(State(app): State<AppState>) -> Response {
     match app.inner.store.counts().await {
         Ok(counts) => {
-            let map: serde_json::Map<String, serde_json::Value> = counts
-                .into_iter()
+            let mut map: serde_json::Map<String, serde_json::Value> = counts
+                .by_status
+                .iter()
                 .map(|c| (c.status.as_str().to_owned(), c.count.into()))
                 .collect();
+            if counts.unreadable > 0 {
+                map.insert("unreadable".to_owned(), counts.unreadable.into());
+            }
             Json(serde_json::Value::Object(map)).into_response()
         }
         Err(e) => error(&e),

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use steadfast::core::{FunctionSource, ParkedCount, PendingSignal, SignalRecord};
+use steadfast::core::{FunctionSource, ParkedCount, ParkedCounts, PendingSignal, SignalRecord};
 use steadfast::{
-    JournalEntry, ListFilter, ProcessId, ProcessRecord, SourceLocation, Status, StatusCount,
+    Counts, JournalEntry, ListFilter, Listed, ProcessId, ProcessRecord, SourceLocation, Status,
 };
 
 use super::store_status;
@@ -34,12 +34,12 @@ fn full(app: &AppState, title: &str, body: Markup) -> Response {
 /// One list page, loaded with a single keyset query (`limit + 1` rows to
 /// know whether a next page exists) plus the status counts.
 pub struct ListData {
-    /// The processes shown.
-    pub rows: Vec<ProcessRecord>,
+    /// The processes shown (rows that do not decode among them).
+    pub rows: Vec<Listed>,
     /// Whether a next page exists.
     pub more: bool,
     /// Counts per status.
-    pub counts: Vec<StatusCount>,
+    pub counts: Counts,
     /// A filter value that was ignored, and why.
     pub problem: Option<String>,
 }
@@ -71,6 +71,7 @@ pub async fn load_list(
         id_prefix: (!q.prefix.is_empty()).then(|| q.prefix.clone()),
         after,
         limit: limit + 1,
+        ..ListFilter::default()
     };
     let store = &app.inner.store;
     let mut rows = store.list(&filter).await?;
@@ -193,7 +194,7 @@ pub struct KindQuery {
 
 async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
     let store = &app.inner.store;
-    let parked: Vec<ParkedCount> = store
+    let parked: ParkedCounts = store
         .parked_counts(name)
         .await
         .map_err(|e| store_error(app, &e))?;
@@ -201,7 +202,7 @@ async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
     // One process's journal tells where the kind's function is even when
     // nothing waits now (one indexed query of at most one row).
     let mut sample: Vec<SourceLocation> = Vec::new();
-    if parked.is_empty() {
+    if parked.by_location.is_empty() {
         let filter = ListFilter {
             kind: Some(name.to_owned()),
             limit: 1,
@@ -211,7 +212,7 @@ async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
             .list(&filter)
             .await
             .ok()
-            .and_then(|v| v.into_iter().next())
+            .and_then(|v| v.into_iter().find_map(Listed::into_record))
             && let Ok(journal) = store.journal(&first.id).await
         {
             sample = journal.into_iter().filter_map(|e| e.location).collect();
@@ -219,7 +220,8 @@ async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
     }
     let view = kind::KindView {
         kind: name,
-        parked: &parked,
+        parked: &parked.by_location,
+        unreadable: parked.unreadable,
         sources: &sources,
         sample: &sample,
     };

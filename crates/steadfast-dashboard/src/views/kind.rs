@@ -13,6 +13,8 @@ pub struct KindView<'a> {
     pub kind: &'a str,
     /// Processes parked per line.
     pub parked: &'a [ParkedCount],
+    /// Parked processes whose place does not decode (counted at no line).
+    pub unreadable: u64,
     /// Every stored source, or why they could not be read.
     pub sources: &'a Result<Vec<FunctionSource>, String>,
     /// Locations known to be in the kind's function (from a sample journal).
@@ -42,6 +44,9 @@ pub fn live_part(view: &KindView<'_>) -> Markup {
     let total: u64 = view.parked.iter().map(|p| p.count).sum();
     html! {
         p { (total) " waiting processes (suspended or blocked) in this kind's function." }
+        @if view.unreadable > 0 {
+            p.notice { (view.unreadable) " more whose stored place does not decode (see the list's error rows)." }
+        }
         @match view.sources {
             Err(err) => (source::missing(Some(&format!("The store could not list sources: {err}")))),
             Ok(all) => {

@@ -1,7 +1,7 @@
 //! The process list: filters, counts per status, one keyset page.
 
 use maud::{Markup, html};
-use steadfast::{ProcessRecord, Status, StatusCount};
+use steadfast::{Counts, Listed, Status};
 
 use super::process::brief_wait;
 use super::{kind_url, process_url, status_badge, time, url};
@@ -38,12 +38,12 @@ impl ListQuery {
 pub struct ListView<'a> {
     /// The filters.
     pub query: &'a ListQuery,
-    /// The processes of this page.
-    pub rows: &'a [ProcessRecord],
+    /// The processes of this page (rows that do not decode among them).
+    pub rows: &'a [Listed],
     /// Whether there is a next page.
     pub more: bool,
     /// Counts per status over the whole store.
-    pub counts: &'a [StatusCount],
+    pub counts: &'a Counts,
     /// A filter that could not be used, if any.
     pub problem: Option<String>,
 }
@@ -78,23 +78,36 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
     html! {
         ul.counts {
             @for s in Status::ALL {
-                @let n = view.counts.iter().find(|c| c.status == s).map_or(0, |c| c.count);
+                @let n = view.counts.of(s);
                 li { a href=(url("/", &[("status", s.as_str()), ("kind", &q.kind), ("prefix", &q.prefix)])) {
                     (status_badge(s)) " " span.count data-status=(s.as_str()) { (n) }
                 } }
+            }
+            @if view.counts.unreadable > 0 {
+                li.unreadable { span.badge.unreadable { "unreadable" } " " span.count data-status="unreadable" { (view.counts.unreadable) } }
             }
         }
         @if let Some(p) = &view.problem { p.notice { (p) } }
         table.list {
             thead { tr { th { "Id" } th { "Kind" } th { "Status" } th { "Waits for" } th { "Updated" } } }
             tbody {
-                @for r in view.rows {
-                    tr data-id=(r.id.as_str()) {
-                        td { a href=(process_url(r.id.as_str())) { code { (r.id.as_str()) } } }
-                        td { a href=(kind_url(&r.kind)) { (r.kind) } }
-                        td { (status_badge(r.status)) }
-                        td.wait { (brief_wait(r)) }
-                        td { (time(r.updated_at)) }
+                @for row in view.rows {
+                    @match row {
+                        Listed::Process(r) => {
+                            tr data-id=(r.id.as_str()) {
+                                td { a href=(process_url(r.id.as_str())) { code { (r.id.as_str()) } } }
+                                td { a href=(kind_url(&r.kind)) { (r.kind) } }
+                                td { (status_badge(r.status)) }
+                                td.wait { (brief_wait(r)) }
+                                td { (time(r.updated_at)) }
+                            }
+                        }
+                        Listed::Unreadable { id, error } => {
+                            tr.unreadable data-id=(id) {
+                                td { code { (id) } }
+                                td colspan="4" .error { "This row does not decode: " (error) }
+                            }
+                        }
                     }
                 }
                 @if view.rows.is_empty() { tr { td colspan="5" .muted { "No processes match." } } }
@@ -103,7 +116,7 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
         nav.paging {
             @if !q.after.is_empty() { a href=(url("/", &q.params(""))) { "⇤ first page" } }
             @if let (true, Some(last)) = (view.more, view.rows.last()) {
-                a.next rel="next" href=(url("/", &q.params(last.id.as_str()))) { "next page →" }
+                a.next rel="next" href=(url("/", &q.params(last.id()))) { "next page →" }
             }
         }
     }

@@ -143,7 +143,11 @@ impl Baseline {
 /// The store's status counts.
 async fn raw_counts(store: &Arc<dyn Backend>) -> anyhow::Result<HashMap<Status, u64>> {
     let counts = store.counts().await.context("cannot count processes")?;
-    Ok(counts.into_iter().map(|c| (c.status, c.count)).collect())
+    Ok(counts
+        .by_status
+        .into_iter()
+        .map(|c| (c.status, c.count))
+        .collect())
 }
 
 /// Polls the counts every `poll` until `done` holds (or fails); returns
@@ -212,10 +216,16 @@ impl Pages {
             .context("cannot list processes")?;
         self.done = page.len() < PAGE;
         match page.last() {
-            Some(last) => self.filter.after = Some(last.id.clone()),
+            Some(last) => self.filter.after = Some(steadfast::ProcessId::new(last.id())?),
             None => return Ok(None),
         }
-        Ok(Some(page))
+        // Rows that do not decode are left out: the verification counts
+        // the processes it sees and reports the shortfall.
+        Ok(Some(
+            page.into_iter()
+                .filter_map(steadfast::Listed::into_record)
+                .collect(),
+        ))
     }
 }
 
