@@ -32,6 +32,7 @@
 //! [`steadfast_core::ProcessId`]'s `Ord`), e.g. `COLLATE "C"` in PostgreSQL.
 
 pub mod admin;
+pub mod children;
 pub mod claim;
 pub mod concurrency;
 pub mod faults;
@@ -174,6 +175,11 @@ macro_rules! __with_checks {
                 purge_deletes_only_old_finished_processes,
                 sources_are_saved_and_replaced,
                 continue_as_new_keeps_history,
+            }
+            children {
+                parent_is_stored,
+                cancel_cascades_to_stored_children_only,
+                finish_notifies_parent_atomically,
             }
             concurrency {
                 concurrent_appends_are_all_journaled,
