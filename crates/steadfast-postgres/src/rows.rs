@@ -236,7 +236,7 @@ pub(crate) fn signal_from_row(row: &PgRow) -> Result<(String, PendingSignal), St
     const T: &str = "signals";
     let process: String = col(row, 0, T, "?")?;
     let id: i64 = col(row, 1, T, &process)?;
-    let key = id.to_string();
+    let key = format!("{process} signal {id}");
     let signal = PendingSignal {
         id,
         name: col(row, 2, T, &key)?,

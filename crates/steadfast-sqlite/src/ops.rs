@@ -88,7 +88,7 @@ pub(crate) fn fence(conn: &Connection, lease: &Lease) -> Result<bool, StoreError
 
 fn pending_signals(conn: &Connection, id: &str) -> Result<Vec<PendingSignal>, StoreError> {
     let mut stmt = conn.prepare_cached(SELECT_PENDING).db()?;
-    collect(&mut stmt, [id], signal_from_row)
+    collect(&mut stmt, [id], |r| signal_from_row(r, id))
 }
 
 /// [`steadfast_core::Store::spawn`].

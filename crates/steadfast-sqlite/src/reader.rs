@@ -217,7 +217,9 @@ pub(crate) fn pending_signals(
     snapshot(conn, |conn| {
         exists(conn, id)?;
         let mut stmt = conn.prepare_cached(SELECT_PENDING).db()?;
-        collect(&mut stmt, [id.as_str()], signal_from_row)
+        collect(&mut stmt, [id.as_str()], |r| {
+            signal_from_row(r, id.as_str())
+        })
     })
 }
 

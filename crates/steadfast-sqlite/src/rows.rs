@@ -93,7 +93,8 @@ fn col<T: FromSql>(row: &Row<'_>, idx: usize, table: &str, key: &str) -> Result<
     row.get(idx).map_err(|e| match e {
         rusqlite::Error::InvalidColumnType(..)
         | rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => {
             let name = row.as_ref().column_name(idx).unwrap_or("?").to_owned();
             let value = match row.get_ref(idx) {
                 Ok(ValueRef::Text(t)) => format!("{:?}", String::from_utf8_lossy(t)),
@@ -219,10 +220,10 @@ pub(crate) fn journal_from_row(row: &Row<'_>, process: &str) -> Result<JournalEn
 }
 
 /// Reads a `signals` row selected with [`signal_columns!`].
-pub(crate) fn signal_from_row(row: &Row<'_>) -> Result<PendingSignal, StoreError> {
+pub(crate) fn signal_from_row(row: &Row<'_>, process: &str) -> Result<PendingSignal, StoreError> {
     const T: &str = "signals";
-    let id: i64 = col(row, 0, T, &shown(row, 0))?;
-    let key = id.to_string();
+    let key = format!("{process} signal {}", shown(row, 0));
+    let id: i64 = col(row, 0, T, &key)?;
     Ok(PendingSignal {
         id,
         name: col(row, 1, T, &key)?,

@@ -623,3 +623,231 @@ async fn killed_host_in_another_process_is_taken_over() {
         "the killed host's process is claimable at once"
     );
 }
+
+/// One way of corrupting the process `bad` (its row, journal or signals),
+/// the column the error must name and a piece of the value it must show.
+struct Corruption {
+    sql: &'static str,
+    column: &'static str,
+    value: &'static str,
+}
+
+const CORRUPTIONS: &[Corruption] = &[
+    Corruption {
+        sql: "UPDATE processes SET status = 'bogus' WHERE id = 'bad'",
+        column: "status",
+        value: "bogus",
+    },
+    Corruption {
+        sql: "UPDATE processes SET created_at = 'yesterday' WHERE id = 'bad'",
+        column: "created_at",
+        value: "yesterday",
+    },
+    Corruption {
+        sql: "UPDATE processes SET version = -1 WHERE id = 'bad'",
+        column: "version",
+        value: "-1",
+    },
+    Corruption {
+        sql: "UPDATE processes SET generation = 'many' WHERE id = 'bad'",
+        column: "generation",
+        value: "many",
+    },
+    Corruption {
+        sql: "UPDATE processes SET cancel_requested = 'maybe' WHERE id = 'bad'",
+        column: "cancel_requested",
+        value: "maybe",
+    },
+    Corruption {
+        sql: "UPDATE processes SET kind = CAST(x'ff' AS TEXT) WHERE id = 'bad'",
+        column: "kind",
+        value: "\u{fffd}",
+    },
+    Corruption {
+        sql: "UPDATE processes SET input = x'00ff' WHERE id = 'bad'",
+        column: "input",
+        value: "blob",
+    },
+    Corruption {
+        sql: "UPDATE processes SET parent = '' WHERE id = 'bad'",
+        column: "parent",
+        value: "empty",
+    },
+    Corruption {
+        sql: "UPDATE journal SET kind = 'bogus' WHERE process_id = 'bad'",
+        column: "kind",
+        value: "bogus",
+    },
+    Corruption {
+        sql: "UPDATE journal SET status = 'weird' WHERE process_id = 'bad'",
+        column: "status",
+        value: "weird",
+    },
+    Corruption {
+        sql: "UPDATE journal SET attempts = -3 WHERE process_id = 'bad'",
+        column: "attempts",
+        value: "-3",
+    },
+    Corruption {
+        sql: "UPDATE journal SET outcome = CAST(x'ff' AS TEXT) WHERE process_id = 'bad'",
+        column: "outcome",
+        value: "\u{fffd}",
+    },
+    Corruption {
+        sql: "UPDATE signals SET payload = CAST(x'fe' AS TEXT) WHERE process_id = 'bad'",
+        column: "payload",
+        value: "\u{fffd}",
+    },
+    Corruption {
+        sql: "UPDATE signals SET sent_at = 'noon' WHERE process_id = 'bad'",
+        column: "sent_at",
+        value: "noon",
+    },
+];
+
+/// A store with `bad` (claimed once: one journal entry, one pending signal,
+/// due again) and two good processes, then `sql` applied behind its back.
+async fn store_with_corruption(path: &Path, sql: &str) -> SqliteStore {
+    let store = open(path).await;
+    store.spawn(new_process("bad", "{}")).await.expect("spawn");
+    let t0 = now();
+    let lease = store
+        .claim(&HostId::new("setup"), t0, LONG, 10)
+        .await
+        .expect("claim")
+        .remove(0)
+        .lease;
+    store.append(&lease, entry(0, "s1")).await.expect("append");
+    store
+        .signal(&pid("bad"), "go", "{\"n\":1}", t0)
+        .await
+        .expect("signal");
+    let t1 = now();
+    store
+        .suspend(
+            &lease,
+            Suspension {
+                wake_at: Some(t1),
+                waiting_for: vec![],
+                parked_at: vec![],
+                now: t1,
+            },
+        )
+        .await
+        .expect("suspend");
+    for id in ["good-1", "good-2"] {
+        store.spawn(new_process(id, "{}")).await.expect("spawn");
+    }
+    let conn = rusqlite::Connection::open(path).expect("sqlite");
+    conn.execute(sql, []).expect("corrupt");
+    store
+}
+
+/// Decoding goes row by row: a corrupt row (or journal or signal row) of one
+/// process is parked as blocked with a reason naming it and is skipped;
+/// claims still return every other process, and `list`, `counts` and `get`
+/// answer, showing the corrupt row as such.
+#[tokio::test]
+async fn a_corrupt_row_is_parked_and_nothing_else_is_affected() {
+    for c in CORRUPTIONS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with_corruption(&dir.path().join("c.db"), c.sql).await;
+        let claimed = store
+            .claim(&HostId::new("worker"), now(), LONG, 10)
+            .await
+            .unwrap_or_else(|e| panic!("{}: claim failed: {e}", c.sql));
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.record.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["good-1", "good-2"], "{}", c.sql);
+
+        // `get` names the row and the column, or the row was parked as
+        // blocked with a reason that does.
+        let named = |text: &str| {
+            assert!(
+                text.contains("bad") && text.contains(c.column) && text.contains(c.value),
+                "{}: {text:?} must name the row, the column {} and the value {:?}",
+                c.sql,
+                c.column,
+                c.value
+            );
+        };
+        match store.get(&pid("bad")).await {
+            Ok(record) => {
+                assert_eq!(record.status, Status::Blocked, "{}: {record:?}", c.sql);
+                named(record.error.as_deref().unwrap_or_default());
+                assert_eq!(record.wake_at, None);
+                assert_eq!(record.owner, None);
+            }
+            Err(StoreError::CorruptRow(e)) => {
+                assert_eq!(e.table, "processes", "{}", c.sql);
+                named(&e.to_string());
+            }
+            Err(other) => panic!("{}: get failed with {other:?}", c.sql),
+        }
+        // Not claimed again.
+        assert!(
+            store
+                .claim(&HostId::new("worker-2"), now() + LONG + LONG, LONG, 10)
+                .await
+                .expect("claim")
+                .iter()
+                .all(|c| c.record.id.as_str() != "bad"),
+            "{}: a parked process is not claimed again",
+            c.sql
+        );
+
+        let listed = store.list(&ListFilter::default()).await.expect("list");
+        let ids: Vec<&str> = listed.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, ["bad", "good-1", "good-2"], "{}", c.sql);
+        for row in &listed[1..] {
+            assert!(row.record().is_some(), "{}: {row:?}", c.sql);
+        }
+        if let steadfast_core::Listed::Unreadable { error, .. } = &listed[0] {
+            named(&error.to_string());
+        }
+        let counts = store.counts().await.expect("counts");
+        assert_eq!(counts.total(), 3, "{}: {counts:?}", c.sql);
+        store
+            .parked_counts("order")
+            .await
+            .unwrap_or_else(|e| panic!("{}: parked_counts failed: {e}", c.sql));
+        store.next_wake().await.expect("next_wake");
+    }
+}
+
+/// A corrupt `id` (not UTF-8) and garbage in columns a claim rewrites: the
+/// row is parked by its rowid, or repaired by the claim.
+#[tokio::test]
+async fn rows_with_undecodable_ids_or_garbage_in_rewritten_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ids.db");
+    let store = store_with_corruption(
+        &path,
+        "UPDATE processes SET id = CAST(x'62ff' AS TEXT), waiting_for = 'nope',
+             parked_at = '{' WHERE id = 'bad'",
+    )
+    .await;
+    let listed = store.list(&ListFilter::default()).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed.iter().any(
+            |r| matches!(r, steadfast_core::Listed::Unreadable { id, .. } if id == "b\u{fffd}")
+        ),
+        "{listed:?}"
+    );
+    let claimed = store
+        .claim(&HostId::new("worker"), now(), LONG, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let (status, error): (String, String) = conn
+        .query_row(
+            "SELECT status, error FROM processes WHERE id = CAST(x'62ff' AS TEXT)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the parked row");
+    assert_eq!(status, "blocked");
+    assert!(error.contains("column id"), "{error}");
+}

@@ -166,3 +166,68 @@ async fn continue_as_new_keeps_the_journal_small_and_the_history() {
     assert_eq!(inputs, ["1", "2"]);
     assert!(history.iter().all(|g| g.journal.len() == 2));
 }
+
+/// An unrelated process whose id merely starts with `<parent>/` is neither
+/// cancelled with the parent nor a messenger to it: the link is the stored
+/// parent, set only by `Process::child`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_id_under_a_parent_is_not_cancelled_with_it() {
+    let t = TestHost::start(kinds).await;
+    t.host().spawn("order", "o-5", &5i64).await.expect("spawn");
+    t.host()
+        .spawn("charge", "o-5/other", &1i64)
+        .await
+        .expect("spawn");
+    settled(&t, "o-5/payment", Status::Suspended).await;
+    settled(&t, "o-5", Status::Suspended).await;
+    settled(&t, "o-5/other", Status::Suspended).await;
+    assert_eq!(
+        t.status("o-5/payment").await.parent.map(|p| p.to_string()),
+        Some("o-5".to_owned())
+    );
+    assert_eq!(t.status("o-5/other").await.parent, None);
+    assert_eq!(t.status("audit-o-5").await.parent, None, "detached");
+    t.host().cancel("o-5").await.expect("cancel");
+    assert_eq!(t.status("o-5").await.status, Status::Cancelled);
+    assert_eq!(t.status("o-5/payment").await.status, Status::Cancelled);
+    assert_eq!(
+        t.status("o-5/other").await.status,
+        Status::Suspended,
+        "not a child of o-5"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_id_under_a_parent_does_not_signal_it_when_it_ends() {
+    let t = TestHost::start(kinds).await;
+    t.host().spawn("order", "o-6", &5i64).await.expect("spawn");
+    settled(&t, "o-6", Status::Suspended).await;
+    t.host()
+        .spawn("charge", "o-6/other", &1i64)
+        .await
+        .expect("spawn");
+    settled(&t, "o-6/other", Status::Suspended).await;
+    t.host()
+        .signal("o-6/other", "confirmed", &true)
+        .await
+        .expect("signal");
+    let paid: i64 = t.host().outcome("o-6/other").await.expect("outcome");
+    assert_eq!(paid, 1);
+    let pending = t
+        .host()
+        .store()
+        .pending_signals(&steadfast::ProcessId::new("o-6").expect("id"))
+        .await
+        .expect("pending");
+    assert!(
+        pending.is_empty(),
+        "o-6 must not hear of o-6/other: {pending:?}"
+    );
+    // The real child still reaches it.
+    t.host()
+        .signal("o-6/payment", "confirmed", &true)
+        .await
+        .expect("signal");
+    let out: String = t.host().outcome("o-6").await.expect("outcome");
+    assert_eq!(out, "paid 5");
+}
