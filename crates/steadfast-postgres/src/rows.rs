@@ -104,15 +104,27 @@ fn corrupt(table: &str, key: &str, column: &str, what: &str) -> StoreError {
     StoreError::CorruptRow(RowError::new(table, key, column, what))
 }
 
-/// Reads column `idx`; a value of the wrong type is reported as corrupt data
-/// naming the table, the row and the column.
+/// Reads column `idx`; a value of the wrong type (or a NULL where none is
+/// allowed) is reported as corrupt data naming the table, the row and the
+/// column.
 fn col<'r, T>(row: &'r PgRow, idx: usize, table: &str, key: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
+    use sqlx::{Column, ValueRef};
     row.try_get(idx).map_err(|e| match e {
         sqlx::Error::ColumnDecode { index, source } => {
-            corrupt(table, key, &index, &source.to_string())
+            let name = row
+                .columns()
+                .get(idx)
+                .map_or(index, |c| c.name().to_owned());
+            let null = row.try_get_raw(idx).is_ok_and(|v| v.is_null());
+            let detail = if null {
+                format!("the value NULL does not decode: {source}")
+            } else {
+                source.to_string()
+            };
+            corrupt(table, key, &name, &detail)
         }
         other => backend(other),
     })

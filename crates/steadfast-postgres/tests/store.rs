@@ -568,3 +568,187 @@ async fn connection_loss_is_retryable_and_recovers() {
         .expect("listener alive");
     eprintln!("{errors} retryable errors while reconnecting");
 }
+
+/// Ways of corrupting the process `bad` that PostgreSQL's types still let
+/// through, the column the error must name and a piece of the value.
+const CORRUPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "UPDATE processes SET status = 'bogus' WHERE id = 'bad'",
+        "status",
+        "bogus",
+    ),
+    (
+        "UPDATE processes SET version = -1 WHERE id = 'bad'",
+        "version",
+        "-1",
+    ),
+    (
+        "UPDATE processes SET generation = -5 WHERE id = 'bad'",
+        "generation",
+        "-5",
+    ),
+    (
+        "UPDATE processes SET parent = '' WHERE id = 'bad'",
+        "parent",
+        "empty",
+    ),
+    (
+        "UPDATE processes SET epoch = NULL WHERE id = 'bad'",
+        "epoch",
+        "NULL",
+    ),
+    (
+        "UPDATE journal SET kind = 'bogus' WHERE process_id = 'bad'",
+        "kind",
+        "bogus",
+    ),
+    (
+        "UPDATE journal SET status = 'weird' WHERE process_id = 'bad'",
+        "status",
+        "weird",
+    ),
+    (
+        "UPDATE journal SET attempts = -3 WHERE process_id = 'bad'",
+        "attempts",
+        "-3",
+    ),
+    (
+        "UPDATE journal SET file = 'x.rs', line = -7 WHERE process_id = 'bad'",
+        "line",
+        "-7",
+    ),
+];
+
+/// Decoding goes row by row: a process whose row or journal does not
+/// decode is parked as blocked with a reason naming the row, the column and
+/// the value, and skipped; claims return every other process, and `list`,
+/// `counts`, `parked_counts` and `get` answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_row_is_parked_and_nothing_else_is_affected() {
+    require_pg!();
+    for &(sql, column, value) in CORRUPTIONS {
+        let guard = SchemaGuard::new();
+        let store = guard.store().await;
+        let t0 = Timestamp::from_micros(1_000_000);
+        let lease_len = Duration::from_secs(60);
+        store.spawn(new_process("bad", t0)).await.expect("spawn");
+        let lease = store
+            .claim(&HostId::new("setup"), t0, lease_len, 10)
+            .await
+            .expect("claim")
+            .remove(0)
+            .lease;
+        store
+            .append(&lease, step(0, "s1", t0))
+            .await
+            .expect("append");
+        store
+            .suspend(
+                &lease,
+                steadfast_core::Suspension {
+                    wake_at: Some(t0),
+                    waiting_for: vec![],
+                    parked_at: vec![],
+                    now: t0,
+                },
+            )
+            .await
+            .expect("suspend");
+        for id in ["good-1", "good-2"] {
+            store.spawn(new_process(id, t0)).await.expect("spawn");
+        }
+        if sql.contains("epoch = NULL") {
+            // The schema forbids it; a damaged database may not.
+            exec(format!(
+                "ALTER TABLE \"{}\".processes ALTER COLUMN epoch DROP NOT NULL",
+                guard.schema
+            ))
+            .await;
+        }
+        exec(format!("SET search_path TO \"{}\"; {sql}", guard.schema)).await;
+
+        let claimed = store
+            .claim(&HostId::new("worker"), t0, lease_len, 10)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: claim failed: {e}"));
+        let mut ids: Vec<&str> = claimed.iter().map(|c| c.record.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["good-1", "good-2"], "{sql}");
+
+        let named = |text: &str| {
+            assert!(
+                text.contains("bad") && text.contains(column) && text.contains(value),
+                "{sql}: {text:?} must name the row, the column {column} and the value {value:?}"
+            );
+        };
+        match store.get(&pid("bad")).await {
+            Ok(record) => {
+                assert_eq!(record.status, steadfast_core::Status::Blocked, "{sql}");
+                named(record.error.as_deref().unwrap_or_default());
+                assert_eq!(record.wake_at, None);
+            }
+            Err(StoreError::CorruptRow(e)) => {
+                assert_eq!(e.table, "processes", "{sql}");
+                named(&e.to_string());
+            }
+            Err(other) => panic!("{sql}: get failed with {other:?}"),
+        }
+        let later = Timestamp::from_micros(1_000_000_000);
+        assert!(
+            store
+                .claim(&HostId::new("worker-2"), later, lease_len, 10)
+                .await
+                .expect("claim")
+                .iter()
+                .all(|c| c.record.id.as_str() != "bad"),
+            "{sql}: a parked process is not claimed again"
+        );
+        let listed = store
+            .list(&steadfast_core::ListFilter::default())
+            .await
+            .expect("list");
+        let ids: Vec<&str> = listed.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, ["bad", "good-1", "good-2"], "{sql}");
+        if let steadfast_core::Listed::Unreadable { error, .. } = &listed[0] {
+            named(&error.to_string());
+        }
+        let counts = store.counts().await.expect("counts");
+        assert_eq!(counts.total(), 3, "{sql}: {counts:?}");
+        store.parked_counts("order").await.expect("parked_counts");
+    }
+}
+
+/// A process whose parked arrays disagree is counted apart by
+/// `parked_counts`, not an error for the whole kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_counts_survive_a_corrupt_row() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let store = guard.store().await;
+    let t0 = Timestamp::from_micros(1_000_000);
+    for id in ["a", "b"] {
+        store.spawn(new_process(id, t0)).await.expect("spawn");
+    }
+    exec(format!(
+        "SET search_path TO \"{}\";
+         UPDATE processes SET status = 'suspended', parked_files = '{{f.rs}}',
+             parked_lines = '{{3}}' WHERE id = 'a';
+         UPDATE processes SET status = 'suspended', parked_files = '{{f.rs,g.rs}}',
+             parked_lines = '{{3}}' WHERE id = 'b';",
+        guard.schema
+    ))
+    .await;
+    let kind = new_process("x", t0).kind;
+    let counts = store.parked_counts(&kind).await.expect("parked_counts");
+    assert_eq!(counts.unreadable, 1, "{counts:?}");
+    assert_eq!(counts.by_location.len(), 1, "{counts:?}");
+    assert_eq!(counts.by_location[0].count, 1);
+    let listed = store
+        .list(&steadfast_core::ListFilter::default())
+        .await
+        .expect("list");
+    assert!(
+        matches!(&listed[1], steadfast_core::Listed::Unreadable { id, .. } if id == "b"),
+        "{listed:?}"
+    );
+}
