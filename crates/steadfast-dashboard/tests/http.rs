@@ -1217,3 +1217,59 @@ impl ParseId for str {
         steadfast::ProcessId::new(self).unwrap()
     }
 }
+
+/// A row that does not decode is an error row in the list (page, live part
+/// and API); the list, the counts and `/metrics` still answer.
+#[tokio::test]
+async fn a_corrupt_row_is_an_error_row_and_nothing_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store: Arc<dyn Backend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let host = HostBuilder::from_arc(Arc::clone(&store))
+        .register("alpha", idle)
+        .build_client();
+    for i in 1..=3 {
+        host.spawn("alpha", &format!("a-{i}"), "x").await.unwrap();
+    }
+    let conn = steadfast::rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE processes SET version = -1 WHERE id = 'a-2'", [])
+        .unwrap();
+    conn.execute("UPDATE processes SET status = 'bogus' WHERE id = 'a-3'", [])
+        .unwrap();
+    let (app, _) = app(&store, DashboardOptions::default());
+
+    for uri in ["/", "/live/list"] {
+        let res = get(&app, uri).await;
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        let body = text(res).await;
+        assert_eq!(ids_in(&body), ["a-1", "a-2", "a-3"], "{uri}");
+        assert!(
+            body.contains("does not decode") && body.contains("column version"),
+            "{uri}: {body}"
+        );
+        assert!(body.contains("data-status=\"unreadable\">1<"), "{uri}");
+    }
+    let res = get(&app, "/api/processes").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&text(res).await).unwrap();
+    let rows = json["processes"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["status"], "running");
+    assert_eq!(rows[1]["id"], "a-2");
+    assert!(
+        rows[1]["unreadable"].as_str().unwrap().contains("version"),
+        "{json}"
+    );
+    let res = get(&app, "/api/counts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = get(&app, "/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = text(res).await;
+    assert!(body.contains("steadfast_unreadable_processes 1"), "{body}");
+    assert!(
+        body.contains("steadfast_processes{status=\"running\"} 2"),
+        "{body}"
+    );
+    let res = get(&app, "/kind?name=alpha").await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
