@@ -435,3 +435,43 @@ fn schedules_are_added_listed_and_removed() {
     let listed: Value = serde_json::from_str(&ok(&db, &["schedule", "list", "--json"])).unwrap();
     assert_eq!(listed, serde_json::json!([]));
 }
+
+#[test]
+fn a_corrupt_row_is_listed_as_an_error_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    for id in ["t1", "t2", "t3"] {
+        ok(&db, &["spawn", "ten steps", id, "null"]);
+    }
+    let conn = steadfast::rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE processes SET created_at = 'soon' WHERE id = 't2'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = ok(&db, &["list"]);
+    for id in ["t1", "t2", "t3"] {
+        assert!(out.contains(id), "{out}");
+    }
+    assert!(
+        out.contains("unreadable") && out.contains("created_at"),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&ok(&db, &["list", "--json"])).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["id"], "t2");
+    assert!(
+        rows[1]["unreadable"]
+            .as_str()
+            .unwrap()
+            .contains("created_at")
+    );
+    let err = fails(&db, &["show", "t2"]);
+    assert!(
+        err.contains("t2") && err.contains("created_at") && err.contains("soon"),
+        "{err}"
+    );
+    ok(&db, &["show", "t1"]);
+}

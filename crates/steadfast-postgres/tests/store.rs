@@ -752,3 +752,51 @@ async fn parked_counts_survive_a_corrupt_row() {
         "{listed:?}"
     );
 }
+
+/// The migration that adds `parent` derives it once for children spawned
+/// by `Process::child` before, and for no other id with a slash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parent_migration_derives_parents_of_earlier_children_only() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let t0 = Timestamp::from_micros(1_000_000);
+    {
+        let store = guard.store().await;
+        for id in ["o", "o/payment", "o/other"] {
+            store.spawn(new_process(id, t0)).await.expect("spawn");
+        }
+        let lease = store
+            .claim(&HostId::new("h"), t0, Duration::from_secs(60), 10)
+            .await
+            .expect("claim")
+            .into_iter()
+            .find(|c| c.record.id.as_str() == "o")
+            .expect("o")
+            .lease;
+        store
+            .append(&lease, step(0, "payment: spawned", t0))
+            .await
+            .expect("append");
+        store
+            .append(&lease, step(1, "other", t0))
+            .await
+            .expect("append");
+        drop(store);
+    }
+    let previous = SCHEMA_VERSION - 1;
+    exec(format!(
+        "SET search_path TO \"{}\";
+         DROP INDEX processes_parent;
+         ALTER TABLE processes DROP COLUMN parent;
+         UPDATE steadfast_meta SET value = '{previous}' WHERE key = 'schema_version';",
+        guard.schema
+    ))
+    .await;
+    let store = guard.store().await;
+    assert_eq!(
+        store.get(&pid("o/payment")).await.expect("get").parent,
+        Some(pid("o"))
+    );
+    assert_eq!(store.get(&pid("o/other")).await.expect("get").parent, None);
+    assert_eq!(store.get(&pid("o")).await.expect("get").parent, None);
+}

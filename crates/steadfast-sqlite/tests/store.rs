@@ -851,3 +851,52 @@ async fn rows_with_undecodable_ids_or_garbage_in_rewritten_columns() {
     assert_eq!(status, "blocked");
     assert!(error.contains("column id"), "{error}");
 }
+
+/// The migration that adds `parent` derives it once for children spawned
+/// by `Process::child` before (id `<parent>/<name>` and the parent's step
+/// `<name>: spawned`), and for no other id with a slash.
+#[tokio::test]
+async fn the_parent_migration_derives_parents_of_earlier_children_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    {
+        let store = open(&path).await;
+        for id in ["o", "o/payment", "o/other"] {
+            store.spawn(new_process(id, "{}")).await.expect("spawn");
+        }
+        let lease = store
+            .claim(&HostId::new("h"), now(), LONG, 10)
+            .await
+            .expect("claim")
+            .into_iter()
+            .find(|c| c.record.id.as_str() == "o")
+            .expect("o")
+            .lease;
+        store
+            .append(&lease, entry(0, "payment: spawned"))
+            .await
+            .expect("append");
+        store
+            .append(&lease, entry(1, "other"))
+            .await
+            .expect("append");
+    }
+    // Back to schema version 5, as an older build left it.
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute_batch(
+            "DROP INDEX processes_parent;
+             ALTER TABLE processes DROP COLUMN parent;
+             UPDATE steadfast_meta SET value = '5' WHERE key = 'schema_version';",
+        )
+        .expect("downgrade");
+    }
+    let store = open(&path).await;
+    let parent = |id: &'static str| {
+        let store = &store;
+        async move { store.get(&pid(id)).await.expect("get").parent }
+    };
+    assert_eq!(parent("o/payment").await, Some(pid("o")));
+    assert_eq!(parent("o/other").await, None);
+    assert_eq!(parent("o").await, None);
+}
