@@ -495,27 +495,20 @@ fn notify_parent(
     let Some(notice) = steadfast_core::child::end_notice(&parent, id, f) else {
         return Ok(());
     };
-    let status: Option<String> = conn
+    // `None`: no such parent; `Some(None)`: its status does not decode (it
+    // is still signalled, it may be repaired).
+    let status: Option<Option<Status>> = conn
         .prepare_cached("SELECT status FROM processes WHERE id = ?1")
         .db()?
-        .query_row([parent.as_str()], |r| Ok(r.get::<_, String>(0).ok()))
-        .optional()
-        .db()?
-        .flatten();
-    let finished = status
-        .and_then(|s| s.parse::<Status>().ok())
-        .is_some_and(Status::is_finished);
-    if finished {
-        return Ok(());
-    }
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM processes WHERE id = ?1")
-        .db()?
-        .query_row([parent.as_str()], |r| r.get(0))
+        .query_row([parent.as_str()], |r| {
+            Ok(r.get::<_, String>(0).ok().and_then(|s| s.parse().ok()))
+        })
         .optional()
         .db()?;
-    if exists.is_none() {
-        return Ok(());
+    match status {
+        None => return Ok(()),
+        Some(Some(status)) if status.is_finished() => return Ok(()),
+        Some(_) => {}
     }
     insert_signal(conn, &parent, &notice.signal, &notice.payload, now)?;
     Ok(())
