@@ -35,9 +35,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Backend, Claimed, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    NewProcess, ParkedCount, PendingSignal, ProcessId, ProcessRecord, SignalRecord, SpawnOutcome,
-    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Backend, Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease,
+    ListFilter, Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord,
+    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 
 /// How often a [`FaultyStore`] fails its calls.
@@ -365,7 +366,7 @@ impl<F: Faults> Store for FaultyStore<F> {
 
 #[async_trait]
 impl<F: Faults> StoreAdmin for FaultyStore<F> {
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ProcessRecord>, StoreError> {
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         self.gate("list", None)?;
         self.inner.list(filter).await
     }
@@ -375,12 +376,12 @@ impl<F: Faults> StoreAdmin for FaultyStore<F> {
         self.inner.journal(id).await
     }
 
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+    async fn counts(&self) -> Result<Counts, StoreError> {
         self.gate("counts", None)?;
         self.inner.counts().await
     }
 
-    async fn parked_counts(&self, kind: &str) -> Result<Vec<ParkedCount>, StoreError> {
+    async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         self.gate("parked_counts", None)?;
         self.inner.parked_counts(kind).await
     }

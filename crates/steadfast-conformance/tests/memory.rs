@@ -64,16 +64,16 @@ impl State {
             r.wake_at = Some(r.wake_at.map_or(now, |w| w.min(now)));
         }
         self.next_signal += 1;
-        let sig = PendingSignal {
+        let sig = SignalRecord {
             id: self.next_signal,
             name: name.to_owned(),
             payload: payload.to_owned(),
             sent_at: now,
+            state: SignalState::Pending,
+            settled_at: None,
+            reason: None,
         };
-        self.signals
-            .entry(id.clone())
-            .or_default()
-            .push((sig, false));
+        self.signals.entry(id.clone()).or_default().push(sig);
         self.next_signal
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
-    Backend, Clock, Finish, HostId, ListFilter, Listed, NewProcess, PendingSignal, ProcessId,
-    ProcessRecord, SignalRecord, SpawnOutcome, Status, StoreError, SystemClock,
+    Backend, Clock, HostId, ListFilter, Listed, NewProcess, PendingSignal, ProcessId,
+    ProcessRecord, SignalRecord, SpawnOutcome, Status, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;

@@ -159,6 +159,7 @@ proptest! {
                 version: 1,
                 input: "null".to_owned(),
                 now: FUTURE,
+                parent: None,
             }).await.expect("spawn");
             let mut stored = 0;
             for payload in &payloads {
@@ -198,6 +199,7 @@ proptest! {
                     version: 1,
                     input: r#"{"age":4,"email":"a@example.com"}"#.to_owned(),
                     now: FUTURE,
+                    parent: None,
                 }).await.expect("spawn");
                 let claimed = f.store
                     .claim(&other, FUTURE, Duration::from_secs(3600), 1)

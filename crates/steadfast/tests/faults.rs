@@ -143,8 +143,11 @@ async fn all_processes(store: &Arc<dyn Backend>) -> Vec<steadfast::ProcessRecord
         let Some(last) = page.last() else {
             return all;
         };
-        after = Some(last.id.clone());
-        all.extend(page);
+        after = Some(ProcessId::new(last.id()).expect("a stored id"));
+        all.extend(
+            page.into_iter()
+                .map(|row| row.into_record().expect("every row decodes")),
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use steadfast::core::{Backend, ProcessId};
+use steadfast::core::{Backend, Counts, Listed, ParkedCounts, ProcessId};
 use steadfast::{
     Host, HostBuilder, Process, SqliteOptions, SqliteStore, Status, StepError, StepFailed,
     StoreError, rusqlite,

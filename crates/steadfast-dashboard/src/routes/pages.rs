@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use steadfast::core::{FunctionSource, ParkedCount, ParkedCounts, PendingSignal, SignalRecord};
+use steadfast::core::{FunctionSource, ParkedCounts, PendingSignal, SignalRecord};
 use steadfast::{
     Counts, JournalEntry, ListFilter, Listed, ProcessId, ProcessRecord, SourceLocation, Status,
 };
