@@ -881,14 +881,16 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .await
             .expect("append");
     }
-    // Back to schema version 5, as an older build left it.
+    // Back to the schema before the column, as an older build left it (the
+    // column's migration is the last one).
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "DROP INDEX processes_parent;
              ALTER TABLE processes DROP COLUMN parent;
-             UPDATE steadfast_meta SET value = '5' WHERE key = 'schema_version';",
-        )
+             UPDATE steadfast_meta SET value = '{}' WHERE key = 'schema_version';",
+            steadfast_sqlite::SCHEMA_VERSION - 1
+        ))
         .expect("downgrade");
     }
     let store = open(&path).await;
