@@ -262,7 +262,8 @@ async fn snapshot(store: &Arc<dyn Backend>) -> String {
         ..ListFilter::default()
     };
     let mut out = String::new();
-    for record in store.list(&filter).await.unwrap() {
+    for row in store.list(&filter).await.unwrap() {
+        let record = row.into_record().expect("every row decodes");
         let journal = store.journal(&record.id).await.unwrap();
         let pending = store.pending_signals(&record.id).await.unwrap();
         for part in [
