@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use steadfast::core::{Backend, Counts, Listed, ParkedCounts, ProcessId};
+use steadfast::core::{Backend, ProcessId};
 use steadfast::{
     Host, HostBuilder, Process, SqliteOptions, SqliteStore, Status, StepError, StepFailed,
     StoreError, rusqlite,
@@ -178,6 +178,7 @@ async fn assert_all_completed(host: &Host, tally: &Tally, ids: &[String], size: 
     let counts = host.store().counts().await.expect("counts");
     assert_eq!(
         counts
+            .by_status
             .iter()
             .map(|c| (c.status, c.count))
             .collect::<Vec<_>>(),
