@@ -659,5 +659,5 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 55);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 58);
 }
