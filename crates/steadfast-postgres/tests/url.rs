@@ -31,6 +31,7 @@ async fn connect_writes_into_the_schema_the_url_names() {
             version: 1,
             input: "{}".to_owned(),
             now: Timestamp::now_system(),
+            parent: None,
         })
         .await
         .expect("spawn");

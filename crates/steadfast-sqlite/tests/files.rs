@@ -22,6 +22,7 @@ fn new_process(id: &str) -> NewProcess {
         version: 1,
         input: "{}".to_owned(),
         now: Timestamp::now_system(),
+        parent: None,
     }
 }
 
@@ -107,7 +108,10 @@ async fn read_everything(store: &SqliteStore) -> usize {
         .await
         .expect("list");
     for r in &list {
-        store.journal(&r.id).await.expect("journal");
+        store
+            .journal(&ProcessId::new(r.id()).expect("a stored id"))
+            .await
+            .expect("journal");
     }
     store.counts().await.expect("counts");
     list.len()
