@@ -189,7 +189,7 @@ macro_rules! __with_checks {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __emit_tests {
-    (($factory:expr) $( $group:ident { $( $check:ident ),* $(,)? } )*) => {
+    (($factory:expr, $skip:expr) $( $group:ident { $( $check:ident ),* $(,)? } )*) => {
         $(
             #[allow(missing_docs)]
             mod $group {
@@ -198,6 +198,10 @@ macro_rules! __emit_tests {
                 $(
                     #[test]
                     fn $check() {
+                        let skip: fn() -> bool = $skip;
+                        if skip() {
+                            return;
+                        }
                         $crate::run_check($factory, $crate::$group::$check);
                     }
                 )*
@@ -230,10 +234,23 @@ macro_rules! __emit_names {
 ///     (std::sync::Arc::new(MemoryStore::default()) as std::sync::Arc<dyn steadfast_core::Backend>, ())
 /// });
 /// ```
+///
+/// A store that needs a server can pass `skip_if = f`, a `fn() -> bool`
+/// called at the start of every check: when it returns `true` that check
+/// returns at once (the function should print why, and panic instead when
+/// the server is required). Each check skips on its own, so the harness
+/// still reports every other test's result.
+///
+/// ```ignore
+/// steadfast_conformance::conformance_tests!(fresh_store, skip_if = no_server);
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr $(,)?) => {
-        $crate::__with_checks!(__emit_tests, ($factory));
+        $crate::__with_checks!(__emit_tests, ($factory, || false));
+    };
+    ($factory:expr, skip_if = $skip:expr $(,)?) => {
+        $crate::__with_checks!(__emit_tests, ($factory, $skip));
     };
 }
 
