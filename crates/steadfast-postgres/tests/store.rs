@@ -97,7 +97,7 @@ async fn synchronous_commit_is_on_where_the_database_default_is_off() {
         Some((server, _)) => format!("{server}/{database}"),
         None => panic!("unexpected test URL {}", url()),
     };
-    let outcome = async {
+    let outcome = async move {
         let mut plain = sqlx::PgConnection::connect(&db_url)
             .await
             .expect("connect to the test database");
