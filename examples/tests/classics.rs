@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use steadfast::{Error, Host, ScaledClock, SqliteStore, Status, Store, StoreAdmin, Timestamp};
+use steadfast::{Error, Host, ScaledClock, SqliteStore, Status, Timestamp};
 use steadfast_examples::credit_card::{self, Card, Transaction};
 use steadfast_examples::onboarding::{self, Onboarded, Signup, Verification};
 use steadfast_examples::transfer::{self, Transfer};

@@ -8,6 +8,7 @@
 //! journal entry.
 
 #[path = "support/pg.rs"]
+#[allow(dead_code, reason = "this test uses only part of the helper")]
 mod pg;
 
 use std::collections::BTreeMap;
@@ -394,11 +395,11 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
     let armed = AtomicBool::new(true);
     set_after_body_hook(Some(Arc::new(move |step: &str| {
         if step == STALE_STEPS[1] && armed.swap(false, Ordering::SeqCst) {
-            let _ = reached_tx.lock().unwrap().send(());
+            let _ = reached_tx.lock().expect("channel").send(());
             // Hand this runtime worker's queued tasks to another thread while
             // the step is held.
             tokio::task::block_in_place(|| {
-                let _ = release_rx.lock().unwrap().recv();
+                let _ = release_rx.lock().expect("channel").recv();
             });
         }
     })));
