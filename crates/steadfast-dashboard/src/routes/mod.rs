@@ -57,6 +57,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/logout", post(login::logout)),
         (Method::GET, "/assets/dashboard.css", get(css)),
         (Method::GET, "/assets/dashboard.js", get(js)),
+        (Method::GET, "/assets/favicon.svg", get(favicon)),
     ]
 }
 
@@ -124,6 +125,10 @@ async fn js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard.js"),
     )
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../../assets/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,7 +1,7 @@
 //! HTML pages and the fragments their scripts poll.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -29,6 +29,21 @@ fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
 
 fn full(app: &AppState, title: &str, body: Markup) -> Response {
     Html(views::page(title, &app.frame(), body).into_string()).into_response()
+}
+
+/// A live part with its version as `ETag`, or `304 Not Modified` when the
+/// request's `If-None-Match` names that version already.
+pub fn live(headers: &HeaderMap, part: Markup) -> Response {
+    let part = part.into_string();
+    let etag = format!("\"{}\"", views::version_of(&part));
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    ([(header::ETAG, etag)], Html(part)).into_response()
 }
 
 /// One list page, loaded with a single keyset query (`limit + 1` rows to
@@ -85,7 +100,7 @@ pub async fn load_list(
     })
 }
 
-async fn list_view(app: &AppState, q: &list::ListQuery, live: bool) -> PageResult {
+async fn list_view(app: &AppState, q: &list::ListQuery, live: Option<&HeaderMap>) -> PageResult {
     let data = load_list(app, q, app.inner.page_size)
         .await
         .map_err(|e| store_error(app, &e))?;
@@ -96,8 +111,8 @@ async fn list_view(app: &AppState, q: &list::ListQuery, live: bool) -> PageResul
         counts: &data.counts,
         problem: data.problem.clone(),
     };
-    Ok(if live {
-        Html(list::live_part(&view).into_string()).into_response()
+    Ok(if let Some(headers) = live {
+        self::live(headers, list::live_part(&view))
     } else {
         full(app, "Processes", list::body(&view))
     })
@@ -105,15 +120,16 @@ async fn list_view(app: &AppState, q: &list::ListQuery, live: bool) -> PageResul
 
 /// `GET /`: the process list.
 pub async fn list(State(app): State<AppState>, Query(q): Query<list::ListQuery>) -> PageResult {
-    list_view(&app, &q, false).await
+    list_view(&app, &q, None).await
 }
 
 /// `GET /live/list`: the list's self-refreshing part.
 pub async fn list_live(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<list::ListQuery>,
 ) -> PageResult {
-    list_view(&app, &q, true).await
+    list_view(&app, &q, Some(&headers)).await
 }
 
 /// `?id=` of the process routes.
@@ -156,7 +172,7 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
     })
 }
 
-async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
+async fn process_view(app: &AppState, id: &str, live: Option<&HeaderMap>) -> PageResult {
     let data = load_process(app, id)
         .await
         .map_err(|e| store_error(app, &e))?;
@@ -167,8 +183,8 @@ async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
         pending: &data.pending,
         signals: &data.signals,
     };
-    Ok(if live {
-        Html(process::live_part(&view, &app.inner.csrf).into_string()).into_response()
+    Ok(if let Some(headers) = live {
+        self::live(headers, process::live_part(&view, &app.inner.csrf))
     } else {
         full(app, id, process::body(&view, &app.inner.csrf))
     })
@@ -176,12 +192,16 @@ async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
 
 /// `GET /process?id=`: one process.
 pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
-    process_view(&app, &q.id, false).await
+    process_view(&app, &q.id, None).await
 }
 
 /// `GET /live/process?id=`: the process page's self-refreshing part.
-pub async fn process_live(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
-    process_view(&app, &q.id, true).await
+pub async fn process_live(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<IdQuery>,
+) -> PageResult {
+    process_view(&app, &q.id, Some(&headers)).await
 }
 
 /// `?name=` of the kind routes.
@@ -191,7 +211,7 @@ pub struct KindQuery {
     pub name: String,
 }
 
-async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
+async fn kind_view(app: &AppState, name: &str, live: Option<&HeaderMap>) -> PageResult {
     let store = &app.inner.store;
     let parked: Vec<ParkedCount> = store
         .parked_counts(name)
@@ -223,8 +243,8 @@ async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
         sources: &sources,
         sample: &sample,
     };
-    Ok(if live {
-        Html(kind::live_part(&view).into_string()).into_response()
+    Ok(if let Some(headers) = live {
+        self::live(headers, kind::live_part(&view))
     } else {
         full(app, name, kind::body(&view))
     })
@@ -232,12 +252,16 @@ async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
 
 /// `GET /kind?name=`: a kind's function with where its processes wait.
 pub async fn kind(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
-    kind_view(&app, &q.name, false).await
+    kind_view(&app, &q.name, None).await
 }
 
 /// `GET /live/kind?name=`: the kind page's self-refreshing part.
-pub async fn kind_live(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
-    kind_view(&app, &q.name, true).await
+pub async fn kind_live(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KindQuery>,
+) -> PageResult {
+    kind_view(&app, &q.name, Some(&headers)).await
 }
 
 /// `GET /purge`: the purge form (the form itself is the confirmation step).

@@ -25,7 +25,7 @@ pub fn body(view: &KindView<'_>) -> Markup {
     html! {
         h1 { span.muted { "Kind " } (view.kind) }
         p { a href=(url("/", &[("kind", view.kind)])) { "List its processes" } }
-        div #live data-live=(live) { (live_part(view)) }
+        (super::live_box(&live, live_part(view)))
     }
 }
 

@@ -68,7 +68,7 @@ pub fn body(view: &ListView<'_>) -> Markup {
             button type="submit" { "Filter" }
             a href="/" { "Clear" }
         }
-        div #live data-live=(live) { (live_part(view)) }
+        (super::live_box(&live, live_part(view)))
     }
 }
 

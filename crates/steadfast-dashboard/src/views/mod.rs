@@ -1,5 +1,6 @@
 //! HTML views, rendered with maud (which escapes every interpolated value;
-//! nothing here wraps user data in `PreEscaped`).
+//! nothing here wraps user data in `PreEscaped`: only markup maud rendered
+//! itself is embedded again, by [`live_box`]).
 
 pub mod kind;
 pub mod list;
@@ -8,7 +9,9 @@ pub mod source;
 
 use std::time::Duration;
 
-use maud::{DOCTYPE, Markup, html};
+use std::hash::{Hash, Hasher};
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use steadfast::{Status, Timestamp};
 
 /// What the frame around every page needs.
@@ -35,6 +38,7 @@ pub fn page(title: &str, frame: &Frame<'_>, body: Markup) -> Markup {
                 meta name="csrf-token" content=(csrf);
                 meta name="poll-ms" content=(poll.as_millis());
                 title { (title) " · Steadfast" }
+                link rel="icon" type="image/svg+xml" href="/assets/favicon.svg";
                 link rel="stylesheet" href="/assets/dashboard.css";
                 script src="/assets/dashboard.js" defer {}
             }
@@ -43,6 +47,7 @@ pub fn page(title: &str, frame: &Frame<'_>, body: Markup) -> Markup {
                     a.brand href="/" { "Steadfast" }
                     nav {
                         a href="/" { "Processes" }
+                        a href="/kinds" { "Kinds" }
                         a href="/purge" { "Purge" }
                         a href="/metrics" { "Metrics" }
                     }
@@ -52,7 +57,7 @@ pub fn page(title: &str, frame: &Frame<'_>, body: Markup) -> Markup {
                             button type="submit" { "Log out" }
                         }
                     }
-                    span.live-dot title="live: this page refreshes itself" {}
+                    span.live-state { span.live-dot {} " " span #live-state { "static" } }
                 }
                 main { (body) }
             }
@@ -106,6 +111,33 @@ pub fn time(t: Timestamp) -> Markup {
     let full = t.to_string();
     let short = full.get(..19).unwrap_or(&full).replace('T', " ");
     html! { time datetime=(full) title=(full) { (short) " UTC" } }
+}
+
+/// A timestamp shown relative to now by the page's script ("3 min ago",
+/// "in 20 s"), the absolute UTC time as text until then and as tooltip.
+pub fn rel_time(t: Timestamp) -> Markup {
+    let full = t.to_string();
+    let short = full.get(..19).unwrap_or(&full).replace('T', " ");
+    html! { time datetime=(full) title={ (short) " UTC" } data-rel { (short) " UTC" } }
+}
+
+/// The version of a rendered live part: its ETag (quotes left out), the
+/// same whether the part was rendered into the page or served alone, so the
+/// page's script asks for it with `If-None-Match` and gets `304` until
+/// something shown changes.
+pub fn version_of(html: &str) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    html.hash(&mut hasher);
+    format!("{:016x}-{:x}", hasher.finish(), html.len())
+}
+
+/// The self-refreshing box around `part`: polled at `live_url`, with the
+/// part's version.
+pub fn live_box(live_url: &str, part: Markup) -> Markup {
+    let part = part.into_string();
+    html! {
+        div #live data-live=(live_url) data-version=(version_of(&part)) { (PreEscaped(part)) }
+    }
 }
 
 /// A duration for people: `850 µs`, `12 ms`, `3.2 s`, `4 min`, `2.5 h`, `3 d`.

@@ -27,7 +27,7 @@ pub fn body(view: &ProcessView<'_>, csrf: &str) -> Markup {
     let id = view.record.id.as_str();
     let live = url("/live/process", &[("id", id)]);
     html! {
-        div #live data-live=(live) { (live_part(view, csrf)) }
+        (super::live_box(&live, live_part(view, csrf)))
         (actions(view.record, csrf))
     }
 }
