@@ -140,6 +140,10 @@
   }
 
   function decorate() {
+    for (const bar of document.querySelectorAll(".axis .bar[data-left]")) {
+      bar.style.left = `${bar.dataset.left}%`;
+      bar.style.width = `${bar.dataset.width}%`;
+    }
     for (const t of document.querySelectorAll("time[data-rel]")) {
       const text = relative(t.getAttribute("datetime"));
       if (text && t.textContent !== text) t.textContent = text;

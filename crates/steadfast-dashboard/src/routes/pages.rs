@@ -152,6 +152,8 @@ pub struct ProcessData {
     /// Every signal, whatever became of it (pending, consumed, rejected,
     /// discarded).
     pub signals: Vec<SignalRecord>,
+    /// Earlier generations (continued as new), oldest first.
+    pub generations: Vec<steadfast::core::Generation>,
 }
 
 /// Loads a process, its journal and the sources.
@@ -163,12 +165,14 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
     let sources = store.sources().await.map_err(|e| e.to_string());
     let pending = store.pending_signals(&id).await?;
     let signals = store.signals(&id).await?;
+    let generations = store.history(&id).await?;
     Ok(ProcessData {
         record,
         journal,
         sources,
         pending,
         signals,
+        generations,
     })
 }
 
@@ -182,6 +186,7 @@ async fn process_view(app: &AppState, id: &str, live: Option<&HeaderMap>) -> Pag
         sources: &data.sources,
         pending: &data.pending,
         signals: &data.signals,
+        generations: &data.generations,
     };
     Ok(if let Some(headers) = live {
         self::live(headers, process::live_part(&view, &app.inner.csrf))
@@ -211,6 +216,40 @@ pub struct KindQuery {
     pub name: String,
 }
 
+/// At most this many waiting processes are counted one by one on a kind
+/// page (the store has no filtered count); more shows as "more than".
+pub const KIND_COUNT_CAP: usize = 10_000;
+
+/// How many processes of `kind` are in `status`, counted by keyset pages
+/// up to [`KIND_COUNT_CAP`]; `(count, capped)`.
+async fn count_in(
+    app: &AppState,
+    kind: &str,
+    status: Status,
+) -> Result<(usize, bool), steadfast::StoreError> {
+    const PAGE: usize = 500;
+    let mut count = 0;
+    let mut after = None;
+    loop {
+        let filter = ListFilter {
+            status: Some(status),
+            kind: Some(kind.to_owned()),
+            after: after.take(),
+            limit: PAGE,
+            ..ListFilter::default()
+        };
+        let rows = app.inner.store.list(&filter).await?;
+        count += rows.len();
+        if rows.len() < PAGE {
+            return Ok((count, false));
+        }
+        if count >= KIND_COUNT_CAP {
+            return Ok((count, true));
+        }
+        after = rows.last().map(|r| r.id.clone());
+    }
+}
+
 async fn kind_view(app: &AppState, name: &str, live: Option<&HeaderMap>) -> PageResult {
     let store = &app.inner.store;
     let parked: Vec<ParkedCount> = store
@@ -220,28 +259,49 @@ async fn kind_view(app: &AppState, name: &str, live: Option<&HeaderMap>) -> Page
     let sources = store.sources().await.map_err(|e| e.to_string());
     // One process's journal tells where the kind's function is even when
     // nothing waits now (one indexed query of at most one row).
+    let filter = ListFilter {
+        kind: Some(name.to_owned()),
+        limit: 1,
+        ..ListFilter::default()
+    };
+    let first = store
+        .list(&filter)
+        .await
+        .map_err(|e| store_error(app, &e))?
+        .into_iter()
+        .next();
+    let named = sources.as_ref().is_ok_and(|all| {
+        let names = views::source::names_for_kind(name);
+        all.iter().any(|s| names.contains(&s.name))
+    });
+    if first.is_none() && parked.is_empty() && !named {
+        return Err(error_page(
+            app,
+            StatusCode::NOT_FOUND,
+            &format!("No such kind: no process of kind “{name}” is stored, and no captured function has that name."),
+        ));
+    }
     let mut sample: Vec<SourceLocation> = Vec::new();
-    if parked.is_empty() {
-        let filter = ListFilter {
-            kind: Some(name.to_owned()),
-            limit: 1,
-            ..ListFilter::default()
-        };
-        if let Some(first) = store
-            .list(&filter)
+    if parked.is_empty()
+        && let Some(first) = first
+        && let Ok(journal) = store.journal(&first.id).await
+    {
+        sample = journal.into_iter().filter_map(|e| e.location).collect();
+    }
+    let mut waiting = kind::Waiting::default();
+    for status in [Status::Suspended, Status::Blocked] {
+        let (n, capped) = count_in(app, name, status)
             .await
-            .ok()
-            .and_then(|v| v.into_iter().next())
-            && let Ok(journal) = store.journal(&first.id).await
-        {
-            sample = journal.into_iter().filter_map(|e| e.location).collect();
-        }
+            .map_err(|e| store_error(app, &e))?;
+        waiting.processes += n;
+        waiting.capped |= capped;
     }
     let view = kind::KindView {
         kind: name,
         parked: &parked,
         sources: &sources,
         sample: &sample,
+        waiting,
     };
     Ok(if let Some(headers) = live {
         self::live(headers, kind::live_part(&view))

@@ -6,6 +6,7 @@ pub mod kind;
 pub mod list;
 pub mod process;
 pub mod source;
+pub mod timeline;
 
 use std::time::Duration;
 
@@ -171,6 +172,33 @@ pub fn pretty_json(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| text.to_owned())
+}
+
+/// At most this many characters of a value go into a page (and into every
+/// refresh of it); the JSON API has the whole value.
+pub const VALUE_PREVIEW: usize = 4096;
+
+/// A JSON value, pretty-printed, collapsible (open when short), with a
+/// copy button; values longer than [`VALUE_PREVIEW`] are cut, saying so.
+/// `id` must be unique on the page.
+pub fn json_value(id: &str, label: &str, text: &str) -> Markup {
+    let pretty = pretty_json(text);
+    let total = pretty.chars().count();
+    let shown = preview(&pretty, VALUE_PREVIEW);
+    let lines = shown.lines().count();
+    let summary = preview(&text.split_whitespace().collect::<Vec<_>>().join(" "), 100);
+    html! {
+        details.json open[lines <= 12] data-key=(id) {
+            summary title=(label) { (summary) }
+            div.json-tools {
+                button.small.copy type="button" data-copy=(id) { "copy" }
+                @if total > VALUE_PREVIEW {
+                    span.truncated { "showing " (VALUE_PREVIEW) " of " (total) " characters; the JSON API has the whole value" }
+                }
+            }
+            pre.json id=(id) { (shown) }
+        }
+    }
 }
 
 /// The hidden CSRF field of every form.
