@@ -115,10 +115,13 @@
     if (at === shownAt && !initial) return;
     shownAt = at;
     rows.forEach(scrollBoxTo);
-    if (initial && rows[0]) {
+    // And in the window: on load, and when the line moves.
+    if (rows[0]) {
       const r = rows[0].getBoundingClientRect();
-      if (r.top < 0 || r.bottom > window.innerHeight) rows[0].scrollIntoView({ block: "center" });
-      scrollBoxTo(rows[0]);
+      if (r.top < 0 || r.bottom > window.innerHeight) {
+        rows[0].scrollIntoView({ block: initial ? "center" : "nearest" });
+        scrollBoxTo(rows[0]);
+      }
     }
   }
 
