@@ -46,6 +46,7 @@ struct World {
     store: Arc<dyn Backend>,
     host: Host,
     app: axum::Router,
+    csrf: String,
 }
 
 async fn world() -> World {
@@ -57,15 +58,14 @@ async fn world() -> World {
         .register("echo", echo)
         .poll_interval(Duration::from_millis(20))
         .build();
-    let app = router(AppState::new(
-        Arc::clone(&store),
-        &DashboardOptions::default(),
-    ));
+    let state = AppState::new(Arc::clone(&store), &DashboardOptions::default().page_size(3));
+    let csrf = state.csrf_token().to_owned();
     World {
         _dir: dir,
         store,
         host,
-        app,
+        app: router(state),
+        csrf,
     }
 }
 
@@ -90,6 +90,30 @@ async fn get(app: &axum::Router, uri: &str, extra: &[(&str, &str)]) -> Response 
 
 async fn text(response: Response) -> String {
     String::from_utf8(to_bytes(response.into_body(), 1 << 24).await.unwrap().to_vec()).unwrap()
+}
+
+async fn post(app: &axum::Router, uri: &str, form: &str) -> Response {
+    let req = Request::post(uri)
+        .header(header::HOST, "127.0.0.1:7777")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    app.clone().oneshot(req).await.unwrap()
+}
+
+/// The process ids of a list page, in order.
+fn ids(html: &str) -> Vec<String> {
+    html.split("<tr data-id=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// The count shown for `status`.
+fn count(html: &str, status: &str) -> String {
+    let key = format!("data-status=\"{status}\">");
+    let at = html.find(&key).unwrap_or_else(|| panic!("no count for {status}")) + key.len();
+    html[at..at + html[at..].find('<').unwrap()].to_owned()
 }
 
 async fn page(app: &axum::Router, uri: &str) -> String {
@@ -284,4 +308,92 @@ async fn favicon_dark_mode_and_no_emoji_glyphs() {
             .collect();
         assert!(emoji.is_empty(), "{uri}: {emoji:?}");
     }
+}
+
+async fn idle(_p: Process, _input: String) -> Result<String, StepFailed> {
+    Ok(String::new())
+}
+
+#[tokio::test]
+async fn lists_sort_newest_first_search_count_by_filters_and_act_in_bulk() {
+    let w = world().await;
+    // Its host claims and blocks a kind it does not know: one blocked
+    // process with a reason; then it stops.
+    let client = HostBuilder::from_arc(Arc::clone(&w.store))
+        .register("alpha", idle)
+        .register("beta", idle)
+        .register("gamma", idle)
+        .build_client();
+    client.spawn("gamma", "g-1", "x").await.unwrap();
+    until_status(&w.host, "g-1", Status::Blocked).await;
+    w.host.shutdown().await;
+    for id in ["a-1", "a-2", "a-3", "b-1", "b-2"] {
+        let kind = if id.starts_with('a') { "alpha" } else { "beta" };
+        client.spawn(kind, id, "x").await.unwrap();
+        // Distinct creation times, in spawn order.
+        let created = client.status(id).await.unwrap().created_at;
+        while steadfast::Timestamp::now_system() <= created {
+            tokio::task::yield_now().await;
+        }
+    }
+    client.cancel("b-2").await.unwrap();
+    let app = &w.app;
+
+    // Newest first by default (page size 3), then the next page.
+    let html = page(app, "/").await;
+    assert_eq!(ids(&html), ["b-2", "b-1", "a-3"]);
+    assert!(html.contains("href=\"/?page=1\""), "next page link");
+    assert_eq!(ids(&page(app, "/?page=1").await), ["a-2", "a-1", "g-1"]);
+    // Sortable columns: oldest first, by id descending, by status.
+    assert_eq!(ids(&page(app, "/?sort=created&order=asc").await), ["g-1", "a-1", "a-2"]);
+    assert_eq!(ids(&page(app, "/?sort=id&order=desc").await), ["g-1", "b-2", "b-1"]);
+    assert_eq!(ids(&page(app, "/?sort=status&order=asc").await)[..2], ["g-1", "b-2"]);
+    assert!(html.contains("href=\"/?sort=created&amp;order=asc\""), "the sorted column flips");
+    // Times are relative, with the UTC time on hover.
+    assert!(html.contains("data-rel") && html.contains(" UTC\""));
+
+    // Counts follow the filters.
+    let html = page(app, "/?kind=beta").await;
+    assert_eq!((count(&html, "running"), count(&html, "cancelled")), ("1".into(), "1".into()));
+    let html = page(app, "/?search=-2").await;
+    assert_eq!(ids(&html), ["b-2", "a-2"]);
+    assert_eq!((count(&html, "running"), count(&html, "cancelled")), ("1".into(), "1".into()));
+    let html = page(app, "/?search=A-&status=running").await;
+    assert_eq!(ids(&html), ["a-3", "a-2", "a-1"], "id search ignores case");
+    assert_eq!(count(&html, "cancelled"), "0");
+    // By the blocked or error reason, and by creation time.
+    let reason = client.status("g-1").await.unwrap().error.unwrap();
+    assert!(reason.contains("gamma"), "{reason}");
+    assert_eq!(ids(&page(app, "/?reason=GAMMA").await), ["g-1"]);
+    assert!(ids(&page(app, "/?from=2099-01-01T00:00").await).is_empty());
+    assert_eq!(ids(&page(app, "/?to=2099-01-01T00:00&kind=alpha").await).len(), 3);
+    let html = page(app, "/?from=yesterday").await;
+    assert!(html.contains("is not a time like"), "a bad time is named");
+
+    // The kinds page counts per status.
+    let html = page(app, "/kinds").await;
+    let beta = &html[html.find("data-kind=\"beta\"").unwrap()..];
+    assert!(beta.contains("data-status=\"cancelled\">1<"), "{beta}");
+    assert!(html.contains("data-kind=\"alpha\""));
+
+    // Bulk cancel of a filtered set: asked first, nothing changed ...
+    let form = format!("kind=alpha&search=a-&action=cancel&csrf={}", w.csrf);
+    let res = post(app, "/actions/bulk", &form).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let ask = text(res).await;
+    assert!(ask.contains("Cancel 3 processes?"), "{ask}");
+    assert!(ask.contains("name=\"confirm\" value=\"yes\""));
+    assert_eq!(client.status("a-1").await.unwrap().status, Status::Running);
+    // ... then done, for exactly the matching ones.
+    let res = post(app, "/actions/bulk", &format!("{form}&confirm=yes")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(text(res).await.contains("cancel requested for 3 of 3"));
+    for id in ["a-1", "a-2", "a-3"] {
+        assert_eq!(client.status(id).await.unwrap().status, Status::Cancelled, "{id}");
+    }
+    assert_eq!(client.status("b-1").await.unwrap().status, Status::Running);
+    // An unknown action changes nothing.
+    let res = post(app, "/actions/bulk", &format!("kind=beta&action=purge&confirm=yes&csrf={}", w.csrf)).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(client.status("b-1").await.unwrap().status, Status::Running);
 }

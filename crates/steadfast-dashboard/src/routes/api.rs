@@ -14,8 +14,11 @@ fn error(err: &steadfast::StoreError) -> Response {
     (store_status(err), Json(json!({ "error": err.to_string() }))).into_response()
 }
 
-/// `GET /api/processes?kind=&status=&prefix=&after=`: one keyset page.
-pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+/// `GET /api/processes?kind=&status=&prefix=&after=`: one keyset page by
+/// id (the other filters of the list page apply too).
+pub async fn list(State(app): State<AppState>, Query(mut q): Query<ListQuery>) -> Response {
+    q.sort = "id".to_owned();
+    q.order = String::new();
     match load_list(&app, &q, app.inner.page_size).await {
         Ok(data) => {
             let next_after = data

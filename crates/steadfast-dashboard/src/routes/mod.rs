@@ -13,6 +13,8 @@ use steadfast::StoreError;
 
 use crate::{AppState, auth, metrics};
 
+pub use pages::{KIND_COUNT_CAP, LIST_SCAN_CAP};
+
 /// One route of the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,6 +33,7 @@ pub struct Route {
 fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     vec![
         (Method::GET, "/", get(pages::list)),
+        (Method::GET, "/kinds", get(pages::kinds)),
         (Method::GET, "/live/list", get(pages::list_live)),
         (Method::GET, "/process", get(pages::process)),
         (Method::GET, "/live/process", get(pages::process_live)),
@@ -51,6 +54,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/actions/discard-signal",
             post(actions::discard_signal),
         ),
+        (Method::POST, "/actions/bulk", post(actions::bulk)),
         (Method::GET, "/metrics", get(metrics::handler)),
         (Method::GET, auth::LOGIN, get(login::form)),
         (Method::POST, auth::LOGIN, post(login::login)),

@@ -2,6 +2,7 @@
 //! nothing here wraps user data in `PreEscaped`: only markup maud rendered
 //! itself is embedded again, by [`live_box`]).
 
+pub mod bulk;
 pub mod kind;
 pub mod list;
 pub mod process;
@@ -107,19 +108,30 @@ pub fn status_badge(status: Status) -> Markup {
     html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
 }
 
-/// A timestamp to the second, with the full value as tooltip.
-pub fn time(t: Timestamp) -> Markup {
-    let full = t.to_string();
-    let short = full.get(..19).unwrap_or(&full).replace('T', " ");
-    html! { time datetime=(full) title=(full) { (short) " UTC" } }
-}
-
 /// A timestamp shown relative to now by the page's script ("3 min ago",
 /// "in 20 s"), the absolute UTC time as text until then and as tooltip.
 pub fn rel_time(t: Timestamp) -> Markup {
     let full = t.to_string();
     let short = full.get(..19).unwrap_or(&full).replace('T', " ");
     html! { time datetime=(full) title={ (short) " UTC" } data-rel { (short) " UTC" } }
+}
+
+/// How far ahead of this machine a host's clock runs before the pages say
+/// so (demos run on a fast clock).
+pub const CLOCK_NOTE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A note when `latest` (the newest time a host wrote) is ahead of `now`
+/// (this dashboard's clock) by more than [`CLOCK_NOTE_AFTER`].
+pub fn clock_note(latest: Option<Timestamp>, now: Timestamp) -> Markup {
+    let ahead = latest.map(|t| t.saturating_since(now));
+    html! {
+        @if let Some(ahead) = ahead.filter(|a| *a > CLOCK_NOTE_AFTER) {
+            p.clock-note data-ahead-ms=(ahead.as_millis()) {
+                "A host's clock runs " (duration(ahead)) " ahead of this dashboard's (a demo on a fast clock?): "
+                "its times show as in the future."
+            }
+        }
+    }
 }
 
 /// The version of a rendered live part: its ETag (quotes left out), the
@@ -215,7 +227,8 @@ mod tests {
         assert_eq!(url("/p", &[("id", "a b&c"), ("x", "")]), "/p?id=a+b%26c");
         assert_eq!(preview("héllo", 2), "hé…");
         assert_eq!(duration(Duration::from_millis(1500)), "1.5 s");
-        let t = time(Timestamp::from_micros(1_000_000)).into_string();
+        let t = rel_time(Timestamp::from_micros(1_000_000)).into_string();
         assert!(t.contains("1970-01-01 00:00:01 UTC"), "{t}");
+        assert!(t.contains("data-rel"), "{t}");
     }
 }

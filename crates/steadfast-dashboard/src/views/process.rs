@@ -23,6 +23,8 @@ pub struct ProcessView<'a> {
     pub signals: &'a [SignalRecord],
     /// Earlier generations (continued as new), oldest first.
     pub generations: &'a [Generation],
+    /// This dashboard's time.
+    pub now: steadfast::Timestamp,
 }
 
 /// The whole page body: the live part and the actions.
@@ -76,6 +78,7 @@ pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
                 }
                 @if r.cancel_requested { div { dt { "Cancel" } dd { "requested; the running host will stop it" } } }
             }
+            (super::clock_note(Some(r.updated_at), view.now))
             div.values {
                 div { h3 { "Input" } (json_value("v-input", "input", &r.input)) }
                 @if let Some(out) = &r.output { div { h3 { "Output" } (json_value("v-output", "output", out)) } }
