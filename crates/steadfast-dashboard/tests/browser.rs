@@ -669,11 +669,13 @@ async fn the_highlighted_line_stays_in_view() {
         .register("long flow", long_flow)
         .poll_interval(Duration::from_millis(50))
         .build();
-    host.spawn("long flow", "long-1", "x").await.unwrap();
-    until("the process to wait", || async {
-        host.status("long-1").await.unwrap().status == Status::Suspended
-    })
-    .await;
+    for id in ["long-1", "long-2"] {
+        host.spawn("long flow", id, "x").await.unwrap();
+        until("the process to wait", || async {
+            host.status(id).await.unwrap().status == Status::Suspended
+        })
+        .await;
+    }
     let first_line = host.status("long-1").await.unwrap().parked_at[0].line;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -732,11 +734,128 @@ async fn the_highlighted_line_stays_in_view() {
         .await;
         let (line, _) = line_in_view(&client, "after the signal moved it").await;
         assert_eq!(line, u64::from(second_line));
+
+        // Clicking a timeline entry marks its source line and scrolls to it.
+        let entry = client
+            .find(Locator::XPath("//ol[contains(@class,'timeline')]/li[.//span[@class='tl-name' and text()='a03']]"))
+            .await?;
+        let at = entry.attr("data-at").await?.expect("the entry has a line");
+        let a03_line = at.rsplit(':').next().unwrap().to_owned();
+        entry.find(Locator::Css(".tl-name")).await?.click().await?;
+        let picked = client
+            .find(Locator::Css(".source tr.picked"))
+            .await?
+            .attr("data-line")
+            .await?;
+        assert_eq!(picked.as_deref(), Some(a03_line.as_str()));
+        let shown = client
+            .execute(
+                "const r = document.querySelector('.source tr.picked').getBoundingClientRect(); \
+                 const b = document.querySelector('.source tr.picked').closest('.source').getBoundingClientRect(); \
+                 return r.top >= b.top && r.bottom <= b.bottom;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(shown, serde_json::json!(true), "the picked line is scrolled into the box");
+        // Clicking a line marks its timeline entries.
+        client
+            .find(Locator::Css(&format!(".source tr[data-line='{second_line}'] td.ln")))
+            .await?
+            .click()
+            .await?;
+        let marked = client.find_all(Locator::Css("ol.timeline li.picked")).await?;
+        assert_eq!(marked.len(), 1, "the second wait's entry");
+        assert!(marked[0].text().await?.contains("second"));
+
+        // The kind page counts the processes parked, not their lines.
+        client.goto(&format!("{base}/kind?name=long%20flow")).await?;
+        let count = client
+            .wait()
+            .for_element(Locator::Css("p.waiting"))
+            .await?
+            .attr("data-count")
+            .await?;
+        assert_eq!(count.as_deref(), Some("2"));
+        let parked: u64 = client
+            .find_all(Locator::Css(".source tr.parked"))
+            .await?
+            .len() as u64;
+        assert_eq!(parked, 2, "long-1 and long-2 wait at different lines");
+        client
+            .wait()
+            .for_element(Locator::Css(".source tr.busiest"))
+            .await?;
+
+        // 420 px wide: nothing sticks out sideways.
+        client.set_window_size(420, 800).await?;
+        client.goto(&format!("{base}/process?id=long-2")).await?;
+        client.wait().for_element(Locator::Css(".sources tr.current")).await?;
+        let fits = client
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
+            .await?;
+        let (page_w, win_w) = (fits[0].as_f64().unwrap(), fits[1].as_f64().unwrap());
+        assert!(page_w <= win_w, "the page is {page_w} px wide in a {win_w} px window");
+        line_in_view(&client, "at 420 px").await;
+        client.goto(&format!("{base}/")).await?;
+        client.wait().for_element(Locator::Css("tr[data-id='long-2']")).await?;
+        let fits = client
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
+            .await?;
+        assert!(fits[0].as_f64().unwrap() <= fits[1].as_f64().unwrap(), "list: {fits}");
+        let state = client.find(Locator::Css("#live-state")).await?.text().await?;
+        assert_eq!(state, "live");
+        // When the dashboard goes away the page says so plainly.
+        server.abort();
+        client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::XPath("//span[@id='live-state' and text()='offline: retrying']"))
+            .await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
     let _ = client.close().await;
     server.abort();
     host.shutdown().await;
+    result.expect("the browser steps");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(steadfast_dashboard::serve_on(
+        listener,
+        Arc::clone(&store),
+        DashboardOptions::default(),
+    ));
+    // A browser whose system asks for dark pages.
+    let browser = Browser::start(&["--blink-settings=preferredColorScheme=0", "--force-dark-mode"]).await;
+    let client = browser.client.clone();
+    let result = async {
+        client.goto(&format!("{base}/")).await?;
+        client.wait().for_element(Locator::Css("table.list")).await?;
+        let v = client
+            .execute(
+                "return [matchMedia('(prefers-color-scheme: dark)').matches, \
+                 getComputedStyle(document.body).backgroundColor, \
+                 getComputedStyle(document.body).color]",
+                vec![],
+            )
+            .await?;
+        assert_eq!(v[0], serde_json::json!(true), "the browser asks for dark: {v}");
+        assert_eq!(v[1], serde_json::json!("rgb(17, 20, 24)"), "a dark background: {v}");
+        assert_eq!(v[2], serde_json::json!("rgb(229, 231, 235)"), "light text: {v}");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    server.abort();
     result.expect("the browser steps");
 }
