@@ -189,6 +189,23 @@ async fn long_flow(p: Process, _input: String) -> Result<u32, StepFailed> {
     Ok(sum + first + second)
 }
 
+/// Saves a screenshot for the README: into `docs/` with
+/// `STEADFAST_UPDATE_SCREENSHOT=1`, otherwise under `target/` so a test run
+/// changes no tracked file.
+async fn save_screenshot(
+    client: &fantoccini::Client,
+    name: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let png = client.screenshot().await?;
+    let path = if std::env::var("STEADFAST_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        std::path::Path::new("../../docs").join(name)
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
+    };
+    std::fs::write(&path, png).expect("screenshot written");
+    Ok(())
+}
+
 fn browser_available() -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
@@ -390,13 +407,7 @@ async fn process_page_in_chromium() {
         assert_eq!(done.len(), 4, "four finished steps are checked");
         // The README's screenshot: refreshed with STEADFAST_UPDATE_SCREENSHOT=1,
         // otherwise written under target/ so a test run changes no tracked file.
-        let png = client.screenshot().await?;
-        let path = if std::env::var("STEADFAST_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
-            std::path::PathBuf::from("../../docs/dashboard.png")
-        } else {
-            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
-        };
-        std::fs::write(&path, png).expect("screenshot written");
+        save_screenshot(&client, "dashboard.png").await?;
 
         // Send the signal from the page; the page must not reload.
         client.execute("window.__marker = 42", vec![]).await?;
@@ -438,6 +449,11 @@ async fn process_page_in_chromium() {
         assert_eq!(done.len(), 1);
         let rewinds = client.find_all(Locator::Css("ol.timeline form.rewind")).await?;
         assert_eq!(rewinds.len(), 6);
+        // The history screenshot: the timeline of the finished process.
+        client
+            .execute("document.querySelector('section.timeline').scrollIntoView()", vec![])
+            .await?;
+        save_screenshot(&client, "dashboard-history.png").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

@@ -242,7 +242,7 @@ async fn an_unknown_kind_is_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_are_pretty_collapsible_copyable_and_cut_when_large() {
     let w = world().await;
-    let small = serde_json::json!({ "order": 7, "items": ["a", "b"] });
+    let small = serde_json::json!({ "order": 7, "items": ["a", "b"], "note": "long enough not to fit on one line of the page" });
     w.host.spawn("echo", "small", &small).await.unwrap();
     let big: Vec<String> = (0..2000).map(|i| format!("item number {i}")).collect();
     w.host.spawn("echo", "big", &big).await.unwrap();
@@ -254,6 +254,14 @@ async fn values_are_pretty_collapsible_copyable_and_cut_when_large() {
     // copy button for it.
     assert!(html.contains("&quot;order&quot;: 7\n"), "{html}");
     assert!(html.contains("<details class=\"json\" open"), "{html}");
+    // A short value is inline, with its copy button.
+    w.host.spawn("echo", "short", &"hi").await.unwrap();
+    until_status(&w.host, "short", Status::Completed).await;
+    let short = page(&w.app, "/process?id=short").await;
+    assert!(
+        short.contains("<div class=\"json-inline\" data-key=\"v-input\"><code class=\"json\" id=\"v-input\""),
+        "{short}"
+    );
     assert!(html.contains("data-copy=\"v-input\"") && html.contains("id=\"v-input\""));
 
     let input_chars = serde_json::to_string_pretty(&big).unwrap().len();

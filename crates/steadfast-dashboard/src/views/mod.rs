@@ -190,10 +190,25 @@ pub fn pretty_json(text: &str) -> String {
 /// refresh of it); the JSON API has the whole value.
 pub const VALUE_PREVIEW: usize = 4096;
 
-/// A JSON value, pretty-printed, collapsible (open when short), with a
-/// copy button; values longer than [`VALUE_PREVIEW`] are cut, saying so.
-/// `id` must be unique on the page.
+/// Values at most this long (on one line) are shown inline.
+const INLINE_VALUE: usize = 80;
+
+/// A JSON value: short ones inline, longer ones pretty-printed in a
+/// collapsible block (open when short); both with a copy button. Values
+/// longer than [`VALUE_PREVIEW`] are cut, saying so. `id` must be unique on
+/// the page.
 pub fn json_value(id: &str, label: &str, text: &str) -> Markup {
+    let compact = serde_json::from_str::<serde_json::Value>(text)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| text.to_owned());
+    if compact.len() <= INLINE_VALUE && !compact.contains('\n') {
+        return html! {
+            div.json-inline data-key=(id) {
+                code.json id=(id) title=(label) { (compact) }
+                " " button.small.copy type="button" data-copy=(id) title="copy the value" { "copy" }
+            }
+        };
+    }
     let pretty = pretty_json(text);
     let total = pretty.chars().count();
     let shown = preview(&pretty, VALUE_PREVIEW);

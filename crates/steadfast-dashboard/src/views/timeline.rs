@@ -151,7 +151,7 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
         if r.status == Status::Blocked {
             e.location = r.parked_at.first().cloned();
         }
-        e.facts.push(format!("after {} runs (epoch)", r.epoch));
+        e.facts.push(format!("epoch {}", r.epoch));
         e.order = i64::MAX;
         out.push(e);
     }
@@ -240,8 +240,10 @@ fn entry_events(r: &ProcessRecord, j: &JournalEntry, abandoned: &[String]) -> Ve
             e.end = j.finished_at;
             if let Some(end) = j.finished_at {
                 e.at = end;
-                e.facts
-                    .push(format!("waited {}", duration(end.saturating_since(j.started_at))));
+                let waited = end.saturating_since(j.started_at);
+                if waited >= std::time::Duration::from_millis(1) {
+                    e.facts.push(format!("waited {}", duration(waited)));
+                }
             }
         }
         _ => {}
