@@ -45,146 +45,286 @@ async fn signup(p: Process, email: String) -> Result<String, StepFailed> {
 async fn long_flow(p: Process, _input: String) -> Result<u32, StepFailed> {
     let mut sum = 0_u32;
     // Step 1 of the first half.
-    sum += p.step("a01", || async { Ok::<_, std::io::Error>(1_u32) }).await?;
+    sum += p
+        .step("a01", || async { Ok::<_, std::io::Error>(1_u32) })
+        .await?;
     // Step 2 of the first half.
-    sum += p.step("a02", || async { Ok::<_, std::io::Error>(2_u32) }).await?;
+    sum += p
+        .step("a02", || async { Ok::<_, std::io::Error>(2_u32) })
+        .await?;
     // Step 3 of the first half.
-    sum += p.step("a03", || async { Ok::<_, std::io::Error>(3_u32) }).await?;
+    sum += p
+        .step("a03", || async { Ok::<_, std::io::Error>(3_u32) })
+        .await?;
     // Step 4 of the first half.
-    sum += p.step("a04", || async { Ok::<_, std::io::Error>(4_u32) }).await?;
+    sum += p
+        .step("a04", || async { Ok::<_, std::io::Error>(4_u32) })
+        .await?;
     // Step 5 of the first half.
-    sum += p.step("a05", || async { Ok::<_, std::io::Error>(5_u32) }).await?;
+    sum += p
+        .step("a05", || async { Ok::<_, std::io::Error>(5_u32) })
+        .await?;
     // Step 6 of the first half.
-    sum += p.step("a06", || async { Ok::<_, std::io::Error>(6_u32) }).await?;
+    sum += p
+        .step("a06", || async { Ok::<_, std::io::Error>(6_u32) })
+        .await?;
     // Step 7 of the first half.
-    sum += p.step("a07", || async { Ok::<_, std::io::Error>(7_u32) }).await?;
+    sum += p
+        .step("a07", || async { Ok::<_, std::io::Error>(7_u32) })
+        .await?;
     // Step 8 of the first half.
-    sum += p.step("a08", || async { Ok::<_, std::io::Error>(8_u32) }).await?;
+    sum += p
+        .step("a08", || async { Ok::<_, std::io::Error>(8_u32) })
+        .await?;
     // Step 9 of the first half.
-    sum += p.step("a09", || async { Ok::<_, std::io::Error>(9_u32) }).await?;
+    sum += p
+        .step("a09", || async { Ok::<_, std::io::Error>(9_u32) })
+        .await?;
     // Step 10 of the first half.
-    sum += p.step("a10", || async { Ok::<_, std::io::Error>(10_u32) }).await?;
+    sum += p
+        .step("a10", || async { Ok::<_, std::io::Error>(10_u32) })
+        .await?;
     // Step 11 of the first half.
-    sum += p.step("a11", || async { Ok::<_, std::io::Error>(11_u32) }).await?;
+    sum += p
+        .step("a11", || async { Ok::<_, std::io::Error>(11_u32) })
+        .await?;
     // Step 12 of the first half.
-    sum += p.step("a12", || async { Ok::<_, std::io::Error>(12_u32) }).await?;
+    sum += p
+        .step("a12", || async { Ok::<_, std::io::Error>(12_u32) })
+        .await?;
     // Step 13 of the first half.
-    sum += p.step("a13", || async { Ok::<_, std::io::Error>(13_u32) }).await?;
+    sum += p
+        .step("a13", || async { Ok::<_, std::io::Error>(13_u32) })
+        .await?;
     // Step 14 of the first half.
-    sum += p.step("a14", || async { Ok::<_, std::io::Error>(14_u32) }).await?;
+    sum += p
+        .step("a14", || async { Ok::<_, std::io::Error>(14_u32) })
+        .await?;
     // Step 15 of the first half.
-    sum += p.step("a15", || async { Ok::<_, std::io::Error>(15_u32) }).await?;
+    sum += p
+        .step("a15", || async { Ok::<_, std::io::Error>(15_u32) })
+        .await?;
     // Step 16 of the first half.
-    sum += p.step("a16", || async { Ok::<_, std::io::Error>(16_u32) }).await?;
+    sum += p
+        .step("a16", || async { Ok::<_, std::io::Error>(16_u32) })
+        .await?;
     // Step 17 of the first half.
-    sum += p.step("a17", || async { Ok::<_, std::io::Error>(17_u32) }).await?;
+    sum += p
+        .step("a17", || async { Ok::<_, std::io::Error>(17_u32) })
+        .await?;
     // Step 18 of the first half.
-    sum += p.step("a18", || async { Ok::<_, std::io::Error>(18_u32) }).await?;
+    sum += p
+        .step("a18", || async { Ok::<_, std::io::Error>(18_u32) })
+        .await?;
     // Step 19 of the first half.
-    sum += p.step("a19", || async { Ok::<_, std::io::Error>(19_u32) }).await?;
+    sum += p
+        .step("a19", || async { Ok::<_, std::io::Error>(19_u32) })
+        .await?;
     // Step 20 of the first half.
-    sum += p.step("a20", || async { Ok::<_, std::io::Error>(20_u32) }).await?;
+    sum += p
+        .step("a20", || async { Ok::<_, std::io::Error>(20_u32) })
+        .await?;
     // Step 21 of the first half.
-    sum += p.step("a21", || async { Ok::<_, std::io::Error>(21_u32) }).await?;
+    sum += p
+        .step("a21", || async { Ok::<_, std::io::Error>(21_u32) })
+        .await?;
     // Step 22 of the first half.
-    sum += p.step("a22", || async { Ok::<_, std::io::Error>(22_u32) }).await?;
+    sum += p
+        .step("a22", || async { Ok::<_, std::io::Error>(22_u32) })
+        .await?;
     // Step 23 of the first half.
-    sum += p.step("a23", || async { Ok::<_, std::io::Error>(23_u32) }).await?;
+    sum += p
+        .step("a23", || async { Ok::<_, std::io::Error>(23_u32) })
+        .await?;
     // Step 24 of the first half.
-    sum += p.step("a24", || async { Ok::<_, std::io::Error>(24_u32) }).await?;
+    sum += p
+        .step("a24", || async { Ok::<_, std::io::Error>(24_u32) })
+        .await?;
     // Step 25 of the first half.
-    sum += p.step("a25", || async { Ok::<_, std::io::Error>(25_u32) }).await?;
+    sum += p
+        .step("a25", || async { Ok::<_, std::io::Error>(25_u32) })
+        .await?;
     // Step 26 of the first half.
-    sum += p.step("a26", || async { Ok::<_, std::io::Error>(26_u32) }).await?;
+    sum += p
+        .step("a26", || async { Ok::<_, std::io::Error>(26_u32) })
+        .await?;
     // Step 27 of the first half.
-    sum += p.step("a27", || async { Ok::<_, std::io::Error>(27_u32) }).await?;
+    sum += p
+        .step("a27", || async { Ok::<_, std::io::Error>(27_u32) })
+        .await?;
     // Step 28 of the first half.
-    sum += p.step("a28", || async { Ok::<_, std::io::Error>(28_u32) }).await?;
+    sum += p
+        .step("a28", || async { Ok::<_, std::io::Error>(28_u32) })
+        .await?;
     // Step 29 of the first half.
-    sum += p.step("a29", || async { Ok::<_, std::io::Error>(29_u32) }).await?;
+    sum += p
+        .step("a29", || async { Ok::<_, std::io::Error>(29_u32) })
+        .await?;
     // Step 30 of the first half.
-    sum += p.step("a30", || async { Ok::<_, std::io::Error>(30_u32) }).await?;
+    sum += p
+        .step("a30", || async { Ok::<_, std::io::Error>(30_u32) })
+        .await?;
     // Step 31 of the first half.
-    sum += p.step("a31", || async { Ok::<_, std::io::Error>(31_u32) }).await?;
+    sum += p
+        .step("a31", || async { Ok::<_, std::io::Error>(31_u32) })
+        .await?;
     // Step 32 of the first half.
-    sum += p.step("a32", || async { Ok::<_, std::io::Error>(32_u32) }).await?;
+    sum += p
+        .step("a32", || async { Ok::<_, std::io::Error>(32_u32) })
+        .await?;
     // Step 33 of the first half.
-    sum += p.step("a33", || async { Ok::<_, std::io::Error>(33_u32) }).await?;
+    sum += p
+        .step("a33", || async { Ok::<_, std::io::Error>(33_u32) })
+        .await?;
     // Step 34 of the first half.
-    sum += p.step("a34", || async { Ok::<_, std::io::Error>(34_u32) }).await?;
+    sum += p
+        .step("a34", || async { Ok::<_, std::io::Error>(34_u32) })
+        .await?;
     // Step 35 of the first half.
-    sum += p.step("a35", || async { Ok::<_, std::io::Error>(35_u32) }).await?;
+    sum += p
+        .step("a35", || async { Ok::<_, std::io::Error>(35_u32) })
+        .await?;
     // Step 36 of the first half.
-    sum += p.step("a36", || async { Ok::<_, std::io::Error>(36_u32) }).await?;
+    sum += p
+        .step("a36", || async { Ok::<_, std::io::Error>(36_u32) })
+        .await?;
     // Step 37 of the first half.
-    sum += p.step("a37", || async { Ok::<_, std::io::Error>(37_u32) }).await?;
+    sum += p
+        .step("a37", || async { Ok::<_, std::io::Error>(37_u32) })
+        .await?;
     // Step 38 of the first half.
-    sum += p.step("a38", || async { Ok::<_, std::io::Error>(38_u32) }).await?;
+    sum += p
+        .step("a38", || async { Ok::<_, std::io::Error>(38_u32) })
+        .await?;
     // Step 39 of the first half.
-    sum += p.step("a39", || async { Ok::<_, std::io::Error>(39_u32) }).await?;
+    sum += p
+        .step("a39", || async { Ok::<_, std::io::Error>(39_u32) })
+        .await?;
     // Step 40 of the first half.
-    sum += p.step("a40", || async { Ok::<_, std::io::Error>(40_u32) }).await?;
+    sum += p
+        .step("a40", || async { Ok::<_, std::io::Error>(40_u32) })
+        .await?;
     let first: u32 = p.wait("first").await;
     // Step 1 of the second half.
-    sum += p.step("b01", || async { Ok::<_, std::io::Error>(1_u32) }).await?;
+    sum += p
+        .step("b01", || async { Ok::<_, std::io::Error>(1_u32) })
+        .await?;
     // Step 2 of the second half.
-    sum += p.step("b02", || async { Ok::<_, std::io::Error>(2_u32) }).await?;
+    sum += p
+        .step("b02", || async { Ok::<_, std::io::Error>(2_u32) })
+        .await?;
     // Step 3 of the second half.
-    sum += p.step("b03", || async { Ok::<_, std::io::Error>(3_u32) }).await?;
+    sum += p
+        .step("b03", || async { Ok::<_, std::io::Error>(3_u32) })
+        .await?;
     // Step 4 of the second half.
-    sum += p.step("b04", || async { Ok::<_, std::io::Error>(4_u32) }).await?;
+    sum += p
+        .step("b04", || async { Ok::<_, std::io::Error>(4_u32) })
+        .await?;
     // Step 5 of the second half.
-    sum += p.step("b05", || async { Ok::<_, std::io::Error>(5_u32) }).await?;
+    sum += p
+        .step("b05", || async { Ok::<_, std::io::Error>(5_u32) })
+        .await?;
     // Step 6 of the second half.
-    sum += p.step("b06", || async { Ok::<_, std::io::Error>(6_u32) }).await?;
+    sum += p
+        .step("b06", || async { Ok::<_, std::io::Error>(6_u32) })
+        .await?;
     // Step 7 of the second half.
-    sum += p.step("b07", || async { Ok::<_, std::io::Error>(7_u32) }).await?;
+    sum += p
+        .step("b07", || async { Ok::<_, std::io::Error>(7_u32) })
+        .await?;
     // Step 8 of the second half.
-    sum += p.step("b08", || async { Ok::<_, std::io::Error>(8_u32) }).await?;
+    sum += p
+        .step("b08", || async { Ok::<_, std::io::Error>(8_u32) })
+        .await?;
     // Step 9 of the second half.
-    sum += p.step("b09", || async { Ok::<_, std::io::Error>(9_u32) }).await?;
+    sum += p
+        .step("b09", || async { Ok::<_, std::io::Error>(9_u32) })
+        .await?;
     // Step 10 of the second half.
-    sum += p.step("b10", || async { Ok::<_, std::io::Error>(10_u32) }).await?;
+    sum += p
+        .step("b10", || async { Ok::<_, std::io::Error>(10_u32) })
+        .await?;
     // Step 11 of the second half.
-    sum += p.step("b11", || async { Ok::<_, std::io::Error>(11_u32) }).await?;
+    sum += p
+        .step("b11", || async { Ok::<_, std::io::Error>(11_u32) })
+        .await?;
     // Step 12 of the second half.
-    sum += p.step("b12", || async { Ok::<_, std::io::Error>(12_u32) }).await?;
+    sum += p
+        .step("b12", || async { Ok::<_, std::io::Error>(12_u32) })
+        .await?;
     // Step 13 of the second half.
-    sum += p.step("b13", || async { Ok::<_, std::io::Error>(13_u32) }).await?;
+    sum += p
+        .step("b13", || async { Ok::<_, std::io::Error>(13_u32) })
+        .await?;
     // Step 14 of the second half.
-    sum += p.step("b14", || async { Ok::<_, std::io::Error>(14_u32) }).await?;
+    sum += p
+        .step("b14", || async { Ok::<_, std::io::Error>(14_u32) })
+        .await?;
     // Step 15 of the second half.
-    sum += p.step("b15", || async { Ok::<_, std::io::Error>(15_u32) }).await?;
+    sum += p
+        .step("b15", || async { Ok::<_, std::io::Error>(15_u32) })
+        .await?;
     // Step 16 of the second half.
-    sum += p.step("b16", || async { Ok::<_, std::io::Error>(16_u32) }).await?;
+    sum += p
+        .step("b16", || async { Ok::<_, std::io::Error>(16_u32) })
+        .await?;
     // Step 17 of the second half.
-    sum += p.step("b17", || async { Ok::<_, std::io::Error>(17_u32) }).await?;
+    sum += p
+        .step("b17", || async { Ok::<_, std::io::Error>(17_u32) })
+        .await?;
     // Step 18 of the second half.
-    sum += p.step("b18", || async { Ok::<_, std::io::Error>(18_u32) }).await?;
+    sum += p
+        .step("b18", || async { Ok::<_, std::io::Error>(18_u32) })
+        .await?;
     // Step 19 of the second half.
-    sum += p.step("b19", || async { Ok::<_, std::io::Error>(19_u32) }).await?;
+    sum += p
+        .step("b19", || async { Ok::<_, std::io::Error>(19_u32) })
+        .await?;
     // Step 20 of the second half.
-    sum += p.step("b20", || async { Ok::<_, std::io::Error>(20_u32) }).await?;
+    sum += p
+        .step("b20", || async { Ok::<_, std::io::Error>(20_u32) })
+        .await?;
     // Step 21 of the second half.
-    sum += p.step("b21", || async { Ok::<_, std::io::Error>(21_u32) }).await?;
+    sum += p
+        .step("b21", || async { Ok::<_, std::io::Error>(21_u32) })
+        .await?;
     // Step 22 of the second half.
-    sum += p.step("b22", || async { Ok::<_, std::io::Error>(22_u32) }).await?;
+    sum += p
+        .step("b22", || async { Ok::<_, std::io::Error>(22_u32) })
+        .await?;
     // Step 23 of the second half.
-    sum += p.step("b23", || async { Ok::<_, std::io::Error>(23_u32) }).await?;
+    sum += p
+        .step("b23", || async { Ok::<_, std::io::Error>(23_u32) })
+        .await?;
     // Step 24 of the second half.
-    sum += p.step("b24", || async { Ok::<_, std::io::Error>(24_u32) }).await?;
+    sum += p
+        .step("b24", || async { Ok::<_, std::io::Error>(24_u32) })
+        .await?;
     // Step 25 of the second half.
-    sum += p.step("b25", || async { Ok::<_, std::io::Error>(25_u32) }).await?;
+    sum += p
+        .step("b25", || async { Ok::<_, std::io::Error>(25_u32) })
+        .await?;
     // Step 26 of the second half.
-    sum += p.step("b26", || async { Ok::<_, std::io::Error>(26_u32) }).await?;
+    sum += p
+        .step("b26", || async { Ok::<_, std::io::Error>(26_u32) })
+        .await?;
     // Step 27 of the second half.
-    sum += p.step("b27", || async { Ok::<_, std::io::Error>(27_u32) }).await?;
+    sum += p
+        .step("b27", || async { Ok::<_, std::io::Error>(27_u32) })
+        .await?;
     // Step 28 of the second half.
-    sum += p.step("b28", || async { Ok::<_, std::io::Error>(28_u32) }).await?;
+    sum += p
+        .step("b28", || async { Ok::<_, std::io::Error>(28_u32) })
+        .await?;
     // Step 29 of the second half.
-    sum += p.step("b29", || async { Ok::<_, std::io::Error>(29_u32) }).await?;
+    sum += p
+        .step("b29", || async { Ok::<_, std::io::Error>(29_u32) })
+        .await?;
     // Step 30 of the second half.
-    sum += p.step("b30", || async { Ok::<_, std::io::Error>(30_u32) }).await?;
+    sum += p
+        .step("b30", || async { Ok::<_, std::io::Error>(30_u32) })
+        .await?;
     let second: u32 = p.wait("second").await;
     Ok(sum + first + second)
 }
@@ -443,15 +583,24 @@ async fn process_page_in_chromium() {
         assert!(none.is_empty(), "a completed process stands nowhere");
         // The timeline: spawned, six journal entries (the wait consumed
         // its signal), completed; every journal entry offers a rewind.
-        let consumed = client.find_all(Locator::Css("ol.timeline li.tl-consumed")).await?;
+        let consumed = client
+            .find_all(Locator::Css("ol.timeline li.tl-consumed"))
+            .await?;
         assert_eq!(consumed.len(), 1);
-        let done = client.find_all(Locator::Css("ol.timeline li.tl-completed")).await?;
+        let done = client
+            .find_all(Locator::Css("ol.timeline li.tl-completed"))
+            .await?;
         assert_eq!(done.len(), 1);
-        let rewinds = client.find_all(Locator::Css("ol.timeline form.rewind")).await?;
+        let rewinds = client
+            .find_all(Locator::Css("ol.timeline form.rewind"))
+            .await?;
         assert_eq!(rewinds.len(), 6);
         // The history screenshot: the timeline of the finished process.
         client
-            .execute("document.querySelector('section.timeline').scrollIntoView()", vec![])
+            .execute(
+                "document.querySelector('section.timeline').scrollIntoView()",
+                vec![],
+            )
             .await?;
         save_screenshot(&client, "dashboard-history.png").await?;
         Ok::<_, fantoccini::error::CmdError>(())
@@ -657,14 +806,19 @@ return [r.top, r.bottom, b.top + (head ? head.offsetHeight : 0), b.bottom, Numbe
 /// returns the line and how many polls the page ran.
 async fn line_in_view(client: &fantoccini::Client, when: &str) -> (u64, u64) {
     let v = client.execute(MEASURE, vec![]).await.unwrap();
-    let a = v.as_array().unwrap_or_else(|| panic!("{when}: no highlighted line"));
+    let a = v
+        .as_array()
+        .unwrap_or_else(|| panic!("{when}: no highlighted line"));
     let n = |i: usize| a[i].as_f64().unwrap();
     let (top, bottom, box_top, box_bottom) = (n(0), n(1), n(2), n(3));
     assert!(
         top >= box_top - 0.5 && bottom <= box_bottom + 0.5,
         "{when}: the highlighted line (y {top}..{bottom}) is outside the source box's visible part (y {box_top}..{box_bottom})"
     );
-    assert!(box_bottom - box_top > 200.0, "{when}: the box is {box_top}..{box_bottom}");
+    assert!(
+        box_bottom - box_top > 200.0,
+        "{when}: the box is {box_top}..{box_bottom}"
+    );
     assert!(
         top >= 0.0 && bottom <= n(6),
         "{when}: the highlighted line (y {top}..{bottom}) is outside the window (height {})",
@@ -852,11 +1006,18 @@ async fn dark_mode_in_chromium() {
         DashboardOptions::default(),
     ));
     // A browser whose system asks for dark pages.
-    let browser = Browser::start(&["--blink-settings=preferredColorScheme=0", "--force-dark-mode"]).await;
+    let browser = Browser::start(&[
+        "--blink-settings=preferredColorScheme=0",
+        "--force-dark-mode",
+    ])
+    .await;
     let client = browser.client.clone();
     let result = async {
         client.goto(&format!("{base}/")).await?;
-        client.wait().for_element(Locator::Css("table.list")).await?;
+        client
+            .wait()
+            .for_element(Locator::Css("table.list"))
+            .await?;
         let v = client
             .execute(
                 "return [matchMedia('(prefers-color-scheme: dark)').matches, \
@@ -865,9 +1026,21 @@ async fn dark_mode_in_chromium() {
                 vec![],
             )
             .await?;
-        assert_eq!(v[0], serde_json::json!(true), "the browser asks for dark: {v}");
-        assert_eq!(v[1], serde_json::json!("rgb(17, 20, 24)"), "a dark background: {v}");
-        assert_eq!(v[2], serde_json::json!("rgb(229, 231, 235)"), "light text: {v}");
+        assert_eq!(
+            v[0],
+            serde_json::json!(true),
+            "the browser asks for dark: {v}"
+        );
+        assert_eq!(
+            v[1],
+            serde_json::json!("rgb(17, 20, 24)"),
+            "a dark background: {v}"
+        );
+        assert_eq!(
+            v[2],
+            serde_json::json!("rgb(229, 231, 235)"),
+            "light text: {v}"
+        );
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

@@ -58,7 +58,10 @@ async fn world() -> World {
         .register("echo", echo)
         .poll_interval(Duration::from_millis(20))
         .build();
-    let state = AppState::new(Arc::clone(&store), &DashboardOptions::default().page_size(3));
+    let state = AppState::new(
+        Arc::clone(&store),
+        &DashboardOptions::default().page_size(3),
+    );
     let csrf = state.csrf_token().to_owned();
     World {
         _dir: dir,
@@ -89,7 +92,13 @@ async fn get(app: &axum::Router, uri: &str, extra: &[(&str, &str)]) -> Response 
 }
 
 async fn text(response: Response) -> String {
-    String::from_utf8(to_bytes(response.into_body(), 1 << 24).await.unwrap().to_vec()).unwrap()
+    String::from_utf8(
+        to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 async fn post(app: &axum::Router, uri: &str, form: &str) -> Response {
@@ -112,7 +121,10 @@ fn ids(html: &str) -> Vec<String> {
 /// The count shown for `status`.
 fn count(html: &str, status: &str) -> String {
     let key = format!("data-status=\"{status}\">");
-    let at = html.find(&key).unwrap_or_else(|| panic!("no count for {status}")) + key.len();
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no count for {status}"))
+        + key.len();
     html[at..at + html[at..].find('<').unwrap()].to_owned()
 }
 
@@ -192,11 +204,20 @@ async fn kind_page_counts_processes_and_each_line_names_its_own_wait() {
     // Each line of the select! says what that line awaits, and only that.
     let html = page(&w.app, "/process?id=r1").await;
     let l = row(&html, left);
-    assert!(l.contains("waits for “left”") && !l.contains("right"), "{l}");
+    assert!(
+        l.contains("waits for “left”") && !l.contains("right"),
+        "{l}"
+    );
     let r = row(&html, right);
-    assert!(r.contains("waits for “right”") && !r.contains("“left”"), "{r}");
+    assert!(
+        r.contains("waits for “right”") && !r.contains("“left”"),
+        "{r}"
+    );
     let t = row(&html, timer);
-    assert!(t.contains("timer “long timer” due") && !t.contains("left"), "{t}");
+    assert!(
+        t.contains("timer “long timer” due") && !t.contains("left"),
+        "{t}"
+    );
 
     // The waits without a timeout are in the timeline with name and line.
     for (signal, line) in [("left", left), ("right", right)] {
@@ -259,7 +280,9 @@ async fn values_are_pretty_collapsible_copyable_and_cut_when_large() {
     until_status(&w.host, "short", Status::Completed).await;
     let short = page(&w.app, "/process?id=short").await;
     assert!(
-        short.contains("<div class=\"json-inline\" data-key=\"v-input\"><code class=\"json\" id=\"v-input\""),
+        short.contains(
+            "<div class=\"json-inline\" data-key=\"v-input\"><code class=\"json\" id=\"v-input\""
+        ),
         "{short}"
     );
     assert!(html.contains("data-copy=\"v-input\"") && html.contains("id=\"v-input\""));
@@ -279,7 +302,10 @@ async fn values_are_pretty_collapsible_copyable_and_cut_when_large() {
     );
     let details = live.matches("<details class=\"json\"").count();
     assert!(details >= 3, "input, step outcome and output: {details}");
-    assert!(!live.contains("<details class=\"json\" open"), "long values start closed");
+    assert!(
+        !live.contains("<details class=\"json\" open"),
+        "long values start closed"
+    );
     // The whole value is in the JSON API.
     let api = text(get(&w.app, "/api/process?id=big", &[]).await).await;
     assert!(api.contains("item number 1999"));
@@ -305,7 +331,10 @@ async fn favicon_dark_mode_and_no_emoji_glyphs() {
             html.contains("rel=\"icon\" type=\"image/svg+xml\" href=\"/assets/favicon.svg\""),
             "{uri}"
         );
-        assert!(html.contains("id=\"live-state\""), "{uri}: the live state is shown");
+        assert!(
+            html.contains("id=\"live-state\""),
+            "{uri}: the live state is shown"
+        );
         // Symbols that only colour-emoji fonts draw (clocks, envelopes,
         // gears, no-entry signs, pictographs, the emoji selector).
         let emoji: Vec<char> = html
@@ -353,19 +382,37 @@ async fn lists_sort_newest_first_search_count_by_filters_and_act_in_bulk() {
     assert!(html.contains("href=\"/?page=1\""), "next page link");
     assert_eq!(ids(&page(app, "/?page=1").await), ["a-2", "a-1", "g-1"]);
     // Sortable columns: oldest first, by id descending, by status.
-    assert_eq!(ids(&page(app, "/?sort=created&order=asc").await), ["g-1", "a-1", "a-2"]);
-    assert_eq!(ids(&page(app, "/?sort=id&order=desc").await), ["g-1", "b-2", "b-1"]);
-    assert_eq!(ids(&page(app, "/?sort=status&order=asc").await)[..2], ["g-1", "b-2"]);
-    assert!(html.contains("href=\"/?sort=created&amp;order=asc\""), "the sorted column flips");
+    assert_eq!(
+        ids(&page(app, "/?sort=created&order=asc").await),
+        ["g-1", "a-1", "a-2"]
+    );
+    assert_eq!(
+        ids(&page(app, "/?sort=id&order=desc").await),
+        ["g-1", "b-2", "b-1"]
+    );
+    assert_eq!(
+        ids(&page(app, "/?sort=status&order=asc").await)[..2],
+        ["g-1", "b-2"]
+    );
+    assert!(
+        html.contains("href=\"/?sort=created&amp;order=asc\""),
+        "the sorted column flips"
+    );
     // Times are relative, with the UTC time on hover.
     assert!(html.contains("data-rel") && html.contains(" UTC\""));
 
     // Counts follow the filters.
     let html = page(app, "/?kind=beta").await;
-    assert_eq!((count(&html, "running"), count(&html, "cancelled")), ("1".into(), "1".into()));
+    assert_eq!(
+        (count(&html, "running"), count(&html, "cancelled")),
+        ("1".into(), "1".into())
+    );
     let html = page(app, "/?search=-2").await;
     assert_eq!(ids(&html), ["b-2", "a-2"]);
-    assert_eq!((count(&html, "running"), count(&html, "cancelled")), ("1".into(), "1".into()));
+    assert_eq!(
+        (count(&html, "running"), count(&html, "cancelled")),
+        ("1".into(), "1".into())
+    );
     let html = page(app, "/?search=A-&status=running").await;
     assert_eq!(ids(&html), ["a-3", "a-2", "a-1"], "id search ignores case");
     assert_eq!(count(&html, "cancelled"), "0");
@@ -374,7 +421,10 @@ async fn lists_sort_newest_first_search_count_by_filters_and_act_in_bulk() {
     assert!(reason.contains("gamma"), "{reason}");
     assert_eq!(ids(&page(app, "/?reason=GAMMA").await), ["g-1"]);
     assert!(ids(&page(app, "/?from=2099-01-01T00:00").await).is_empty());
-    assert_eq!(ids(&page(app, "/?to=2099-01-01T00:00&kind=alpha").await).len(), 3);
+    assert_eq!(
+        ids(&page(app, "/?to=2099-01-01T00:00&kind=alpha").await).len(),
+        3
+    );
     let html = page(app, "/?from=yesterday").await;
     assert!(html.contains("is not a time like"), "a bad time is named");
 
@@ -397,11 +447,20 @@ async fn lists_sort_newest_first_search_count_by_filters_and_act_in_bulk() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(text(res).await.contains("cancel requested for 3 of 3"));
     for id in ["a-1", "a-2", "a-3"] {
-        assert_eq!(client.status(id).await.unwrap().status, Status::Cancelled, "{id}");
+        assert_eq!(
+            client.status(id).await.unwrap().status,
+            Status::Cancelled,
+            "{id}"
+        );
     }
     assert_eq!(client.status("b-1").await.unwrap().status, Status::Running);
     // An unknown action changes nothing.
-    let res = post(app, "/actions/bulk", &format!("kind=beta&action=purge&confirm=yes&csrf={}", w.csrf)).await;
+    let res = post(
+        app,
+        "/actions/bulk",
+        &format!("kind=beta&action=purge&confirm=yes&csrf={}", w.csrf),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(client.status("b-1").await.unwrap().status, Status::Running);
 }

@@ -268,7 +268,14 @@ pub async fn bulk(
         .collect();
     let back = views::url("/", &f.filters.filters());
     if f.confirm != "yes" {
-        let body = views::bulk::confirm(&f.action, &f.filters, &targets, data.all.len(), &app.inner.csrf, &back);
+        let body = views::bulk::confirm(
+            &f.action,
+            &f.filters,
+            &targets,
+            data.all.len(),
+            &app.inner.csrf,
+            &back,
+        );
         return Html(views::page("Confirm", &app.frame(), body).into_string()).into_response();
     }
     let (mut done, mut failed_ids) = (0_usize, Vec::new());
@@ -282,10 +289,18 @@ pub async fn bulk(
             Err(e) => failed_ids.push(format!("{}: {e}", r.id)),
         }
     }
-    let verb = if f.action == "cancel" { "cancel requested for" } else { "retried" };
+    let verb = if f.action == "cancel" {
+        "cancel requested for"
+    } else {
+        "retried"
+    };
     let mut message = format!("{verb} {done} of {} matching processes", data.all.len());
     if !failed_ids.is_empty() {
-        message.push_str(&format!("; {} failed ({})", failed_ids.len(), failed_ids.join("; ")));
+        message.push_str(&format!(
+            "; {} failed ({})",
+            failed_ids.len(),
+            failed_ids.join("; ")
+        ));
     }
     if wants_json(&headers) {
         return respond(&app, &headers, &back, Ok(message));

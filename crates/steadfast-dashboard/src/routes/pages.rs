@@ -400,7 +400,9 @@ async fn kind_view(app: &AppState, name: &str, live: Option<&HeaderMap>) -> Page
         return Err(error_page(
             app,
             StatusCode::NOT_FOUND,
-            &format!("No such kind: no process of kind “{name}” is stored, and no captured function has that name."),
+            &format!(
+                "No such kind: no process of kind “{name}” is stored, and no captured function has that name."
+            ),
         ));
     }
     let mut sample: Vec<SourceLocation> = Vec::new();

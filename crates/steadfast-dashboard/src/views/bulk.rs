@@ -19,7 +19,11 @@ pub fn confirm(
     csrf: &str,
     back: &str,
 ) -> Markup {
-    let verb = if action == "cancel" { "Cancel" } else { "Retry" };
+    let verb = if action == "cancel" {
+        "Cancel"
+    } else {
+        "Retry"
+    };
     html! {
         h1 { (verb) " " (targets.len()) " processes?" }
         p { (matching) " processes match the filters; " (action) " applies to " (targets.len()) " of them"

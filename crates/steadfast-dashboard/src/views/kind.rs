@@ -56,7 +56,10 @@ pub fn live_part(view: &KindView<'_>) -> Markup {
         .parked
         .iter()
         .fold(Notes::new(), |mut acc, p| {
-            acc.entry(p.location.clone()).or_default().parked.push((String::new(), p.count));
+            acc.entry(p.location.clone())
+                .or_default()
+                .parked
+                .push((String::new(), p.count));
             acc
         })
         .into_iter()

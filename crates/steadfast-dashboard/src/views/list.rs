@@ -119,7 +119,10 @@ pub struct ListView<'a> {
 /// The page body: filter form, bulk actions and the live part.
 pub fn body(view: &ListView<'_>) -> Markup {
     let q = view.query;
-    let live = url("/live/list", &q.params(&[("after", &q.after), ("page", &q.page)]));
+    let live = url(
+        "/live/list",
+        &q.params(&[("after", &q.after), ("page", &q.page)]),
+    );
     html! {
         h1 { "Processes" }
         form.filters method="get" action="/" {
@@ -174,6 +177,14 @@ fn sort_link(q: &ListQuery, column: &'static str, label: &str) -> Markup {
     }
 }
 
+/// The filters with the status set to `status`.
+fn with_status(q: &ListQuery, status: Status) -> Vec<(&'static str, &str)> {
+    let mut p = q.filters();
+    p.retain(|(k, _)| *k != "status");
+    p.push(("status", status.as_str()));
+    p
+}
+
 /// The part that refreshes itself: counts, table, paging.
 pub fn live_part(view: &ListView<'_>) -> Markup {
     let q = view.query;
@@ -182,9 +193,7 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
         ul.counts {
             @for s in Status::ALL {
                 @let n = view.counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
-                @let mut p = q.filters();
-                @let _ = p.retain(|(k, _)| *k != "status");
-                @let _ = p.push(("status", s.as_str()));
+                @let p = with_status(q, s);
                 li { a href=(url("/", &p)) {
                     (status_badge(s)) " " span.count data-status=(s.as_str()) { (n) (plus) }
                 } }

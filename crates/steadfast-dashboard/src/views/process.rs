@@ -172,9 +172,8 @@ pub struct Standing {
 /// scheduled in the journal, but `select!` took another branch (or the
 /// process ended), so they will never fire.
 pub fn abandoned_timers(r: &ProcessRecord, journal: &[JournalEntry]) -> Vec<String> {
-    let parked_here = |loc: &Option<SourceLocation>| {
-        loc.as_ref().is_some_and(|l| r.parked_at.contains(l))
-    };
+    let parked_here =
+        |loc: &Option<SourceLocation>| loc.as_ref().is_some_and(|l| r.parked_at.contains(l));
     let live = |e: &JournalEntry| match r.status {
         // The latest scheduled timer at a line it waits on is live; older
         // ones at the same line (a loop) are not.

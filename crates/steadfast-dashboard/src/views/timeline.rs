@@ -6,8 +6,7 @@
 use maud::{Markup, html};
 use steadfast::core::{Generation, PendingSignal};
 use steadfast::{
-    EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status,
-    Timestamp,
+    EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status, Timestamp,
 };
 
 use super::source::Notes;
@@ -80,7 +79,11 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
     let r = h.record;
     let mut out = Vec::new();
     for g in h.generations {
-        let mut e = Event::new(g.ended_at, "generation", format!("generation {}", g.generation));
+        let mut e = Event::new(
+            g.ended_at,
+            "generation",
+            format!("generation {}", g.generation),
+        );
         e.facts.push(format!(
             "continued as new after {} journal entries",
             g.journal.len()
@@ -108,7 +111,8 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
     }
     for s in h.pending {
         let mut e = Event::new(s.sent_at, "pending", format!("signal “{}”", s.name));
-        e.facts.push(format!("signal {}: received, no wait took it yet", s.id));
+        e.facts
+            .push(format!("signal {}: received, no wait took it yet", s.id));
         e.value = Some(s.payload.clone());
         out.push(e);
     }
@@ -275,7 +279,9 @@ pub fn render(events: &[Event], now: Timestamp, id: &str, csrf: &str) -> Markup 
         .unwrap_or(now)
         .max(first);
     let span = (last.as_micros() - first.as_micros()).max(1) as f64;
-    let pos = |t: Timestamp| ((t.as_micros() - first.as_micros()) as f64 / span * 100.0).clamp(0.0, 100.0);
+    let pos = |t: Timestamp| {
+        ((t.as_micros() - first.as_micros()) as f64 / span * 100.0).clamp(0.0, 100.0)
+    };
     html! {
         p.muted { "From " (rel_time(first)) " to " (rel_time(last)) ". Click an entry to find its line; click a line to find its entries." }
         ol.timeline {
