@@ -41,6 +41,34 @@ async fn echo(p: Process, input: serde_json::Value) -> Result<serde_json::Value,
     Ok(out)
 }
 
+/// Fails its first two attempts.
+static FLAKY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Retries, a timer, a child, and one continue-as-new.
+#[steadfast::process]
+async fn saga(p: Process, round: u32) -> Result<String, String> {
+    let _ = p.uuid("request id").await;
+    if round == 0 {
+        return p.continue_as_new(&1_u32).await;
+    }
+    let tries = p
+        .step("flaky", || async {
+            match FLAKY.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(std::io::Error::other("not yet")),
+                n => Ok(n),
+            }
+        })
+        .retry(steadfast::RetryPolicy::exponential(5).initial_delay(Duration::from_millis(1)))
+        .await
+        .map_err(|e| e.to_string())?;
+    p.sleep("nap", Duration::from_millis(1)).await;
+    let kid: serde_json::Value = p
+        .child("kid", "echo", &"hi")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{tries} {kid}"))
+}
+
 struct World {
     _dir: tempfile::TempDir,
     store: Arc<dyn Backend>,
@@ -56,6 +84,7 @@ async fn world() -> World {
     let host = HostBuilder::from_arc(Arc::clone(&store))
         .register("race", race)
         .register("echo", echo)
+        .register("saga", saga)
         .poll_interval(Duration::from_millis(20))
         .build();
     let state = AppState::new(
@@ -463,4 +492,78 @@ async fn lists_sort_newest_first_search_count_by_filters_and_act_in_bulk() {
     .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(client.status("b-1").await.unwrap().status, Status::Running);
+}
+
+/// The `<li>` entries of the timeline.
+fn entries(html: &str) -> Vec<&str> {
+    let start = html.find("<ol class=\"timeline\">").expect("a timeline");
+    let end = html[start..].find("</ol>").unwrap() + start;
+    html[start..end].split("<li ").skip(1).collect()
+}
+
+fn entry<'a>(html: &'a str, class: &str, name: &str) -> &'a str {
+    entries(html)
+        .into_iter()
+        .find(|li| li.contains(&format!("tl-{class}")) && li.contains(name))
+        .unwrap_or_else(|| panic!("no {class} entry for {name} in {html}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_tells_the_whole_history() {
+    let w = world().await;
+    w.host.spawn("saga", "saga-1", &0_u32).await.unwrap();
+    until_status(&w.host, "saga-1", Status::Completed).await;
+    let html = page(&w.app, "/process?id=saga-1").await;
+    // Spawned, the earlier generation, retries, the timer, the child, the end.
+    assert!(entry(&html, "spawned", "saga").contains("generation 1"));
+    assert!(
+        entry(&html, "generation", "generation 0")
+            .contains("continued as new after 1 journal entries")
+    );
+    let flaky = entry(&html, "step", "flaky");
+    assert!(flaky.contains("3 attempts (2 retries)"), "{flaky}");
+    assert!(
+        flaky.contains("data-at=\"crates/steadfast-dashboard/tests/views.rs:"),
+        "{flaky}"
+    );
+    assert!(flaky.contains("class=\"bar b-span\""), "{flaky}");
+    assert!(entry(&html, "timer", "nap").contains("scheduled"));
+    entry(&html, "fired", "nap");
+    let child = entry(&html, "child", "kid: spawned");
+    assert!(
+        child.contains("href=\"/process?id=saga-1%2Fkid\""),
+        "{child}"
+    );
+    entry(&html, "consumed", "kid");
+    entry(&html, "completed", "epoch");
+    // Every entry with a line says so, and the line counts its entries.
+    let line = flaky.split("data-at=\"").nth(1).unwrap();
+    let line = &line[..line.find('"').unwrap()];
+    let line = line.rsplit(':').next().unwrap();
+    let row = &html[html.find(&format!("id=\"L{line}\"")).unwrap()..];
+    assert!(
+        row[..row.find('>').unwrap()].contains("1 timeline entries at this line"),
+        "{row}"
+    );
+
+    // A block with its reason, and a cancel.
+    let client = HostBuilder::from_arc(Arc::clone(&w.store))
+        .register("gamma", idle)
+        .build_client();
+    client.spawn("gamma", "g-1", "x").await.unwrap();
+    until_status(&w.host, "g-1", Status::Blocked).await;
+    let html = page(&w.app, "/process?id=g-1").await;
+    let blocked = entry(&html, "blocked", "");
+    assert!(
+        blocked.contains("tl-reason") && blocked.contains("gamma"),
+        "{blocked}"
+    );
+    w.host.spawn("race", "r1", "x").await.unwrap();
+    until_status(&w.host, "r1", Status::Suspended).await;
+    w.host.cancel("r1").await.unwrap();
+    until_status(&w.host, "r1", Status::Cancelled).await;
+    let html = page(&w.app, "/process?id=r1").await;
+    entry(&html, "cancelled", "");
+    // The timer select! was waiting on is abandoned now.
+    entry(&html, "abandoned", "long timer");
 }
