@@ -567,3 +567,47 @@ async fn the_timeline_tells_the_whole_history() {
     // The timer select! was waiting on is abandoned now.
     entry(&html, "abandoned", "long timer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_lists_signals_pending_rejected_and_consumed() {
+    let w = world().await;
+    w.host.spawn("race", "r1", "x").await.unwrap();
+    until_status(&w.host, "r1", Status::Suspended).await;
+    let left = w.host.status("r1").await.unwrap().parked_at[1].clone();
+
+    // A signal nobody waits for stays pending; one whose payload does not
+    // fit the wait (a number for a String) is rejected with the reason.
+    w.host.signal("r1", "later", &1_u32).await.unwrap();
+    w.host.signal("r1", "left", &5_u32).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let html = loop {
+        let html = page(&w.app, "/process?id=r1").await;
+        if html.contains("tl-rejected") {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "the signal was never rejected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let rejected = entry(&html, "rejected", "signal “left”");
+    assert!(rejected.contains("tl-reason"), "{rejected}");
+    assert!(
+        rejected.contains("<code class=\"json\""),
+        "the payload: {rejected}"
+    );
+    let pending = entry(&html, "pending", "signal “later”");
+    assert!(pending.contains("no wait has taken it yet"), "{pending}");
+
+    // The right payload is consumed by the wait at its line.
+    w.host.signal("r1", "left", &"hello").await.unwrap();
+    until_status(&w.host, "r1", Status::Completed).await;
+    let html = page(&w.app, "/process?id=r1").await;
+    let received = entry(&html, "received", "signal “left”");
+    assert!(received.contains("taken by the wait “left”"), "{received}");
+    assert!(
+        received.contains(&format!("data-at=\"{}:{}\"", left.file, left.line)),
+        "{received}"
+    );
+    entry(&html, "consumed", "left");
+    entry(&html, "rejected", "signal “left”");
+    entry(&html, "pending", "signal “later”");
+}

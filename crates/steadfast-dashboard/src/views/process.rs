@@ -51,7 +51,7 @@ pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
         record: r,
         journal: view.journal,
         generations: view.generations,
-        pending: view.pending,
+        signals: view.signals,
         open_waits: &open_waits,
         abandoned: &abandoned,
     };

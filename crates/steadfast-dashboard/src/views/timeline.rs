@@ -4,7 +4,7 @@
 //! cancels and the end, each linked to its source line.
 
 use maud::{Markup, html};
-use steadfast::core::{Generation, PendingSignal};
+use steadfast::core::{Generation, SignalRecord, SignalState};
 use steadfast::{
     EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status, Timestamp,
 };
@@ -65,8 +65,8 @@ pub struct History<'a> {
     pub journal: &'a [JournalEntry],
     /// Its earlier generations (continued as new), oldest first.
     pub generations: &'a [Generation],
-    /// Signals received and not yet consumed.
-    pub pending: &'a [PendingSignal],
+    /// Every signal, whatever became of it.
+    pub signals: &'a [SignalRecord],
     /// The lines of waits without a timeout the process waits at, with the
     /// signal each awaits (these waits are journaled only once they end).
     pub open_waits: &'a [(SourceLocation, String)],
@@ -109,12 +109,8 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
         e.order = i64::MAX - 2;
         out.push(e);
     }
-    for s in h.pending {
-        let mut e = Event::new(s.sent_at, "pending", format!("signal “{}”", s.name));
-        e.facts
-            .push(format!("signal {}: received, no wait took it yet", s.id));
-        e.value = Some(s.payload.clone());
-        out.push(e);
+    for s in h.signals {
+        out.push(signal_event(s, h.journal));
     }
     if r.cancel_requested {
         let mut e = Event::new(r.updated_at, "cancel", "cancel requested");
@@ -161,6 +157,40 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
     }
     out.sort_by(|a, b| a.at.cmp(&b.at).then(a.order.cmp(&b.order)));
     out
+}
+
+/// One signal: received (and consumed by a wait, at that wait's line),
+/// pending, rejected with the reason, or discarded.
+fn signal_event(s: &SignalRecord, journal: &[JournalEntry]) -> Event {
+    let (what, at) = match s.state {
+        SignalState::Consumed => ("received", s.sent_at),
+        SignalState::Rejected => ("rejected", s.settled_at.unwrap_or(s.sent_at)),
+        SignalState::Discarded => ("discarded", s.settled_at.unwrap_or(s.sent_at)),
+        _ => ("pending", s.sent_at),
+    };
+    let mut e = Event::new(at, what, format!("signal “{}”", s.name));
+    e.facts.push(format!("signal {}", s.id));
+    match s.state {
+        SignalState::Consumed => {
+            let wait = journal.iter().find(|j| j.consumed_signal == Some(s.id));
+            if let Some(wait) = wait {
+                e.facts.push(format!("taken by the wait “{}”", wait.name));
+                e.location = wait.location.clone();
+            }
+        }
+        SignalState::Pending => e
+            .facts
+            .push("received; no wait has taken it yet".to_owned()),
+        SignalState::Rejected => {
+            e.facts
+                .push("no wait for its name could read its payload".to_owned());
+            e.reason = s.reason.clone();
+        }
+        _ => e.facts.push("discarded by an operator".to_owned()),
+    }
+    e.value = Some(s.payload.clone());
+    e.order = -2;
+    e
 }
 
 fn entry_events(r: &ProcessRecord, j: &JournalEntry, abandoned: &[String]) -> Vec<Event> {
