@@ -251,6 +251,14 @@ async fn world() -> Fixture {
         .register("idle", idle)
         .build_client();
     client.spawn("idle", "p1", "x").await.unwrap();
+    // A pending signal for the discard action to drop.
+    client.signal("p1", "held", &1_u32).await.unwrap();
+    let pending = f.store.pending_signals(&"p1".parse_id()).await.unwrap();
+    assert_eq!(
+        pending.first().map(|s| s.id),
+        Some(1),
+        "form_for discards signal 1"
+    );
     f
 }
 
@@ -287,6 +295,7 @@ fn form_for(path: &str) -> &'static str {
         "/actions/rewind" => "id=d1&step=s&confirm=yes",
         "/actions/purge" => "hours=0&confirm=yes",
         "/actions/bulk" => "kind=idle&action=cancel&confirm=yes",
+        "/actions/discard-signal" => "id=p1&signal=1",
         "/login" => "token=not-the-token",
         "/logout" => "",
         other => panic!(
@@ -309,6 +318,7 @@ fn action_routes() -> Vec<Route> {
         "/actions/rewind",
         "/actions/purge",
         "/actions/bulk",
+        "/actions/discard-signal",
     ] {
         assert!(routes.iter().any(|r| r.path == known), "{known} is listed");
     }

@@ -320,7 +320,7 @@ pub fn render(events: &[Event], now: Timestamp, id: &str, csrf: &str) -> Markup 
                 @let left = pos(e.at);
                 @let width = e.end.map_or(0.0, |end| (pos(end) - left).max(0.0));
                 @let bar = match e.what { "failed" | "timed out" | "blocked" => "b-failed", "rejected" => "b-rejected", "waiting" | "pending" | "abandoned" => "b-pending", _ if e.end.is_some() => "b-span", _ => "b-mark" };
-                li class={ "tl-" (e.what.replace(' ', "-")) } data-at=[at] data-key={ "t" (i) } {
+                li class={ "tl-" (e.what.replace(' ', "-")) } data-at=[at] data-key={ "t" (e.at.as_micros()) "-" (e.order) "-" (e.what) } {
                     div.tl-head {
                         span.tl-what { (e.what) }
                         span.tl-name { (e.name) }
