@@ -982,6 +982,18 @@ async fn the_highlighted_line_stays_in_view() {
             .wait()
             .for_element(Locator::Css(".source tr.busiest"))
             .await?;
+        // ... and scrolls to its busiest line, far down in the box.
+        let busiest = client
+            .execute(
+                "const row = document.querySelector('.source tr.busiest'); \
+                 const box = row.closest('.source'); \
+                 const r = row.getBoundingClientRect(), b = box.getBoundingClientRect(); \
+                 return [r.top >= b.top - 0.5 && r.bottom <= b.bottom + 0.5, box.scrollTop];",
+                vec![],
+            )
+            .await?;
+        assert_eq!(busiest[0], serde_json::json!(true), "the busiest line is in view: {busiest}");
+        assert!(busiest[1].as_f64().unwrap() > 0.0, "the box scrolled: {busiest}");
 
         // 420 px wide: nothing sticks out sideways.
         client.set_window_size(420, 800).await?;
