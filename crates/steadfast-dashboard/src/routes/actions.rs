@@ -20,7 +20,8 @@ use serde_json::json;
 use super::host_status;
 use steadfast::{ProcessRecord, Status};
 
-use super::pages::{LIST_SCAN_CAP, error_page, load_list, load_process};
+use super::lists::{LIST_SCAN_CAP, load_list};
+use super::pages::{error_page, load_process};
 use crate::AppState;
 use crate::views::list::ListQuery;
 use crate::views::{self, process, process_url};

@@ -5,7 +5,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::pages::{IdQuery, load_list, load_process};
+use super::lists::load_list;
+use super::pages::{IdQuery, load_process};
 use super::store_status;
 use crate::AppState;
 use crate::views::list::ListQuery;

@@ -2,6 +2,8 @@
 
 mod actions;
 mod api;
+mod kind;
+mod lists;
 pub mod login;
 mod pages;
 
@@ -13,7 +15,8 @@ use steadfast::StoreError;
 
 use crate::{AppState, auth, metrics};
 
-pub use pages::{KIND_COUNT_CAP, LIST_SCAN_CAP};
+pub use kind::KIND_COUNT_CAP;
+pub use lists::LIST_SCAN_CAP;
 
 /// One route of the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +35,13 @@ pub struct Route {
 /// [`route_list`] reads it, so tests that walk every route see a new one.
 fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     vec![
-        (Method::GET, "/", get(pages::list)),
-        (Method::GET, "/kinds", get(pages::kinds)),
-        (Method::GET, "/live/list", get(pages::list_live)),
+        (Method::GET, "/", get(lists::list)),
+        (Method::GET, "/kinds", get(lists::kinds)),
+        (Method::GET, "/live/list", get(lists::list_live)),
         (Method::GET, "/process", get(pages::process)),
         (Method::GET, "/live/process", get(pages::process_live)),
-        (Method::GET, "/kind", get(pages::kind)),
-        (Method::GET, "/live/kind", get(pages::kind_live)),
+        (Method::GET, "/kind", get(kind::kind)),
+        (Method::GET, "/live/kind", get(kind::kind_live)),
         (Method::GET, "/purge", get(pages::purge)),
         (Method::GET, "/api/processes", get(api::list)),
         (Method::GET, "/api/process", get(api::process)),
