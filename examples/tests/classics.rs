@@ -85,6 +85,41 @@ async fn onboarding_waits_for_the_right_secret() {
         .signal("onboard-ada", onboarding::VERIFIED, &wrong)
         .await
         .expect("signal");
+    // The wrong secret is taken (no signal pending) and the process waits
+    // again, with the user still inactive.
+    let id = steadfast::ProcessId::new("onboard-ada").expect("id");
+    let started = std::time::Instant::now();
+    loop {
+        let pending = w.host.store().pending_signals(&id).await.expect("pending");
+        let record = w.host.status("onboard-ada").await.expect("status");
+        if pending.is_empty() && record.status == Status::Suspended {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the wrong secret was never handled: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let journal = w.host.store().journal(&id).await.expect("journal");
+    let taken: Vec<&str> = journal
+        .iter()
+        .filter(|e| e.consumed_signal.is_some())
+        .filter_map(|e| e.outcome.as_deref())
+        .collect();
+    assert_eq!(taken.len(), 1, "{journal:?}");
+    assert!(
+        taken[0].contains(&uuid::Uuid::nil().to_string()),
+        "the wrong secret was the one taken: {taken:?}"
+    );
+    let user = w
+        .services
+        .users
+        .get("ada@example.com")
+        .await
+        .expect("users")
+        .expect("user");
+    assert!(!user.active, "a wrong secret must not activate the user");
     w.host
         .signal(
             "onboard-ada",

@@ -236,19 +236,37 @@ async fn a_sigstopped_worker_is_fenced_when_it_wakes_up() {
         assert!(now.epoch > record.epoch, "{} was taken over", record.id);
     }
 
-    // A wakes up: its writes under the old leases are rejected.
+    // A wakes up: its next write under an old lease is answered `Fenced`
+    // by the store, which A logs as "lease lost" with the process and the
+    // stale epoch. Wait for that answer for one of the processes it held.
     signal(a.id(), "CONT");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stale: Vec<String> = held
+        .iter()
+        .map(|r| format!("process={} epoch={}", r.id, r.epoch))
+        .collect();
+    let waited = Instant::now();
+    let fenced = loop {
+        let log = std::fs::read_to_string(&log_a).expect("worker A log");
+        let hit = log
+            .lines()
+            .filter(|l| l.contains("lease lost"))
+            .find(|l| stale.iter().any(|s| l.contains(s.as_str())))
+            .map(str::to_owned);
+        if let Some(line) = hit {
+            break line;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "worker A never had a write under a stale lease rejected:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("rejected: {fenced}");
     for w in [&mut a, &mut b] {
         w.kill().expect("stop worker");
         w.wait().expect("reap");
     }
     ten_steps::assert_journals_intact(&*store, N).await;
-    let log = std::fs::read_to_string(&log_a).expect("worker A log");
-    assert!(
-        log.contains("lease lost"),
-        "worker A noticed its leases were taken over:\n{log}"
-    );
 }
 
 /// A transactional step on PostgreSQL: its SQL and its journal entry commit

@@ -46,6 +46,7 @@ pub mod tools;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,7 +195,7 @@ macro_rules! __with_checks {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __emit_tests {
-    (($factory:expr) $( $group:ident { $( $check:ident ),* $(,)? } )*) => {
+    (($factory:expr, $skip:expr) $( $group:ident { $( $check:ident ),* $(,)? } )*) => {
         $(
             #[allow(missing_docs)]
             mod $group {
@@ -203,6 +204,10 @@ macro_rules! __emit_tests {
                 $(
                     #[test]
                     fn $check() {
+                        let skip: fn() -> bool = $skip;
+                        if skip() {
+                            return;
+                        }
                         $crate::run_check($factory, $crate::$group::$check);
                     }
                 )*
@@ -235,12 +240,75 @@ macro_rules! __emit_names {
 ///     (std::sync::Arc::new(MemoryStore::default()) as std::sync::Arc<dyn steadfast_core::Backend>, ())
 /// });
 /// ```
+///
+/// A store that needs a server can pass `skip_if = f`, a `fn() -> bool`
+/// called at the start of every check: when it returns `true` that check
+/// returns at once (the function should print why, and panic instead when
+/// the server is required). Each check skips on its own, so the harness
+/// still reports every other test's result.
+///
+/// ```ignore
+/// steadfast_conformance::conformance_tests!(fresh_store, skip_if = no_server);
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr $(,)?) => {
-        $crate::__with_checks!(__emit_tests, ($factory));
+        $crate::__with_checks!(__emit_tests, ($factory, || false));
+    };
+    ($factory:expr, skip_if = $skip:expr $(,)?) => {
+        $crate::__with_checks!(__emit_tests, ($factory, $skip));
     };
 }
 
 /// The name of every check, as `group::check`, in suite order.
 pub const CHECKS: &[&str] = __with_checks!(__emit_names, ());
+
+/// One check of the suite, callable by value: takes the store, returns the
+/// check's future (which panics when the store breaks the rule).
+pub type CheckFn = fn(Arc<dyn Backend>) -> Pin<Box<dyn Future<Output = ()>>>;
+
+/// Expands to a table of `(name, check)` pairs; see [`find_check`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __emit_table {
+    (() $( $group:ident { $( $check:ident ),* $(,)? } )*) => {
+        &[ $( $( (
+            concat!(stringify!($group), "::", stringify!($check)),
+            (|store| ::std::boxed::Box::pin($crate::$group::$check(store))) as $crate::CheckFn,
+        ) ),* ),* ]
+    };
+}
+
+const TABLE: &[(&str, CheckFn)] = __with_checks!(__emit_table, ());
+
+/// The check named `group::check` (as listed in [`CHECKS`]), if there is one.
+pub fn find_check(name: &str) -> Option<CheckFn> {
+    TABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, check)| *check)
+}
+
+/// Runs the check named `name` like [`run_check`] but returns its verdict
+/// instead of panicking: `Ok(())` when the store passed, `Err(message)` with
+/// the check's panic message when it failed.
+///
+/// This is how a suite shows that a check can fail: run it against a store
+/// broken on purpose and expect `Err`.
+///
+/// # Panics
+/// When no check is named `name`.
+pub fn check_outcome<F, Fut, G>(factory: F, name: &str) -> Result<(), String>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = (Arc<dyn Backend>, G)>,
+{
+    let check = find_check(name).unwrap_or_else(|| panic!("no conformance check named {name:?}"));
+    catch_unwind(AssertUnwindSafe(|| run_check(factory, check))).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    })
+}

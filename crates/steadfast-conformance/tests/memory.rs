@@ -1,6 +1,7 @@
 //! Runs the suite against a small in-memory reference store, which checks
 //! the suite itself: every check must pass against a store that follows the
-//! contract.
+//! contract, and each deliberately broken variant of that store (a [`Fault`]
+//! switched on) must make the check named for that rule fail.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
 use std::collections::BTreeMap;
@@ -23,6 +24,30 @@ struct State {
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
     signals: BTreeMap<ProcessId, Vec<SignalRecord>>,
     next_signal: i64,
+    /// The one rule this store breaks on purpose, if any.
+    fault: Option<Fault>,
+}
+
+/// A rule the reference store can break on purpose, to show that the check
+/// guarding it fails (see the `broken_*` tests at the end of this file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Writes under a lease never check its epoch or owner.
+    NoFencing,
+    /// `claim` also takes processes whose lease has not expired.
+    ClaimIgnoresLease,
+    /// `journal` and `claim` return entries in storage order, not `seq` order.
+    JournalOutOfOrder,
+    /// `rewind` leaves the signals of dropped entries consumed.
+    RewindKeepsSignalsConsumed,
+    /// `purge` deletes old processes whatever their status.
+    PurgeIgnoresStatus,
+    /// `purge` deletes finished processes whatever their age.
+    PurgeIgnoresAge,
+    /// `continue_as_new` drops the unconsumed signals.
+    ContinueAsNewDropsSignals,
+    /// Entries read back without their `consumed_signal`.
+    LaxConsumedSignal,
 }
 
 /// A reference store: one mutex, no persistence.
@@ -46,7 +71,11 @@ impl State {
     }
 
     fn fenced(&mut self, lease: &Lease) -> Result<&mut ProcessRecord, StoreError> {
+        let no_fencing = self.fault == Some(Fault::NoFencing);
         let r = self.record(&lease.id)?;
+        if no_fencing {
+            return Ok(r);
+        }
         if r.epoch != lease.epoch || r.owner.as_deref() != Some(lease.owner.as_str()) {
             return Err(StoreError::Fenced {
                 id: lease.id.clone(),
@@ -112,6 +141,20 @@ impl State {
         Status::Cancelled
     }
 
+    /// A journal as read back: in `seq` order, every field as stored.
+    fn read_journal(&self, id: &ProcessId) -> Vec<JournalEntry> {
+        let mut journal = self.journals.get(id).cloned().unwrap_or_default();
+        if self.fault != Some(Fault::JournalOutOfOrder) {
+            journal.sort_by_key(|e| e.seq);
+        }
+        if self.fault == Some(Fault::LaxConsumedSignal) {
+            for e in &mut journal {
+                e.consumed_signal = None;
+            }
+        }
+        journal
+    }
+
     fn pending(&self, id: &ProcessId) -> Vec<PendingSignal> {
         self.signals
             .get(id)
@@ -168,10 +211,14 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut s = self.0.lock().unwrap();
+        let ignore_lease = s.fault == Some(Fault::ClaimIgnoresLease);
         let mut due: Vec<(Timestamp, ProcessId)> = s
             .processes
             .values()
-            .filter(|r| r.wake_at.is_some_and(|w| w <= now) && !r.status.is_finished())
+            .filter(|r| {
+                (r.wake_at.is_some_and(|w| w <= now) || ignore_lease && r.owner.is_some())
+                    && !r.status.is_finished()
+            })
             .map(|r| (r.wake_at.unwrap(), r.id.clone()))
             .collect();
         due.sort();
@@ -186,8 +233,7 @@ impl Store for MemoryStore {
             r.updated_at = now;
             r.parked_at.clear();
             let record = r.clone();
-            let mut journal = s.journals.get(&id).cloned().unwrap_or_default();
-            journal.sort_by_key(|e| e.seq);
+            let journal = s.read_journal(&id);
             out.push(Claimed {
                 lease: Lease {
                     id: id.clone(),
@@ -329,6 +375,9 @@ impl Store for MemoryStore {
         r.waiting_for.clear();
         r.parked_at.clear();
         r.updated_at = now;
+        if s.fault == Some(Fault::ContinueAsNewDropsSignals) {
+            s.signals.remove(&lease.id);
+        }
         let mut journal = s.journals.remove(&lease.id).unwrap_or_default();
         journal.sort_by_key(|e| e.seq);
         s.history
@@ -501,9 +550,7 @@ impl StoreAdmin for MemoryStore {
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
         let mut s = self.0.lock().unwrap();
         s.record(id)?;
-        let mut j = s.journals.get(id).cloned().unwrap_or_default();
-        j.sort_by_key(|e| e.seq);
-        Ok(j)
+        Ok(s.read_journal(id))
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
@@ -589,8 +636,9 @@ impl StoreAdmin for MemoryStore {
         };
         let dropped: Vec<JournalEntry> = journal.iter().filter(|e| e.seq >= seq).cloned().collect();
         journal.retain(|e| e.seq < seq);
+        let keep_consumed = s.fault == Some(Fault::RewindKeepsSignalsConsumed);
         for sig in s.signals.entry(id.clone()).or_default() {
-            if dropped.iter().any(|e| e.consumed_signal == Some(sig.id)) {
+            if !keep_consumed && dropped.iter().any(|e| e.consumed_signal == Some(sig.id)) {
                 sig.state = SignalState::Pending;
                 sig.settled_at = None;
             }
@@ -632,10 +680,14 @@ impl StoreAdmin for MemoryStore {
 
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut s = self.0.lock().unwrap();
+        let any_status = s.fault == Some(Fault::PurgeIgnoresStatus);
+        let any_age = s.fault == Some(Fault::PurgeIgnoresAge);
         let old: Vec<ProcessId> = s
             .processes
             .values()
-            .filter(|r| r.status.is_finished() && r.updated_at < before)
+            .filter(|r| {
+                (any_status || r.status.is_finished()) && (any_age || r.updated_at < before)
+            })
             .map(|r| r.id.clone())
             .collect();
         for id in &old {
@@ -660,4 +712,91 @@ fn checks_are_listed() {
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
     assert_eq!(steadfast_conformance::CHECKS.len(), 58);
+}
+
+/// Asserts that the reference store broken by `fault` fails the check
+/// `name` (which the correct store passes, see the generated tests above).
+fn assert_caught(fault: Fault, name: &str) {
+    let broken = move || async move {
+        let store = MemoryStore::default();
+        store.0.lock().unwrap().fault = Some(fault);
+        (Arc::new(store) as Arc<dyn Backend>, ())
+    };
+    let verdict = steadfast_conformance::check_outcome(broken, name);
+    assert!(
+        verdict.is_err(),
+        "{name} passed against a store with {fault:?}: the check cannot catch that bug"
+    );
+    assert_eq!(
+        steadfast_conformance::check_outcome(memory_store, name),
+        Ok(()),
+        "{name} must pass against the correct reference store"
+    );
+}
+
+#[test]
+fn broken_fencing_is_caught() {
+    assert_caught(
+        Fault::NoFencing,
+        "claim::expired_lease_is_taken_over_and_fenced",
+    );
+}
+
+#[test]
+fn claim_ignoring_the_lease_is_caught() {
+    assert_caught(
+        Fault::ClaimIgnoresLease,
+        "claim::claimed_process_is_not_claimed_again_before_expiry",
+    );
+}
+
+#[test]
+fn journal_out_of_order_is_caught() {
+    assert_caught(
+        Fault::JournalOutOfOrder,
+        "journal::scheduled_entry_is_completed_in_place",
+    );
+    assert_caught(
+        Fault::JournalOutOfOrder,
+        "claim::claim_returns_journal_and_signals_in_order",
+    );
+}
+
+#[test]
+fn rewind_keeping_signals_consumed_is_caught() {
+    assert_caught(
+        Fault::RewindKeepsSignalsConsumed,
+        "tools::rewind_drops_later_entries_and_returns_signals",
+    );
+}
+
+#[test]
+fn purge_ignoring_status_or_age_is_caught() {
+    for fault in [Fault::PurgeIgnoresStatus, Fault::PurgeIgnoresAge] {
+        assert_caught(fault, "tools::purge_deletes_only_old_finished_processes");
+    }
+}
+
+#[test]
+fn continue_as_new_dropping_signals_is_caught() {
+    assert_caught(
+        Fault::ContinueAsNewDropsSignals,
+        "tools::continue_as_new_keeps_history",
+    );
+}
+
+#[test]
+fn lax_consumed_signal_read_back_is_caught() {
+    assert_caught(
+        Fault::LaxConsumedSignal,
+        "journal::entries_round_trip_every_field",
+    );
+}
+
+#[test]
+fn every_check_can_be_found_by_name() {
+    for name in steadfast_conformance::CHECKS {
+        assert!(steadfast_conformance::find_check(name).is_some(), "{name}");
+    }
+    assert!(steadfast_conformance::find_check("claim::no_such_check").is_none());
 }

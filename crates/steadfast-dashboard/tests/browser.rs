@@ -40,6 +40,312 @@ async fn signup(p: Process, email: String) -> Result<String, StepFailed> {
     Ok(format!("user {user} <{email}> verified with {code}"))
 }
 
+/// A long function: its waits are far below the top of the source box.
+#[steadfast::process]
+async fn long_flow(p: Process, _input: String) -> Result<u32, StepFailed> {
+    let mut sum = 0_u32;
+    // Step 1 of the first half.
+    sum += p
+        .step("a01", || async { Ok::<_, std::io::Error>(1_u32) })
+        .await?;
+    // Step 2 of the first half.
+    sum += p
+        .step("a02", || async { Ok::<_, std::io::Error>(2_u32) })
+        .await?;
+    // Step 3 of the first half.
+    sum += p
+        .step("a03", || async { Ok::<_, std::io::Error>(3_u32) })
+        .await?;
+    // Step 4 of the first half.
+    sum += p
+        .step("a04", || async { Ok::<_, std::io::Error>(4_u32) })
+        .await?;
+    // Step 5 of the first half.
+    sum += p
+        .step("a05", || async { Ok::<_, std::io::Error>(5_u32) })
+        .await?;
+    // Step 6 of the first half.
+    sum += p
+        .step("a06", || async { Ok::<_, std::io::Error>(6_u32) })
+        .await?;
+    // Step 7 of the first half.
+    sum += p
+        .step("a07", || async { Ok::<_, std::io::Error>(7_u32) })
+        .await?;
+    // Step 8 of the first half.
+    sum += p
+        .step("a08", || async { Ok::<_, std::io::Error>(8_u32) })
+        .await?;
+    // Step 9 of the first half.
+    sum += p
+        .step("a09", || async { Ok::<_, std::io::Error>(9_u32) })
+        .await?;
+    // Step 10 of the first half.
+    sum += p
+        .step("a10", || async { Ok::<_, std::io::Error>(10_u32) })
+        .await?;
+    // Step 11 of the first half.
+    sum += p
+        .step("a11", || async { Ok::<_, std::io::Error>(11_u32) })
+        .await?;
+    // Step 12 of the first half.
+    sum += p
+        .step("a12", || async { Ok::<_, std::io::Error>(12_u32) })
+        .await?;
+    // Step 13 of the first half.
+    sum += p
+        .step("a13", || async { Ok::<_, std::io::Error>(13_u32) })
+        .await?;
+    // Step 14 of the first half.
+    sum += p
+        .step("a14", || async { Ok::<_, std::io::Error>(14_u32) })
+        .await?;
+    // Step 15 of the first half.
+    sum += p
+        .step("a15", || async { Ok::<_, std::io::Error>(15_u32) })
+        .await?;
+    // Step 16 of the first half.
+    sum += p
+        .step("a16", || async { Ok::<_, std::io::Error>(16_u32) })
+        .await?;
+    // Step 17 of the first half.
+    sum += p
+        .step("a17", || async { Ok::<_, std::io::Error>(17_u32) })
+        .await?;
+    // Step 18 of the first half.
+    sum += p
+        .step("a18", || async { Ok::<_, std::io::Error>(18_u32) })
+        .await?;
+    // Step 19 of the first half.
+    sum += p
+        .step("a19", || async { Ok::<_, std::io::Error>(19_u32) })
+        .await?;
+    // Step 20 of the first half.
+    sum += p
+        .step("a20", || async { Ok::<_, std::io::Error>(20_u32) })
+        .await?;
+    // Step 21 of the first half.
+    sum += p
+        .step("a21", || async { Ok::<_, std::io::Error>(21_u32) })
+        .await?;
+    // Step 22 of the first half.
+    sum += p
+        .step("a22", || async { Ok::<_, std::io::Error>(22_u32) })
+        .await?;
+    // Step 23 of the first half.
+    sum += p
+        .step("a23", || async { Ok::<_, std::io::Error>(23_u32) })
+        .await?;
+    // Step 24 of the first half.
+    sum += p
+        .step("a24", || async { Ok::<_, std::io::Error>(24_u32) })
+        .await?;
+    // Step 25 of the first half.
+    sum += p
+        .step("a25", || async { Ok::<_, std::io::Error>(25_u32) })
+        .await?;
+    // Step 26 of the first half.
+    sum += p
+        .step("a26", || async { Ok::<_, std::io::Error>(26_u32) })
+        .await?;
+    // Step 27 of the first half.
+    sum += p
+        .step("a27", || async { Ok::<_, std::io::Error>(27_u32) })
+        .await?;
+    // Step 28 of the first half.
+    sum += p
+        .step("a28", || async { Ok::<_, std::io::Error>(28_u32) })
+        .await?;
+    // Step 29 of the first half.
+    sum += p
+        .step("a29", || async { Ok::<_, std::io::Error>(29_u32) })
+        .await?;
+    // Step 30 of the first half.
+    sum += p
+        .step("a30", || async { Ok::<_, std::io::Error>(30_u32) })
+        .await?;
+    // Step 31 of the first half.
+    sum += p
+        .step("a31", || async { Ok::<_, std::io::Error>(31_u32) })
+        .await?;
+    // Step 32 of the first half.
+    sum += p
+        .step("a32", || async { Ok::<_, std::io::Error>(32_u32) })
+        .await?;
+    // Step 33 of the first half.
+    sum += p
+        .step("a33", || async { Ok::<_, std::io::Error>(33_u32) })
+        .await?;
+    // Step 34 of the first half.
+    sum += p
+        .step("a34", || async { Ok::<_, std::io::Error>(34_u32) })
+        .await?;
+    // Step 35 of the first half.
+    sum += p
+        .step("a35", || async { Ok::<_, std::io::Error>(35_u32) })
+        .await?;
+    // Step 36 of the first half.
+    sum += p
+        .step("a36", || async { Ok::<_, std::io::Error>(36_u32) })
+        .await?;
+    // Step 37 of the first half.
+    sum += p
+        .step("a37", || async { Ok::<_, std::io::Error>(37_u32) })
+        .await?;
+    // Step 38 of the first half.
+    sum += p
+        .step("a38", || async { Ok::<_, std::io::Error>(38_u32) })
+        .await?;
+    // Step 39 of the first half.
+    sum += p
+        .step("a39", || async { Ok::<_, std::io::Error>(39_u32) })
+        .await?;
+    // Step 40 of the first half.
+    sum += p
+        .step("a40", || async { Ok::<_, std::io::Error>(40_u32) })
+        .await?;
+    let first: u32 = p.wait("first").await;
+    // Step 1 of the second half.
+    sum += p
+        .step("b01", || async { Ok::<_, std::io::Error>(1_u32) })
+        .await?;
+    // Step 2 of the second half.
+    sum += p
+        .step("b02", || async { Ok::<_, std::io::Error>(2_u32) })
+        .await?;
+    // Step 3 of the second half.
+    sum += p
+        .step("b03", || async { Ok::<_, std::io::Error>(3_u32) })
+        .await?;
+    // Step 4 of the second half.
+    sum += p
+        .step("b04", || async { Ok::<_, std::io::Error>(4_u32) })
+        .await?;
+    // Step 5 of the second half.
+    sum += p
+        .step("b05", || async { Ok::<_, std::io::Error>(5_u32) })
+        .await?;
+    // Step 6 of the second half.
+    sum += p
+        .step("b06", || async { Ok::<_, std::io::Error>(6_u32) })
+        .await?;
+    // Step 7 of the second half.
+    sum += p
+        .step("b07", || async { Ok::<_, std::io::Error>(7_u32) })
+        .await?;
+    // Step 8 of the second half.
+    sum += p
+        .step("b08", || async { Ok::<_, std::io::Error>(8_u32) })
+        .await?;
+    // Step 9 of the second half.
+    sum += p
+        .step("b09", || async { Ok::<_, std::io::Error>(9_u32) })
+        .await?;
+    // Step 10 of the second half.
+    sum += p
+        .step("b10", || async { Ok::<_, std::io::Error>(10_u32) })
+        .await?;
+    // Step 11 of the second half.
+    sum += p
+        .step("b11", || async { Ok::<_, std::io::Error>(11_u32) })
+        .await?;
+    // Step 12 of the second half.
+    sum += p
+        .step("b12", || async { Ok::<_, std::io::Error>(12_u32) })
+        .await?;
+    // Step 13 of the second half.
+    sum += p
+        .step("b13", || async { Ok::<_, std::io::Error>(13_u32) })
+        .await?;
+    // Step 14 of the second half.
+    sum += p
+        .step("b14", || async { Ok::<_, std::io::Error>(14_u32) })
+        .await?;
+    // Step 15 of the second half.
+    sum += p
+        .step("b15", || async { Ok::<_, std::io::Error>(15_u32) })
+        .await?;
+    // Step 16 of the second half.
+    sum += p
+        .step("b16", || async { Ok::<_, std::io::Error>(16_u32) })
+        .await?;
+    // Step 17 of the second half.
+    sum += p
+        .step("b17", || async { Ok::<_, std::io::Error>(17_u32) })
+        .await?;
+    // Step 18 of the second half.
+    sum += p
+        .step("b18", || async { Ok::<_, std::io::Error>(18_u32) })
+        .await?;
+    // Step 19 of the second half.
+    sum += p
+        .step("b19", || async { Ok::<_, std::io::Error>(19_u32) })
+        .await?;
+    // Step 20 of the second half.
+    sum += p
+        .step("b20", || async { Ok::<_, std::io::Error>(20_u32) })
+        .await?;
+    // Step 21 of the second half.
+    sum += p
+        .step("b21", || async { Ok::<_, std::io::Error>(21_u32) })
+        .await?;
+    // Step 22 of the second half.
+    sum += p
+        .step("b22", || async { Ok::<_, std::io::Error>(22_u32) })
+        .await?;
+    // Step 23 of the second half.
+    sum += p
+        .step("b23", || async { Ok::<_, std::io::Error>(23_u32) })
+        .await?;
+    // Step 24 of the second half.
+    sum += p
+        .step("b24", || async { Ok::<_, std::io::Error>(24_u32) })
+        .await?;
+    // Step 25 of the second half.
+    sum += p
+        .step("b25", || async { Ok::<_, std::io::Error>(25_u32) })
+        .await?;
+    // Step 26 of the second half.
+    sum += p
+        .step("b26", || async { Ok::<_, std::io::Error>(26_u32) })
+        .await?;
+    // Step 27 of the second half.
+    sum += p
+        .step("b27", || async { Ok::<_, std::io::Error>(27_u32) })
+        .await?;
+    // Step 28 of the second half.
+    sum += p
+        .step("b28", || async { Ok::<_, std::io::Error>(28_u32) })
+        .await?;
+    // Step 29 of the second half.
+    sum += p
+        .step("b29", || async { Ok::<_, std::io::Error>(29_u32) })
+        .await?;
+    // Step 30 of the second half.
+    sum += p
+        .step("b30", || async { Ok::<_, std::io::Error>(30_u32) })
+        .await?;
+    let second: u32 = p.wait("second").await;
+    Ok(sum + first + second)
+}
+
+/// Saves a screenshot for the README: into `docs/` with
+/// `STEADFAST_UPDATE_SCREENSHOT=1`, otherwise under `target/` so a test run
+/// changes no tracked file.
+async fn save_screenshot(
+    client: &fantoccini::Client,
+    name: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let png = client.screenshot().await?;
+    let path = if std::env::var("STEADFAST_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        std::path::Path::new("../../docs").join(name)
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
+    };
+    std::fs::write(&path, png).expect("screenshot written");
+    Ok(())
+}
+
 fn browser_available() -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
@@ -241,13 +547,7 @@ async fn process_page_in_chromium() {
         assert_eq!(done.len(), 4, "four finished steps are checked");
         // The README's screenshot: refreshed with STEADFAST_UPDATE_SCREENSHOT=1,
         // otherwise written under target/ so a test run changes no tracked file.
-        let png = client.screenshot().await?;
-        let path = if std::env::var("STEADFAST_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
-            std::path::PathBuf::from("../../docs/dashboard.png")
-        } else {
-            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
-        };
-        std::fs::write(&path, png).expect("screenshot written");
+        save_screenshot(&client, "dashboard.png").await?;
 
         // Send the signal from the page; the page must not reload.
         client.execute("window.__marker = 42", vec![]).await?;
@@ -259,6 +559,33 @@ async fn process_page_in_chromium() {
         let payload = client
             .find(Locator::Css("form.signal textarea[name='payload']"))
             .await?;
+        // First a payload the wait cannot read (a number, not a String):
+        // the timeline lists it as rejected, with the reason, and the
+        // process stays where it is.
+        payload.clear().await?;
+        payload.send_keys("123456").await?;
+        client
+            .find(Locator::Css("form.signal button[type='submit']"))
+            .await?
+            .click()
+            .await?;
+        let rejected = client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("ol.timeline li.tl-rejected"))
+            .await?;
+        let text = rejected.text().await?;
+        assert!(
+            text.contains("email verified") && text.contains("123456"),
+            "{text}"
+        );
+        rejected.find(Locator::Css(".tl-reason")).await?;
+        let still = client
+            .find(Locator::Css(".sources tr.current"))
+            .await?
+            .attr("data-line")
+            .await?;
+        assert_eq!(still, Some(wait_line.to_string()));
         payload.clear().await?;
         payload.send_keys("\"123456\"").await?;
         client
@@ -281,8 +608,28 @@ async fn process_page_in_chromium() {
         assert!(result.contains("sent"), "{result}");
         let none = client.find_all(Locator::Css(".sources tr.current")).await?;
         assert!(none.is_empty(), "a completed process stands nowhere");
-        let entries = client.find_all(Locator::Css("li.entry")).await?;
-        assert_eq!(entries.len(), 6);
+        // The timeline: spawned, six journal entries (the wait consumed
+        // its signal), completed; every journal entry offers a rewind.
+        let consumed = client
+            .find_all(Locator::Css("ol.timeline li.tl-consumed"))
+            .await?;
+        assert_eq!(consumed.len(), 1);
+        let done = client
+            .find_all(Locator::Css("ol.timeline li.tl-completed"))
+            .await?;
+        assert_eq!(done.len(), 1);
+        let rewinds = client
+            .find_all(Locator::Css("ol.timeline form.rewind"))
+            .await?;
+        assert_eq!(rewinds.len(), 6);
+        // The history screenshot: the timeline of the finished process.
+        client
+            .execute(
+                "document.querySelector('section.timeline').scrollIntoView()",
+                vec![],
+            )
+            .await?;
+        save_screenshot(&client, "dashboard-history.png").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
@@ -464,4 +811,279 @@ fn read_history(path: &Path) -> Option<Vec<String>> {
     let mut query = db.prepare("SELECT url FROM urls").ok()?;
     let rows = query.query_map([], |row| row.get::<_, String>(0)).ok()?;
     rows.collect::<Result<Vec<_>, _>>().ok()
+}
+
+/// Where the highlighted line is, against the source box it scrolls in:
+/// `[row top, row bottom, box top (below its sticky head), box bottom,
+/// data-line]`, or nothing without a highlighted line.
+const MEASURE: &str = r#"
+const row = document.querySelector('.sources tr.current');
+if (!row) return null;
+const box = row.closest('.source');
+const r = row.getBoundingClientRect();
+const b = box.getBoundingClientRect();
+const head = box.querySelector('.source-head');
+return [r.top, r.bottom, b.top + (head ? head.offsetHeight : 0), b.bottom, Number(row.dataset.line),
+        window.steadfastLive.polls, window.innerHeight];
+"#;
+
+/// The highlighted row is wholly inside the visible part of its source box
+/// and inside the window (and the box is taller than a few rows, so the
+/// check means something);
+/// returns the line and how many polls the page ran.
+async fn line_in_view(client: &fantoccini::Client, when: &str) -> (u64, u64) {
+    let v = client.execute(MEASURE, vec![]).await.unwrap();
+    let a = v
+        .as_array()
+        .unwrap_or_else(|| panic!("{when}: no highlighted line"));
+    let n = |i: usize| a[i].as_f64().unwrap();
+    let (top, bottom, box_top, box_bottom) = (n(0), n(1), n(2), n(3));
+    assert!(
+        top >= box_top - 0.5 && bottom <= box_bottom + 0.5,
+        "{when}: the highlighted line (y {top}..{bottom}) is outside the source box's visible part (y {box_top}..{box_bottom})"
+    );
+    assert!(
+        box_bottom - box_top > 200.0,
+        "{when}: the box is {box_top}..{box_bottom}"
+    );
+    assert!(
+        top >= -0.5 && bottom <= n(6) + 0.5,
+        "{when}: the highlighted line (y {top}..{bottom}) is outside the window (height {})",
+        n(6)
+    );
+    (n(4) as u64, n(5) as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_highlighted_line_stays_in_view() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+    let host = HostBuilder::from_arc(Arc::clone(&store))
+        .register("long flow", long_flow)
+        .poll_interval(Duration::from_millis(50))
+        .build();
+    for id in ["long-1", "long-2"] {
+        host.spawn("long flow", id, "x").await.unwrap();
+        until("the process to wait", || async {
+            host.status(id).await.unwrap().status == Status::Suspended
+        })
+        .await;
+    }
+    let first_line = host.status("long-1").await.unwrap().parked_at[0].line;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let options = DashboardOptions::default().poll_interval(Duration::from_millis(200));
+    let server = tokio::spawn(steadfast_dashboard::serve_on(
+        listener,
+        Arc::clone(&store),
+        options,
+    ));
+    let browser = Browser::start(&[]).await;
+    let client = browser.client.clone();
+    let result = async {
+        client.goto(&format!("{base}/process?id=long-1")).await?;
+        client
+            .wait()
+            .for_element(Locator::Css(".sources tr.current"))
+            .await?;
+        // Measured at 0.5 s and 3 s after load: by then the page has polled
+        // many times (200 ms), which used to put the box back at the top.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (line, _) = line_in_view(&client, "0.5 s after load").await;
+        assert_eq!(line, u64::from(first_line));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let (line, polls) = line_in_view(&client, "3 s after load").await;
+        assert_eq!(line, u64::from(first_line));
+        assert!(polls >= 3, "the page polled {polls} times");
+
+        // A signal moves the process on to the second wait, far below.
+        host.signal("long-1", "first", &1_u32).await.unwrap();
+        until("the process to wait again", || async {
+            let r = host.status("long-1").await.unwrap();
+            r.status == Status::Suspended && r.parked_at.first().map(|l| l.line) != Some(first_line)
+        })
+        .await;
+        let second_line = host.status("long-1").await.unwrap().parked_at[0].line;
+        let wanted = second_line.to_string();
+        client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css(&format!(".sources tr.current[data-line='{wanted}']")))
+            .await?;
+        // The page patches the row's class and then scrolls in the same
+        // task; one more poll makes sure the scroll has run.
+        let polls_now = client.execute("return window.steadfastLive.polls", vec![]).await?;
+        let target = polls_now.as_u64().unwrap() + 1;
+        until("one more poll", || async {
+            client
+                .execute("return window.steadfastLive.polls", vec![])
+                .await
+                .unwrap()
+                .as_u64()
+                .unwrap()
+                >= target
+        })
+        .await;
+        let (line, _) = line_in_view(&client, "after the signal moved it").await;
+        assert_eq!(line, u64::from(second_line));
+
+        // Clicking a timeline entry marks its source line and scrolls to it.
+        let entry = client
+            .find(Locator::XPath("//ol[contains(@class,'timeline')]/li[.//span[@class='tl-name' and text()='a03']]"))
+            .await?;
+        let at = entry.attr("data-at").await?.expect("the entry has a line");
+        let a03_line = at.rsplit(':').next().unwrap().to_owned();
+        entry.find(Locator::Css(".tl-name")).await?.click().await?;
+        let picked = client
+            .find(Locator::Css(".source tr.picked"))
+            .await?
+            .attr("data-line")
+            .await?;
+        assert_eq!(picked.as_deref(), Some(a03_line.as_str()));
+        let shown = client
+            .execute(
+                "const r = document.querySelector('.source tr.picked').getBoundingClientRect(); \
+                 const b = document.querySelector('.source tr.picked').closest('.source').getBoundingClientRect(); \
+                 return r.top >= b.top && r.bottom <= b.bottom;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(shown, serde_json::json!(true), "the picked line is scrolled into the box");
+        // Clicking a line marks its timeline entries.
+        client
+            .find(Locator::Css(&format!(".source tr[data-line='{second_line}'] td.ln")))
+            .await?
+            .click()
+            .await?;
+        let marked = client.find_all(Locator::Css("ol.timeline li.picked")).await?;
+        assert_eq!(marked.len(), 1, "the second wait's entry");
+        assert!(marked[0].text().await?.contains("second"));
+
+        // The kind page counts the processes parked, not their lines.
+        client.goto(&format!("{base}/kind?name=long%20flow")).await?;
+        let count = client
+            .wait()
+            .for_element(Locator::Css("p.waiting"))
+            .await?
+            .attr("data-count")
+            .await?;
+        assert_eq!(count.as_deref(), Some("2"));
+        let parked: u64 = client
+            .find_all(Locator::Css(".source tr.parked"))
+            .await?
+            .len() as u64;
+        assert_eq!(parked, 2, "long-1 and long-2 wait at different lines");
+        client
+            .wait()
+            .for_element(Locator::Css(".source tr.busiest"))
+            .await?;
+        // ... and scrolls to its busiest line, far down in the box.
+        let busiest = client
+            .execute(
+                "const row = document.querySelector('.source tr.busiest'); \
+                 const box = row.closest('.source'); \
+                 const r = row.getBoundingClientRect(), b = box.getBoundingClientRect(); \
+                 return [r.top >= b.top - 0.5 && r.bottom <= b.bottom + 0.5, box.scrollTop];",
+                vec![],
+            )
+            .await?;
+        assert_eq!(busiest[0], serde_json::json!(true), "the busiest line is in view: {busiest}");
+        assert!(busiest[1].as_f64().unwrap() > 0.0, "the box scrolled: {busiest}");
+
+        // 420 px wide: nothing sticks out sideways.
+        client.set_window_size(420, 800).await?;
+        client.goto(&format!("{base}/process?id=long-2")).await?;
+        client.wait().for_element(Locator::Css(".sources tr.current")).await?;
+        let fits = client
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
+            .await?;
+        let (page_w, win_w) = (fits[0].as_f64().unwrap(), fits[1].as_f64().unwrap());
+        assert!(page_w <= win_w, "the page is {page_w} px wide in a {win_w} px window");
+        line_in_view(&client, "at 420 px").await;
+        client.goto(&format!("{base}/")).await?;
+        client.wait().for_element(Locator::Css("tr[data-id='long-2']")).await?;
+        let fits = client
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth]", vec![])
+            .await?;
+        assert!(fits[0].as_f64().unwrap() <= fits[1].as_f64().unwrap(), "list: {fits}");
+        let state = client.find(Locator::Css("#live-state")).await?.text().await?;
+        assert_eq!(state, "live");
+        // When the dashboard goes away the page says so plainly.
+        server.abort();
+        client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::XPath("//span[@id='live-state' and text()='offline: retrying']"))
+            .await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    server.abort();
+    host.shutdown().await;
+    result.expect("the browser steps");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_mode_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db")).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(steadfast_dashboard::serve_on(
+        listener,
+        Arc::clone(&store),
+        DashboardOptions::default(),
+    ));
+    // A browser whose system asks for dark pages.
+    let browser = Browser::start(&[
+        "--blink-settings=preferredColorScheme=0",
+        "--force-dark-mode",
+    ])
+    .await;
+    let client = browser.client.clone();
+    let result = async {
+        client.goto(&format!("{base}/")).await?;
+        client
+            .wait()
+            .for_element(Locator::Css("table.list"))
+            .await?;
+        let v = client
+            .execute(
+                "return [matchMedia('(prefers-color-scheme: dark)').matches, \
+                 getComputedStyle(document.body).backgroundColor, \
+                 getComputedStyle(document.body).color]",
+                vec![],
+            )
+            .await?;
+        assert_eq!(
+            v[0],
+            serde_json::json!(true),
+            "the browser asks for dark: {v}"
+        );
+        assert_eq!(
+            v[1],
+            serde_json::json!("rgb(17, 20, 24)"),
+            "a dark background: {v}"
+        );
+        assert_eq!(
+            v[2],
+            serde_json::json!("rgb(229, 231, 235)"),
+            "light text: {v}"
+        );
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    server.abort();
+    result.expect("the browser steps");
 }

@@ -251,6 +251,14 @@ async fn world() -> Fixture {
         .register("idle", idle)
         .build_client();
     client.spawn("idle", "p1", "x").await.unwrap();
+    // A pending signal for the discard action to drop.
+    client.signal("p1", "held", &1_u32).await.unwrap();
+    let pending = f.store.pending_signals(&"p1".parse_id()).await.unwrap();
+    assert_eq!(
+        pending.first().map(|s| s.id),
+        Some(1),
+        "form_for discards signal 1"
+    );
     f
 }
 
@@ -287,6 +295,8 @@ fn form_for(path: &str) -> &'static str {
         "/actions/retry" => "id=f1",
         "/actions/rewind" => "id=d1&step=s&confirm=yes",
         "/actions/purge" => "hours=0&confirm=yes",
+        "/actions/bulk" => "kind=idle&action=cancel&confirm=yes",
+        "/actions/discard-signal" => "id=p1&signal=1",
         "/login" => "token=not-the-token",
         "/logout" => "",
         other => panic!(
@@ -308,6 +318,8 @@ fn action_routes() -> Vec<Route> {
         "/actions/retry",
         "/actions/rewind",
         "/actions/purge",
+        "/actions/bulk",
+        "/actions/discard-signal",
     ] {
         assert!(routes.iter().any(|r| r.path == known), "{known} is listed");
     }
@@ -1084,30 +1096,33 @@ async fn list_pages_by_keyset_and_filters() {
     host.cancel("b-2").await.unwrap();
     let (app, _) = app(&f.store, DashboardOptions::default().page_size(3));
 
-    let body = text(get(&app, "/").await).await;
+    let body = text(get(&app, "/?sort=id&order=asc").await).await;
     assert_eq!(ids_in(&body), ["a-1", "a-2", "a-3"]);
-    assert!(body.contains("href=\"/?after=a-3\""), "next link");
+    assert!(
+        body.contains("href=\"/?sort=id&amp;order=asc&amp;after=a-3\""),
+        "next link"
+    );
     assert!(body.contains("data-status=\"running\">9<"), "counts");
     assert!(body.contains("data-status=\"cancelled\">1<"), "counts");
-    let body = text(get(&app, "/?after=a-3").await).await;
+    let body = text(get(&app, "/?sort=id&after=a-3").await).await;
     assert_eq!(ids_in(&body), ["a-4", "a-5", "a-6"]);
-    let body = text(get(&app, "/?after=a-6").await).await;
+    let body = text(get(&app, "/?sort=id&after=a-6").await).await;
     assert_eq!(ids_in(&body), ["a-7", "b-1", "b-2"]);
-    let body = text(get(&app, "/?after=b-2").await).await;
+    let body = text(get(&app, "/?sort=id&after=b-2").await).await;
     assert_eq!(ids_in(&body), ["b-3"]);
     assert!(!body.contains("rel=\"next\""));
 
-    let body = text(get(&app, "/?kind=beta").await).await;
+    let body = text(get(&app, "/?sort=id&kind=beta").await).await;
     assert_eq!(ids_in(&body), ["b-1", "b-2", "b-3"]);
     assert!(!body.contains("rel=\"next\""), "exactly one page");
-    let body = text(get(&app, "/?kind=beta&status=running").await).await;
+    let body = text(get(&app, "/?sort=id&kind=beta&status=running").await).await;
     assert_eq!(ids_in(&body), ["b-1", "b-3"]);
-    let body = text(get(&app, "/?prefix=a-&after=a-5").await).await;
+    let body = text(get(&app, "/?sort=id&prefix=a-&after=a-5").await).await;
     assert_eq!(ids_in(&body), ["a-6", "a-7"]);
     let body = text(get(&app, "/?status=bogus").await).await;
     assert!(body.contains("unknown status"));
     // The live fragment is the same list without the page around it.
-    let body = text(get(&app, "/live/list?kind=beta").await).await;
+    let body = text(get(&app, "/live/list?sort=id&kind=beta").await).await;
     assert!(!body.contains("<html"));
     assert_eq!(ids_in(&body), ["b-1", "b-2", "b-3"]);
 

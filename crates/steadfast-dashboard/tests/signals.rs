@@ -28,13 +28,19 @@ async fn verify(p: Process, (): ()) -> Result<String, StepFailed> {
 
 async fn get(app: &axum::Router, uri: &str) -> Response {
     app.clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(uri)
+                .header(header::HOST, "127.0.0.1:7777")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap()
 }
 
 async fn post(app: &axum::Router, uri: &str, form: &str) -> Response {
     let req = Request::post(uri)
+        .header(header::HOST, "127.0.0.1:7777")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json");
     app.clone()

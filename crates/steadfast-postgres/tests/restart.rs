@@ -22,8 +22,36 @@ use steadfast::{HostBuilder, Process, Status, StepFailed, StoreAdmin};
 use steadfast_core::{EntryKind, EntryStatus, ProcessId, Store};
 use steadfast_postgres::{PostgresOptions, PostgresStore};
 
-/// Where the PostgreSQL 15 server binaries live.
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where the PostgreSQL server binaries (`initdb`, `pg_ctl`) live:
+/// `STEADFAST_PG_BIN` when set, else `pg_config --bindir` when it holds
+/// `initdb`, else the newest `/usr/lib/postgresql/<major>/bin` that does.
+fn pg_bin() -> Option<PathBuf> {
+    let has_initdb = |dir: &Path| dir.join("initdb").is_file();
+    if let Some(dir) = std::env::var_os("STEADFAST_PG_BIN") {
+        return Some(PathBuf::from(dir)).filter(|d| has_initdb(d));
+    }
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(dir) = from_pg_config.filter(|d| has_initdb(d)) {
+        return Some(dir);
+    }
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_initdb(bin))
+        .collect();
+    majors.sort();
+    majors.pop().map(|(_, bin)| bin)
+}
 /// Processes spawned before the restart.
 const PROCESSES: usize = 500;
 /// Processes spawned while the server is down (refused), then again.
@@ -38,6 +66,8 @@ const FINISH_WITHIN: Duration = Duration::from_secs(120);
 /// A private PostgreSQL cluster in a temporary directory, stopped
 /// (immediately) and removed when dropped.
 struct Cluster {
+    /// The server binaries' directory.
+    bin: PathBuf,
     dir: PathBuf,
     port: u16,
     /// Run the binaries through `runuser -u postgres` (we are root).
@@ -46,7 +76,7 @@ struct Cluster {
 
 impl Cluster {
     /// Creates (`initdb`) and starts a cluster on a free port.
-    fn start() -> Cluster {
+    fn start(bin: PathBuf) -> Cluster {
         let dir = std::env::temp_dir().join(format!(
             "steadfast-pg-restart-{}-{:08x}",
             std::process::id(),
@@ -55,6 +85,7 @@ impl Cluster {
         std::fs::create_dir(&dir).expect("create the cluster directory");
         let as_postgres = is_root();
         let mut cluster = Cluster {
+            bin,
             dir,
             port: 0,
             as_postgres,
@@ -94,7 +125,7 @@ impl Cluster {
 
     /// Runs one PostgreSQL binary (as the `postgres` user when we are root).
     fn run(&self, binary: &str, args: &[&str]) -> Output {
-        let program = Path::new(PG_BIN).join(binary);
+        let program = self.bin.join(binary);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&program);
@@ -263,17 +294,16 @@ async fn counts_text(store: &PostgresStore) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_run_loses_nothing_and_every_process_finishes() {
-    if !Path::new(PG_BIN).join("initdb").exists() {
+    let Some(bin) = pg_bin() else {
         assert!(
             !common::required(),
-            "STEADFAST_REQUIRE_PG=1 but {PG_BIN}/initdb is missing"
+            "STEADFAST_REQUIRE_PG=1 but no PostgreSQL server binaries (initdb) were found \
+             (STEADFAST_PG_BIN, pg_config --bindir, /usr/lib/postgresql/*/bin)"
         );
-        common::notice(&format!(
-            "SKIPPED: the PostgreSQL restart test needs {PG_BIN}/initdb"
-        ));
+        common::notice("SKIPPED: the PostgreSQL restart test needs initdb (set STEADFAST_PG_BIN)");
         return;
-    }
-    let cluster = tokio::task::spawn_blocking(Cluster::start)
+    };
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(bin))
         .await
         .expect("start the private cluster");
     let url = cluster.url();

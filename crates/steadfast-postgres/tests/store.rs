@@ -80,6 +80,76 @@ async fn synchronous_commit_is_on() {
     );
 }
 
+/// The store's sessions commit durably even where the database's default
+/// is `synchronous_commit = off`: a database of the test's own gets that
+/// default (checked on a plain session), and the writer's session and a
+/// pooled session (a transactional step's) must still say `on`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_commit_is_on_where_the_database_default_is_off() {
+    require_pg!();
+    use sqlx::Connection;
+    let database = format!("steadfast_sync_{:016x}", rand::random::<u64>());
+    exec(format!("CREATE DATABASE \"{database}\"")).await;
+    exec(format!(
+        "ALTER DATABASE \"{database}\" SET synchronous_commit = off"
+    ))
+    .await;
+    let db_url = match url().rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => panic!("unexpected test URL {}", url()),
+    };
+    let outcome = async move {
+        let mut plain = sqlx::PgConnection::connect(&db_url)
+            .await
+            .expect("connect to the test database");
+        let default: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut plain)
+            .await
+            .expect("show");
+        assert_eq!(default, "off", "the database's default is the weak one");
+        plain.close().await.expect("close");
+
+        let store = PostgresStore::connect_with(&db_url, PostgresOptions::default())
+            .await
+            .expect("connect the store");
+        assert_eq!(
+            store.synchronous_commit().await.expect("read the setting"),
+            "on",
+            "the writer's session overrides the database default"
+        );
+        let now = Timestamp::now_system();
+        store.spawn(new_process("p", now)).await.expect("spawn");
+        let claimed = store
+            .claim(&HostId::new("h"), now, Duration::from_secs(60), 1)
+            .await
+            .expect("claim");
+        let lease = claimed.into_iter().next().expect("claimed").lease;
+        let pooled = store
+            .transaction(&lease, step(0, "tx", now), |conn| {
+                Box::pin(async move {
+                    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(("null".to_owned(), setting))
+                })
+            })
+            .await
+            .expect("transaction");
+        assert_eq!(
+            pooled,
+            Ok("on".to_owned()),
+            "pooled sessions override the database default"
+        );
+        drop(store);
+    };
+    let result = tokio::spawn(outcome).await;
+    exec(format!("DROP DATABASE \"{database}\" WITH (FORCE)")).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_schema_is_rejected_and_untouched() {
     require_pg!();

@@ -73,6 +73,42 @@ async fn pragmas_follow_durability() {
     );
 }
 
+/// `synchronous` is a setting of each connection, not of the file: the
+/// store sets it on its own writer connection whatever another connection
+/// (a weaker store, or a plain one set to NORMAL or OFF) uses on the same
+/// file, before or at the same time.
+#[tokio::test]
+async fn full_durability_is_set_on_the_writer_whatever_other_connections_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mixed.db");
+    let weak = || {
+        SqliteStore::open_with(
+            &path,
+            SqliteOptions::default().durability(Durability::ProcessCrash),
+        )
+    };
+    let first = weak().await.expect("open weak");
+    assert_eq!(first.pragmas().await.expect("pragmas").1, 1);
+    drop(first);
+    let plain = rusqlite::Connection::open(&path).expect("plain connection");
+    plain
+        .pragma_update(None, "synchronous", "OFF")
+        .expect("weaken the plain connection");
+    let full = open(&path).await;
+    assert_eq!(
+        full.pragmas().await.expect("pragmas"),
+        ("wal".to_owned(), 2),
+        "the default store is FULL after a NORMAL one and beside an OFF one"
+    );
+    let second = weak().await.expect("open weak again");
+    assert_eq!(second.pragmas().await.expect("pragmas").1, 1);
+    assert_eq!(
+        full.pragmas().await.expect("pragmas").1,
+        2,
+        "a weaker store opened later does not weaken this one"
+    );
+}
+
 fn assert_not_steadfast(result: Result<SqliteStore, StoreError>) {
     match result {
         Err(StoreError::NotSteadfast { location, detail }) => {
@@ -532,9 +568,19 @@ async fn dead_host_in_this_process_is_taken_over() {
             .is_empty()
     );
     drop(a);
-    // Dead-host checks run at most every 500 ms.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let taken = b.claim(&host_b, now(), LONG, 10).await.expect("claim");
+    // Dead-host checks run at most every 500 ms: claim until B sees A dead.
+    let started = std::time::Instant::now();
+    let taken = loop {
+        let taken = b.claim(&host_b, now(), LONG, 10).await.expect("claim");
+        if !taken.is_empty() {
+            break taken;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dead host's process was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].lease.epoch, claimed[0].lease.epoch + 1);
 }
@@ -551,27 +597,24 @@ impl Drop for KillOnDrop {
 
 const CHILD_ENV: &str = "STEADFAST_SQLITE_TEST_CHILD_DB";
 
-/// Not a test on its own: the body of the child process of
-/// `killed_host_in_another_process_is_taken_over`.
-#[test]
-fn child_host_holding_a_lease() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = open(Path::new(&path)).await;
-        let claimed = store
-            .claim(&HostId::new("child-host"), now(), LONG, 10)
-            .await
-            .expect("claim");
-        println!("\nchild-host claimed {}", claimed.len());
-        tokio::time::sleep(Duration::from_secs(120)).await;
-    });
+/// The child process of `killed_host_in_another_process_is_taken_over`
+/// (that test run again with [`CHILD_ENV`] set): claims and holds a lease
+/// until it is killed.
+async fn child_host_holding_a_lease(path: &str) {
+    let store = open(Path::new(path)).await;
+    let claimed = store
+        .claim(&HostId::new("child-host"), now(), LONG, 10)
+        .await
+        .expect("claim");
+    println!("\nchild-host claimed {}", claimed.len());
+    std::future::pending::<()>().await;
 }
 
 #[tokio::test]
 async fn killed_host_in_another_process_is_taken_over() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        return child_host_holding_a_lease(&path).await;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("killed.db");
     let store = open(&path).await;
@@ -581,7 +624,7 @@ async fn killed_host_in_another_process_is_taken_over() {
         OsCommand::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "child_host_holding_a_lease",
+                "killed_host_in_another_process_is_taken_over",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -35,6 +35,7 @@ pub use steadfast_macros::process;
 /// Used by the code `#[steadfast::process]` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::ops::transaction::{AfterBodyHook, set_after_body_hook};
     pub use crate::sources::ProcessSource;
     pub use inventory;
 }

@@ -451,7 +451,7 @@ impl Process {
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnMut(&steadfast_sqlite::rusqlite::Connection) -> Result<T, StepError> + Send + 'static,
     {
-        use crate::ops::transaction::{Slot, run, wrong_store};
+        use crate::ops::transaction::{Slot, after_body, run, wrong_store};
         let ctx = Arc::clone(&self.ctx);
         let body = Arc::new(std::sync::Mutex::new(body));
         let attempt = move |entry: steadfast_core::JournalEntry| {
@@ -464,9 +464,12 @@ impl Process {
                 };
                 let slot = Slot::new(limit);
                 let put = slot.clone();
+                let step = entry.name.clone();
                 let boxed: steadfast_sqlite::TransactionBody = Box::new(move |conn| {
                     let mut body = body.lock().unwrap_or_else(|p| p.into_inner());
-                    put.put(body(conn))
+                    let result = body(conn);
+                    after_body(&step);
+                    put.put(result)
                 });
                 sqlite.transaction(&lease, entry, boxed).await?;
                 Ok(slot.take())
@@ -522,7 +525,7 @@ impl Process {
             + Send
             + 'static,
     {
-        use crate::ops::transaction::{Slot, run, wrong_store};
+        use crate::ops::transaction::{Slot, after_body, run, wrong_store};
         let ctx = Arc::clone(&self.ctx);
         let body = Arc::new(tokio::sync::Mutex::new(body));
         let attempt = move |entry: steadfast_core::JournalEntry| {
@@ -536,11 +539,16 @@ impl Process {
                 let mut body = body.lock_owned().await;
                 let slot = Slot::new(limit);
                 let put = slot.clone();
+                let step = entry.name.clone();
                 // The body's error stays in the slot; the store only needs to
                 // know whether to commit.
                 let _committed = pg
                     .transaction(&lease, entry, move |conn| {
-                        Box::pin(async move { put.put((*body)(conn).await).map(|json| (json, ())) })
+                        Box::pin(async move {
+                            let result = (*body)(conn).await;
+                            after_body(&step);
+                            put.put(result).map(|json| (json, ()))
+                        })
                     })
                     .await?;
                 Ok(slot.take())

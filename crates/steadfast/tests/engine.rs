@@ -391,31 +391,66 @@ async fn wait_timeout_yields_none_and_a_late_signal_is_not_lost() {
     assert_eq!(out, (None, Some(5)));
 }
 
+/// A sleeping process keeps its timer across a crash: half an hour in, the
+/// host is killed and replaced; the timer fires at the original due time
+/// (not an hour after the restart), and the replay does not re-run the step
+/// before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timer_survives_restart_without_restarting() {
-    let fx = Fixture::new();
-    let register = |b: HostBuilder| {
-        b.register("sleeper", |p: Process, (): ()| async move {
-            p.sleep("an hour passed", Duration::from_secs(3600)).await;
-            Ok::<_, StepFailed>(())
+    use steadfast::testing::TestHost;
+    let before = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&before);
+    let t = TestHost::start(move |b: HostBuilder| {
+        let counter = Arc::clone(&counter);
+        b.register("sleeper", move |p: Process, (): ()| {
+            let counter = Arc::clone(&counter);
+            async move {
+                p.step("before", move || {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, StepError>(())
+                    }
+                })
+                .await?;
+                p.sleep("an hour passed", Duration::from_secs(3600)).await;
+                Ok::<_, StepFailed>(())
+            }
         })
-    };
-    let host = register(fx.builder().await).build();
-    host.spawn("sleeper", "z-1", &()).await.expect("spawn");
-    let first = wait_for(&host, "z-1", |s| s == Status::Suspended).await;
+    })
+    .await;
+    t.host().spawn("sleeper", "z-1", &()).await.expect("spawn");
+    let first = t.settle("z-1").await;
+    assert_eq!(first.status, Status::Suspended);
     let due = first.wake_at.expect("due time");
-    assert!(due >= first.created_at + Duration::from_secs(3600));
-    drop(host);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let host = register(fx.builder().await).build();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let again = host.status("z-1").await.expect("status");
-    assert_eq!(again.status, Status::Suspended);
+    assert_eq!(due, first.created_at + Duration::from_secs(3600));
+
+    t.advance(Duration::from_secs(1800)).await;
+    t.crash_and_restart().await;
     assert_eq!(
-        again.wake_at,
+        t.status("z-1").await.wake_at,
         Some(due),
         "a restart does not restart the timer"
     );
+    // At the original due time (half an hour after the restart) it fires.
+    t.advance(Duration::from_secs(1800)).await;
+    let finished = tokio::time::timeout(Duration::from_secs(30), t.host().outcome::<()>("z-1"))
+        .await
+        .expect("the timer fired at its original due time");
+    finished.expect("outcome");
+    assert_eq!(
+        before.load(Ordering::SeqCst),
+        1,
+        "the replay returned the recorded step"
+    );
+    let timer = t
+        .journal("z-1")
+        .await
+        .into_iter()
+        .find(|e| e.name == "an hour passed")
+        .expect("timer entry");
+    assert_eq!(timer.due_at, Some(due));
+    assert_eq!(timer.status, EntryStatus::Completed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

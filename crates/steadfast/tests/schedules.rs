@@ -54,6 +54,19 @@ async fn ticked(t: &TestHost, name: &str, n: usize) -> Vec<(String, Status)> {
     panic!("{name} never reached {n} runs: {:?}", runs(t, name).await);
 }
 
+/// Waits until the schedule `name` sleeps again, due after `due`: it has
+/// handled the tick that was due at `due`.
+async fn passed(t: &TestHost, name: &str, due: steadfast::Timestamp) {
+    for _ in 0..2000 {
+        let schedule = t.status(&Schedule::process_id(name)).await;
+        if schedule.status == Status::Suspended && schedule.wake_at.is_some_and(|w| w > due) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{name} never handled its tick due at {due}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tick_spawns_exactly_once_even_across_a_crash() {
     let t = TestHost::start(kinds).await;
@@ -77,8 +90,18 @@ async fn every_tick_spawns_exactly_once_even_across_a_crash() {
     assert!(journal.len() <= 3, "{journal:?}");
 
     t.host().unschedule("hourly").await.expect("remove");
+    // A schedule still in place shows when the host has acted on the hours
+    // that pass; the removed one must not have ticked by then.
+    let marker = Schedule::every("marker", HOUR)
+        .kind("job", &())
+        .expect("kind");
+    t.host()
+        .schedule(marker)
+        .await
+        .expect("schedule the marker");
+    ticked(&t, "marker", 0).await;
     t.advance(3 * HOUR).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    ticked(&t, "marker", 1).await;
     assert_eq!(runs(&t, "hourly").await.len(), 2, "no ticks after removal");
 }
 
@@ -116,9 +139,14 @@ async fn overlap_skip_skips_while_the_previous_run_is_unfinished() {
     ticked(&t, "slow", 0).await;
     t.advance(HOUR).await;
     let first = ticked(&t, "slow", 1).await;
+    let due = t
+        .status(&Schedule::process_id("slow"))
+        .await
+        .wake_at
+        .expect("next tick");
     t.advance(HOUR).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    ticked(&t, "slow", 1).await;
+    // The schedule handled the second tick once it sleeps until a later one.
+    passed(&t, "slow", due).await;
     assert_eq!(
         runs(&t, "slow").await.len(),
         1,

@@ -1,5 +1,6 @@
 //! Actions: signal, discard a pending signal, cancel, retry, rewind
-//! (confirmed first), purge.
+//! (confirmed first), purge, bulk cancel or retry of a filtered set
+//! (confirmed first).
 //!
 //! Each takes an urlencoded form (the guard has checked its CSRF token).
 //! A request that accepts JSON (the pages' scripts) gets
@@ -17,8 +18,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::host_status;
+use steadfast::{ProcessRecord, Status};
+
+use super::lists::{LIST_SCAN_CAP, load_list};
 use super::pages::{error_page, load_process};
 use crate::AppState;
+use crate::views::list::ListQuery;
 use crate::views::{self, process, process_url};
 
 /// What an action did, or why it failed.
@@ -209,4 +214,97 @@ pub async fn purge(
         }
         _ => respond(&app, &headers, "/", outcome),
     }
+}
+
+/// The form of `/actions/bulk`: the list's filters, the action, and
+/// `confirm=yes` once confirmed.
+#[derive(Deserialize)]
+pub struct BulkForm {
+    #[serde(flatten)]
+    filters: ListQuery,
+    action: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Whether `action` applies to a process in `status`.
+fn bulk_applies(action: &str, status: Status) -> bool {
+    match action {
+        "cancel" => !status.is_finished(),
+        "retry" => matches!(status, Status::Blocked | Status::Failed),
+        _ => false,
+    }
+}
+
+/// `POST /actions/bulk`: cancels or retries every process matching the
+/// list's filters. Without `confirm=yes` it shows how many it would touch
+/// (and which) and asks; with it, acts on each and reports.
+pub async fn bulk(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(mut f): Form<BulkForm>,
+) -> Response {
+    if f.action != "cancel" && f.action != "retry" {
+        let outcome = Err((
+            StatusCode::BAD_REQUEST,
+            format!("unknown bulk action {:?}: cancel or retry", f.action),
+        ));
+        return respond(&app, &headers, "/", outcome);
+    }
+    f.filters.sort = "id".to_owned();
+    let data = match load_list(&app, &f.filters, LIST_SCAN_CAP).await {
+        Ok(data) => data,
+        Err(e) => {
+            let outcome = Err((super::store_status(&e), e.to_string()));
+            return respond(&app, &headers, "/", outcome);
+        }
+    };
+    if let Some(problem) = data.problem {
+        return respond(&app, &headers, "/", Err((StatusCode::BAD_REQUEST, problem)));
+    }
+    let targets: Vec<&ProcessRecord> = data
+        .all
+        .iter()
+        .filter(|r| bulk_applies(&f.action, r.status))
+        .collect();
+    let back = views::url("/", &f.filters.filters());
+    if f.confirm != "yes" {
+        let body = views::bulk::confirm(
+            &f.action,
+            &f.filters,
+            &targets,
+            data.all.len(),
+            &app.inner.csrf,
+            &back,
+        );
+        return Html(views::page("Confirm", &app.frame(), body).into_string()).into_response();
+    }
+    let (mut done, mut failed_ids) = (0_usize, Vec::new());
+    for r in &targets {
+        let result = match f.action.as_str() {
+            "cancel" => app.inner.host.cancel(r.id.as_str()).await.map(|_| ()),
+            _ => app.inner.host.retry(r.id.as_str()).await,
+        };
+        match result {
+            Ok(()) => done += 1,
+            Err(e) => failed_ids.push(format!("{}: {e}", r.id)),
+        }
+    }
+    let verb = if f.action == "cancel" {
+        "cancel requested for"
+    } else {
+        "retried"
+    };
+    let mut message = format!("{verb} {done} of {} matching processes", data.all.len());
+    if !failed_ids.is_empty() {
+        message.push_str(&format!(
+            "; {} failed ({})",
+            failed_ids.len(),
+            failed_ids.join("; ")
+        ));
+    }
+    if wants_json(&headers) {
+        return respond(&app, &headers, &back, Ok(message));
+    }
+    views::message("Done", &app.frame(), &message, &back).into_response()
 }

@@ -5,7 +5,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::pages::{IdQuery, load_list, load_process};
+use super::lists::load_list;
+use super::pages::{IdQuery, load_process};
 use super::store_status;
 use crate::AppState;
 use crate::views::list::ListQuery;
@@ -14,25 +15,24 @@ fn error(err: &steadfast::StoreError) -> Response {
     (store_status(err), Json(json!({ "error": err.to_string() }))).into_response()
 }
 
-/// `GET /api/processes?kind=&status=&prefix=&after=`: one keyset page.
-pub async fn list(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+/// `GET /api/processes?kind=&status=&prefix=&after=`: one keyset page by
+/// id (the other filters of the list page apply too).
+pub async fn list(State(app): State<AppState>, Query(mut q): Query<ListQuery>) -> Response {
+    q.sort = "id".to_owned();
+    q.order = String::new();
     match load_list(&app, &q, app.inner.page_size).await {
         Ok(data) => {
             let next_after = data
                 .more
-                .then(|| data.rows.last().map(|r| r.id().to_owned()))
+                .then(|| data.rows.last().map(|r| r.id.as_str().to_owned()))
                 .flatten();
             // A row that does not decode is an object with its id and the
             // error instead of the process's fields.
             let processes: Vec<serde_json::Value> = data
-                .rows
+                .unreadable
                 .iter()
-                .map(|row| match row {
-                    steadfast::Listed::Process(record) => json!(record),
-                    steadfast::Listed::Unreadable { id, error } => {
-                        json!({ "id": id, "unreadable": error.to_string() })
-                    }
-                })
+                .map(|(id, error)| json!({ "id": id, "unreadable": error }))
+                .chain(data.rows.iter().map(|record| json!(record)))
                 .collect();
             Json(json!({ "processes": processes, "next_after": next_after })).into_response()
         }

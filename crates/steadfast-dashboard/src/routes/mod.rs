@@ -2,6 +2,8 @@
 
 mod actions;
 mod api;
+mod kind;
+mod lists;
 pub mod login;
 mod pages;
 
@@ -12,6 +14,9 @@ use axum::routing::{MethodRouter, get, post};
 use steadfast::StoreError;
 
 use crate::{AppState, auth, metrics};
+
+pub use kind::KIND_COUNT_CAP;
+pub use lists::LIST_SCAN_CAP;
 
 /// One route of the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +35,13 @@ pub struct Route {
 /// [`route_list`] reads it, so tests that walk every route see a new one.
 fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     vec![
-        (Method::GET, "/", get(pages::list)),
-        (Method::GET, "/live/list", get(pages::list_live)),
+        (Method::GET, "/", get(lists::list)),
+        (Method::GET, "/kinds", get(lists::kinds)),
+        (Method::GET, "/live/list", get(lists::list_live)),
         (Method::GET, "/process", get(pages::process)),
         (Method::GET, "/live/process", get(pages::process_live)),
-        (Method::GET, "/kind", get(pages::kind)),
-        (Method::GET, "/live/kind", get(pages::kind_live)),
+        (Method::GET, "/kind", get(kind::kind)),
+        (Method::GET, "/live/kind", get(kind::kind_live)),
         (Method::GET, "/purge", get(pages::purge)),
         (Method::GET, "/api/processes", get(api::list)),
         (Method::GET, "/api/process", get(api::process)),
@@ -51,12 +57,14 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/actions/discard-signal",
             post(actions::discard_signal),
         ),
+        (Method::POST, "/actions/bulk", post(actions::bulk)),
         (Method::GET, "/metrics", get(metrics::handler)),
         (Method::GET, auth::LOGIN, get(login::form)),
         (Method::POST, auth::LOGIN, post(login::login)),
         (Method::POST, "/logout", post(login::logout)),
         (Method::GET, "/assets/dashboard.css", get(css)),
         (Method::GET, "/assets/dashboard.js", get(js)),
+        (Method::GET, "/assets/favicon.svg", get(favicon)),
     ]
 }
 
@@ -124,6 +132,10 @@ async fn js() -> Response {
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard.js"),
     )
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../../assets/favicon.svg"))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

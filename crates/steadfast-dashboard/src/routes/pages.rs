@@ -1,18 +1,17 @@
-//! HTML pages and the fragments their scripts poll.
+//! The process and purge pages, and what every page handler shares: error
+//! pages, whole pages, live parts with their version.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use steadfast::core::{FunctionSource, ParkedCounts, PendingSignal, SignalRecord};
-use steadfast::{
-    Counts, JournalEntry, ListFilter, Listed, ProcessId, ProcessRecord, SourceLocation, Status,
-};
+use steadfast::core::{FunctionSource, PendingSignal, SignalRecord};
+use steadfast::{JournalEntry, ProcessId, ProcessRecord};
 
 use super::store_status;
 use crate::AppState;
-use crate::views::{self, csrf_field, kind, list, process};
+use crate::views::{self, csrf_field, process};
 
 /// A page or fragment, or an error page.
 pub type PageResult = Result<Response, Response>;
@@ -23,98 +22,27 @@ pub fn error_page(app: &AppState, status: StatusCode, text: &str) -> Response {
     (status, views::message(title, &app.frame(), text, "/")).into_response()
 }
 
-fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
+pub(crate) fn store_error(app: &AppState, err: &steadfast::StoreError) -> Response {
     error_page(app, store_status(err), &err.to_string())
 }
 
-fn full(app: &AppState, title: &str, body: Markup) -> Response {
+pub(crate) fn full(app: &AppState, title: &str, body: Markup) -> Response {
     Html(views::page(title, &app.frame(), body).into_string()).into_response()
 }
 
-/// One list page, loaded with a single keyset query (`limit + 1` rows to
-/// know whether a next page exists) plus the status counts.
-pub struct ListData {
-    /// The processes shown (rows that do not decode among them).
-    pub rows: Vec<Listed>,
-    /// Whether a next page exists.
-    pub more: bool,
-    /// Counts per status.
-    pub counts: Counts,
-    /// A filter value that was ignored, and why.
-    pub problem: Option<String>,
-}
-
-/// Loads one list page for `q`.
-pub async fn load_list(
-    app: &AppState,
-    q: &list::ListQuery,
-    limit: usize,
-) -> Result<ListData, steadfast::StoreError> {
-    let mut problem = None;
-    let status = match q.status.as_str() {
-        "" => None,
-        s => match s.parse::<Status>() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problem = Some(e.to_string());
-                None
-            }
-        },
-    };
-    let after = match q.after.as_str() {
-        "" => None,
-        a => ProcessId::new(a).ok(),
-    };
-    let filter = ListFilter {
-        status,
-        kind: (!q.kind.is_empty()).then(|| q.kind.clone()),
-        id_prefix: (!q.prefix.is_empty()).then(|| q.prefix.clone()),
-        after,
-        limit: limit + 1,
-        ..ListFilter::default()
-    };
-    let store = &app.inner.store;
-    let mut rows = store.list(&filter).await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let counts = store.counts().await?;
-    Ok(ListData {
-        rows,
-        more,
-        counts,
-        problem,
-    })
-}
-
-async fn list_view(app: &AppState, q: &list::ListQuery, live: bool) -> PageResult {
-    let data = load_list(app, q, app.inner.page_size)
-        .await
-        .map_err(|e| store_error(app, &e))?;
-    let view = list::ListView {
-        query: q,
-        rows: &data.rows,
-        more: data.more,
-        counts: &data.counts,
-        problem: data.problem.clone(),
-    };
-    Ok(if live {
-        Html(list::live_part(&view).into_string()).into_response()
-    } else {
-        full(app, "Processes", list::body(&view))
-    })
-}
-
-/// `GET /`: the process list.
-pub async fn list(State(app): State<AppState>, Query(q): Query<list::ListQuery>) -> PageResult {
-    list_view(&app, &q, false).await
-}
-
-/// `GET /live/list`: the list's self-refreshing part.
-pub async fn list_live(
-    State(app): State<AppState>,
-    Query(q): Query<list::ListQuery>,
-) -> PageResult {
-    list_view(&app, &q, true).await
+/// A live part with its version as `ETag`, or `304 Not Modified` when the
+/// request's `If-None-Match` names that version already.
+pub fn live(headers: &HeaderMap, part: Markup) -> Response {
+    let part = part.into_string();
+    let etag = format!("\"{}\"", views::version_of(&part));
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    ([(header::ETAG, etag)], Html(part)).into_response()
 }
 
 /// `?id=` of the process routes.
@@ -137,6 +65,8 @@ pub struct ProcessData {
     /// Every signal, whatever became of it (pending, consumed, rejected,
     /// discarded).
     pub signals: Vec<SignalRecord>,
+    /// Earlier generations (continued as new), oldest first.
+    pub generations: Vec<steadfast::core::Generation>,
 }
 
 /// Loads a process, its journal and the sources.
@@ -148,16 +78,18 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
     let sources = store.sources().await.map_err(|e| e.to_string());
     let pending = store.pending_signals(&id).await?;
     let signals = store.signals(&id).await?;
+    let generations = store.history(&id).await?;
     Ok(ProcessData {
         record,
         journal,
         sources,
         pending,
         signals,
+        generations,
     })
 }
 
-async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
+async fn process_view(app: &AppState, id: &str, live: Option<&HeaderMap>) -> PageResult {
     let data = load_process(app, id)
         .await
         .map_err(|e| store_error(app, &e))?;
@@ -167,9 +99,11 @@ async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
         sources: &data.sources,
         pending: &data.pending,
         signals: &data.signals,
+        generations: &data.generations,
+        now: app.inner.clock.now(),
     };
-    Ok(if live {
-        Html(process::live_part(&view, &app.inner.csrf).into_string()).into_response()
+    Ok(if let Some(headers) = live {
+        self::live(headers, process::live_part(&view, &app.inner.csrf))
     } else {
         full(app, id, process::body(&view, &app.inner.csrf))
     })
@@ -177,69 +111,16 @@ async fn process_view(app: &AppState, id: &str, live: bool) -> PageResult {
 
 /// `GET /process?id=`: one process.
 pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
-    process_view(&app, &q.id, false).await
+    process_view(&app, &q.id, None).await
 }
 
 /// `GET /live/process?id=`: the process page's self-refreshing part.
-pub async fn process_live(State(app): State<AppState>, Query(q): Query<IdQuery>) -> PageResult {
-    process_view(&app, &q.id, true).await
-}
-
-/// `?name=` of the kind routes.
-#[derive(Deserialize)]
-pub struct KindQuery {
-    /// The kind.
-    pub name: String,
-}
-
-async fn kind_view(app: &AppState, name: &str, live: bool) -> PageResult {
-    let store = &app.inner.store;
-    let parked: ParkedCounts = store
-        .parked_counts(name)
-        .await
-        .map_err(|e| store_error(app, &e))?;
-    let sources = store.sources().await.map_err(|e| e.to_string());
-    // One process's journal tells where the kind's function is even when
-    // nothing waits now (one indexed query of at most one row).
-    let mut sample: Vec<SourceLocation> = Vec::new();
-    if parked.by_location.is_empty() {
-        let filter = ListFilter {
-            kind: Some(name.to_owned()),
-            limit: 1,
-            ..ListFilter::default()
-        };
-        if let Some(first) = store
-            .list(&filter)
-            .await
-            .ok()
-            .and_then(|v| v.into_iter().find_map(Listed::into_record))
-            && let Ok(journal) = store.journal(&first.id).await
-        {
-            sample = journal.into_iter().filter_map(|e| e.location).collect();
-        }
-    }
-    let view = kind::KindView {
-        kind: name,
-        parked: &parked.by_location,
-        unreadable: parked.unreadable,
-        sources: &sources,
-        sample: &sample,
-    };
-    Ok(if live {
-        Html(kind::live_part(&view).into_string()).into_response()
-    } else {
-        full(app, name, kind::body(&view))
-    })
-}
-
-/// `GET /kind?name=`: a kind's function with where its processes wait.
-pub async fn kind(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
-    kind_view(&app, &q.name, false).await
-}
-
-/// `GET /live/kind?name=`: the kind page's self-refreshing part.
-pub async fn kind_live(State(app): State<AppState>, Query(q): Query<KindQuery>) -> PageResult {
-    kind_view(&app, &q.name, true).await
+pub async fn process_live(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<IdQuery>,
+) -> PageResult {
+    process_view(&app, &q.id, Some(&headers)).await
 }
 
 /// `GET /purge`: the purge form (the form itself is the confirmation step).

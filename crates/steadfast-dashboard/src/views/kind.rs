@@ -19,6 +19,18 @@ pub struct KindView<'a> {
     pub sources: &'a Result<Vec<FunctionSource>, String>,
     /// Locations known to be in the kind's function (from a sample journal).
     pub sample: &'a [steadfast::SourceLocation],
+    /// How many processes wait (a process in `select!` stands at several
+    /// lines but is counted once).
+    pub waiting: Waiting,
+}
+
+/// How many processes of a kind are suspended or blocked.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Waiting {
+    /// Suspended plus blocked processes.
+    pub processes: usize,
+    /// Whether counting stopped at the cap (there are more).
+    pub capped: bool,
 }
 
 /// The page body.
@@ -27,7 +39,7 @@ pub fn body(view: &KindView<'_>) -> Markup {
     html! {
         h1 { span.muted { "Kind " } (view.kind) }
         p { a href=(url("/", &[("kind", view.kind)])) { "List its processes" } }
-        div #live data-live=(live) { (live_part(view)) }
+        (super::live_box(&live, live_part(view)))
     }
 }
 
@@ -41,9 +53,32 @@ pub fn live_part(view: &KindView<'_>) -> Markup {
             .parked
             .push((p.status.as_str().to_owned(), p.count));
     }
-    let total: u64 = view.parked.iter().map(|p| p.count).sum();
+    // The busiest line is where the page scrolls to.
+    let busiest = view
+        .parked
+        .iter()
+        .fold(Notes::new(), |mut acc, p| {
+            acc.entry(p.location.clone())
+                .or_default()
+                .parked
+                .push((String::new(), p.count));
+            acc
+        })
+        .into_iter()
+        .max_by_key(|(_, n)| n.parked.iter().map(|(_, c)| *c).sum::<u64>())
+        .map(|(loc, _)| loc);
+    if let Some(loc) = &busiest
+        && let Some(note) = notes.get_mut(loc)
+    {
+        note.busiest = true;
+    }
+    let w = view.waiting;
     html! {
-        p { (total) " waiting processes (suspended or blocked) in this kind's function." }
+        p.waiting data-count=(w.processes) {
+            @if w.capped { "More than " }
+            (w.processes) @if w.processes == 1 { " waiting process" } @else { " waiting processes" }
+            " (suspended or blocked) in this kind's function."
+        }
         @if view.unreadable > 0 {
             p.notice { (view.unreadable) " more whose stored place does not decode (see the list's error rows)." }
         }

@@ -2,11 +2,12 @@
 //! with the line where the process stands highlighted.
 
 use maud::{Markup, html};
-use steadfast::core::{FunctionSource, PendingSignal, SignalRecord, SignalState};
+use steadfast::core::{FunctionSource, Generation, PendingSignal, SignalRecord, SignalState};
 use steadfast::{EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status};
 
 use super::source::{self, LineNote, Notes};
-use super::{csrf_field, duration, kind_url, pretty_json, preview, status_badge, time, url};
+use super::timeline;
+use super::{csrf_field, json_value, kind_url, preview, rel_time, status_badge, url};
 
 /// Everything the process page shows.
 pub struct ProcessView<'a> {
@@ -20,6 +21,10 @@ pub struct ProcessView<'a> {
     pub pending: &'a [PendingSignal],
     /// Every signal, whatever became of it.
     pub signals: &'a [SignalRecord],
+    /// Earlier generations (continued as new), oldest first.
+    pub generations: &'a [Generation],
+    /// This dashboard's time.
+    pub now: steadfast::Timestamp,
 }
 
 /// The whole page body: the live part and the actions.
@@ -27,7 +32,7 @@ pub fn body(view: &ProcessView<'_>, csrf: &str) -> Markup {
     let id = view.record.id.as_str();
     let live = url("/live/process", &[("id", id)]);
     html! {
-        div #live data-live=(live) { (live_part(view, csrf)) }
+        (super::live_box(&live, live_part(view, csrf)))
         (actions(view.record, csrf))
     }
 }
@@ -35,89 +40,75 @@ pub fn body(view: &ProcessView<'_>, csrf: &str) -> Markup {
 /// The part that refreshes itself: header, timeline and source.
 pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
     let r = view.record;
+    let all: &[FunctionSource] = view.sources.as_deref().unwrap_or(&[]);
+    let at = current(r, view.journal, all);
+    let abandoned = abandoned_timers(r, view.journal);
+    let open_waits: Vec<(SourceLocation, String)> = at
+        .iter()
+        .filter_map(|w| w.open_wait.clone().map(|s| (w.location.clone(), s)))
+        .collect();
+    let history = timeline::History {
+        record: r,
+        journal: view.journal,
+        generations: view.generations,
+        signals: view.signals,
+        open_waits: &open_waits,
+        abandoned: &abandoned,
+    };
+    let events = timeline::events(&history);
+    let mut notes = notes(view.journal, &at);
+    timeline::count_lines(&events, &mut notes);
     html! {
         section.header data-status=(r.status.as_str()) data-updated=(r.updated_at.as_micros()) {
             h1 { span.muted { "Process " } code.pid { (r.id.as_str()) } " " (status_badge(r.status)) }
             dl.facts {
                 div { dt { "Kind" } dd { a href=(kind_url(&r.kind)) { (r.kind) } } }
-                div { dt { "Created" } dd { (time(r.created_at)) } }
-                div { dt { "Updated" } dd { (time(r.updated_at)) } }
+                div { dt { "Created" } dd { (rel_time(r.created_at)) } }
+                div { dt { "Updated" } dd { (rel_time(r.updated_at)) } }
                 @if let Some(wait) = waits_for(r) { div { dt { "Waits for" } dd.wait { (wait) } } }
                 @if let Some(step) = &r.blocked_step { div { dt { "Blocked at" } dd { code { (step) } } } }
+                div { dt { "Runs" } dd { "epoch " (r.epoch) @if let Some(owner) = &r.owner { ", held by " code { (owner) } } } }
+                @if r.generation > 0 { div { dt { "Generation" } dd { (r.generation) } } }
                 @if !view.pending.is_empty() {
                     div { dt { "Pending signals" }
                     dd { @for sig in view.pending {
-                        span.signal title=(preview(&sig.payload, 500)) { "“" (sig.name) "” " (time(sig.sent_at)) }
+                        span.signal title=(preview(&sig.payload, 500)) { "“" (sig.name) "” " (rel_time(sig.sent_at)) }
                         " "
                     } } }
                 }
                 @if r.cancel_requested { div { dt { "Cancel" } dd { "requested; the running host will stop it" } } }
             }
+            (super::clock_note(Some(r.updated_at), view.now))
             div.values {
-                div { h3 { "Input" } pre.json { (pretty_json(&r.input)) } }
-                @if let Some(out) = &r.output { div { h3 { "Output" } pre.json { (pretty_json(out)) } } }
+                div { h3 { "Input" } (json_value("v-input", "input", &r.input)) }
+                @if let Some(out) = &r.output { div { h3 { "Output" } (json_value("v-output", "output", out)) } }
                 @if let Some(err) = &r.error {
                     div { h3 { @if r.status == Status::Blocked { "Blocked reason" } @else { "Error" } }
-                          pre.error { (err) } }
+                          pre.error { (preview(err, super::VALUE_PREVIEW)) } }
                 }
             }
         }
         (signals(view.record, view.signals, csrf))
         div.split {
             section.timeline {
-                h2 { "Journal " span.muted { "(" (view.journal.len()) " entries)" } }
-                @if view.journal.is_empty() { p.muted { "Nothing journaled yet." } }
-                ol.entries {
-                    @for e in view.journal { (entry(r, e, csrf)) }
-                }
+                h2 { "Timeline " span.muted { "(" (events.len()) " entries, " (view.journal.len()) " journaled)" } }
+                (timeline::render(&events, r.updated_at, r.id.as_str(), csrf))
             }
             section.sources {
                 h2 { "Source" }
-                (sources(view))
+                (sources(view, &notes))
             }
         }
     }
 }
 
-fn entry(r: &ProcessRecord, e: &JournalEntry, csrf: &str) -> Markup {
-    let took = e.finished_at.map(|f| f.saturating_since(e.started_at));
-    html! {
-        li class={ "entry es-" (e.status.as_str()) } data-name=(e.name) {
-            div.entry-head {
-                span.ename { (e.name) }
-                span.ekind { (e.kind.as_str()) }
-                span class={ "badge es-" (e.status.as_str()) } { (e.status.as_str()) }
-            }
-            div.entry-meta {
-                @if e.attempts > 1 { span { (e.attempts) " attempts" } }
-                @if let Some(d) = took { span { (duration(d)) } }
-                @if let Some(due) = e.due_at { span { "due " (time(due)) } }
-                @if let Some(loc) = &e.location {
-                    a.loc href={ "#L" (loc.line) } title=(loc.file) { "line " (loc.line) }
-                }
-            }
-            @if let Some(outcome) = &e.outcome {
-                @let class = if e.status == EntryStatus::Failed { "outcome error" } else { "outcome" };
-                pre class=(class) title=(preview(outcome, 2000)) { (preview(outcome, 160)) }
-            }
-            form.rewind method="post" action="/actions/rewind" {
-                (csrf_field(csrf))
-                input type="hidden" name="id" value=(r.id.as_str());
-                input type="hidden" name="step" value=(e.name);
-                button.small type="submit" title="drop this entry and every later one, run again from here" { "rewind here…" }
-            }
-        }
-    }
-}
-
-fn sources(view: &ProcessView<'_>) -> Markup {
+fn sources(view: &ProcessView<'_>, notes: &Notes) -> Markup {
     let all = match view.sources {
         Ok(all) => all,
         Err(err) => {
             return source::missing(Some(&format!("The store could not list sources: {err}")));
         }
     };
-    let notes = notes(view.record, view.journal);
     let picked = source::pick(
         all,
         notes.keys(),
@@ -126,7 +117,7 @@ fn sources(view: &ProcessView<'_>) -> Markup {
     if picked.is_empty() {
         return source::missing(None);
     }
-    html! { @for s in picked { (source::render(s, &notes)) } }
+    html! { @for s in picked { (source::render(s, notes)) } }
 }
 
 /// What the process waits for, in words (suspended processes).
@@ -146,7 +137,7 @@ fn waits_for(r: &ProcessRecord) -> Option<String> {
 }
 
 /// Per-line notes: finished entries, and where the process stands.
-pub fn notes(r: &ProcessRecord, journal: &[JournalEntry]) -> Notes {
+pub fn notes(journal: &[JournalEntry], at: &[Standing]) -> Notes {
     let mut notes = Notes::new();
     for e in journal {
         let Some(loc) = &e.location else { continue };
@@ -157,52 +148,170 @@ pub fn notes(r: &ProcessRecord, journal: &[JournalEntry]) -> Notes {
             _ => {}
         }
     }
-    for (loc, wait) in current(r, journal) {
-        let note: &mut LineNote = notes.entry(loc).or_default();
+    for s in at {
+        let note: &mut LineNote = notes.entry(s.location.clone()).or_default();
         note.current = true;
-        note.wait = Some(wait);
+        note.wait = Some(s.text.clone());
     }
     notes
 }
 
-/// The lines where the process stands, with what it does there.
-pub fn current(r: &ProcessRecord, journal: &[JournalEntry]) -> Vec<(SourceLocation, String)> {
+/// A line where the process stands.
+#[derive(Clone, Debug)]
+pub struct Standing {
+    /// The line.
+    pub location: SourceLocation,
+    /// What the process does there, in words.
+    pub text: String,
+    /// For a wait without a timeout (not journaled while it waits): the
+    /// signal it awaits.
+    pub open_wait: Option<String>,
+}
+
+/// The timers (journal entry names) the process no longer waits on: still
+/// scheduled in the journal, but `select!` took another branch (or the
+/// process ended), so they will never fire.
+pub fn abandoned_timers(r: &ProcessRecord, journal: &[JournalEntry]) -> Vec<String> {
+    let parked_here =
+        |loc: &Option<SourceLocation>| loc.as_ref().is_some_and(|l| r.parked_at.contains(l));
+    let live = |e: &JournalEntry| match r.status {
+        // The latest scheduled timer at a line it waits on is live; older
+        // ones at the same line (a loop) are not.
+        Status::Suspended => {
+            parked_here(&e.location)
+                && !journal.iter().any(|later| {
+                    later.seq > e.seq
+                        && later.kind == EntryKind::Timer
+                        && later.status == EntryStatus::Scheduled
+                        && later.location == e.location
+                })
+        }
+        // A running process may be about to fire it.
+        Status::Running => true,
+        _ => false,
+    };
+    journal
+        .iter()
+        .filter(|e| e.kind == EntryKind::Timer && e.status == EntryStatus::Scheduled && !live(e))
+        .map(|e| e.name.clone())
+        .collect()
+}
+
+/// The text of source line `loc`, if captured.
+fn line_text<'a>(sources: &'a [FunctionSource], loc: &SourceLocation) -> Option<&'a str> {
+    let s = sources.iter().find(|s| s.contains(loc))?;
+    s.text
+        .lines()
+        .nth(loc.line.checked_sub(s.first_line)? as usize)
+}
+
+/// The lines where the process stands, each with what *that* line awaits.
+pub fn current(
+    r: &ProcessRecord,
+    journal: &[JournalEntry],
+    sources: &[FunctionSource],
+) -> Vec<Standing> {
     match r.status {
-        Status::Suspended => r
-            .parked_at
-            .iter()
-            .map(|loc| {
-                let scheduled = journal.iter().rev().find(|e| {
-                    e.status == EntryStatus::Scheduled && e.location.as_ref() == Some(loc)
-                });
-                let text = match scheduled {
-                    Some(e) if e.kind == EntryKind::Timer => match e.due_at {
-                        Some(due) => format!("⏰ timer “{}” due {due}", e.name),
-                        None => format!("⏰ timer “{}”", e.name),
-                    },
-                    Some(e) => match e.due_at {
-                        Some(due) => format!("✉ waits for “{}” (gives up {due})", e.name),
-                        None => format!("✉ waits for “{}”", e.name),
-                    },
-                    None => waits_for(r)
-                        .map_or_else(|| "waiting".to_owned(), |w| format!("✉ waits for {w}")),
-                };
-                (loc.clone(), text)
-            })
-            .collect(),
+        Status::Suspended => {
+            // Signals awaited by journaled (timed) waits are named by them.
+            let timed: Vec<&JournalEntry> = journal
+                .iter()
+                .filter(|e| e.kind == EntryKind::Wait && e.status == EntryStatus::Scheduled)
+                .collect();
+            let untimed: Vec<&SourceLocation> = r
+                .parked_at
+                .iter()
+                .filter(|loc| {
+                    !journal.iter().any(|e| {
+                        e.status == EntryStatus::Scheduled && e.location.as_ref() == Some(*loc)
+                    })
+                })
+                .collect();
+            let mut unclaimed: Vec<&String> = r
+                .waiting_for
+                .iter()
+                .filter(|s| !timed.iter().any(|e| &e.name == *s))
+                .collect();
+            // Each untimed wait's signal: the one its source line names, or
+            // the only one left.
+            let mut named: Vec<(&SourceLocation, Option<String>)> = untimed
+                .iter()
+                .map(|loc| {
+                    let text = line_text(sources, loc).unwrap_or_default();
+                    let hit = unclaimed
+                        .iter()
+                        .position(|s| text.contains(&format!("{:?}", s)));
+                    (*loc, hit.map(|i| unclaimed.remove(i).clone()))
+                })
+                .collect();
+            if let [(_, name @ None)] = named.as_mut_slice()
+                && let [only] = unclaimed.as_slice()
+            {
+                *name = Some((*only).clone());
+            }
+            r.parked_at
+                .iter()
+                .map(|loc| {
+                    let scheduled = journal.iter().rev().find(|e| {
+                        e.status == EntryStatus::Scheduled && e.location.as_ref() == Some(loc)
+                    });
+                    let (text, open_wait) = match scheduled {
+                        Some(e) if e.kind == EntryKind::Timer => (
+                            match e.due_at {
+                                Some(due) => format!("timer “{}” due {due}", e.name),
+                                None => format!("timer “{}”", e.name),
+                            },
+                            None,
+                        ),
+                        Some(e) => (
+                            match e.due_at {
+                                Some(due) => format!("waits for “{}” (gives up {due})", e.name),
+                                None => format!("waits for “{}”", e.name),
+                            },
+                            None,
+                        ),
+                        None => match named.iter().find(|(l, _)| *l == loc) {
+                            Some((_, Some(signal))) => {
+                                (format!("waits for “{signal}”"), Some(signal.clone()))
+                            }
+                            _ => (
+                                waits_for(r).map_or_else(
+                                    || "waiting".to_owned(),
+                                    |w| format!("waits for one of: {w}"),
+                                ),
+                                None,
+                            ),
+                        },
+                    };
+                    Standing {
+                        location: loc.clone(),
+                        text,
+                        open_wait,
+                    }
+                })
+                .collect()
+        }
         Status::Blocked => r
             .parked_at
             .iter()
             .map(|loc| {
                 let reason = r.error.as_deref().unwrap_or("blocked");
-                (loc.clone(), format!("⛔ {}", preview(reason, 200)))
+                Standing {
+                    location: loc.clone(),
+                    text: format!("blocked: {}", preview(reason, 200)),
+                    open_wait: None,
+                }
             })
             .collect(),
         Status::Running => journal
             .iter()
             .rev()
             .find_map(|e| e.location.clone())
-            .map(|loc| (loc, "⚙ running from here".to_owned()))
+            .map(|loc| Standing {
+                location: loc,
+                text: "running from here".to_owned(),
+                open_wait: None,
+            })
             .into_iter()
             .collect(),
         _ => Vec::new(),
@@ -228,9 +337,9 @@ fn signals(r: &ProcessRecord, signals: &[SignalRecord], csrf: &str) -> Markup {
                             tr data-signal=(s.id) data-state=(s.state.as_str()) {
                                 td { (s.id) }
                                 td { code { (s.name) } }
-                                td { (s.state.as_str()) @if let Some(at) = s.settled_at { " " (time(at)) } }
-                                td { (time(s.sent_at)) }
-                                td { code.json { (preview(&s.payload, 200)) } }
+                                td { (s.state.as_str()) @if let Some(at) = s.settled_at { " " (rel_time(at)) } }
+                                td { (rel_time(s.sent_at)) }
+                                td { (json_value(&format!("sig-{}", s.id), "payload", &s.payload)) }
                                 td.reason { @if let Some(reason) = &s.reason { (reason) } }
                                 td {
                                     @if s.state == SignalState::Pending {

@@ -20,6 +20,11 @@ pub struct LineNote {
     pub wait: Option<String>,
     /// Processes parked here: (status, count), on the kind page.
     pub parked: Vec<(String, u64)>,
+    /// The line where most processes of the kind wait (the kind page
+    /// scrolls to it).
+    pub busiest: bool,
+    /// How many timeline entries are at this line (the process page).
+    pub entries: usize,
 }
 
 /// Annotations by source location.
@@ -95,8 +100,11 @@ pub fn render(source: &FunctionSource, notes: &Notes) -> Markup {
 fn row(line: u32, text: &str, note: Option<&LineNote>) -> Markup {
     let current = note.is_some_and(|n| n.current);
     let parked = note.is_some_and(|n| !n.parked.is_empty());
+    let busiest = note.is_some_and(|n| n.busiest);
+    let entries = note.map_or(0, |n| n.entries);
     html! {
-        tr.current[current].parked[parked] id={ "L" (line) } data-line=(line) {
+        tr.current[current].parked[parked].busiest[busiest] id={ "L" (line) } data-line=(line)
+            title=[(entries > 0).then(|| format!("{entries} timeline entries at this line: click to mark them"))] {
             td.ln { (line) }
             td.mark {
                 @if let Some(n) = note {

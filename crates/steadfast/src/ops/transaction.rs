@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::panic::Location;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -181,4 +181,33 @@ pub(crate) fn wrong_store<T>(wanted: &str) -> Attempt<T> {
     Ok(Err(StepError::permanent(format!(
         "this transactional step needs the {wanted} store, but the host runs on another store"
     ))))
+}
+
+/// A test hook: called with the step's name after a transactional step's
+/// body ran and before its journal entry is written, while the store's
+/// transaction is still open.
+#[doc(hidden)]
+pub type AfterBodyHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+static AFTER_BODY: RwLock<Option<AfterBodyHook>> = RwLock::new(None);
+
+/// Installs (or with `None` removes) the process-wide [`AfterBodyHook`].
+///
+/// For crash tests only: a hook that blocks holds the step between the
+/// user's SQL and the journal write, so a test can kill the worker or take
+/// its lease over at exactly that point. No hook is installed unless a test
+/// calls this; without one the cost is one uncontended read lock per
+/// transactional attempt. On SQLite the hook runs on the store's writer
+/// thread, on PostgreSQL inside the step's task.
+#[doc(hidden)]
+pub fn set_after_body_hook(hook: Option<AfterBodyHook>) {
+    *AFTER_BODY.write().unwrap_or_else(|p| p.into_inner()) = hook;
+}
+
+/// Calls the [`AfterBodyHook`], if a test installed one.
+pub(crate) fn after_body(step: &str) {
+    let hook = AFTER_BODY.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(hook) = hook {
+        hook(step);
+    }
 }
