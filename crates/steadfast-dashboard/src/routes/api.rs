@@ -28,12 +28,16 @@ pub async fn list(State(app): State<AppState>, Query(mut q): Query<ListQuery>) -
                 .flatten();
             // A row that does not decode is an object with its id and the
             // error instead of the process's fields.
-            let processes: Vec<serde_json::Value> = data
+            // In id order, as the page's keyset says.
+            let mut processes: Vec<(&str, serde_json::Value)> = data
                 .unreadable
                 .iter()
-                .map(|(id, error)| json!({ "id": id, "unreadable": error }))
-                .chain(data.rows.iter().map(|record| json!(record)))
+                .map(|(id, error)| (id.as_str(), json!({ "id": id, "unreadable": error })))
+                .chain(data.rows.iter().map(|r| (r.id.as_str(), json!(r))))
                 .collect();
+            processes.sort_by(|a, b| a.0.cmp(b.0));
+            let processes: Vec<serde_json::Value> =
+                processes.into_iter().map(|(_, value)| value).collect();
             Json(json!({ "processes": processes, "next_after": next_after })).into_response()
         }
         Err(e) => error(&e),
