@@ -36,7 +36,7 @@ pub struct Transaction {
 }
 
 /// The process function: it finishes when the card is deleted.
-#[steadfast::process]
+#[steadfast::process(name = KIND)]
 pub async fn credit_card(
     p: Process,
     card: Card,

@@ -14,7 +14,7 @@ pub const KIND: &str = "mail flow";
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// The process function: its input is the customer's e-mail address.
-#[steadfast::process]
+#[steadfast::process(name = KIND)]
 pub async fn mail_flow(
     p: Process,
     email: String,

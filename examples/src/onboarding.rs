@@ -49,7 +49,7 @@ pub enum OnboardingError {
 }
 
 /// The process function.
-#[steadfast::process]
+#[steadfast::process(name = KIND)]
 pub async fn onboarding(
     p: Process,
     signup: Signup,

@@ -40,7 +40,7 @@ pub enum TransferError {
 }
 
 /// The process function.
-#[steadfast::process]
+#[steadfast::process(name = KIND, kind = MoneyTransfer)]
 pub async fn transfer(
     p: Process,
     t: Transfer,

@@ -20,7 +20,7 @@ pub fn step_value(id: &str, index: usize) -> String {
 
 /// The process function. When `log` is set, every run of a step closure
 /// appends `"<id> <step>\n"` to it, so tests can count re-runs.
-#[steadfast::process]
+#[steadfast::process(name = KIND)]
 pub async fn ten_steps(
     p: Process,
     _input: (),

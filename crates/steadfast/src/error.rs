@@ -84,6 +84,16 @@ pub enum Error {
         /// The process.
         id: ProcessId,
     },
+    /// A typed handle was asked for a process of another kind.
+    #[error("process {id:?} is of kind {found:?}, not {expected:?}")]
+    WrongKind {
+        /// The process.
+        id: ProcessId,
+        /// The kind the handle is typed for.
+        expected: &'static str,
+        /// The process's kind.
+        found: String,
+    },
     /// The host is shutting down.
     #[error("the host is shut down")]
     ShutDown,

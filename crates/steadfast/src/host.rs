@@ -20,6 +20,7 @@ use crate::context::{RunCtx, Stop};
 use crate::error::Error;
 use crate::kind::{Kind, Kinds};
 use crate::retry::RetryPolicy;
+use crate::typed::Provided;
 use crate::{Process, dispatcher};
 
 /// Tunables of a host.
@@ -126,6 +127,8 @@ pub struct HostBuilder {
     store: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
     kinds: Kinds,
+    provided: Provided,
+    typed: Vec<TypedKind>,
     config: Config,
     id: Option<String>,
 }
@@ -150,6 +153,8 @@ impl HostBuilder {
             store,
             clock: Arc::new(SystemClock),
             kinds,
+            provided: Provided::default(),
+            typed: Vec::new(),
             config: Config {
                 max_concurrency: 1000,
                 lease: Duration::from_secs(30),
@@ -197,6 +202,31 @@ impl HostBuilder {
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         self.kinds.insert(kind.into(), version, Kind::new(function));
+        self
+    }
+
+    /// Registers the process kind `K` (a type `#[steadfast::process]`
+    /// emits) under its name and version: processes started with
+    /// [`Host::start`] are then checked at compile time. The values its
+    /// function takes besides its input come from [`HostBuilder::provide`].
+    ///
+    /// (Named `register_kind` because [`HostBuilder::register`], the string
+    /// form, keeps its signature for dynamic use.)
+    pub fn register_kind<K: crate::ProcessKind>(mut self) -> Self {
+        self.typed.push(TypedKind {
+            name: K::NAME,
+            version: K::VERSION,
+            resolve: Box::new(resolve_kind::<K>),
+        });
+        self
+    }
+
+    /// Gives process functions registered with
+    /// [`HostBuilder::register_kind`] a value of type `T` (a client, a
+    /// service, configuration): each argument after the input is a clone of
+    /// the provided value of its type.
+    pub fn provide<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.provided.insert(value);
         self
     }
 
@@ -275,6 +305,12 @@ impl HostBuilder {
 
     /// Starts the host: it resumes every unfinished process in the store
     /// and runs new ones. Must be called inside a Tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// If a kind registered with [`HostBuilder::register_kind`] takes a
+    /// value of a type no [`HostBuilder::provide`] call gave (a mistake in
+    /// the program's set-up, found before any process runs).
     pub fn build(self) -> Host {
         self.start(true)
     }
@@ -286,7 +322,22 @@ impl HostBuilder {
         self.start(false)
     }
 
-    fn start(self, run_processes: bool) -> Host {
+    fn start(mut self, run_processes: bool) -> Host {
+        for typed in std::mem::take(&mut self.typed) {
+            let kind = match (typed.resolve)(&self.provided) {
+                Ok(kind) => kind,
+                Err((missing, check_only)) if !run_processes => {
+                    let _ = missing;
+                    check_only
+                }
+                Err((missing, _)) => panic!(
+                    "process kind {:?} needs a value this host was not given: {missing}",
+                    typed.name
+                ),
+            };
+            self.kinds
+                .insert(typed.name.to_owned(), typed.version, kind);
+        }
         let id = HostId::new(self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -330,6 +381,33 @@ impl HostBuilder {
                 shared,
                 tasks: Mutex::new(tasks),
             }),
+        }
+    }
+}
+
+/// A kind registered by type, resolved against the provided values when
+/// the host is built.
+struct TypedKind {
+    name: &'static str,
+    version: u32,
+    resolve: Box<ResolveFn>,
+}
+
+type ResolveFn = dyn FnOnce(&Provided) -> Result<Kind, (crate::NotProvided, Kind)> + Send;
+
+/// Binds kind `K`'s function to its provided values; without them, a kind
+/// that only checks inputs (for client hosts) and what was missing.
+fn resolve_kind<K: crate::ProcessKind>(
+    provided: &Provided,
+) -> Result<Kind, (crate::NotProvided, Kind)> {
+    match K::function(provided) {
+        Ok(function) => Ok(Kind::new(move |p, input: K::Input| function(p, input))),
+        Err(missing) => {
+            let why = format!(
+                "process kind {:?} is not runnable on this host: {missing}",
+                K::NAME
+            );
+            Err((missing, Kind::check_only::<K::Input>(why)))
         }
     }
 }

@@ -66,6 +66,20 @@ impl Kind {
         }
     }
 
+    /// A kind whose processes this host only spawns and reads (a client
+    /// host lacking the values its function needs): starting one fails.
+    pub(crate) fn check_only<I: DeserializeOwned + Send + 'static>(why: String) -> Self {
+        Kind {
+            input_type: std::any::type_name::<I>(),
+            start: Box::new(move |_, _| Err(why.clone())),
+            check: Box::new(|input: &str| {
+                serde_json::from_str::<I>(input)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        }
+    }
+
     /// Starts the function on a stored input; `Err` if the input does not decode.
     pub(crate) fn start(&self, process: Process, input: &str) -> Result<RunFuture, String> {
         (self.start)(process, input)

@@ -20,6 +20,7 @@ mod signal;
 mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod typed;
 
 pub use check::{CheckReport, Verdict};
 pub use child::ChildError;
@@ -31,12 +32,14 @@ pub use retry::RetryPolicy;
 pub use signal::{RESERVED_PREFIX, Signal, SignalName, is_reserved};
 pub use sources::process_sources;
 pub use steadfast_macros::process;
+pub use typed::{Handle, KindFn, NotProvided, ProcessKind, Provided};
 
 /// Used by the code `#[steadfast::process]` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::ops::transaction::{AfterBodyHook, set_after_body_hook};
     pub use crate::sources::ProcessSource;
+    pub use crate::typed::{KindFuture, ProcessResult};
     pub use inventory;
 }
 pub use steadfast_core::{

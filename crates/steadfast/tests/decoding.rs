@@ -26,7 +26,7 @@ struct Signup {
     age: u8,
 }
 
-#[steadfast::process]
+#[steadfast::process(kind = SignupKind)]
 async fn signup(p: Process, input: Signup) -> Result<u16, StepError> {
     let doubled: u16 = p
         .step("doubled", || async move {

@@ -1,0 +1,291 @@
+//! Process kinds known at compile time: [`ProcessKind`] (emitted by
+//! `#[steadfast::process]`), the values a host [`Provided`] to process
+//! functions, and [`Handle`], a typed handle on one process.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use steadfast_core::{JournalEntry, ProcessId, ProcessRecord, Status};
+
+use crate::{Error, Host, Process, Spawned};
+
+/// A process kind known at compile time: its stored name, its version, its
+/// input, output and error types, and how to call its function.
+///
+/// `#[steadfast::process]` implements it on a unit struct named after the
+/// function (`onboarding` → `Onboarding`), so hosts check kinds, inputs,
+/// outputs and signal payloads at compile time:
+///
+/// ```
+/// use steadfast::{Process, ProcessKind, StepFailed};
+///
+/// #[steadfast::process]
+/// async fn greet(p: Process, name: String) -> Result<String, StepFailed> {
+///     p.step("greeted", || async { Ok::<_, std::io::Error>(format!("Hello, {name}!")) }).await
+/// }
+///
+/// assert_eq!(Greet::NAME, "greet");
+/// assert_eq!(Greet::VERSION, 1);
+/// let _: <Greet as ProcessKind>::Output = String::from("typed");
+/// ```
+pub trait ProcessKind: Send + Sync + 'static {
+    /// The kind's name as stored (and as the string API, the CLI and the
+    /// dashboard know it).
+    const NAME: &'static str;
+    /// The version new processes start with (see
+    /// [`crate::HostBuilder::register_version`]).
+    const VERSION: u32 = 1;
+    /// The process's input.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// What the process returns when it completes.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// What the process function fails with.
+    type Error: Display + Send + 'static;
+
+    /// The function, with the values it needs beyond its input taken from
+    /// `provided`.
+    fn function(provided: &Provided) -> Result<KindFn<Self>, NotProvided>;
+}
+
+/// A kind's function with its provided values bound: `Process` and input in,
+/// a boxed future of its result out.
+pub type KindFn<K> = Arc<
+    dyn Fn(Process, <K as ProcessKind>::Input) -> crate::__private::KindFuture<K> + Send + Sync,
+>;
+
+/// Values a host hands to process functions besides their input (clients,
+/// services, configuration), one per type; see
+/// [`crate::HostBuilder::provide`].
+#[derive(Default)]
+pub struct Provided(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
+impl std::fmt::Debug for Provided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provided")
+            .field("values", &self.0.len())
+            .finish()
+    }
+}
+
+impl Provided {
+    /// Adds `value` (replacing one of the same type).
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.0.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// A clone of the value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Result<T, NotProvided> {
+        self.0
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref::<T>())
+            .cloned()
+            .ok_or(NotProvided {
+                type_name: std::any::type_name::<T>(),
+            })
+    }
+}
+
+/// A process function needs a value of a type the host was not given.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no value of type {type_name} was provided to the host (HostBuilder::provide)")]
+pub struct NotProvided {
+    /// The Rust type asked for.
+    pub type_name: &'static str,
+}
+
+/// A typed handle on one process of kind `K`: returned by
+/// [`Host::start`] and [`Host::handle`]. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), steadfast::Error> {
+/// use steadfast::{Process, StepFailed};
+///
+/// const NAMED: &str = "named";
+///
+/// #[steadfast::process]
+/// async fn greet(p: Process, greeting: String) -> Result<String, StepFailed> {
+///     let name: String = p.wait(NAMED).await;
+///     Ok(format!("{greeting}, {name}!"))
+/// }
+///
+/// let t = steadfast::testing::TestHost::start(|b| b.register_kind::<Greet>()).await;
+/// let greeting = t.host().start::<Greet>("greet-1", &"Hello".to_owned()).await?;
+/// greeting.signal(NAMED, &"Ada".to_owned()).await?;
+/// assert_eq!(greeting.outcome().await?, "Hello, Ada!");
+/// # Ok(()) }
+/// ```
+pub struct Handle<K> {
+    host: Host,
+    id: ProcessId,
+    spawned: Spawned,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Handle<K> {
+    fn clone(&self) -> Self {
+        Handle {
+            host: self.host.clone(),
+            id: self.id.clone(),
+            spawned: self.spawned,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for Handle<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("kind", &std::any::type_name::<K>())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<K: ProcessKind> Handle<K> {
+    pub(crate) fn new(host: Host, id: ProcessId, spawned: Spawned) -> Self {
+        Handle {
+            host,
+            id,
+            spawned,
+            _kind: PhantomData,
+        }
+    }
+
+    /// The process's id.
+    pub fn id(&self) -> &ProcessId {
+        &self.id
+    }
+
+    /// Whether [`Host::start`] created the process or found it there
+    /// ([`Spawned::Existing`] also for handles from [`Host::handle`]).
+    pub fn spawned(&self) -> Spawned {
+        self.spawned
+    }
+
+    /// Sends `signal` with `payload` (see [`Host::signal`]).
+    pub async fn signal<P: Serialize + ?Sized>(
+        &self,
+        signal: &str,
+        payload: &P,
+    ) -> Result<(), Error> {
+        self.host.signal(self.id.as_str(), signal, payload).await
+    }
+
+    /// Waits until the process has finished and returns its output, or the
+    /// error it failed with, or [`Error::Cancelled`] (see [`Host::outcome`]).
+    pub async fn outcome(&self) -> Result<K::Output, Error> {
+        self.host.outcome::<K::Output>(self.id.as_str()).await
+    }
+
+    /// Cancels the process and its children (see [`Host::cancel`]).
+    pub async fn cancel(&self) -> Result<Status, Error> {
+        self.host.cancel(self.id.as_str()).await
+    }
+
+    /// The process's stored record (status, times, error, what it waits for).
+    pub async fn status(&self) -> Result<ProcessRecord, Error> {
+        self.host.status(self.id.as_str()).await
+    }
+
+    /// The process's journal, in order.
+    pub async fn journal(&self) -> Result<Vec<JournalEntry>, Error> {
+        Ok(self.host.store().journal(&self.id).await?)
+    }
+
+    /// Resumes the process if it is blocked or failed, or cuts a step's
+    /// durable retry wait short (see [`Host::retry`]).
+    pub async fn retry(&self) -> Result<(), Error> {
+        self.host.retry(self.id.as_str()).await
+    }
+}
+
+impl Host {
+    /// Starts a process of kind `K` under the caller's `id`: [`Host::spawn`]
+    /// with the kind, input and output checked at compile time.
+    ///
+    /// Idempotent like [`Host::spawn`]: starting the same id with the same
+    /// input again returns a handle on the existing process.
+    ///
+    /// An input of the wrong type does not compile:
+    ///
+    /// ```compile_fail
+    /// # async fn demo(host: steadfast::Host) -> Result<(), steadfast::Error> {
+    /// use steadfast::{Process, StepFailed};
+    ///
+    /// #[steadfast::process]
+    /// async fn greet(_p: Process, name: String) -> Result<String, StepFailed> {
+    ///     Ok(format!("Hello, {name}!"))
+    /// }
+    ///
+    /// host.start::<Greet>("greet-1", &42).await?; // a number is not a `String`
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// nor does reading its outcome as another type:
+    ///
+    /// ```compile_fail
+    /// # async fn demo(host: steadfast::Host) -> Result<(), steadfast::Error> {
+    /// # use steadfast::{Process, StepFailed};
+    /// # #[steadfast::process]
+    /// # async fn greet(_p: Process, name: String) -> Result<String, StepFailed> {
+    /// #     Ok(format!("Hello, {name}!"))
+    /// # }
+    /// let greeting = host.start::<Greet>("greet-1", &"Ada".to_owned()).await?;
+    /// let n: u64 = greeting.outcome().await?; // the output is a `String`
+    /// # Ok(()) }
+    /// ```
+    pub async fn start<K: ProcessKind>(
+        &self,
+        id: &str,
+        input: &K::Input,
+    ) -> Result<Handle<K>, Error> {
+        let spawned = self.spawn(K::NAME, id, input).await?;
+        Ok(Handle::new(self.clone(), ProcessId::new(id)?, spawned))
+    }
+
+    /// A handle on the existing process `id`, which must be of kind `K`
+    /// ([`Error::WrongKind`] otherwise).
+    pub async fn handle<K: ProcessKind>(&self, id: &str) -> Result<Handle<K>, Error> {
+        let record = self.status(id).await?;
+        if record.kind != K::NAME {
+            return Err(Error::WrongKind {
+                id: record.id,
+                expected: K::NAME,
+                found: record.kind,
+            });
+        }
+        Ok(Handle::new(self.clone(), record.id, Spawned::Existing))
+    }
+}
+
+/// What a kind's function returns, split into output and error.
+#[doc(hidden)]
+pub trait ProcessResult {
+    /// `Ok`'s type.
+    type Output;
+    /// `Err`'s type.
+    type Error;
+}
+
+impl<O, E> ProcessResult for Result<O, E> {
+    type Output = O;
+    type Error = E;
+}
+
+/// The boxed future of a run of kind `K`'s function.
+#[doc(hidden)]
+pub type KindFuture<K> = Pin<
+    Box<
+        dyn Future<Output = Result<<K as ProcessKind>::Output, <K as ProcessKind>::Error>>
+            + Send
+            + 'static,
+    >,
+>;
