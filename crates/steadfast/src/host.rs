@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
-    Backend, Clock, HostId, ListFilter, Listed, NewProcess, PendingSignal, ProcessId,
-    ProcessRecord, SignalRecord, SpawnOutcome, Status, SystemClock,
+    Backend, Clock, EntryKind, EntryStatus, HostId, ListFilter, Listed, NewProcess, PendingSignal,
+    ProcessId, ProcessRecord, SignalRecord, SpawnOutcome, Status, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -743,11 +743,53 @@ impl Host {
     }
 
     /// Resumes a blocked or failed process (after the code was fixed): its
-    /// journal is kept and replayed.
+    /// journal is kept and replayed. For a process whose steps wait durably
+    /// for their next attempt (see [`RetryPolicy`]), cuts those waits short:
+    /// the steps are tried again at once.
     pub async fn retry(&self, id: &str) -> Result<(), Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
+        let record = shared.store.get(&id).await?;
+        if matches!(record.status, Status::Running | Status::Suspended) {
+            let waiting: Vec<String> = shared
+                .store
+                .journal(&id)
+                .await?
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Scheduled)
+                .map(|e| e.name)
+                .collect();
+            if !waiting.is_empty() {
+                for step in waiting {
+                    let signal = crate::ops::step::retry_now_signal(&step);
+                    self.internal_signal(&id, &signal, "null").await?;
+                }
+                return Ok(());
+            }
+        }
         shared.store.retry(&id, shared.clock.now()).await?;
+        shared.work.notify_one();
+        Ok(())
+    }
+
+    /// Stores a signal the engine itself sends and hands it to a loaded run.
+    async fn internal_signal(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+    ) -> Result<(), Error> {
+        let shared = self.shared();
+        let now = shared.clock.now();
+        let signal_id = shared.store.signal(id, name, payload, now).await?;
+        if let Some(ctx) = shared.loaded(id) {
+            ctx.deliver(vec![PendingSignal {
+                id: signal_id,
+                name: name.to_owned(),
+                payload: payload.to_owned(),
+                sent_at: now,
+            }]);
+        }
         shared.work.notify_one();
         Ok(())
     }

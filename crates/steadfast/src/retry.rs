@@ -8,7 +8,40 @@ use rand::Rng;
 ///
 /// Delays grow exponentially from `initial_delay` by `multiplier`, capped at
 /// `max_delay`, each shortened at random by up to `jitter` (a fraction) so
-/// that many processes failing together do not retry in lockstep.
+/// that many processes failing together do not retry in lockstep. A step
+/// gives up after `max_attempts` attempts or once `max_elapsed` has passed
+/// since its first attempt, whichever comes first.
+///
+/// Waits longer than [`RetryPolicy::durable_after`] (10 s by default) are
+/// *durable*: the failed attempt is journaled with the time of the next one,
+/// the process is unloaded (no memory, task or lease held) and it resumes on
+/// a durable timer, on any host, after any restart; `steadfast retry ID`
+/// ([`crate::Host::retry`]) cuts the wait short. So a policy that retries
+/// for days costs nothing while it waits.
+///
+/// The default retries for 24 hours, from 1 s doubling to 5 minutes apart:
+/// a dependency that is down for an hour fails no step, and the step
+/// succeeds within 5 minutes of the dependency's return.
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast::RetryPolicy;
+///
+/// // Exponential, capped at 1 h, for 3 days.
+/// let patient = RetryPolicy::for_duration(Duration::from_secs(3 * 86_400))
+///     .max_delay(Duration::from_secs(3_600))
+///     .jitter(0.0);
+/// let after = |attempts, elapsed| patient.next_delay(attempts, Duration::from_secs(elapsed));
+/// assert_eq!(after(1, 0), Some(Duration::from_secs(1)));
+/// assert_eq!(after(20, 86_400), Some(Duration::from_secs(3_600)));
+/// // The last wait ends at the deadline; an attempt failing after it is final.
+/// assert_eq!(after(20, 3 * 86_400 - 60), Some(Duration::from_secs(60)));
+/// assert_eq!(after(21, 3 * 86_400), None);
+///
+/// let default = RetryPolicy::default();
+/// assert_eq!(default.max_elapsed(), Some(Duration::from_secs(86_400)));
+/// assert!(default.durable_after() < Duration::from_secs(3_600));
+/// ```
 ///
 /// ```
 /// use std::time::Duration;
@@ -29,12 +62,18 @@ pub struct RetryPolicy {
     multiplier: f64,
     max_delay: Duration,
     jitter: f64,
+    max_elapsed: Option<Duration>,
+    durable_after: Duration,
 }
 
+/// Waits longer than this are durable by default.
+const DURABLE_AFTER: Duration = Duration::from_secs(10);
+
 impl Default for RetryPolicy {
-    /// Five attempts, 200 ms doubling up to 10 s, 20 % jitter.
+    /// Retries for 24 hours, 1 s doubling up to 5 minutes apart, 20 %
+    /// jitter; waits longer than 10 s are durable.
     fn default() -> Self {
-        RetryPolicy::exponential(5)
+        RetryPolicy::for_duration(Duration::from_secs(24 * 3_600))
     }
 }
 
@@ -53,6 +92,68 @@ impl RetryPolicy {
             multiplier: 2.0,
             max_delay: Duration::from_secs(10),
             jitter: 0.2,
+            max_elapsed: None,
+            durable_after: DURABLE_AFTER,
+        }
+    }
+
+    /// Attempts without a count limit until `duration` has passed since the
+    /// first one, from 1 s doubling, capped at 5 minutes, 20 % jitter.
+    pub fn for_duration(duration: Duration) -> Self {
+        RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_delay: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_secs(5 * 60),
+            jitter: 0.2,
+            max_elapsed: Some(duration),
+            durable_after: DURABLE_AFTER,
+        }
+    }
+
+    /// At most this many attempts (at least one).
+    pub fn attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Gives up once `duration` has passed since the first attempt (the last
+    /// wait is shortened to end then, and an attempt failing after it is
+    /// final).
+    pub fn give_up_after(mut self, duration: Duration) -> Self {
+        self.max_elapsed = Some(duration);
+        self
+    }
+
+    /// Waits longer than `threshold` are durable: the process is unloaded
+    /// and resumes on a journaled timer (default 10 s). Shorter waits are
+    /// slept in memory, the process staying loaded.
+    pub fn durable_after_delay(mut self, threshold: Duration) -> Self {
+        self.durable_after = threshold;
+        self
+    }
+
+    /// How long after the first attempt the step gives up, if ever.
+    pub fn max_elapsed(&self) -> Option<Duration> {
+        self.max_elapsed
+    }
+
+    /// Waits longer than this are durable.
+    pub fn durable_after(&self) -> Duration {
+        self.durable_after
+    }
+
+    /// The wait before the next attempt after `attempts` attempts failed,
+    /// `elapsed` after the first one began; `None` when the step gives up.
+    pub fn next_delay(&self, attempts: u32, elapsed: Duration) -> Option<Duration> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let delay = self.delay_before(attempts.saturating_add(1));
+        match self.max_elapsed {
+            None => Some(delay),
+            Some(max) if elapsed >= max => None,
+            Some(max) => Some(delay.min(max - elapsed)),
         }
     }
 
@@ -88,7 +189,7 @@ impl RetryPolicy {
         self
     }
 
-    /// How many attempts are made at most.
+    /// How many attempts are made at most (`u32::MAX`: no count limit).
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
@@ -120,6 +221,23 @@ mod tests {
             .jitter(0.0);
         let delays: Vec<u64> = (2..=6).map(|a| p.delay_before(a).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn the_default_outlasts_an_hour_long_outage() {
+        let p = RetryPolicy::default().jitter(0.0);
+        let mut elapsed = Duration::ZERO;
+        let mut attempts = 1;
+        // Attempts fail for an hour; count the waits.
+        while elapsed < Duration::from_secs(3_600) {
+            let delay = p.next_delay(attempts, elapsed).expect("still retrying");
+            assert!(delay <= Duration::from_secs(300));
+            elapsed += delay;
+            attempts += 1;
+        }
+        assert!(attempts > 5, "{attempts}");
+        assert!(p.next_delay(attempts, elapsed).is_some());
+        assert_eq!(p.next_delay(attempts, Duration::from_secs(86_400)), None);
     }
 
     #[test]

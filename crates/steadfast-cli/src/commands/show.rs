@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use steadfast::{
-    EntryStatus, JournalEntry, ProcessId, ProcessRecord, SignalRecord, SignalState, Status,
-    Timestamp,
+    EntryKind, EntryStatus, JournalEntry, ProcessId, ProcessRecord, SignalRecord, SignalState,
+    Status, Timestamp,
 };
 
 use crate::db::{self, Open};
@@ -30,6 +30,9 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     }
     let now = Timestamp::now_system();
     out!("{}", header(&process, now))?;
+    for line in retry_lines(&process, &journal, now) {
+        outln!("{line}")?;
+    }
     outln!()?;
     if journal.is_empty() {
         outln!("journal: empty (no step has run yet)")?;
@@ -114,6 +117,39 @@ fn header(p: &ProcessRecord, now: Timestamp) -> String {
     out
 }
 
+/// One line per step waiting durably for its next attempt: how many
+/// attempts failed, with what, and when the next one runs.
+fn retry_lines(p: &ProcessRecord, journal: &[JournalEntry], now: Timestamp) -> Vec<String> {
+    if p.status.is_finished() {
+        return Vec::new();
+    }
+    journal
+        .iter()
+        .filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Scheduled)
+        .filter_map(|e| {
+            let due = e.due_at?;
+            let error = e.outcome.as_deref().map(last_error).unwrap_or_default();
+            Some(format!(
+                "{:<11}step {:?}: {} attempt(s) failed (last: {error}); next retry at {due} ({}); \
+                 `steadfast retry {}` tries now",
+                "retrying",
+                e.name,
+                e.attempts,
+                render::relative(due, now),
+                p.id,
+            ))
+        })
+        .collect()
+}
+
+/// The last error a step waiting for its next attempt recorded.
+fn last_error(outcome: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(outcome)
+        .ok()
+        .and_then(|v| v.get("last_error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| outcome.to_owned())
+}
+
 /// The journal as a table.
 fn journal_table(p: &ProcessRecord, journal: &[JournalEntry]) -> comfy_table::Table {
     let mut table = render::table([
@@ -127,6 +163,13 @@ fn journal_table(p: &ProcessRecord, journal: &[JournalEntry]) -> comfy_table::Ta
         let outcome = match (e.status, &e.outcome, e.due_at) {
             (EntryStatus::Scheduled, _, _) if p.status.is_finished() => {
                 "never fired (the process ended first)".to_owned()
+            }
+            (EntryStatus::Scheduled, outcome, Some(due)) if e.kind == EntryKind::Step => {
+                let error = outcome.as_deref().map(last_error).unwrap_or_default();
+                format!(
+                    "retry at {due}; last error: {}",
+                    render::preview(&error, PREVIEW)
+                )
             }
             (EntryStatus::Scheduled, _, Some(due)) => format!("due at {due}"),
             (_, Some(outcome), _) => render::preview(outcome, PREVIEW),
@@ -153,4 +196,60 @@ fn journal_table(p: &ProcessRecord, journal: &[JournalEntry]) -> comfy_table::Ta
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use steadfast::{
+        EntryKind, EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp,
+    };
+
+    use super::retry_lines;
+
+    #[test]
+    fn a_step_waiting_to_retry_shows_its_attempts_and_next_retry() {
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let due = now + Duration::from_secs(300);
+        let process = ProcessRecord {
+            id: ProcessId::new("w-1").expect("id"),
+            kind: "welcome".into(),
+            version: 1,
+            input: "null".into(),
+            status: Status::Suspended,
+            created_at: now,
+            updated_at: now,
+            wake_at: Some(due),
+            waiting_for: Vec::new(),
+            owner: None,
+            epoch: 1,
+            cancel_requested: false,
+            output: None,
+            error: None,
+            blocked_step: None,
+            generation: 0,
+            parked_at: Vec::new(),
+        };
+        let entry = JournalEntry {
+            seq: 1,
+            name: "mail sent".into(),
+            kind: EntryKind::Step,
+            status: EntryStatus::Scheduled,
+            outcome: Some(r#"{"last_error":"mail server unreachable"}"#.into()),
+            attempts: 7,
+            started_at: now,
+            finished_at: None,
+            due_at: Some(due),
+            location: None,
+            consumed_signal: None,
+        };
+        let lines = retry_lines(&process, std::slice::from_ref(&entry), now);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert!(line.contains("7 attempt(s) failed"), "{line}");
+        assert!(line.contains("mail server unreachable"), "{line}");
+        assert!(line.contains(&format!("next retry at {due}")), "{line}");
+        assert!(line.contains("steadfast retry w-1"), "{line}");
+    }
 }

@@ -2,11 +2,12 @@
 //! returned exactly once per run of the function.
 
 use std::borrow::Cow;
-use std::future::{Future, IntoFuture};
+use std::future::{Future, IntoFuture, poll_fn};
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use steadfast_core::{EntryKind, EntryStatus, JournalEntry};
 use tracing::Instrument;
 
 use super::{decode_recorded, encode_new, halt};
-use crate::context::{Begin, RunCtx, new_entry};
+use crate::context::{Begin, PendingGuard, RunCtx, Taken, new_entry};
 use crate::error::{StepError, StepFailed};
 use crate::retry::RetryPolicy;
 
@@ -81,21 +82,34 @@ where
         mut run,
         ..
     } = step;
-    match ctx.begin(&name, EntryKind::Step, location) {
-        Some(Begin::New) => {}
+    // A step resumed from a durable retry wait goes on counting its
+    // attempts and its time from its first attempt.
+    let (mut attempts, started, mut resume_at) = match ctx.begin(&name, EntryKind::Step, location) {
+        Some(Begin::New) => (0, None, None),
         Some(Begin::Replay(entry)) => {
             ctx.replay_turn(&name, entry.seq).await;
             return replay(&ctx, &entry).await;
         }
-        Some(Begin::Scheduled(_)) | None => return halt().await,
-    }
+        Some(Begin::Scheduled(entry)) => (
+            entry.attempts,
+            Some(entry.started_at),
+            Some(entry.due_at.unwrap_or(entry.started_at)),
+        ),
+        None => return halt().await,
+    };
     ctx.replayed(&name).await;
-    let started = ctx.clock.now();
+    let started = started.unwrap_or_else(|| ctx.clock.now());
     let began = std::time::Instant::now();
     let policy = retry.unwrap_or_else(|| ctx.default_retry.clone());
-    let busy = ctx.busy();
-    let mut attempts = 0;
+    // The "retry now" signal that cut a wait short, recorded with the next entry.
+    let mut cut_short: Option<i64> = None;
     let result = loop {
+        if let Some(due) = resume_at.take()
+            && let Some(signal) = retry_wait(&ctx, &name, due).await
+        {
+            cut_short = Some(signal);
+        }
+        let busy = ctx.busy();
         attempts += 1;
         let attempt = async { run().await.map_err(Into::into) }.instrument(tracing::debug_span!(
             "step",
@@ -110,25 +124,54 @@ where
                 () = ctx.clock.sleep(limit) => Err(StepError::timed_out(limit)),
             },
         };
-        match outcome {
+        let err = match outcome {
             Ok(value) => break Ok(value),
-            Err(err) if !err.is_permanent() && attempts < policy.max_attempts() => {
-                tracing::debug!(process = %ctx.id, step = %name, attempts, error = %err, "step attempt failed; retrying");
-                ctx.metrics.retried();
-                ctx.clock.sleep(policy.delay_before(attempts + 1)).await;
-            }
-            Err(err) => {
-                break Err(StepFailed {
-                    step: name.to_string(),
-                    message: err.message().to_owned(),
-                    attempts,
-                    permanent: err.is_permanent(),
-                    timed_out: err.is_timeout(),
-                });
-            }
+            Err(err) => err,
+        };
+        let elapsed = ctx.clock.now().saturating_since(started);
+        let delay = policy
+            .next_delay(attempts, elapsed)
+            .filter(|_| !err.is_permanent());
+        let Some(delay) = delay else {
+            break Err(StepFailed {
+                step: name.to_string(),
+                message: err.message().to_owned(),
+                attempts,
+                permanent: err.is_permanent(),
+                timed_out: err.is_timeout(),
+            });
+        };
+        tracing::debug!(process = %ctx.id, step = %name, attempts, error = %err, ?delay, "step attempt failed; retrying");
+        ctx.metrics.retried();
+        if delay <= policy.durable_after() {
+            ctx.clock.sleep(delay).await;
+            continue;
         }
+        // A long wait is durable: journal the attempts and the next retry
+        // time, and let the run suspend on the timer.
+        let due = ctx.clock.now() + delay;
+        let waiting = RetryWait {
+            last_error: err.message().to_owned(),
+        };
+        let Some(json) = encode_new(&ctx, &name, &waiting) else {
+            return halt().await;
+        };
+        let mut entry = new_entry(
+            &ctx,
+            &name,
+            EntryKind::Step,
+            EntryStatus::Scheduled,
+            started,
+            location,
+        );
+        entry.outcome = Some(json);
+        entry.attempts = attempts;
+        entry.due_at = Some(due);
+        entry.consumed_signal = cut_short.take();
+        ctx.append(entry).await;
+        drop(busy);
+        resume_at = Some(due);
     };
-    drop(busy);
     ctx.metrics.step(result.is_ok(), began.elapsed());
     let (status, json) = match &result {
         Ok(value) => (EntryStatus::Completed, encode_new(&ctx, &name, value)),
@@ -137,14 +180,62 @@ where
     let Some(json) = json else {
         return halt().await;
     };
+    let busy = ctx.busy();
     let token = ctx.completion_token().await;
     let mut entry = new_entry(&ctx, &name, EntryKind::Step, status, started, location);
     entry.outcome = Some(json);
     entry.attempts = attempts;
     entry.finished_at = Some(ctx.clock.now());
+    entry.consumed_signal = cut_short;
     ctx.append(entry).await;
     drop(token);
+    drop(busy);
     result
+}
+
+/// What the journal holds for a step waiting durably for its next attempt.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct RetryWait {
+    /// The error the last attempt failed with.
+    pub(crate) last_error: String,
+}
+
+/// The internal signal that cuts the durable retry wait of step `name`
+/// short (sent by [`crate::Host::retry`]).
+pub(crate) fn retry_now_signal(name: &str) -> String {
+    format!("steadfast: retry {name:?} now")
+}
+
+/// Waits durably until `due` or until a "retry now" signal for step `name`
+/// arrives; returns that signal's id.
+async fn retry_wait(ctx: &Arc<RunCtx>, name: &str, due: steadfast_core::Timestamp) -> Option<i64> {
+    let signal = retry_now_signal(name);
+    let _pending = PendingGuard {
+        ctx: Arc::clone(ctx),
+        name: name.to_owned(),
+    };
+    loop {
+        let polled = poll_fn(|cx| {
+            if let Poll::Ready(taken) = ctx.poll_signal(name, &signal, |_| Ok(()), cx) {
+                return Poll::Ready(Some(taken));
+            }
+            ctx.poll_timer(name, due, cx).map(|()| None)
+        })
+        .await;
+        match polled {
+            Some(Taken::Signal(taken, token)) => {
+                drop(token);
+                return Some(taken.id);
+            }
+            // Any payload fits a "retry now" signal; should one be handed
+            // here to reject all the same, it is journaled as rejected.
+            Some(Taken::Reject(bad, reason, token)) => {
+                ctx.reject(name, &bad, &reason).await;
+                drop(token);
+            }
+            None => return None,
+        }
+    }
 }
 
 pub(crate) async fn replay<T: DeserializeOwned>(

@@ -19,7 +19,8 @@ pub(crate) type Attempt<T> = Result<Result<T, StepError>, StoreError>;
 
 /// Runs a transactional step named `name`; `attempt(entry)` runs the body
 /// and journals `entry` in one store transaction. Failed bodies are retried
-/// by the host's retry policy; a final failure is journaled like a step's.
+/// by the host's retry policy, in memory only (waits up to its durable
+/// threshold); a final failure is journaled like a step's.
 pub(crate) async fn run<T, A, Fut>(
     ctx: Arc<RunCtx>,
     name: String,
@@ -90,9 +91,15 @@ where
                 return halt().await;
             }
         };
-        if !error.is_permanent() && attempts < policy.max_attempts() {
+        // A transaction's body runs inside the store's commit, so its retries
+        // stay in memory: up to the policy's durable threshold.
+        let elapsed = ctx.clock.now().saturating_since(started);
+        let next = policy.next_delay(attempts, elapsed);
+        if !error.is_permanent()
+            && let Some(delay) = next.filter(|d| *d <= policy.durable_after())
+        {
             drop(token);
-            ctx.clock.sleep(policy.delay_before(attempts + 1)).await;
+            ctx.clock.sleep(delay).await;
             continue;
         }
         let failed = StepFailed {
