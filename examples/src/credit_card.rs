@@ -49,9 +49,9 @@ pub async fn credit_card(
     })
     .await?;
 
-    let mut inactive = Some(p.sleep("5 minutes passed", INACTIVITY));
-    let mut first = Some(p.wait::<Transaction>(FIRST_TRANSACTION).into_future());
-    let mut deleted = p.wait::<()>(CARD_DELETED).into_future();
+    let mut inactive = p.sleep("5 minutes passed", INACTIVITY);
+    let mut first = p.wait::<Transaction>(FIRST_TRANSACTION);
+    let mut deleted = p.wait::<()>(CARD_DELETED);
     loop {
         tokio::select! {
             biased;
@@ -59,14 +59,12 @@ pub async fn credit_card(
                 p.step("card deleted mail sent", || mail(s, p.idempotency_key("deleted"), email, "Your card was deleted")).await?;
                 return Ok(());
             }
-            tx = async { first.as_mut().expect("guarded").await }, if first.is_some() => {
-                first = None;
-                inactive = None;
+            tx = &mut first => {
+                inactive.abandon();
                 let subject = format!("First transaction received: {} at {}", tx.amount, tx.merchant);
                 p.step("first transaction mail sent", || mail(s, p.idempotency_key("first tx"), email, &subject)).await?;
             }
-            () = async { inactive.as_mut().expect("guarded").await }, if inactive.is_some() => {
-                inactive = None;
+            () = &mut inactive => {
                 p.step("inactive card mail sent", || mail(s, p.idempotency_key("inactive"), email, "Your card is not used yet")).await?;
             }
         }
@@ -82,9 +80,7 @@ async fn mail(services: &Services, key: String, to: &str, subject: &str) -> Resu
         .map_err(|e| e.into_step())
 }
 
-/// Registers the kind.
+/// Registers the kind (typed: [`CreditCard`]), providing the services.
 pub fn register(builder: HostBuilder, services: Arc<Services>) -> HostBuilder {
-    builder.register(KIND, move |p, input| {
-        credit_card(p, input, Arc::clone(&services))
-    })
+    builder.provide(services).register_kind::<CreditCard>()
 }

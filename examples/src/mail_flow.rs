@@ -58,9 +58,7 @@ async fn send(services: &Services, key: String, to: &str, subject: &str) -> Resu
         .map_err(|e| e.into_step())
 }
 
-/// Registers the kind.
+/// Registers the kind (typed: [`MailFlow`]), providing the services.
 pub fn register(builder: HostBuilder, services: Arc<Services>) -> HostBuilder {
-    builder.register(KIND, move |p, input| {
-        mail_flow(p, input, Arc::clone(&services))
-    })
+    builder.provide(services).register_kind::<MailFlow>()
 }

@@ -101,9 +101,7 @@ pub async fn onboarding(
     Ok(Onboarded { user_id })
 }
 
-/// Registers the kind.
+/// Registers the kind (typed: [`Onboarding`]), providing the services.
 pub fn register(builder: HostBuilder, services: Arc<Services>) -> HostBuilder {
-    builder.register(KIND, move |p, input| {
-        onboarding(p, input, Arc::clone(&services))
-    })
+    builder.provide(services).register_kind::<Onboarding>()
 }

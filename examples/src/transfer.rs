@@ -99,9 +99,7 @@ async fn roll_back(bank: &crate::services::Bank, key: &str) -> Result<(), StepEr
     bank.roll_back(key).await.map_err(|e| e.into_step())
 }
 
-/// Registers the kind.
+/// Registers the kind (typed: [`MoneyTransfer`]), providing the services.
 pub fn register(builder: HostBuilder, services: Arc<Services>) -> HostBuilder {
-    builder.register(KIND, move |p, input| {
-        transfer(p, input, Arc::clone(&services))
-    })
+    builder.provide(services).register_kind::<MoneyTransfer>()
 }

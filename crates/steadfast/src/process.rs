@@ -1,13 +1,14 @@
 //! [`Process`]: the handle a process function uses to journal its steps.
 
 use std::borrow::Cow;
-use std::future::{Future, IntoFuture};
-use std::marker::PhantomData;
+use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::FusedFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{ProcessId, Timestamp};
@@ -18,9 +19,80 @@ use crate::ops::step::Step;
 use crate::ops::timer::Due;
 use crate::ops::{timer, value, wait};
 
-/// A boxed durable operation: `Unpin`, so it can be polled by reference in
-/// `tokio::select!` loops.
-pub type Durable<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A durable operation (a timer, a wait): `Unpin` and *fused*, so a
+/// `select!` loop can poll it by reference, round after round, without
+/// guards: once it has returned, polling it again returns `Pending` and
+/// [`FusedFuture::is_terminated`] is true (so `futures::select!` skips it
+/// too). [`Durable::abandon`] gives up one that is no longer wanted.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use steadfast::{Process, StepFailed};
+/// async fn reminder(p: Process, _: ()) -> Result<&'static str, StepFailed> {
+///     let mut paid = p.wait::<u64>("paid");
+///     let mut reminder = p.sleep("reminder due", Duration::from_secs(7 * 86_400));
+///     let mut cancelled = p.wait::<()>("cancelled");
+///     loop {
+///         tokio::select! {
+///             _amount = &mut paid => {
+///                 reminder.abandon(); // no reminder once paid
+///             }
+///             () = &mut reminder => {
+///                 p.step("reminded", || async { Ok::<_, std::io::Error>(()) }).await?;
+///             }
+///             () = &mut cancelled => return Ok("cancelled"),
+///         }
+///     }
+/// }
+/// ```
+#[must_use = "a durable operation does nothing until it is awaited"]
+pub struct Durable<T> {
+    running: Option<Pin<Box<dyn Future<Output = T> + Send + 'static>>>,
+}
+
+impl<T> Durable<T> {
+    pub(crate) fn new(future: impl Future<Output = T> + Send + 'static) -> Self {
+        Durable {
+            running: Some(Box::pin(future)),
+        }
+    }
+
+    /// Gives the operation up: it is dropped, counts as terminated, and
+    /// polling it returns `Pending` from now on. A timer abandoned before it
+    /// fired does not fire in this run; a wait abandoned takes no signal.
+    /// Replays do the same, since the code abandons it at the same point.
+    pub fn abandon(&mut self) {
+        self.running = None;
+    }
+}
+
+impl<T> std::fmt::Debug for Durable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("terminated", &self.running.is_none())
+            .finish()
+    }
+}
+
+impl<T> Future for Durable<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let Some(running) = this.running.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(running.as_mut().poll(cx));
+        this.running = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<T> FusedFuture for Durable<T> {
+    fn is_terminated(&self) -> bool {
+        self.running.is_none()
+    }
+}
 
 /// The handle a process function receives: every durable operation goes
 /// through it. Cheap to clone, so parallel branches can each hold one.
@@ -75,8 +147,8 @@ impl Process {
             location: Location::caller(),
             retry: None,
             timeout: None,
-            run,
-            _marker: PhantomData,
+            run: Some(run),
+            state: crate::ops::step::StepState::Idle,
         }
     }
 
@@ -152,7 +224,7 @@ impl Process {
     /// restart does not restart the timer.
     #[track_caller]
     pub fn sleep(&self, name: impl Into<Cow<'static, str>>, duration: Duration) -> Durable<()> {
-        Box::pin(timer::sleep(
+        Durable::new(timer::sleep(
             Arc::clone(&self.ctx),
             name.into().into_owned(),
             Due::In(duration),
@@ -167,7 +239,7 @@ impl Process {
         name: impl Into<Cow<'static, str>>,
         deadline: Timestamp,
     ) -> Durable<()> {
-        Box::pin(timer::sleep(
+        Durable::new(timer::sleep(
             Arc::clone(&self.ctx),
             name.into().into_owned(),
             Due::At(deadline),
@@ -195,7 +267,7 @@ impl Process {
             name: signal.clone(),
             signal,
             location: Location::caller(),
-            _marker: PhantomData,
+            state: Lazy::Idle,
         }
     }
 }
@@ -354,18 +426,52 @@ impl Process {
 }
 
 /// A wait for a signal; `.await` it for the payload, or add a timeout.
+///
+/// A wait is a [`FusedFuture`]: once it has returned, polling it again
+/// returns `Pending` (it never yields twice) and
+/// [`FusedFuture::is_terminated`] says so, so a `select!` loop can keep
+/// polling it without guards (see [`Durable`]).
 #[must_use = "a wait does nothing until it is awaited"]
 pub struct Wait<T> {
     ctx: Arc<RunCtx>,
     name: String,
     signal: String,
     location: &'static Location<'static>,
-    _marker: PhantomData<fn() -> T>,
+    state: Lazy<T>,
+}
+
+/// A durable operation built on its first poll.
+enum Lazy<T> {
+    /// Not polled yet.
+    Idle,
+    /// Running.
+    Running(Durable<T>),
+    /// Returned or abandoned.
+    Done,
+}
+
+impl<T> Lazy<T> {
+    fn poll(&mut self, cx: &mut Context<'_>, start: impl FnOnce() -> Durable<T>) -> Poll<T> {
+        if let Lazy::Idle = self {
+            *self = Lazy::Running(start());
+        }
+        let Lazy::Running(running) = self else {
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(Pin::new(running).poll(cx));
+        *self = Lazy::Done;
+        Poll::Ready(output)
+    }
+
+    fn is_terminated(&self) -> bool {
+        matches!(self, Lazy::Done)
+    }
 }
 
 impl<T: DeserializeOwned + Send + 'static> Wait<T> {
     /// Names the step (by default the signal's name), so one process can
-    /// wait for the same signal more than once.
+    /// wait for the same signal more than once. Call it before the wait is
+    /// first polled.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = name.into().into_owned();
         self
@@ -375,46 +481,98 @@ impl<T: DeserializeOwned + Send + 'static> Wait<T> {
     /// awaiting then yields `None`.
     pub fn timeout(self, timeout: Duration) -> WaitTimeout<T> {
         WaitTimeout {
-            wait: self,
+            ctx: self.ctx,
+            name: self.name,
+            signal: self.signal,
+            location: self.location,
             timeout,
+            state: Lazy::Idle,
         }
+    }
+
+    /// Gives the wait up: it will not take a signal in this run, and it
+    /// counts as terminated (see [`Durable::abandon`]).
+    pub fn abandon(&mut self) {
+        self.state = Lazy::Done;
     }
 }
 
-impl<T: DeserializeOwned + Send + 'static> IntoFuture for Wait<T> {
+impl<T: DeserializeOwned + Send + 'static> Future for Wait<T> {
     type Output = T;
-    type IntoFuture = Durable<T>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            match wait::wait(self.ctx, self.name, self.signal, None, self.location).await {
-                Some(value) => value,
-                None => crate::ops::halt().await,
-            }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let (ctx, name, signal, location) = (&this.ctx, &this.name, &this.signal, this.location);
+        this.state.poll(cx, || {
+            let wait = wait::wait(
+                Arc::clone(ctx),
+                name.clone(),
+                signal.clone(),
+                None,
+                location,
+            );
+            Durable::new(async move {
+                match wait.await {
+                    Some(value) => value,
+                    None => crate::ops::halt().await,
+                }
+            })
         })
     }
 }
 
-/// A wait with a timeout; awaiting yields `None` if the timeout passed first.
-#[must_use = "a wait does nothing until it is awaited"]
-pub struct WaitTimeout<T> {
-    wait: Wait<T>,
-    timeout: Duration,
+impl<T: DeserializeOwned + Send + 'static> FusedFuture for Wait<T> {
+    fn is_terminated(&self) -> bool {
+        self.state.is_terminated()
+    }
 }
 
-impl<T: DeserializeOwned + Send + 'static> IntoFuture for WaitTimeout<T> {
-    type Output = Option<T>;
-    type IntoFuture = Durable<Option<T>>;
+/// A wait with a timeout; awaiting yields `None` if the timeout passed first.
+/// Fused like [`Wait`].
+#[must_use = "a wait does nothing until it is awaited"]
+pub struct WaitTimeout<T> {
+    ctx: Arc<RunCtx>,
+    name: String,
+    signal: String,
+    location: &'static Location<'static>,
+    timeout: Duration,
+    state: Lazy<Option<T>>,
+}
 
-    fn into_future(self) -> Self::IntoFuture {
-        let w = self.wait;
-        Box::pin(wait::wait(
-            w.ctx,
-            w.name,
-            w.signal,
-            Some(self.timeout),
-            w.location,
-        ))
+impl<T> WaitTimeout<T> {
+    /// Gives the wait up (see [`Durable::abandon`]).
+    pub fn abandon(&mut self) {
+        self.state = Lazy::Done;
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Future for WaitTimeout<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let (ctx, name, signal, location, timeout) = (
+            &this.ctx,
+            &this.name,
+            &this.signal,
+            this.location,
+            this.timeout,
+        );
+        this.state.poll(cx, || {
+            Durable::new(wait::wait(
+                Arc::clone(ctx),
+                name.clone(),
+                signal.clone(),
+                Some(timeout),
+                location,
+            ))
+        })
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> FusedFuture for WaitTimeout<T> {
+    fn is_terminated(&self) -> bool {
+        self.state.is_terminated()
     }
 }
 

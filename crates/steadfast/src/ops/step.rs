@@ -2,14 +2,14 @@
 //! returned exactly once per run of the function.
 
 use std::borrow::Cow;
-use std::future::{Future, IntoFuture, poll_fn};
-use std::marker::PhantomData;
+use std::future::{Future, poll_fn};
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::FusedFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{EntryKind, EntryStatus, JournalEntry};
@@ -26,6 +26,10 @@ use crate::retry::RetryPolicy;
 /// value, or [`StepFailed`] once every attempt has failed (or a permanent
 /// error ended the attempts early); both outcomes are journaled, so a replay
 /// returns the same without calling the closure.
+///
+/// A step is a fused future (see [`crate::Durable`]): once it has returned,
+/// polling it again returns `Pending`, so it can sit in a `select!` loop
+/// without guards.
 #[must_use = "a step does nothing until it is awaited"]
 pub struct Step<'a, T, F> {
     pub(crate) ctx: Arc<RunCtx>,
@@ -33,9 +37,24 @@ pub struct Step<'a, T, F> {
     pub(crate) location: &'static Location<'static>,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) run: F,
-    pub(crate) _marker: PhantomData<fn() -> &'a T>,
+    /// The closure until the first poll.
+    pub(crate) run: Option<F>,
+    pub(crate) state: StepState<'a, T>,
 }
+
+/// Where a [`Step`] future is.
+pub(crate) enum StepState<'a, T> {
+    /// Not polled yet.
+    Idle,
+    /// Running.
+    Running(Pin<Box<dyn Future<Output = Result<T, StepFailed>> + Send + 'a>>),
+    /// Returned.
+    Done,
+}
+
+// A step never pins its closure in place: the closure moves into the boxed
+// future on the first poll.
+impl<T, F> Unpin for Step<'_, T, F> {}
 
 impl<T, F> Step<'_, T, F> {
     /// Retries failed attempts by `policy` instead of the host's default.
@@ -51,7 +70,7 @@ impl<T, F> Step<'_, T, F> {
     }
 }
 
-impl<'a, T, E, F, Fut> IntoFuture for Step<'a, T, F>
+impl<'a, T, E, F, Fut> Future for Step<'a, T, F>
 where
     T: Serialize + DeserializeOwned + Send + 'a,
     E: Into<StepError> + 'a,
@@ -59,29 +78,58 @@ where
     Fut: Future<Output = Result<T, E>> + Send + 'a,
 {
     type Output = Result<T, StepFailed>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<T, StepFailed>> + Send + 'a>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run_step(self))
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let StepState::Idle = this.state {
+            let Some(run) = this.run.take() else {
+                this.state = StepState::Done;
+                return Poll::Pending;
+            };
+            this.state = StepState::Running(Box::pin(run_step(
+                Arc::clone(&this.ctx),
+                this.name.clone(),
+                this.location,
+                this.retry.take(),
+                this.timeout,
+                run,
+            )));
+        }
+        let StepState::Running(running) = &mut this.state else {
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(running.as_mut().poll(cx));
+        this.state = StepState::Done;
+        Poll::Ready(output)
     }
 }
 
-async fn run_step<T, E, F, Fut>(step: Step<'_, T, F>) -> Result<T, StepFailed>
+impl<'a, T, E, F, Fut> FusedFuture for Step<'a, T, F>
+where
+    T: Serialize + DeserializeOwned + Send + 'a,
+    E: Into<StepError> + 'a,
+    F: FnMut() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+{
+    fn is_terminated(&self) -> bool {
+        matches!(self.state, StepState::Done)
+    }
+}
+
+async fn run_step<T, E, F, Fut>(
+    ctx: Arc<RunCtx>,
+    name: Cow<'static, str>,
+    location: &'static Location<'static>,
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+    mut run: F,
+) -> Result<T, StepFailed>
 where
     T: Serialize + DeserializeOwned,
     E: Into<StepError>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let Step {
-        ctx,
-        name,
-        location,
-        retry,
-        timeout,
-        mut run,
-        ..
-    } = step;
     // A step resumed from a durable retry wait goes on counting its
     // attempts and its time from its first attempt.
     let (mut attempts, started, mut resume_at) = match ctx.begin(&name, EntryKind::Step, location) {
