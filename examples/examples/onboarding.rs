@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use steadfast::{Host, SqliteStore};
 use steadfast_examples::Services;
-use steadfast_examples::onboarding::{self, Onboarded, Signup, Verification};
+use steadfast_examples::onboarding::{self, Onboarding, Signup, VERIFIED, Verification};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let signup = Signup {
         email: format!("{id}@example.com"),
     };
-    host.spawn(onboarding::KIND, &id, &signup).await?;
+    let handle = host.start::<Onboarding>(&id, &signup).await?;
     println!("spawned {id}; waiting for the verification mail…");
 
     // The user opens the mail and types the code: here we read it from the mailbox.
@@ -35,10 +35,9 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    host.signal(&id, onboarding::VERIFIED, &Verification { secret })
-        .await?;
+    handle.signal(VERIFIED, &Verification { secret }).await?;
 
-    let done: Onboarded = host.outcome(&id).await?;
+    let done = handle.outcome().await?;
     println!("{} is active as user {}", signup.email, done.user_id);
     println!("journal and mails are under {}", dir.display());
     host.shutdown().await;

@@ -106,13 +106,13 @@ pub struct NotProvided {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), steadfast::Error> {
-/// use steadfast::{Process, StepFailed};
+/// use steadfast::{Process, Signal, StepFailed};
 ///
-/// const NAMED: &str = "named";
+/// const NAMED: Signal<String> = Signal::new("named");
 ///
 /// #[steadfast::process]
 /// async fn greet(p: Process, greeting: String) -> Result<String, StepFailed> {
-///     let name: String = p.wait(NAMED).await;
+///     let name = p.wait(NAMED).await;
 ///     Ok(format!("{greeting}, {name}!"))
 /// }
 ///
@@ -170,10 +170,11 @@ impl<K: ProcessKind> Handle<K> {
         self.spawned
     }
 
-    /// Sends `signal` with `payload` (see [`Host::signal`]).
+    /// Sends `signal` with `payload` (see [`Host::signal`]); with a typed
+    /// [`crate::Signal`] the payload's type is checked at compile time.
     pub async fn signal<P: Serialize + ?Sized>(
         &self,
-        signal: &str,
+        signal: impl crate::SignalName<P>,
         payload: &P,
     ) -> Result<(), Error> {
         self.host.signal(self.id.as_str(), signal, payload).await
@@ -216,7 +217,7 @@ impl Host {
     ///
     /// An input of the wrong type does not compile:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0308
     /// # async fn demo(host: steadfast::Host) -> Result<(), steadfast::Error> {
     /// use steadfast::{Process, StepFailed};
     ///
@@ -229,9 +230,25 @@ impl Host {
     /// # Ok(()) }
     /// ```
     ///
+    /// nor does a signal payload of the wrong type (see [`crate::Signal`]):
+    ///
+    /// ```compile_fail,E0277
+    /// # async fn demo(host: steadfast::Host) -> Result<(), steadfast::Error> {
+    /// # use steadfast::{Process, Signal, StepFailed};
+    /// const NAMED: Signal<String> = Signal::new("named");
+    /// # #[steadfast::process]
+    /// # async fn greet(p: Process, greeting: String) -> Result<String, StepFailed> {
+    /// #     let name = p.wait(NAMED).await;
+    /// #     Ok(format!("{greeting}, {name}!"))
+    /// # }
+    /// let greeting = host.start::<Greet>("greet-1", &"Hello".to_owned()).await?;
+    /// greeting.signal(NAMED, &42).await?; // the payload is a `String`
+    /// # Ok(()) }
+    /// ```
+    ///
     /// nor does reading its outcome as another type:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0308
     /// # async fn demo(host: steadfast::Host) -> Result<(), steadfast::Error> {
     /// # use steadfast::{Process, StepFailed};
     /// # #[steadfast::process]
