@@ -79,10 +79,7 @@ pub async fn onboarding(
     let mut tries = 0;
     loop {
         tries += 1;
-        let answer: Verification = p
-            .wait(VERIFIED)
-            .name(format!("verification {tries} received"))
-            .await;
+        let answer = p.scope(tries).wait(VERIFIED).await; // "1/email verified", …
         if answer.secret == secret {
             break;
         }

@@ -200,7 +200,7 @@ fn spawn_show_signal_list_and_worker_round_trip() {
         serde_json::json!(["email verified"])
     );
     let out = ok(&db, &["show", "ada"]);
-    assert!(out.contains("verification 1 received"), "{out}");
+    assert!(out.contains("1/email verified"), "{out}");
     assert!(out.contains("signal: email verified"), "{out}");
     let out = ok(&db, &["list", "--status", "suspended"]);
     assert!(out.contains("signal: email verified"), "{out}");

@@ -128,6 +128,7 @@ async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict
     let ctx = Arc::new(ctx);
     let process = Process {
         ctx: Arc::clone(&ctx),
+        scope: None,
     };
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,

@@ -102,6 +102,9 @@ impl<T> FusedFuture for Durable<T> {
 #[derive(Clone)]
 pub struct Process {
     pub(crate) ctx: Arc<RunCtx>,
+    /// The prefix of every name given through this handle (see
+    /// [`Process::scope`]).
+    pub(crate) scope: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Process {
@@ -120,7 +123,37 @@ impl Process {
     /// (`"<process id>/<step name>"`): pass it along so a retried or
     /// re-run step does not, say, charge a card twice.
     pub fn idempotency_key(&self, step: &str) -> String {
-        format!("{}/{step}", self.ctx.id)
+        format!("{}/{}", self.ctx.id, self.scoped(step.to_owned()))
+    }
+
+    /// A handle whose operation names are prefixed with `scope`: a name
+    /// `n` becomes `"<scope>/n"` in the journal (scopes nest:
+    /// `"<outer>/<inner>/n"`). Loops keep their names unique without
+    /// building strings; signal names are not scoped (they come from
+    /// outside), the waits' step names are.
+    ///
+    /// ```
+    /// # use steadfast::{Process, StepError, StepFailed};
+    /// async fn ship(p: Process, items: Vec<String>) -> Result<(), StepFailed> {
+    ///     for (i, item) in items.iter().enumerate() {
+    ///         let p = p.scope(i); // "0/packed", "0/shipped", "1/packed", …
+    ///         p.step("packed", || async { Ok::<_, StepError>(item.len()) }).await?;
+    ///         p.step("shipped", || async { Ok::<_, StepError>(()) }).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn scope(&self, scope: impl std::fmt::Display) -> Process {
+        let scope = self.scoped(scope.to_string()).into_owned();
+        Process {
+            ctx: Arc::clone(&self.ctx),
+            scope: Some(scope.into()),
+        }
+    }
+
+    /// `name` inside this handle's scope.
+    pub(crate) fn scoped(&self, name: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
+        scoped(self.scope.as_deref(), name.into())
     }
 
     /// Runs a side effect once and journals its outcome.
@@ -143,7 +176,7 @@ impl Process {
     {
         Step {
             ctx: Arc::clone(&self.ctx),
-            name: name.into(),
+            name: self.scoped(name),
             location: Location::caller(),
             retry: None,
             timeout: None,
@@ -166,7 +199,7 @@ impl Process {
     {
         value::record(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             make,
         )
@@ -181,7 +214,7 @@ impl Process {
         let clock = Arc::clone(&self.ctx.clock);
         value::record(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             move || clock.now(),
         )
@@ -195,7 +228,7 @@ impl Process {
     ) -> impl Future<Output = uuid::Uuid> + Send + 'static {
         value::record(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             uuid::Uuid::new_v4,
         )
@@ -213,7 +246,7 @@ impl Process {
     {
         value::record(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             rand::random::<T>,
         )
@@ -226,7 +259,7 @@ impl Process {
     pub fn sleep(&self, name: impl Into<Cow<'static, str>>, duration: Duration) -> Durable<()> {
         Durable::new(timer::sleep(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Due::In(duration),
             Location::caller(),
         ))
@@ -241,7 +274,7 @@ impl Process {
     ) -> Durable<()> {
         Durable::new(timer::sleep(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Due::At(deadline),
             Location::caller(),
         ))
@@ -264,7 +297,8 @@ impl Process {
         let signal = signal.signal_name().into_owned();
         Wait {
             ctx: Arc::clone(&self.ctx),
-            name: signal.clone(),
+            name: self.scoped(signal.clone()).into_owned(),
+            scope: self.scope.clone(),
             signal,
             location: Location::caller(),
             state: Lazy::Idle,
@@ -290,7 +324,13 @@ impl Process {
         I: Serialize + ?Sized,
         O: DeserializeOwned + Send + 'static,
     {
-        let id = crate::child::child_id(self.id(), name);
+        // Under a scope the child's id keeps one `/` (its parent's), so the
+        // scope's separators become `:` there.
+        let id_name = match &self.scope {
+            Some(_) => self.scoped(name.to_owned()).replace('/', ":"),
+            None => name.to_owned(),
+        };
+        let id = crate::child::child_id(self.id(), &id_name);
         let spawned = self.spawn_step(
             format!("{name}: spawned"),
             id.clone(),
@@ -299,7 +339,7 @@ impl Process {
             input,
         );
         let ended = self
-            .wait::<crate::child::ChildEnd>(crate::child::end_signal(name))
+            .wait::<crate::child::ChildEnd>(crate::child::end_signal(&id_name))
             .name(name.to_owned());
         async move {
             spawned.await?;
@@ -425,6 +465,14 @@ impl Process {
     }
 }
 
+/// `name` under `scope`.
+fn scoped(scope: Option<&str>, name: Cow<'static, str>) -> Cow<'static, str> {
+    match scope {
+        Some(scope) => Cow::Owned(format!("{scope}/{name}")),
+        None => name,
+    }
+}
+
 /// A wait for a signal; `.await` it for the payload, or add a timeout.
 ///
 /// A wait is a [`FusedFuture`]: once it has returned, polling it again
@@ -435,6 +483,7 @@ impl Process {
 pub struct Wait<T> {
     ctx: Arc<RunCtx>,
     name: String,
+    scope: Option<Arc<str>>,
     signal: String,
     location: &'static Location<'static>,
     state: Lazy<T>,
@@ -473,7 +522,7 @@ impl<T: DeserializeOwned + Send + 'static> Wait<T> {
     /// wait for the same signal more than once. Call it before the wait is
     /// first polled.
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.name = name.into().into_owned();
+        self.name = scoped(self.scope.as_deref(), name.into()).into_owned();
         self
     }
 
@@ -635,7 +684,7 @@ impl Process {
         };
         run(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             attempt,
         )
@@ -714,7 +763,7 @@ impl Process {
         };
         run(
             Arc::clone(&self.ctx),
-            name.into().into_owned(),
+            self.scoped(name).into_owned(),
             Location::caller(),
             attempt,
         )

@@ -79,6 +79,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     let ctx = Arc::new(RunCtx::new(&shared, lease.clone(), journal, signals));
     let process = Process {
         ctx: Arc::clone(&ctx),
+        scope: None,
     };
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,
