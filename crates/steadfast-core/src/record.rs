@@ -141,6 +141,9 @@ pub enum EntryKind {
     Timer,
     /// A wait for a signal, possibly with a timeout.
     Wait,
+    /// A value the process published for readers outside
+    /// (`publish_state`), named `"<key> #<n>"`.
+    State,
 }
 
 impl EntryKind {
@@ -151,6 +154,7 @@ impl EntryKind {
             EntryKind::Value => "value",
             EntryKind::Timer => "timer",
             EntryKind::Wait => "wait",
+            EntryKind::State => "state",
         }
     }
 
@@ -161,6 +165,7 @@ impl EntryKind {
             EntryKind::Value,
             EntryKind::Timer,
             EntryKind::Wait,
+            EntryKind::State,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

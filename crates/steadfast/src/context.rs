@@ -96,6 +96,8 @@ struct RunState {
     rejecting: HashMap<i64, (String, String)>,
     stop: Option<Stop>,
     driver: Option<Waker>,
+    /// How often each state key was published in this run.
+    publications: HashMap<String, u32>,
 }
 
 /// A wait registered for a signal.
@@ -314,6 +316,14 @@ impl RunCtx {
     pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
         self.state().busy += 1;
         BusyGuard(Arc::clone(self))
+    }
+
+    /// The journal name of the next publication of state `key` in this run.
+    pub(crate) fn next_publication(&self, key: &str) -> String {
+        let mut st = self.state();
+        let n = st.publications.entry(key.to_owned()).or_default();
+        *n += 1;
+        crate::ops::state::entry_name(key, *n)
     }
 
     /// The next journal sequence number.

@@ -431,6 +431,35 @@ impl Process {
 }
 
 impl Process {
+    /// Publishes `value` under `key` for readers outside the process:
+    /// [`crate::Handle::state`] and [`crate::Host::state`] read the latest
+    /// value from the store, with no live worker needed. Each publication
+    /// is a journal entry (named `"<key> #<n>"`, kind `state`), so a replay
+    /// publishes nothing twice. Keys are not scoped ([`Process::scope`]).
+    ///
+    /// ```
+    /// # use steadfast::{Process, StepError, StepFailed};
+    /// async fn import(p: Process, rows: u32) -> Result<(), StepFailed> {
+    ///     for row in 0..rows {
+    ///         p.scope(row).step("imported", || async { Ok::<_, StepError>(()) }).await?;
+    ///         p.publish_state("progress", &(row + 1, rows)).await;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn publish_state<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let json = serde_json::to_string(value).map_err(|e| e.to_string());
+        let name = self.ctx.next_publication(key);
+        crate::ops::state::publish(Arc::clone(&self.ctx), name, json, Location::caller())
+    }
+}
+
+impl Process {
     /// Ends this run and starts the process again, under the same id, with
     /// `input` and an empty journal; the current journal is kept as history
     /// (`StoreAdmin::history`). A loop that runs forever stays small this

@@ -201,6 +201,13 @@ impl<K: ProcessKind> Handle<K> {
         Ok(self.host.store().journal(&self.id).await?)
     }
 
+    /// The latest value the process published under `key`
+    /// ([`crate::Process::publish_state`]), read from the store; `None` if
+    /// it has published none (in its current generation).
+    pub async fn state<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.host.state(self.id.as_str(), key).await
+    }
+
     /// Resumes the process if it is blocked or failed, or cuts a step's
     /// durable retry wait short (see [`Host::retry`]).
     pub async fn retry(&self) -> Result<(), Error> {
@@ -281,6 +288,60 @@ impl Host {
         }
         Ok(Handle::new(self.clone(), record.id, Spawned::Existing))
     }
+}
+
+impl Host {
+    /// The latest value process `id` published under `key`
+    /// ([`crate::Process::publish_state`]), read from the store (no live
+    /// worker needed); `None` if it has published none in its current
+    /// generation.
+    pub async fn state<T: DeserializeOwned>(
+        &self,
+        id: &str,
+        key: &str,
+    ) -> Result<Option<T>, Error> {
+        let states = self.states(id).await?;
+        let Some(json) = states.get(key) else {
+            return Ok(None);
+        };
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| Error::Decode {
+                what: format!("the state {key:?} of process {id:?}"),
+                expected: std::any::type_name::<T>(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Every state key process `id` published, with its latest value (JSON
+    /// text), for tools that do not know the types.
+    pub async fn states(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        let id = ProcessId::new(id)?;
+        let journal = self.store().journal(&id).await?;
+        Ok(latest_states(&journal))
+    }
+}
+
+/// The latest value of each state key in `journal`.
+pub(crate) fn latest_states(
+    journal: &[JournalEntry],
+) -> std::collections::BTreeMap<String, String> {
+    let mut latest: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    for entry in journal {
+        let (Some(key), Some(json)) = (crate::ops::state::key_of(entry), &entry.outcome) else {
+            continue;
+        };
+        match latest.get(key) {
+            Some((seq, _)) if *seq > entry.seq => {}
+            _ => {
+                latest.insert(key.to_owned(), (entry.seq, json.clone()));
+            }
+        }
+    }
+    latest.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
 /// What a kind's function returns, split into output and error.

@@ -33,6 +33,13 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     for line in retry_lines(&process, &journal, now) {
         outln!("{line}")?;
     }
+    out!("{}", header(&process, now))?;
+    for line in retry_lines(&process, &journal, now) {
+        outln!("{line}")?;
+    }
+    for line in state_lines(&journal) {
+        outln!("{line}")?;
+    }
     outln!()?;
     if journal.is_empty() {
         outln!("journal: empty (no step has run yet)")?;
@@ -142,6 +149,22 @@ fn retry_lines(p: &ProcessRecord, journal: &[JournalEntry], now: Timestamp) -> V
         .collect()
 }
 
+/// The latest value of each state key the process published
+/// (`publish_state`: journal entries of kind `state` named `"<key> #<n>"`).
+fn state_lines(journal: &[JournalEntry]) -> Vec<String> {
+    let mut latest = std::collections::BTreeMap::new();
+    for e in journal.iter().filter(|e| e.kind == EntryKind::State) {
+        let Some((key, _)) = e.name.rsplit_once(" #") else {
+            continue;
+        };
+        latest.insert(key, e.outcome.as_deref().unwrap_or("null"));
+    }
+    latest
+        .into_iter()
+        .map(|(key, value)| format!("{:<11}{key} = {}", "state", render::preview(value, PREVIEW)))
+        .collect()
+}
+
 /// The last error a step waiting for its next attempt recorded.
 fn last_error(outcome: &str) -> String {
     serde_json::from_str::<serde_json::Value>(outcome)
@@ -206,7 +229,7 @@ mod tests {
         EntryKind, EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp,
     };
 
-    use super::retry_lines;
+    use super::{retry_lines, state_lines};
 
     #[test]
     fn a_step_waiting_to_retry_shows_its_attempts_and_next_retry() {
@@ -251,5 +274,32 @@ mod tests {
         assert!(line.contains("mail server unreachable"), "{line}");
         assert!(line.contains(&format!("next retry at {due}")), "{line}");
         assert!(line.contains("steadfast retry w-1"), "{line}");
+    }
+
+    #[test]
+    fn published_state_shows_the_latest_value_per_key() {
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let entry = |seq: i64, name: &str, outcome: &str| JournalEntry {
+            seq,
+            name: name.into(),
+            kind: EntryKind::State,
+            status: EntryStatus::Completed,
+            outcome: Some(outcome.into()),
+            attempts: 1,
+            started_at: now,
+            finished_at: Some(now),
+            due_at: None,
+            location: None,
+            consumed_signal: None,
+        };
+        let journal = [
+            entry(1, "progress #1", "1"),
+            entry(2, "phase #1", r#""importing""#),
+            entry(3, "progress #2", "2"),
+        ];
+        let lines = state_lines(&journal);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains(r#"phase = "importing""#), "{lines:?}");
+        assert!(lines[1].contains("progress = 2"), "{lines:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! The durable operations a process function awaits: steps, recorded
 //! values, timers and signal waits.
 
+pub(crate) mod state;
 pub(crate) mod step;
 pub(crate) mod timer;
 pub(crate) mod transaction;
