@@ -33,10 +33,6 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     for line in retry_lines(&process, &journal, now) {
         outln!("{line}")?;
     }
-    out!("{}", header(&process, now))?;
-    for line in retry_lines(&process, &journal, now) {
-        outln!("{line}")?;
-    }
     for line in state_lines(&journal) {
         outln!("{line}")?;
     }
