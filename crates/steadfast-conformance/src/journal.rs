@@ -48,6 +48,59 @@ pub async fn append_inserts_and_rejects_duplicates(store: DynStore) {
     );
 }
 
+/// A `Scheduled` entry can be scheduled again (a step waiting durably for
+/// its next attempt): the update keeps one row and takes the new `seq`,
+/// `attempts`, `due_at` and outcome; completing it afterwards works as for a
+/// timer.
+pub async fn scheduled_entry_can_be_rescheduled(store: DynStore) {
+    let lease = spawn_claimed(&store, "p", &host("a"), T0).await.lease;
+    let waiting = |seq: i64, attempts: u32, due: Timestamp, error: &str| JournalEntry {
+        seq,
+        kind: EntryKind::Step,
+        attempts,
+        outcome: Some(format!("{{\"last_error\":{error:?}}}")),
+        ..timer(seq, "mail sent", at(1), due)
+    };
+    append(&store, &lease, waiting(0, 1, at(60), "down")).await;
+    append(&store, &lease, waiting(1, 2, at(180), "still down")).await;
+    let entries = journal(&store, "p").await;
+    assert_eq!(entries.len(), 1, "one row: {entries:?}");
+    let e = &entries[0];
+    assert_eq!(e.status, EntryStatus::Scheduled, "still scheduled: {e:?}");
+    assert_eq!(e.attempts, 2, "attempts updated: {e:?}");
+    assert_eq!(e.due_at, Some(at(180)), "due_at updated: {e:?}");
+    assert_eq!(e.seq, 1, "seq updated: {e:?}");
+    assert!(
+        e.outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("still down")),
+        "outcome updated: {e:?}"
+    );
+    assert_eq!(e.started_at, at(1), "started_at kept: {e:?}");
+
+    let done = JournalEntry {
+        seq: 2,
+        status: EntryStatus::Completed,
+        outcome: Some("7".to_owned()),
+        attempts: 3,
+        finished_at: Some(at(180)),
+        due_at: None,
+        ..waiting(2, 3, at(180), "")
+    };
+    append(&store, &lease, done).await;
+    let entries = journal(&store, "p").await;
+    assert_eq!(entries.len(), 1, "one row: {entries:?}");
+    assert_eq!(
+        (
+            entries[0].status,
+            entries[0].attempts,
+            entries[0].outcome.as_deref()
+        ),
+        (EntryStatus::Completed, 3, Some("7")),
+        "completed in place: {entries:?}"
+    );
+}
+
 /// A `Scheduled` entry is updated in place by an append of the same name:
 /// it takes the new `seq` (its outcome's place in the order of outcomes),
 /// status, outcome and `finished_at`; once completed, the name is a

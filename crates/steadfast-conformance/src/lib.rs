@@ -125,6 +125,7 @@ macro_rules! __with_checks {
             journal {
                 append_inserts_and_rejects_duplicates,
                 scheduled_entry_is_completed_in_place,
+                scheduled_entry_can_be_rescheduled,
                 entries_round_trip_every_field,
                 consumed_signal_is_marked_consumed,
                 failed_append_does_not_consume_signal,

@@ -272,7 +272,9 @@ impl Store for MemoryStore {
             Some(e) if e.status == EntryStatus::Scheduled => {
                 e.status = entry.status;
                 e.outcome = entry.outcome;
+                e.attempts = entry.attempts;
                 e.finished_at = entry.finished_at;
+                e.due_at = entry.due_at.or(e.due_at);
                 e.seq = entry.seq;
             }
             Some(_) => {
@@ -711,7 +713,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 58);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 59);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check

@@ -82,7 +82,7 @@ pub(crate) async fn append_many(
                  file = coalesce(excluded.file, journal.file),
                  line = coalesce(excluded.line, journal.line),
                  consumed_signal = excluded.consumed_signal, seq = excluded.seq
-             WHERE journal.status = 'scheduled' AND excluded.status <> 'scheduled'
+             WHERE journal.status = 'scheduled'
              RETURNING process_id, name
          ), consumed AS (
              UPDATE signals s SET consumed_at = c.consumed_at
