@@ -68,7 +68,8 @@ enum Command {
     Spawn(SpawnArgs),
     /// Cancel a process.
     Cancel(IdArg),
-    /// Resume a blocked or failed process (its journal is kept).
+    /// Resume a blocked or failed process (its journal is kept), or cut a
+    /// step's durable retry wait short.
     Retry(IdArg),
     /// Rewind a process to a journal entry: drop that entry and every later
     /// one, and run the process again from there.
