@@ -201,6 +201,21 @@ fn entry_events(r: &ProcessRecord, j: &JournalEntry, abandoned: &[String]) -> Ve
     e.value = j.outcome.clone();
     e.step = Some(j.name.clone());
     match (j.kind, j.status) {
+        (EntryKind::Step, EntryStatus::Scheduled) => {
+            // A step waiting durably for its next attempt.
+            e.what = "retrying";
+            e.facts.push(format!("{} attempt(s) failed", j.attempts));
+            if let Some(due) = j.due_at {
+                e.facts.push(format!("next retry {due}"));
+            }
+            e.end = j.due_at;
+        }
+        (EntryKind::State, _) => {
+            e.what = "state";
+            if let Some((key, _)) = j.name.rsplit_once(" #") {
+                e.name = format!("{key} published");
+            }
+        }
         (EntryKind::Step, status) => {
             e.what = if status == EntryStatus::Failed {
                 "failed"
@@ -216,7 +231,8 @@ fn entry_events(r: &ProcessRecord, j: &JournalEntry, abandoned: &[String]) -> Ve
                 ));
             }
             if let Some(child) = j.name.strip_suffix(": spawned") {
-                let id = format!("{}/{child}", r.id);
+                // A child spawned under a scope has `:` for the scope's `/`.
+                let id = format!("{}/{}", r.id, child.replace('/', ":"));
                 e.what = "child";
                 e.link = Some((process_url(&id), id));
             }
@@ -347,5 +363,89 @@ pub fn render(events: &[Event], now: Timestamp, id: &str, csrf: &str) -> Markup 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use steadfast::{
+        EntryKind, EntryStatus, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp,
+    };
+
+    use super::entry_events;
+
+    fn record(now: Timestamp) -> ProcessRecord {
+        ProcessRecord {
+            id: ProcessId::new("w-1").expect("id"),
+            kind: "welcome".into(),
+            version: 1,
+            input: "null".into(),
+            status: Status::Suspended,
+            created_at: now,
+            updated_at: now,
+            wake_at: None,
+            waiting_for: Vec::new(),
+            owner: None,
+            epoch: 1,
+            cancel_requested: false,
+            output: None,
+            error: None,
+            blocked_step: None,
+            generation: 0,
+            parked_at: Vec::new(),
+        }
+    }
+
+    fn entry(now: Timestamp, name: &str, kind: EntryKind, status: EntryStatus) -> JournalEntry {
+        JournalEntry {
+            seq: 1,
+            name: name.into(),
+            kind,
+            status,
+            outcome: Some(r#"{"last_error":"mail server unreachable"}"#.into()),
+            attempts: 4,
+            started_at: now,
+            finished_at: None,
+            due_at: Some(now + std::time::Duration::from_secs(300)),
+            location: None,
+            consumed_signal: None,
+        }
+    }
+
+    #[test]
+    fn a_step_waiting_to_retry_shows_attempts_and_next_retry() {
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let j = entry(now, "mail sent", EntryKind::Step, EntryStatus::Scheduled);
+        let events = entry_events(&record(now), &j, &[]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].what, "retrying");
+        assert!(
+            events[0].facts.contains(&"4 attempt(s) failed".to_owned()),
+            "{events:?}"
+        );
+        assert!(
+            events[0].facts.iter().any(|f| f.starts_with("next retry ")),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn published_state_and_scoped_children() {
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let state = entry(now, "progress #2", EntryKind::State, EntryStatus::Completed);
+        let events = entry_events(&record(now), &state, &[]);
+        assert_eq!(
+            (events[0].what, events[0].name.as_str()),
+            ("state", "progress published")
+        );
+        let child = entry(
+            now,
+            "round 0/leaf: spawned",
+            EntryKind::Step,
+            EntryStatus::Completed,
+        );
+        let events = entry_events(&record(now), &child, &[]);
+        let link = events[0].link.as_ref().expect("a link");
+        assert_eq!(link.1, "w-1/round 0:leaf");
     }
 }
