@@ -249,6 +249,7 @@ mod tests {
             blocked_step: None,
             generation: 0,
             parked_at: Vec::new(),
+            parent: None,
         };
         let entry = JournalEntry {
             seq: 1,

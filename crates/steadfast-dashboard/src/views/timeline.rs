@@ -393,6 +393,7 @@ mod tests {
             blocked_step: None,
             generation: 0,
             parked_at: Vec::new(),
+            parent: None,
         }
     }
 
