@@ -224,7 +224,12 @@ pub(crate) fn inspect(
                 "it does not start with the SQLite file header",
             ));
         }
-        if let Some(detail) = truncated(header, meta.len()) {
+        // The length is read after the header: a live database grows while
+        // it is checkpointed, and its header may already name the new size.
+        // With a `-wal` beside it the file may be mid-checkpoint, so only a
+        // file without one (closed cleanly, or copied alone) is judged here.
+        let len = file.metadata().map_err(|e| io_error(location, e))?.len();
+        if !wal_exists && let Some(detail) = truncated(header, len) {
             return Err(StoreError::Corrupt(format!(
                 "{location} is a truncated SQLite database: {detail}; restore it from a backup"
             )));
