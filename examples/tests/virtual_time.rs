@@ -228,27 +228,59 @@ async fn retention_purges_finished_processes_only() {
         .await
         .expect("spawn");
     t.host()
-        .spawn(steadfast_examples::workload::KIND, "done", &())
+        .spawn(steadfast_examples::workload::KIND, "older", &())
         .await
         .expect("spawn");
-    let _: Vec<String> = t.host().outcome("done").await.expect("outcome");
+    let _: Vec<String> = t.host().outcome("older").await.expect("outcome");
     assert_eq!(t.settle("sleeper").await.status, Status::Suspended);
+    // A second finished process, two days younger.
+    t.advance(2 * DAY).await;
+    t.host()
+        .spawn(steadfast_examples::workload::KIND, "younger", &())
+        .await
+        .expect("spawn");
+    let _: Vec<String> = t.host().outcome("younger").await.expect("outcome");
+    let older = t.status("older").await.updated_at;
+    let younger = t.status("younger").await.updated_at;
+    assert_eq!(younger, older + 2 * DAY);
 
+    // 31 days after the older one finished, 29 after the younger one: the
+    // purge pass that removes the older one (the observable event) keeps
+    // the younger one, which is still within its retention.
     t.advance(29 * DAY).await;
-    t.advance(Duration::from_secs(3 * 86_400)).await;
     // The purge runs every tenth of the retention on the host's clock; on a
     // loaded machine its next run may be planned from a later moment than
-    // the advance, so move on an hour at a time (the sleeper sleeps 335 days).
+    // the advance, so move on an hour at a time, at most 23 hours (the
+    // younger one stays under 30 days old).
+    let mut hours = 0;
     for _ in 0..2000 {
-        if t.host().status("done").await.is_err() {
+        if t.host().status("older").await.is_err() {
+            break;
+        }
+        if hours < 23 {
+            t.advance(Duration::from_secs(3_600)).await;
+            hours += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(t.host().status("older").await.is_err(), "purged at 31 days");
+    assert_eq!(
+        t.status("younger").await.status,
+        Status::Completed,
+        "kept at 29 days (and under 30)"
+    );
+    // Two days later the younger one is over 31 days old too.
+    t.advance(2 * DAY).await;
+    for _ in 0..2000 {
+        if t.host().status("younger").await.is_err() {
             break;
         }
         t.advance(Duration::from_secs(3_600)).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(
-        t.host().status("done").await.is_err(),
-        "purged after its retention"
+        t.host().status("younger").await.is_err(),
+        "purged at 31 days"
     );
     // The mail flow woke up at day 30 and sleeps again: never purged.
     assert_ne!(t.status("sleeper").await.status, Status::Completed);

@@ -180,6 +180,25 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The ticks to act on at a wake-up at `now` for the tick due at `next`:
+    /// every missed tick from `next` on (at most [`MAX_CATCH_UP`]), or only
+    /// the latest of those under [`CatchUp::Once`].
+    fn due_ticks(&self, next: Timestamp, now: Timestamp, origin: Timestamp) -> Vec<Timestamp> {
+        let mut ticks = vec![next];
+        while ticks.len() < MAX_CATCH_UP {
+            match self.next_tick(*ticks.last().unwrap_or(&next), origin) {
+                Some(t) if t <= now => ticks.push(t),
+                _ => break,
+            }
+        }
+        if self.catch_up == CatchUp::Once {
+            ticks.drain(..ticks.len() - 1);
+        }
+        ticks
+    }
+}
+
 /// The input of a schedule's process: the schedule and where it stands.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ScheduleState {
@@ -205,17 +224,7 @@ pub(crate) async fn run(
     };
     p.sleep_until("next tick", next).await;
     let now = p.now("woke").await;
-    let mut ticks = vec![next];
-    while ticks.len() < MAX_CATCH_UP {
-        match s.next_tick(*ticks.last().unwrap_or(&next), state.origin) {
-            Some(t) if t <= now => ticks.push(t),
-            _ => break,
-        }
-    }
-    if s.catch_up == CatchUp::Once {
-        ticks.drain(..ticks.len() - 1);
-    }
-    for tick in ticks {
+    for tick in s.due_ticks(next, now, state.origin) {
         let run_id = Schedule::run_id(&s.name, tick);
         if let Some(previous) = state.last_run.clone() {
             match s.overlap {
@@ -301,6 +310,32 @@ mod tests {
             .next_tick(origin + Duration::from_secs(150), origin)
             .unwrap();
         assert_eq!(later, origin + Duration::from_secs(180));
+    }
+
+    #[test]
+    fn catch_up_stops_at_max_catch_up_per_wake_up() {
+        let second = Duration::from_secs(1);
+        let origin = Timestamp::from_micros(1_000_000_000);
+        let next = origin + second;
+        // 1,005 ticks were missed: one wake-up acts on the first 1,000.
+        let now = origin + 1005 * second;
+        let all = Schedule::every("x", second).catch_up(CatchUp::All);
+        let ticks = all.due_ticks(next, now, origin);
+        assert_eq!(ticks.len(), MAX_CATCH_UP);
+        let expected: Vec<_> = (1..=1000u32).map(|k| origin + k * second).collect();
+        assert_eq!(ticks, expected);
+        // The next wake-up (after the last handled tick) takes the rest.
+        let rest = all.due_ticks(origin + 1001 * second, now, origin);
+        assert_eq!(
+            rest,
+            [1001u32, 1002, 1003, 1004, 1005].map(|k| origin + k * second)
+        );
+        // Below the cap every missed tick is taken, and no tick after `now`.
+        let few = all.due_ticks(next, origin + 3 * second + second / 2, origin);
+        assert_eq!(few, [1u32, 2, 3].map(|k| origin + k * second));
+        // Once: only the latest of the ticks taken.
+        let once = Schedule::every("x", second).due_ticks(next, origin + 3 * second, origin);
+        assert_eq!(once, [origin + 3 * second]);
     }
 
     #[test]

@@ -189,6 +189,23 @@ impl TestHost {
         *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
     }
 
+    /// Shuts the host down cleanly (as [`Host::shutdown`]: leases given up)
+    /// and leaves no host running, so virtual time can pass with nobody
+    /// acting on it; [`TestHost::start_again`] starts a new one.
+    pub async fn stop(&self) {
+        let old = self.host.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+    }
+
+    /// Starts a new host on the same store after [`TestHost::stop`] (or
+    /// replaces a running one, as a crash would).
+    pub async fn start_again(&self) {
+        let host = self.build().await;
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
+    }
+
     /// Waits (in real time, up to 10 s) until process `id` is no longer
     /// running: suspended, blocked or finished; returns its record.
     ///

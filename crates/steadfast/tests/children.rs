@@ -231,3 +231,50 @@ async fn an_unrelated_id_under_a_parent_does_not_signal_it_when_it_ends() {
     let out: String = t.host().outcome("o-6").await.expect("outcome");
     assert_eq!(out, "paid 5");
 }
+
+/// Generation 0 waits for "go" only; generation 1 waits for "carried".
+#[steadfast::process]
+async fn relay(p: Process, round: u32) -> Result<String, StepFailed> {
+    if round == 0 {
+        let () = p.wait("go").await;
+        return p.continue_as_new(&1u32).await;
+    }
+    let carried: String = p.wait("carried").await;
+    Ok(carried)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_queued_before_continue_as_new_reaches_the_next_generation() {
+    let t = TestHost::start(|b| b.register("relay", relay)).await;
+    t.host().spawn("relay", "r", &0u32).await.expect("spawn");
+    settled(&t, "r", Status::Suspended).await;
+    // Sent while generation 0 runs and waits for something else: pending.
+    t.host()
+        .signal("r", "carried", &"sent to generation 0")
+        .await
+        .expect("signal");
+    t.host().signal("r", "go", &()).await.expect("signal");
+    // Generation 1 finds the signal waiting: it completes with no further
+    // signal (had continue-as-new dropped it, it would suspend instead).
+    let record = loop_until_settled_in(&t, "r", 1).await;
+    assert_eq!(record.status, Status::Completed, "{record:?}");
+    let out: String = t.host().outcome("r").await.expect("outcome");
+    assert_eq!(out, "sent to generation 0");
+    assert_eq!(t.steps("r").await, ["carried"]);
+}
+
+/// Waits until process `id` is in `generation` and not running.
+async fn loop_until_settled_in(
+    t: &TestHost,
+    id: &str,
+    generation: u32,
+) -> steadfast::ProcessRecord {
+    for _ in 0..2000 {
+        let record = t.status(id).await;
+        if record.generation == generation && record.status != Status::Running {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{id} never settled in generation {generation}");
+}

@@ -1,5 +1,6 @@
 //! Schedules under virtual time: one run per tick, no double-firing across a
-//! crash, catch-up after downtime (once or all), overlap skip.
+//! crash, catch-up after a real stop of the host (once or all), overlap skip
+//! and queue.
 
 use std::time::Duration;
 
@@ -122,10 +123,85 @@ async fn downtime_is_caught_up_once_or_for_every_tick() {
     t.host().schedule(all).await.expect("schedule");
     ticked(&t, "once", 0).await;
     ticked(&t, "all", 0).await;
-    // Five hours pass at once, as if no host had run.
-    t.advance(5 * HOUR).await;
-    assert_eq!(ticked(&t, "once", 1).await.len(), 1);
-    assert_eq!(ticked(&t, "all", 5).await.len(), 5);
+    let first = t
+        .status(&Schedule::process_id("all"))
+        .await
+        .wake_at
+        .expect("first tick");
+    // The host really stops; five and a half hours pass with no host
+    // running; a new host starts on the same store.
+    t.stop().await;
+    t.advance(5 * HOUR + HOUR / 2).await;
+    t.start_again().await;
+    let tick = |k: u32| Schedule::run_id("x", first + k * HOUR);
+    let ids = |got: Vec<(String, Status)>, name: &str| -> Vec<String> {
+        let mut ids: Vec<String> = got
+            .into_iter()
+            .map(|(id, _)| id.replacen(&format!("{name}@"), "x@", 1))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(ticked(&t, "once", 1).await, "once"),
+        [tick(4)],
+        "once: only the latest missed tick"
+    );
+    let mut every: Vec<String> = (0..5).map(tick).collect();
+    every.sort();
+    assert_eq!(
+        ids(ticked(&t, "all", 5).await, "all"),
+        every,
+        "all: every missed tick"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_queue_starts_the_tick_once_the_previous_run_finished() {
+    let t = TestHost::start(kinds).await;
+    let s = Schedule::every("queued", HOUR)
+        .kind("slow job", &())
+        .expect("kind")
+        .overlap(Overlap::Queue);
+    t.host().schedule(s).await.expect("schedule");
+    ticked(&t, "queued", 0).await;
+    t.advance(HOUR).await;
+    let first = ticked(&t, "queued", 1).await;
+    let second_tick = t
+        .status(&Schedule::process_id("queued"))
+        .await
+        .wake_at
+        .expect("next tick");
+    t.advance(HOUR).await;
+    // At the second tick the first run is still waiting: the schedule
+    // neither skips the tick nor starts it, but checks again a second later.
+    let recheck = second_tick + Duration::from_secs(1);
+    for _ in 0..2000 {
+        let schedule = t.status(&Schedule::process_id("queued")).await;
+        if schedule.status == Status::Suspended && schedule.wake_at == Some(recheck) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let schedule = t.status(&Schedule::process_id("queued")).await;
+    assert_eq!(
+        (schedule.status, schedule.wake_at),
+        (Status::Suspended, Some(recheck)),
+        "queued behind the unfinished run"
+    );
+    assert_eq!(runs(&t, "queued").await.len(), 1, "not started alongside");
+    t.host()
+        .signal(&first[0].0, "finish", &())
+        .await
+        .expect("signal");
+    let () = t.host().outcome(&first[0].0).await.expect("first run");
+    t.advance(Duration::from_secs(1)).await;
+    let got = ticked(&t, "queued", 2).await;
+    let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(
+        ids.contains(&Schedule::run_id("queued", second_tick).as_str()),
+        "the queued tick ran, under its own tick's id: {ids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
