@@ -149,3 +149,174 @@ pub(crate) async fn append_many(
         })
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use steadfast_core::{
+        EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, Store, StoreAdmin,
+        StoreError,
+        Timestamp,
+    };
+    use tokio::sync::{mpsc, oneshot};
+
+    use crate::writer::{Op, Reply, Writer};
+    use crate::{PostgresOptions, PostgresStore};
+
+    fn url() -> String {
+        std::env::var("STEADFAST_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    }
+
+    fn step(seq: i64, name: &str, outcome: &str, at: Timestamp) -> JournalEntry {
+        JournalEntry {
+            seq,
+            name: name.to_owned(),
+            kind: EntryKind::Step,
+            status: EntryStatus::Completed,
+            outcome: Some(outcome.to_owned()),
+            attempts: 1,
+            started_at: at,
+            finished_at: Some(at),
+            due_at: None,
+            location: None,
+            consumed_signal: None,
+        }
+    }
+
+    fn new_process(id: &str, now: Timestamp) -> NewProcess {
+        NewProcess {
+            id: ProcessId::new(id).unwrap(),
+            kind: "test".to_owned(),
+            version: 1,
+            input: "null".to_owned(),
+            now,
+        }
+    }
+
+    /// One batch through the writer mixing appends under a stale epoch, a
+    /// duplicate of a stored entry and good ones: each caller gets its own
+    /// answer and only the good entries are stored.
+    #[tokio::test]
+    async fn a_batch_mixing_fenced_duplicate_and_good_appends_answers_each() {
+        let url = url();
+        let Ok(Ok(probe)) =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
+        else {
+            assert!(
+                std::env::var("STEADFAST_REQUIRE_PG").is_ok_and(|v| v != "1")
+                    || std::env::var("STEADFAST_REQUIRE_PG").is_err(),
+                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
+            );
+            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
+            return;
+        };
+        probe.close().await.unwrap();
+        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
+        let body = tokio::spawn(mixed_batch(url.clone(), schema.clone()));
+        let outcome = body.await;
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    async fn mixed_batch(url: String, schema: String) {
+        let store = PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema))
+            .await
+            .unwrap();
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let ttl = Duration::from_secs(3600);
+        let (h1, h2) = (HostId::new("h1"), HostId::new("h2"));
+        // "moved" is claimed by h1, given up, and claimed again by h2: h1's
+        // lease on it is stale.
+        store.spawn(new_process("moved", now)).await.unwrap();
+        let stale = store.claim(&h1, now, ttl, 1).await.unwrap().remove(0).lease;
+        store.release(&h1, now).await.unwrap();
+        let current = store.claim(&h2, now, ttl, 1).await.unwrap().remove(0).lease;
+        assert!(current.epoch > stale.epoch);
+        store.spawn(new_process("good", now)).await.unwrap();
+        let good = store.claim(&h1, now, ttl, 1).await.unwrap().remove(0).lease;
+        assert_eq!(good.id.as_str(), "good");
+        store
+            .append(&good, step(0, "stored", "\"first\"", now))
+            .await
+            .unwrap();
+
+        let batch = [
+            (good.clone(), step(1, "one", "1", now)),
+            (stale.clone(), step(0, "stale", "\"lost\"", now)),
+            (good.clone(), step(1, "stored", "\"second\"", now)),
+            (current.clone(), step(0, "fresh", "2", now)),
+            (good.clone(), step(2, "two", "3", now)),
+        ];
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut answers = Vec::new();
+        for (lease, entry) in batch {
+            let (reply, answer) = oneshot::channel();
+            tx.send((Op::Append(lease, entry), Reply::Unit(reply)))
+                .unwrap_or_else(|_| panic!("queue the append"));
+            answers.push(answer);
+        }
+        drop(tx);
+        // Every append is queued before the writer starts: it takes them in
+        // one batch (and stops once the queue is drained).
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        crate::schema::setup(&mut conn, &schema).await.unwrap();
+        let options: PgConnectOptions = url.parse().unwrap();
+        Writer::new(
+            conn,
+            options,
+            schema.clone(),
+            "steadfast_test".to_owned(),
+            Duration::from_secs(5),
+            512,
+        )
+        .run(rx)
+        .await;
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(answer.await.unwrap());
+        }
+        assert!(got[0].is_ok(), "{got:?}");
+        assert!(
+            matches!(&got[1], Err(StoreError::Fenced { id, epoch })
+                if id.as_str() == "moved" && *epoch == stale.epoch),
+            "{got:?}"
+        );
+        assert!(
+            matches!(&got[2], Err(StoreError::DuplicateEntry { id, name })
+                if id.as_str() == "good" && name == "stored"),
+            "{got:?}"
+        );
+        assert!(got[3].is_ok(), "{got:?}");
+        assert!(got[4].is_ok(), "{got:?}");
+
+        let journal = store.journal(&good.id).await.unwrap();
+        let stored: Vec<(&str, Option<&str>)> = journal
+            .iter()
+            .map(|e| (e.name.as_str(), e.outcome.as_deref()))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                ("stored", Some("\"first\"")),
+                ("one", Some("1")),
+                ("two", Some("3"))
+            ]
+        );
+        let moved = store.journal(&current.id).await.unwrap();
+        let names: Vec<&str> = moved.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["fresh"], "the stale lease's entry is not stored");
+    }
+}
