@@ -137,6 +137,76 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(err.contains("cannot open the Steadfast schema"), "{err}");
 }
 
+/// The host id a worker logged at start (`host=<id>`), waiting for it.
+fn host_id(log: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("steadfast worker started"))
+            && let Some(id) = line
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("host="))
+        {
+            return id.trim_matches('"').to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no start line in {}: {text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every host in `hosts` has journaled a step of a process it
+/// holds: seen owning a running process, then that process (same lease
+/// epoch, so no other host took it) has a longer journal or completed.
+async fn worked(store: &Arc<dyn Backend>, hosts: &[String]) {
+    // Per host: the process watched (id, epoch, journal length), and
+    // whether the host is proven to have written to a journal.
+    let mut watched: Vec<Option<(steadfast::ProcessId, i64, usize)>> = vec![None; hosts.len()];
+    let mut proven = vec![false; hosts.len()];
+    let start = Instant::now();
+    while proven.iter().any(|p| !p) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not every worker journaled a step: {hosts:?} {proven:?}"
+        );
+        for (i, host) in hosts.iter().enumerate() {
+            if proven[i] {
+                continue;
+            }
+            if let Some((id, epoch, len)) = &watched[i] {
+                let record = store.get(id).await.expect("get");
+                let now = store.journal(id).await.expect("journal").len();
+                if record.epoch != *epoch {
+                    watched[i] = None;
+                } else if now > *len || record.status == Status::Completed {
+                    proven[i] = true;
+                }
+                continue;
+            }
+            let running = store
+                .list(&ListFilter {
+                    status: Some(Status::Running),
+                    limit: 1000,
+                    ..ListFilter::default()
+                })
+                .await
+                .expect("list");
+            if let Some(record) = running
+                .into_iter()
+                .filter_map(Listed::into_record)
+                .find(|r| r.owner.as_deref() == Some(host.as_str()))
+            {
+                let len = store.journal(&record.id).await.expect("journal").len();
+                watched[i] = Some((record.id, record.epoch, len));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_share_the_work_and_survive_a_sigkill() {
     const N: usize = 600;
@@ -149,18 +219,17 @@ async fn three_workers_share_the_work_and_survive_a_sigkill() {
     spawn_ten_steps(&store, N).await;
 
     let args = ["--concurrency", "40"];
-    let mut workers: Vec<Child> = (0..3)
-        .map(|_| worker(&db, dir.path(), &args, None))
+    let logs: Vec<_> = (0..3)
+        .map(|i| dir.path().join(format!("worker-{i}.log")))
         .collect();
-    // Kill one worker once the work is under way.
-    let start = Instant::now();
-    loop {
-        let journaled = store.counts().await.expect("counts").of(Status::Completed);
-        if journaled >= 20 || start.elapsed() > Duration::from_secs(20) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut workers: Vec<Child> = logs
+        .iter()
+        .map(|log| worker(&db, dir.path(), &args, Some(log)))
+        .collect();
+    // Each worker logs its host id as it starts.
+    let hosts: Vec<String> = logs.iter().map(|log| host_id(log)).collect();
+    // Kill one worker once each of the three has journaled steps.
+    worked(&store, &hosts).await;
     workers[0].kill().expect("SIGKILL worker 1");
     workers[0].wait().expect("reap");
 
