@@ -1,0 +1,128 @@
+//! The stored names of statuses, entry kinds and signal states, the rules
+//! that classify them, ids as text, and the clocks' rates.
+
+use std::time::{Duration, Instant};
+
+use steadfast_core::{
+    Clock, EntryKind, EntryStatus, HostId, ProcessId, ScaledClock, SignalState, Status,
+    StoreError, SystemClock, Timestamp,
+};
+
+#[test]
+fn statuses_have_their_stored_names_and_parse_back() {
+    let names = [
+        "running",
+        "suspended",
+        "blocked",
+        "completed",
+        "failed",
+        "cancelled",
+    ];
+    for (status, name) in Status::ALL.into_iter().zip(names) {
+        assert_eq!(status.as_str(), name);
+        assert_eq!(status.to_string(), name);
+        assert_eq!(name.parse::<Status>(), Ok(status));
+    }
+    let err = "done".parse::<Status>().expect_err("unknown");
+    assert_eq!(err.0, "done");
+}
+
+#[test]
+fn only_completed_failed_and_cancelled_are_finished() {
+    let finished: Vec<Status> = Status::ALL
+        .into_iter()
+        .filter(|s| s.is_finished())
+        .collect();
+    assert_eq!(
+        finished,
+        [Status::Completed, Status::Failed, Status::Cancelled]
+    );
+}
+
+#[test]
+fn entry_kinds_and_statuses_have_their_stored_names_and_parse_back() {
+    for (kind, name) in [
+        (EntryKind::Step, "step"),
+        (EntryKind::Value, "value"),
+        (EntryKind::Timer, "timer"),
+        (EntryKind::Wait, "wait"),
+    ] {
+        assert_eq!(kind.as_str(), name);
+        assert_eq!(EntryKind::parse(name), Some(kind));
+    }
+    assert_eq!(EntryKind::parse("sleep"), None);
+    for (status, name) in [
+        (EntryStatus::Scheduled, "scheduled"),
+        (EntryStatus::Completed, "completed"),
+        (EntryStatus::Failed, "failed"),
+    ] {
+        assert_eq!(status.as_str(), name);
+        assert_eq!(EntryStatus::parse(name), Some(status));
+    }
+    assert_eq!(EntryStatus::parse("running"), None);
+}
+
+#[test]
+fn signal_states_have_their_stored_names_and_parse_back() {
+    for (state, name) in [
+        (SignalState::Pending, "pending"),
+        (SignalState::Consumed, "consumed"),
+        (SignalState::Rejected, "rejected"),
+        (SignalState::Discarded, "discarded"),
+    ] {
+        assert_eq!(state.as_str(), name);
+        assert_eq!(state.to_string(), name);
+        assert_eq!(SignalState::parse(name), Some(state));
+    }
+    assert_eq!(SignalState::parse("sent"), None);
+}
+
+#[test]
+fn only_a_backend_error_marked_retryable_is_retryable() {
+    let backend = |retryable| StoreError::Backend {
+        message: "busy".to_owned(),
+        retryable,
+        source: None,
+    };
+    assert!(backend(true).is_retryable());
+    assert!(!backend(false).is_retryable());
+    assert!(!StoreError::Closed.is_retryable());
+    let id = ProcessId::new("p").expect("id");
+    assert!(!StoreError::NotFound(id).is_retryable());
+}
+
+#[test]
+fn ids_show_as_their_text() {
+    let id = ProcessId::new("order-17").expect("id");
+    assert_eq!(id.to_string(), "order-17");
+    assert_eq!(format!("{id:?}"), "\"order-17\"");
+    assert_eq!(String::from(id), "order-17");
+    let host = HostId::new("worker-a");
+    assert_eq!(host.as_str(), "worker-a");
+    assert_eq!(host.to_string(), "worker-a");
+}
+
+#[test]
+fn clocks_report_their_rate() {
+    assert_eq!(SystemClock.rate(), 1.0);
+    let clock = ScaledClock::new(Timestamp::now_system(), 3600.0);
+    assert_eq!(clock.scale(), 3600.0);
+    assert_eq!(clock.rate(), 3600.0);
+}
+
+#[test]
+fn a_scaled_clock_runs_scale_times_faster_from_its_origin() {
+    let real = Instant::now();
+    let origin = Timestamp::now_system();
+    let clock = ScaledClock::new(origin, 2.0);
+    let now = clock.now();
+    let elapsed = real.elapsed();
+    // At most twice the real time passed since the origin (plus a
+    // microsecond of rounding), and never less than none.
+    assert!(now >= origin, "{now} before {origin}");
+    assert!(
+        now.saturating_since(origin) <= elapsed * 2 + Duration::from_micros(1),
+        "{:?} of clock time in {elapsed:?} of real time",
+        now.saturating_since(origin)
+    );
+}
