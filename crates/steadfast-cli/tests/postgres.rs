@@ -137,6 +137,19 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(err.contains("cannot open the Steadfast schema"), "{err}");
 }
 
+/// Worker processes, killed (and reaped) when dropped, also when a check
+/// fails.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The host id a worker logged at start (`host=<id>`), waiting for it.
 fn host_id(log: &Path) -> String {
     let start = Instant::now();
@@ -222,19 +235,20 @@ async fn three_workers_share_the_work_and_survive_a_sigkill() {
     let logs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("worker-{i}.log")))
         .collect();
-    let mut workers: Vec<Child> = logs
-        .iter()
-        .map(|log| worker(&db, dir.path(), &args, Some(log)))
-        .collect();
+    let mut workers = Workers(
+        logs.iter()
+            .map(|log| worker(&db, dir.path(), &args, Some(log)))
+            .collect(),
+    );
     // Each worker logs its host id as it starts.
     let hosts: Vec<String> = logs.iter().map(|log| host_id(log)).collect();
     // Kill one worker once each of the three has journaled steps.
     worked(&store, &hosts).await;
-    workers[0].kill().expect("SIGKILL worker 1");
-    workers[0].wait().expect("reap");
+    workers.0[0].kill().expect("SIGKILL worker 1");
+    workers.0[0].wait().expect("reap");
 
     wait_all_completed(&store, N, Duration::from_secs(120)).await;
-    for w in &mut workers[1..] {
+    for w in &mut workers.0[1..] {
         w.kill().expect("stop worker");
         w.wait().expect("reap");
     }
