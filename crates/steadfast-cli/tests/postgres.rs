@@ -155,7 +155,9 @@ fn host_id(log: &Path) -> String {
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("steadfast worker started"))
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("steadfast worker started"))
             && let Some(id) = line
                 .split_whitespace()
                 .find_map(|word| word.strip_prefix("host="))

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use steadfast_core::{
-    Clock, EntryKind, EntryStatus, HostId, ProcessId, ScaledClock, SignalState, Status,
-    StoreError, SystemClock, Timestamp,
+    Clock, EntryKind, EntryStatus, HostId, ProcessId, ScaledClock, SignalState, Status, StoreError,
+    SystemClock, Timestamp,
 };
 
 #[test]

@@ -159,8 +159,7 @@ mod tests {
     use sqlx::{AssertSqlSafe, Connection, PgConnection};
     use steadfast_core::{
         EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, Store, StoreAdmin,
-        StoreError,
-        Timestamp,
+        StoreError, Timestamp,
     };
     use tokio::sync::{mpsc, oneshot};
 
