@@ -23,6 +23,10 @@ pub const SCHEDULE_KIND: &str = "steadfast schedule";
 /// The most missed ticks one wake-up catches up on.
 const MAX_CATCH_UP: usize = 1000;
 
+/// The most cron matches one wake-up steps through to find the latest
+/// missed tick under [`CatchUp::Once`].
+const MAX_ONCE_STEPS: usize = 1_000_000;
+
 /// When a schedule ticks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,8 +187,11 @@ impl Schedule {
 impl Schedule {
     /// The ticks to act on at a wake-up at `now` for the tick due at `next`:
     /// every missed tick from `next` on (at most [`MAX_CATCH_UP`]), or only
-    /// the latest of those under [`CatchUp::Once`].
+    /// the latest tick at or before `now` under [`CatchUp::Once`].
     fn due_ticks(&self, next: Timestamp, now: Timestamp, origin: Timestamp) -> Vec<Timestamp> {
+        if self.catch_up == CatchUp::Once {
+            return vec![self.latest_tick(next, now, origin)];
+        }
         let mut ticks = vec![next];
         while ticks.len() < MAX_CATCH_UP {
             match self.next_tick(*ticks.last().unwrap_or(&next), origin) {
@@ -192,10 +199,29 @@ impl Schedule {
                 _ => break,
             }
         }
-        if self.catch_up == CatchUp::Once {
-            ticks.drain(..ticks.len() - 1);
-        }
         ticks
+    }
+
+    /// The latest tick at or before `now`, from `next` on (`next` itself
+    /// when no later tick is due), however many ticks were missed: counted
+    /// for intervals, and for cron patterns found by stepping through at
+    /// most [`MAX_ONCE_STEPS`] matches.
+    fn latest_tick(&self, next: Timestamp, now: Timestamp, origin: Timestamp) -> Timestamp {
+        if let Every::Interval(interval) = &self.every
+            && let Ok(step) = i64::try_from(interval.as_micros())
+            && step > 0
+        {
+            let n = (now.as_micros() - origin.as_micros()).div_euclid(step);
+            return Timestamp::from_micros(origin.as_micros() + n * step).max(next);
+        }
+        let mut latest = next;
+        for _ in 0..MAX_ONCE_STEPS {
+            match self.next_tick(latest, origin) {
+                Some(t) if t <= now => latest = t,
+                _ => break,
+            }
+        }
+        latest
     }
 }
 
@@ -333,9 +359,31 @@ mod tests {
         // Below the cap every missed tick is taken, and no tick after `now`.
         let few = all.due_ticks(next, origin + 3 * second + second / 2, origin);
         assert_eq!(few, [1u32, 2, 3].map(|k| origin + k * second));
-        // Once: only the latest of the ticks taken.
-        let once = Schedule::every("x", second).due_ticks(next, origin + 3 * second, origin);
-        assert_eq!(once, [origin + 3 * second]);
+        // Once: only the latest missed tick.
+        let once = Schedule::every("x", second);
+        let latest = once.due_ticks(next, origin + 3 * second, origin);
+        assert_eq!(latest, [origin + 3 * second]);
+        assert_eq!(once.due_ticks(next, next, origin), [next]);
+    }
+
+    #[test]
+    fn catch_up_once_takes_the_latest_tick_beyond_max_catch_up() {
+        // 1,005 missed ticks: once means the 1,005th, not the 1,000th (and
+        // then the 1,005th again at the next wake-up).
+        let second = Duration::from_secs(1);
+        let origin = Timestamp::from_micros(1_000_000_000);
+        let now = origin + 1005 * second + second / 2;
+        let once = Schedule::every("x", second);
+        assert_eq!(
+            once.due_ticks(origin + second, now, origin),
+            [origin + 1005 * second]
+        );
+        // The same for a cron pattern ticking every second.
+        let cron = Schedule::cron("x", "* * * * * *").unwrap();
+        assert_eq!(
+            cron.due_ticks(origin + second, now, origin),
+            [origin + 1005 * second]
+        );
     }
 
     #[test]
