@@ -126,3 +126,64 @@ fn a_scaled_clock_runs_scale_times_faster_from_its_origin() {
         now.saturating_since(origin)
     );
 }
+
+#[test]
+fn timestamps_show_dates_across_centuries_and_before_1970() {
+    for (secs, shown) in [
+        (4_107_456_000_i64, "2100-02-28T00:00:00.000000Z"),
+        (4_107_542_400, "2100-03-01T00:00:00.000000Z"),
+        (-2_203_977_600, "1900-02-28T00:00:00.000000Z"),
+        (-2_203_891_200, "1900-03-01T00:00:00.000000Z"),
+        (13_574_563_200, "2400-02-29T00:00:00.000000Z"),
+        (-11_670_912_000, "1600-03-01T00:00:00.000000Z"),
+        (-1, "1969-12-31T23:59:59.000000Z"),
+    ] {
+        assert_eq!(
+            Timestamp::from_micros(secs * 1_000_000).to_string(),
+            shown,
+            "{secs}"
+        );
+    }
+}
+
+#[test]
+fn system_times_before_1970_are_negative_and_spans_saturate() {
+    let before = std::time::UNIX_EPOCH - Duration::from_secs(1);
+    assert_eq!(Timestamp::from(before), Timestamp::from_micros(-1_000_000));
+    let after = std::time::UNIX_EPOCH + Duration::from_micros(5);
+    assert_eq!(Timestamp::from(after), Timestamp::from_micros(5));
+    let (early, late) = (Timestamp::from_micros(10), Timestamp::from_micros(25));
+    assert_eq!(late.saturating_since(early), Duration::from_micros(15));
+    assert_eq!(early.saturating_since(late), Duration::ZERO);
+}
+
+#[test]
+fn a_function_source_contains_exactly_its_own_lines() {
+    let source = steadfast_core::FunctionSource {
+        name: "order".to_owned(),
+        file: "src/order.rs".to_owned(),
+        first_line: 10,
+        text: "async fn order() {\n    step();\n}".to_owned(),
+    };
+    let at = |file: &str, line| steadfast_core::SourceLocation {
+        file: file.to_owned(),
+        line,
+    };
+    for (location, inside) in [
+        (at("src/order.rs", 9), false),
+        (at("src/order.rs", 10), true),
+        (at("src/order.rs", 11), true),
+        (at("src/order.rs", 12), true),
+        (at("src/order.rs", 13), false),
+        (at("src/other.rs", 11), false),
+    ] {
+        assert_eq!(source.contains(&location), inside, "{location:?}");
+    }
+    // An empty text still covers its first line.
+    let empty = steadfast_core::FunctionSource {
+        text: String::new(),
+        ..source
+    };
+    assert!(empty.contains(&at("src/order.rs", 10)));
+    assert!(!empty.contains(&at("src/order.rs", 11)));
+}
