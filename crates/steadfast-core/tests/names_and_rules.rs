@@ -187,3 +187,38 @@ fn a_function_source_contains_exactly_its_own_lines() {
     assert!(empty.contains(&at("src/order.rs", 10)));
     assert!(!empty.contains(&at("src/order.rs", 11)));
 }
+
+/// A clock standing at a fixed time that records the deadlines it is asked
+/// to sleep until.
+struct Recording {
+    now: Timestamp,
+    deadlines: std::sync::Mutex<Vec<Timestamp>>,
+}
+
+impl Clock for Recording {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn sleep_until(
+        &self,
+        deadline: Timestamp,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        self.deadlines.lock().expect("lock").push(deadline);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[test]
+fn sleeping_for_a_duration_sleeps_until_now_plus_it() {
+    let clock = Recording {
+        now: Timestamp::from_micros(1_000_000),
+        deadlines: std::sync::Mutex::default(),
+    };
+    drop(clock.sleep(Duration::from_secs(5)));
+    assert_eq!(clock.rate(), 1.0, "the default rate is real time");
+    assert_eq!(
+        *clock.deadlines.lock().expect("lock"),
+        [Timestamp::from_micros(6_000_000)]
+    );
+}
