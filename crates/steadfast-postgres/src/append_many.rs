@@ -194,6 +194,7 @@ mod tests {
             version: 1,
             input: "null".to_owned(),
             now,
+            parent: None,
         }
     }
 
