@@ -222,3 +222,45 @@ fn sleeping_for_a_duration_sleeps_until_now_plus_it() {
         [Timestamp::from_micros(6_000_000)]
     );
 }
+
+#[test]
+fn counts_per_status_and_in_total_include_unreadable_rows() {
+    let counts = steadfast_core::Counts {
+        by_status: vec![
+            steadfast_core::StatusCount {
+                status: Status::Running,
+                count: 3,
+            },
+            steadfast_core::StatusCount {
+                status: Status::Completed,
+                count: 5,
+            },
+        ],
+        unreadable: 2,
+    };
+    assert_eq!(counts.of(Status::Running), 3);
+    assert_eq!(counts.of(Status::Completed), 5);
+    assert_eq!(counts.of(Status::Failed), 0);
+    assert_eq!(counts.total(), 10);
+}
+
+#[test]
+fn listed_rows_give_their_id_and_record_when_readable() {
+    let error = steadfast_core::RowError {
+        table: "processes".to_owned(),
+        row: "bad".to_owned(),
+        column: "status".to_owned(),
+        detail: "unknown status \"done\"".to_owned(),
+    };
+    assert_eq!(
+        error.to_string(),
+        "processes row \"bad\", column status: unknown status \"done\""
+    );
+    let unreadable = steadfast_core::Listed::Unreadable {
+        id: "bad".to_owned(),
+        error,
+    };
+    assert_eq!(unreadable.id(), "bad");
+    assert_eq!(unreadable.record(), None);
+    assert_eq!(unreadable.into_record(), None);
+}
