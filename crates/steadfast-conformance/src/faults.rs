@@ -359,6 +359,15 @@ impl<F: Faults> Store for FaultyStore<F> {
         self.inner.work_events()
     }
 
+    async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.gate("store_time", None)?;
+        self.inner.store_time().await
+    }
+
+    fn follow_host_clock(&self) {
+        self.inner.follow_host_clock();
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self.inner.as_any()
     }

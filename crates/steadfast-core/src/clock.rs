@@ -24,6 +24,17 @@ pub trait Clock: Send + Sync + 'static {
         1.0
     }
 
+    /// Whether this clock tells the real time of day (perhaps off by a
+    /// little, like any machine's clock). A store that has a clock of its
+    /// own (PostgreSQL's server clock, SQLite's monotonic clock) decides
+    /// lease expiry and due times with it when the host's clock is a real
+    /// one; a clock that is not (a virtual or scaled clock in tests and
+    /// demos) makes the host tell the store to follow the host's time
+    /// instead. `false` unless a clock says otherwise.
+    fn is_real_time(&self) -> bool {
+        false
+    }
+
     /// A future that completes after `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         self.sleep_until(self.now() + duration)
@@ -37,6 +48,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now_system()
+    }
+
+    fn is_real_time(&self) -> bool {
+        true
     }
 
     fn sleep_until(&self, deadline: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -105,5 +120,63 @@ impl Clock for ScaledClock {
     fn sleep_until(&self, deadline: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let scaled = deadline.saturating_since(self.now()).as_secs_f64() / self.scale;
         Box::pin(tokio::time::sleep(Duration::from_secs_f64(scaled)))
+    }
+}
+
+/// The machine's wall clock off by an adjustable offset: a machine whose
+/// clock runs ahead (positive offset) or behind, or one whose clock is
+/// stepped (by NTP, or a VM resuming) while the host runs.
+///
+/// ```
+/// use std::time::Duration;
+/// use steadfast_core::{Clock, OffsetClock, Timestamp};
+///
+/// let clock = OffsetClock::ahead(Duration::from_secs(5));
+/// assert!(clock.now() > Timestamp::now_system() + Duration::from_secs(4));
+/// clock.set_offset_micros(-60_000_000); // stepped back a minute
+/// assert!(clock.now() < Timestamp::now_system());
+/// ```
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_micros: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    /// A clock `offset` ahead of the wall clock.
+    pub fn ahead(offset: Duration) -> Self {
+        let clock = OffsetClock::default();
+        clock.set_offset_micros(i64::try_from(offset.as_micros()).unwrap_or(i64::MAX));
+        clock
+    }
+
+    /// Sets the offset from the wall clock in microseconds (negative:
+    /// behind), effective at once: a step of the clock.
+    pub fn set_offset_micros(&self, micros: i64) {
+        self.offset_micros
+            .store(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The offset from the wall clock in microseconds.
+    pub fn offset_micros(&self) -> i64 {
+        self.offset_micros.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(
+            Timestamp::now_system()
+                .as_micros()
+                .saturating_add(self.offset_micros()),
+        )
+    }
+
+    fn is_real_time(&self) -> bool {
+        true
+    }
+
+    fn sleep_until(&self, deadline: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let wait = deadline.saturating_since(self.now());
+        Box::pin(tokio::time::sleep(wait))
     }
 }

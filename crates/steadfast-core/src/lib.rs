@@ -14,7 +14,7 @@ mod record;
 mod store;
 mod time;
 
-pub use clock::{Clock, ScaledClock, SystemClock};
+pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
 pub use record::{

@@ -350,6 +350,23 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// The store's own clock, when it has one and decides with it when
+    /// leases expire and when processes are due (PostgreSQL: the server's
+    /// clock; SQLite: a monotonic clock on this machine), so hosts can
+    /// measure how far their clock is off. `None` (the default) when the
+    /// store uses the times hosts pass in, also after
+    /// [`Store::follow_host_clock`].
+    async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(None)
+    }
+
+    /// Makes the store use the times hosts pass in (`now` arguments and
+    /// [`Suspension::wake_at`] as given) instead of its own clock: for hosts
+    /// whose clock is not a real one (virtual or scaled clocks of tests and
+    /// demos). Irreversible for this store value and its clones. The default
+    /// does nothing (the store uses the passed times anyway).
+    fn follow_host_clock(&self) {}
+
     /// The store as [`std::any::Any`], so the engine can reach features only
     /// one store has (transactional steps run the user's SQL inside the
     /// store's own transaction).

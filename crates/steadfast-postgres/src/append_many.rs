@@ -5,6 +5,7 @@
 use sqlx::{PgConnection, Row};
 use steadfast_core::{JournalEntry, Lease, StoreError};
 
+use crate::clock::db_now;
 use crate::rows::Db;
 
 /// One statement for all of `appends`; the result of each, in order.
@@ -48,7 +49,7 @@ pub(crate) async fn append_many(
         owners.push(lease.owner.as_str());
         consumed_at.push(e.finished_at.unwrap_or(e.started_at).as_micros());
     }
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
                  $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
@@ -71,11 +72,17 @@ pub(crate) async fn append_many(
              FROM input i LEFT JOIN p ON p.ord = i.ord
          ), up AS (
              INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
-                 started_at, finished_at, due_at, file, line, consumed_signal)
+                 started_at, finished_at, due_at, file, line, consumed_signal,
+                 db_started_at, db_finished_at)
              SELECT process_id, name, seq, kind, status, outcome, attempts, started_at,
-                 finished_at, due_at, file, line, consumed_signal
+                 finished_at, due_at, file, line, consumed_signal, ",
+        db_now!(),
+        ", CASE WHEN status = 'scheduled' THEN NULL ELSE ",
+        db_now!(),
+        " END
              FROM checked WHERE cancel_requested = false AND signal_ok
              ON CONFLICT (process_id, name) DO UPDATE SET status = excluded.status,
+                 db_finished_at = excluded.db_finished_at,
                  outcome = excluded.outcome, attempts = excluded.attempts,
                  finished_at = excluded.finished_at,
                  due_at = coalesce(excluded.due_at, journal.due_at),
@@ -96,8 +103,8 @@ pub(crate) async fn append_many(
          SELECT c.ord, c.cancel_requested, c.signal_ok,
              EXISTS (SELECT 1 FROM up WHERE up.process_id = c.process_id AND up.name = c.name),
              (SELECT count(*) FROM consumed)
-         FROM checked c ORDER BY c.ord",
-    )
+         FROM checked c ORDER BY c.ord"
+    ))
     .bind(&ids)
     .bind(&names)
     .bind(&seqs)

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgPool, Row};
-use steadfast_core::{
-    Claimed, HostId, JournalEntry, Lease, PendingSignal, RowError, StoreError, Timestamp,
-};
+use steadfast_core::{Claimed, HostId, JournalEntry, Lease, PendingSignal, RowError, StoreError};
 
+use crate::clock::{Now, db_now};
 use crate::hosts::Hosts;
 use crate::ops::notify;
 use crate::rows::{
@@ -18,18 +17,23 @@ use crate::rows::{
     signal_from_row,
 };
 
+// `$3` is the host's now, or NULL when the database's clock decides; `$2`
+// the lease in microseconds.
 const CLAIM: &str = concat!(
-    "WITH due AS (
-         SELECT id AS due_id, wake_at AS due_at FROM processes
-         WHERE wake_at <= $3 AND status IN ('running', 'suspended')
+    "WITH t AS (SELECT COALESCE($3::bigint, ",
+    db_now!(),
+    ") AS now),
+     due AS (
+         SELECT id AS due_id, wake_at AS due_at FROM processes, t
+         WHERE wake_at <= t.now AND status IN ('running', 'suspended')
          ORDER BY wake_at, id
          LIMIT $4
          FOR UPDATE SKIP LOCKED
      )
      UPDATE processes SET owner = $1, epoch = epoch + 1, status = 'running',
-         wake_at = $2, updated_at = $3, waiting_for = '{}', parked_files = '{}',
+         wake_at = t.now + $2, updated_at = $5, waiting_for = '{}', parked_files = '{}',
          parked_lines = '{}'
-     FROM due WHERE id = due.due_id
+     FROM due, t WHERE id = due.due_id
      RETURNING ",
     process_columns!(),
     ", due.due_at"
@@ -53,7 +57,7 @@ pub(crate) async fn claim(
     hosts: &Hosts,
     channel: &str,
     owner: &HostId,
-    now: Timestamp,
+    now: Now,
     lease: Duration,
     limit: usize,
 ) -> Result<Vec<Claimed>, StoreError> {
@@ -67,11 +71,16 @@ pub(crate) async fn claim(
         let n = sqlx::query(
             // Runnable since they were created (at the latest now), so they
             // are claimed before work that never started.
-            "UPDATE processes SET wake_at = LEAST(created_at, $2)
-             WHERE owner = ANY($1) AND status = 'running' AND wake_at > $2",
+            concat!(
+                "UPDATE processes SET wake_at = LEAST(created_at, t.now)
+                 FROM (SELECT COALESCE($2::bigint, ",
+                db_now!(),
+                ") AS now) AS t
+                 WHERE owner = ANY($1) AND status = 'running' AND wake_at > t.now"
+            ),
         )
         .bind(&dead)
-        .bind(now.as_micros())
+        .bind(now.bind())
         .execute(&mut *tx)
         .await
         .db()?
@@ -87,9 +96,10 @@ pub(crate) async fn claim(
     }
     let rows = sqlx::query(CLAIM)
         .bind(owner.as_str())
-        .bind((now + lease).as_micros())
-        .bind(now.as_micros())
+        .bind(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+        .bind(now.bind())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(now.host().as_micros())
         .fetch_all(&mut *tx)
         .await
         .db()?;
@@ -178,7 +188,7 @@ async fn park(
     conn: &mut sqlx::PgConnection,
     id: &str,
     error: &RowError,
-    now: Timestamp,
+    now: Now,
 ) -> Result<(), StoreError> {
     let reason =
         format!("stored data does not decode: {error}; repair the row and retry the process");
@@ -191,7 +201,7 @@ async fn park(
     )
     .bind(id)
     .bind(reason)
-    .bind(now.as_micros())
+    .bind(now.host().as_micros())
     .execute(conn)
     .await
     .db()?;

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use steadfast_core::{HostId, StoreError, Timestamp};
+use steadfast_core::{HostId, StoreError};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::clock::{Now, db_now};
 use crate::rows::Db;
 use crate::schema::{fnv1a, key32};
 
@@ -234,7 +235,7 @@ impl Hosts {
     pub(crate) async fn dead_owners(
         &self,
         conn: &mut PgConnection,
-        now: Timestamp,
+        now: Now,
     ) -> Result<Vec<String>, StoreError> {
         let mut state = self.state.lock().await;
         if state
@@ -245,11 +246,13 @@ impl Hosts {
         }
         state.last_reap = Some(Instant::now());
         self.keep_locks(&mut state).await;
-        let owners: Vec<String> = sqlx::query_scalar(
+        let owners: Vec<String> = sqlx::query_scalar(concat!(
             "SELECT DISTINCT owner FROM processes
-             WHERE status = 'running' AND owner IS NOT NULL AND wake_at > $1",
-        )
-        .bind(now.as_micros())
+             WHERE status = 'running' AND owner IS NOT NULL AND wake_at > COALESCE($1::bigint, ",
+            db_now!(),
+            ")"
+        ))
+        .bind(now.bind())
         .fetch_all(&mut *conn)
         .await
         .db()?;

@@ -27,6 +27,7 @@
 
 mod append_many;
 mod claim;
+mod clock;
 mod hosts;
 mod listen;
 mod maintenance;
@@ -42,6 +43,7 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +62,7 @@ pub use options::PostgresOptions;
 pub use sqlx;
 pub use url::{PostgresUrl, redact};
 
+use clock::Now;
 use hosts::Hosts;
 use rows::backend;
 use writer::{Command, Op, Reply, Sender, Writer};
@@ -105,6 +108,9 @@ struct Inner {
     hosts: Hosts,
     events: watch::Receiver<u64>,
     listener: JoinHandle<()>,
+    /// Set by [`Store::follow_host_clock`]: the hosts' times decide instead
+    /// of the database's clock.
+    host_clock: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -314,6 +320,7 @@ impl PostgresStore {
                 commands: tx,
                 events,
                 listener,
+                host_clock: AtomicBool::new(false),
             }),
         })
     }
@@ -327,6 +334,12 @@ impl PostgresStore {
     /// every acknowledged write is flushed to the server's disk).
     pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
         self.call(Op::Show("synchronous_commit"), Reply::Text).await
+    }
+
+    /// The time a decision is made at: the database's clock unless the
+    /// store follows the host's.
+    fn now(&self, host: Timestamp) -> Now {
+        Now::new(host, !self.inner.host_clock.load(Ordering::Relaxed))
     }
 
     async fn call<T>(
@@ -346,7 +359,8 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
-        self.call(Op::Spawn(process), Reply::Spawn).await
+        let now = self.now(process.now);
+        self.call(Op::Spawn(process, now), Reply::Spawn).await
     }
 
     async fn claim(
@@ -362,7 +376,7 @@ impl Store for PostgresStore {
             &inner.hosts,
             &inner.channel,
             owner,
-            now,
+            self.now(now),
             lease,
             limit,
         ))
@@ -379,7 +393,8 @@ impl Store for PostgresStore {
         lease: &Lease,
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
-        self.call(Op::Suspend(lease.clone(), suspension), Reply::Suspend)
+        let now = self.now(suspension.now);
+        self.call(Op::Suspend(lease.clone(), suspension, now), Reply::Suspend)
             .await
     }
 
@@ -389,8 +404,11 @@ impl Store for PostgresStore {
         finish: Finish,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::Finish(lease.clone(), finish, now), Reply::Unit)
-            .await
+        self.call(
+            Op::Finish(lease.clone(), finish, self.now(now)),
+            Reply::Unit,
+        )
+        .await
     }
 
     async fn continue_as_new(
@@ -400,7 +418,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.call(
-            Op::ContinueAsNew(lease.clone(), input.to_owned(), now),
+            Op::ContinueAsNew(lease.clone(), input.to_owned(), self.now(now)),
             Reply::Unit,
         )
         .await
@@ -418,7 +436,7 @@ impl Store for PostgresStore {
         }
         let n = self
             .call(
-                Op::Renew(owner.clone(), leases.to_vec(), now, lease),
+                Op::Renew(owner.clone(), leases.to_vec(), self.now(now), lease),
                 Reply::Count,
             )
             .await?;
@@ -432,7 +450,7 @@ impl Store for PostgresStore {
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
         let n = self
-            .call(Op::Release(owner.clone(), now), Reply::Count)
+            .call(Op::Release(owner.clone(), self.now(now)), Reply::Count)
             .await?;
         // Dropping the host lock only matters for liveness checks; do not
         // let a hung connection hold the caller up.
@@ -451,7 +469,7 @@ impl Store for PostgresStore {
             id: id.clone(),
             name: name.to_owned(),
             payload: payload.to_owned(),
-            now,
+            now: self.now(now),
         };
         self.call(op, Reply::Id).await
     }
@@ -461,11 +479,13 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.call(Op::Cancel(id.clone(), now), Reply::Status).await
+        self.call(Op::Cancel(id.clone(), self.now(now)), Reply::Status)
+            .await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.call(Op::Retry(id.clone(), now), Reply::Unit).await
+        self.call(Op::Retry(id.clone(), self.now(now)), Reply::Unit)
+            .await
     }
 
     async fn reject_signal(
@@ -485,6 +505,25 @@ impl Store for PostgresStore {
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
         bounded(read::next_wake(&self.inner.pool)).await
+    }
+
+    async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
+        if self.inner.host_clock.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let inner = &self.inner;
+        let micros: i64 = bounded(async {
+            sqlx::query_scalar(concat!("SELECT ", clock::db_now!()))
+                .fetch_one(&inner.pool)
+                .await
+                .map_err(backend)
+        })
+        .await?;
+        Ok(Some(Timestamp::from_micros(micros)))
+    }
+
+    fn follow_host_clock(&self) {
+        self.inner.host_clock.store(true, Ordering::Relaxed);
     }
 
     fn work_events(&self) -> Option<watch::Receiver<u64>> {
@@ -541,8 +580,11 @@ impl StoreAdmin for PostgresStore {
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.call(Op::Rewind(id.clone(), step.to_owned(), now), Reply::Count)
-            .await
+        self.call(
+            Op::Rewind(id.clone(), step.to_owned(), self.now(now)),
+            Reply::Count,
+        )
+        .await
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {

@@ -5,6 +5,7 @@
 use sqlx::{PgConnection, PgPool, Row};
 use steadfast_core::{FunctionSource, Generation, Lease, ProcessId, Status, StoreError, Timestamp};
 
+use crate::clock::{Now, db_now};
 use crate::ops::notify;
 use crate::rows::Db;
 
@@ -18,23 +19,10 @@ pub(crate) async fn rewind(
     channel: &str,
     id: &ProcessId,
     step: &str,
-    now: Timestamp,
+    now: Now,
 ) -> Result<u64, StoreError> {
-    let row =
-        sqlx::query("SELECT status, owner, wake_at FROM processes WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .db()?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-    let status: String = row.try_get(0).db()?;
-    let owner: Option<String> = row.try_get(1).db()?;
-    let wake_at: Option<i64> = row.try_get(2).db()?;
-    let status: Status = status
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("processes row {id:?}, column status: {e}")))?;
-    if status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > now.as_micros())
-    {
+    let (status, owner, live) = crate::ops::lock_status(conn, id, now).await?;
+    if status == Status::Running && owner.is_some() && live {
         return Err(StoreError::InvalidState {
             id: id.clone(),
             status,
@@ -72,15 +60,18 @@ pub(crate) async fn rewind(
         .await
         .db()?
         .rows_affected();
-    sqlx::query(
-        "UPDATE processes SET status = 'running', wake_at = $2, owner = NULL,
+    sqlx::query(concat!(
+        "UPDATE processes SET status = 'running', wake_at = COALESCE($3::bigint, ",
+        db_now!(),
+        "), owner = NULL,
              epoch = epoch + 1, cancel_requested = false, output = NULL, error = NULL,
              blocked_step = NULL, waiting_for = '{}', parked_files = '{}',
              parked_lines = '{}', updated_at = $2
-         WHERE id = $1",
-    )
+         WHERE id = $1"
+    ))
     .bind(id.as_str())
-    .bind(now.as_micros())
+    .bind(now.host().as_micros())
+    .bind(now.bind())
     .execute(&mut *conn)
     .await
     .db()?;
@@ -184,8 +175,9 @@ pub(crate) async fn continue_as_new(
     channel: &str,
     lease: &Lease,
     input: &str,
-    now: Timestamp,
+    now: Now,
 ) -> Result<(), StoreError> {
+    let (now, decide) = (now.host(), now.bind());
     if crate::ops::fence(conn, lease).await? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
@@ -216,16 +208,19 @@ pub(crate) async fn continue_as_new(
         .execute(&mut *conn)
         .await
         .db()?;
-    sqlx::query(
+    sqlx::query(concat!(
         "UPDATE processes SET generation = generation + 1, input = $2, status = 'running',
-             owner = NULL, wake_at = $3, waiting_for = '{}', parked_files = '{}',
+             owner = NULL, wake_at = COALESCE($4::bigint, ",
+        db_now!(),
+        "), waiting_for = '{}', parked_files = '{}',
              parked_lines = '{}', output = NULL, error = NULL, blocked_step = NULL,
              updated_at = $3
-         WHERE id = $1",
-    )
+         WHERE id = $1"
+    ))
     .bind(id)
     .bind(input)
     .bind(now.as_micros())
+    .bind(decide)
     .execute(&mut *conn)
     .await
     .db()?;

@@ -14,6 +14,7 @@ use steadfast_core::{
     Status, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
+use crate::clock::{Now, db_now};
 use crate::rows::{
     Db, process_columns, process_from_row, signal_columns, signal_from_row, split_locations,
 };
@@ -44,19 +45,24 @@ fn parse_status(id: &ProcessId, status: &str) -> Result<Status, StoreError> {
     })
 }
 
-/// Locks a process row and returns its status, owner and wake_at, or
-/// `NotFound`.
+/// Locks a process row and returns its status, owner and whether its
+/// lease (if any) is still live at `now`, or `NotFound`.
 pub(crate) async fn lock_status(
     conn: &mut PgConnection,
     id: &ProcessId,
-) -> Result<(Status, Option<String>, Option<i64>), StoreError> {
-    let row =
-        sqlx::query("SELECT status, owner, wake_at FROM processes WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(id.as_str())
-            .fetch_optional(conn)
-            .await
-            .db()?
-            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+    now: Now,
+) -> Result<(Status, Option<String>, bool), StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT status, owner, COALESCE(wake_at > COALESCE($2::bigint, ",
+        db_now!(),
+        "), false) FROM processes WHERE id = $1 FOR NO KEY UPDATE"
+    ))
+    .bind(id.as_str())
+    .bind(now.bind())
+    .fetch_optional(conn)
+    .await
+    .db()?
+    .ok_or_else(|| StoreError::NotFound(id.clone()))?;
     let status: String = row.try_get(0).db()?;
     Ok((
         parse_status(id, &status)?,
@@ -91,21 +97,26 @@ pub(crate) async fn spawn(
     conn: &mut PgConnection,
     channel: &str,
     p: &NewProcess,
+    now: Now,
 ) -> Result<SpawnOutcome, StoreError> {
     // Insert and notify in one round trip; the notification is sent only
     // when the row is new.
-    let inserted: i64 = sqlx::query_scalar(
+    // Runnable at once by the deciding clock (`$7`); created at the host's
+    // time.
+    let inserted: i64 = sqlx::query_scalar(concat!(
         "WITH ins AS (
              INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
                  waiting_for, epoch, cancel_requested, version, parent)
-             VALUES ($1, $2, $3, 'running', $4, $4, $4, '{}', 0, false, $5, $7)
+             VALUES ($1, $2, $3, 'running', $4, $4, COALESCE($8::bigint, ",
+        db_now!(),
+        "), '{}', 0, false, $5, $7)
              ON CONFLICT (id) DO NOTHING
              RETURNING 1
          ), told AS (
              SELECT pg_notify($6, '') FROM ins
          )
-         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM told)",
-    )
+         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM told)"
+    ))
     .bind(p.id.as_str())
     .bind(&p.kind)
     .bind(&p.input)
@@ -113,6 +124,7 @@ pub(crate) async fn spawn(
     .bind(i64::from(p.version))
     .bind(channel)
     .bind(p.parent.as_ref().map(ProcessId::as_str))
+    .bind(now.bind())
     .fetch_one(&mut *conn)
     .await
     .db()?;
@@ -191,6 +203,7 @@ pub(crate) async fn suspend(
     conn: &mut PgConnection,
     lease: &Lease,
     s: &Suspension,
+    now: Now,
 ) -> Result<SuspendOutcome, StoreError> {
     if fence(conn, lease).await? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
@@ -216,17 +229,23 @@ pub(crate) async fn suspend(
         }
     }
     let (files, lines) = split_locations(&s.parked_at);
-    sqlx::query(
-        "UPDATE processes SET status = 'suspended', owner = NULL, wake_at = $2,
+    // When the database's clock decides (`$7` NULL), the due time is the
+    // database's now plus what was left of the wait by the host's clock.
+    sqlx::query(concat!(
+        "UPDATE processes SET status = 'suspended', owner = NULL,
+             wake_at = CASE WHEN $7::bigint IS NULL THEN ",
+        db_now!(),
+        " + ($2::bigint - $4::bigint) ELSE $2::bigint END,
              waiting_for = $3, updated_at = $4, parked_files = $5, parked_lines = $6
-         WHERE id = $1",
-    )
+         WHERE id = $1"
+    ))
     .bind(lease.id.as_str())
     .bind(s.wake_at.map(micros))
     .bind(&s.waiting_for)
     .bind(micros(s.now))
     .bind(&files)
     .bind(&lines)
+    .bind(now.bind())
     .execute(conn)
     .await
     .db()?;
@@ -239,7 +258,7 @@ pub(crate) async fn finish(
     channel: &str,
     lease: &Lease,
     f: &Finish,
-    now: Timestamp,
+    now: Now,
 ) -> Result<(), StoreError> {
     fence(conn, lease).await?;
     let (status, output, error, step): (Status, Option<&str>, Option<&str>, Option<&str>) = match f
@@ -273,7 +292,7 @@ pub(crate) async fn finish(
     .bind(output)
     .bind(error)
     .bind(step)
-    .bind(micros(now))
+    .bind(micros(now.host()))
     .bind(&files)
     .bind(&lines)
     .execute(&mut *conn)
@@ -289,7 +308,7 @@ async fn notify_parent(
     channel: &str,
     id: &ProcessId,
     f: &Finish,
-    now: Timestamp,
+    now: Now,
 ) -> Result<(), StoreError> {
     let parent: Option<String> = sqlx::query_scalar("SELECT parent FROM processes WHERE id = $1")
         .bind(id.as_str())
@@ -336,7 +355,7 @@ async fn insert_signal(
     id: &ProcessId,
     name: &str,
     payload: &str,
-    now: Timestamp,
+    now: Now,
 ) -> Result<i64, StoreError> {
     let signal_id: i64 = sqlx::query_scalar(
         "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
@@ -345,16 +364,20 @@ async fn insert_signal(
     .bind(id.as_str())
     .bind(name)
     .bind(payload)
-    .bind(micros(now))
+    .bind(micros(now.host()))
     .fetch_one(&mut *conn)
     .await
     .db()?;
-    let woken = sqlx::query(
-        "UPDATE processes SET wake_at = $2, updated_at = $2
-         WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > $2)",
-    )
+    let woken = sqlx::query(concat!(
+        "UPDATE processes SET wake_at = t.now, updated_at = $2
+         FROM (SELECT COALESCE($3::bigint, ",
+        db_now!(),
+        ") AS now) AS t
+         WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > t.now)"
+    ))
     .bind(id.as_str())
-    .bind(micros(now))
+    .bind(micros(now.host()))
+    .bind(now.bind())
     .execute(&mut *conn)
     .await
     .db()?
@@ -370,7 +393,7 @@ pub(crate) async fn renew(
     conn: &mut PgConnection,
     owner: &HostId,
     leases: &[Lease],
-    now: Timestamp,
+    now: Now,
     lease: Duration,
 ) -> Result<u64, StoreError> {
     let (ids, epochs): (Vec<&str>, Vec<i64>) = leases
@@ -378,16 +401,19 @@ pub(crate) async fn renew(
         .filter(|l| l.owner == *owner)
         .map(|l| (l.id.as_str(), l.epoch))
         .unzip();
-    let n = sqlx::query(
-        "UPDATE processes p SET wake_at = $2, updated_at = $3
+    let n = sqlx::query(concat!(
+        "UPDATE processes p SET wake_at = COALESCE($6::bigint, ",
+        db_now!(),
+        ") + $2, updated_at = $3
          FROM unnest($4::text[], $5::bigint[]) AS l(id, epoch)
-         WHERE p.id = l.id AND p.epoch = l.epoch AND p.owner = $1 AND p.status = 'running'",
-    )
+         WHERE p.id = l.id AND p.epoch = l.epoch AND p.owner = $1 AND p.status = 'running'"
+    ))
     .bind(owner.as_str())
-    .bind(micros(now + lease))
-    .bind(micros(now))
+    .bind(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+    .bind(micros(now.host()))
     .bind(&ids)
     .bind(&epochs)
+    .bind(now.bind())
     .execute(conn)
     .await
     .db()?
@@ -400,14 +426,17 @@ pub(crate) async fn release(
     conn: &mut PgConnection,
     channel: &str,
     owner: &HostId,
-    now: Timestamp,
+    now: Now,
 ) -> Result<u64, StoreError> {
-    let n = sqlx::query(
-        "UPDATE processes SET owner = NULL, wake_at = $2, updated_at = $2
-         WHERE owner = $1 AND status = 'running'",
-    )
+    let n = sqlx::query(concat!(
+        "UPDATE processes SET owner = NULL, wake_at = COALESCE($3::bigint, ",
+        db_now!(),
+        "), updated_at = $2
+         WHERE owner = $1 AND status = 'running'"
+    ))
     .bind(owner.as_str())
-    .bind(micros(now))
+    .bind(micros(now.host()))
+    .bind(now.bind())
     .execute(&mut *conn)
     .await
     .db()?
@@ -425,9 +454,9 @@ pub(crate) async fn signal(
     id: &ProcessId,
     name: &str,
     payload: &str,
-    now: Timestamp,
+    now: Now,
 ) -> Result<i64, StoreError> {
-    let (status, _, _) = lock_status(conn, id).await?;
+    let (status, _, _) = lock_status(conn, id, now).await?;
     if status.is_finished() {
         return Err(StoreError::InvalidState {
             id: id.clone(),
@@ -445,9 +474,9 @@ pub(crate) async fn cancel(
     conn: &mut PgConnection,
     channel: &str,
     id: &ProcessId,
-    now: Timestamp,
+    now: Now,
 ) -> Result<Status, StoreError> {
-    let (status, owner, wake_at) = lock_status(conn, id).await?;
+    let (status, owner, live) = lock_status(conn, id, now).await?;
     if status.is_finished() {
         return Err(StoreError::InvalidState {
             id: id.clone(),
@@ -456,7 +485,7 @@ pub(crate) async fn cancel(
             expected: "running, suspended or blocked",
         });
     }
-    let after = cancel_one(conn, channel, id, status, owner, wake_at, now).await?;
+    let after = cancel_one(conn, channel, id, status, owner, live, now).await?;
     let descendants: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
              SELECT id FROM processes WHERE parent = $1
@@ -474,13 +503,13 @@ pub(crate) async fn cancel(
             continue;
         };
         // A descendant whose status does not decode is left as it is.
-        let (status, owner, wake_at) = match lock_status(conn, &child).await {
+        let (status, owner, live) = match lock_status(conn, &child, now).await {
             Ok(found) => found,
             Err(StoreError::CorruptRow(_) | StoreError::NotFound(_)) => continue,
             Err(other) => return Err(other),
         };
         if !status.is_finished() {
-            cancel_one(conn, channel, &child, status, owner, wake_at, now).await?;
+            cancel_one(conn, channel, &child, status, owner, live, now).await?;
         }
     }
     Ok(after)
@@ -494,15 +523,14 @@ async fn cancel_one(
     id: &ProcessId,
     status: Status,
     owner: Option<String>,
-    wake_at: Option<i64>,
-    now: Timestamp,
+    live: bool,
+    now: Now,
 ) -> Result<Status, StoreError> {
-    let leased =
-        status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
+    let leased = status == Status::Running && owner.is_some() && live;
     if leased {
         sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
             .bind(id.as_str())
-            .bind(micros(now))
+            .bind(micros(now.host()))
             .execute(&mut *conn)
             .await
             .db()?;
@@ -515,7 +543,7 @@ async fn cancel_one(
          WHERE id = $1",
     )
     .bind(id.as_str())
-    .bind(micros(now))
+    .bind(micros(now.host()))
     .execute(&mut *conn)
     .await
     .db()?;
@@ -528,9 +556,9 @@ pub(crate) async fn retry(
     conn: &mut PgConnection,
     channel: &str,
     id: &ProcessId,
-    now: Timestamp,
+    now: Now,
 ) -> Result<(), StoreError> {
-    let (status, _, _) = lock_status(conn, id).await?;
+    let (status, _, _) = lock_status(conn, id, now).await?;
     if !matches!(status, Status::Blocked | Status::Failed) {
         return Err(StoreError::InvalidState {
             id: id.clone(),
@@ -539,14 +567,17 @@ pub(crate) async fn retry(
             expected: "blocked or failed",
         });
     }
-    sqlx::query(
-        "UPDATE processes SET status = 'running', wake_at = $2, error = NULL,
+    sqlx::query(concat!(
+        "UPDATE processes SET status = 'running', wake_at = COALESCE($3::bigint, ",
+        db_now!(),
+        "), error = NULL,
              blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = false,
              waiting_for = '{}', parked_files = '{}', parked_lines = '{}', updated_at = $2
-         WHERE id = $1",
-    )
+         WHERE id = $1"
+    ))
     .bind(id.as_str())
-    .bind(micros(now))
+    .bind(micros(now.host()))
+    .bind(now.bind())
     .execute(&mut *conn)
     .await
     .db()?;

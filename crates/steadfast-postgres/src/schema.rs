@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -126,6 +126,12 @@ const MIGRATIONS: &[&str] = &[
     WHERE j.kind = 'step' AND right(j.name, 9) = ': spawned' AND length(j.name) > 9
       AND c.id = j.process_id || '/' || left(j.name, length(j.name) - 9)
       AND c.parent IS NULL;
+    "#,
+    // Version 7: the journal records the database's clock beside the
+    // worker's: when a row was first written and when its outcome was.
+    r#"
+    ALTER TABLE journal ADD COLUMN db_started_at BIGINT;
+    ALTER TABLE journal ADD COLUMN db_finished_at BIGINT;
     "#,
 ];
 

@@ -72,7 +72,7 @@ pub(crate) async fn discard(
 ) -> Result<(), StoreError> {
     // Locking the process row orders the discard with the appends (which
     // lock it too) that could consume the signal.
-    lock_status(conn, id).await?;
+    lock_status(conn, id, crate::clock::Now::new(now, false)).await?;
     if settle(conn, id, signal, SignalState::Discarded, None, now).await? {
         return Ok(());
     }

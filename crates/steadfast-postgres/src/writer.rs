@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
+use crate::clock::Now;
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
 use crate::{maintenance, ops, signals};
@@ -28,24 +29,24 @@ pub(crate) type Sender<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// One write for the writer task.
 pub(crate) enum Op {
-    Spawn(NewProcess),
+    Spawn(NewProcess, Now),
     Append(Lease, JournalEntry),
-    Suspend(Lease, Suspension),
-    Finish(Lease, Finish, Timestamp),
-    Renew(HostId, Vec<Lease>, Timestamp, Duration),
-    Release(HostId, Timestamp),
+    Suspend(Lease, Suspension, Now),
+    Finish(Lease, Finish, Now),
+    Renew(HostId, Vec<Lease>, Now, Duration),
+    Release(HostId, Now),
     Signal {
         id: ProcessId,
         name: String,
         payload: String,
-        now: Timestamp,
+        now: Now,
     },
-    Cancel(ProcessId, Timestamp),
-    Retry(ProcessId, Timestamp),
+    Cancel(ProcessId, Now),
+    Retry(ProcessId, Now),
     RejectSignal(Lease, i64, String, Timestamp),
     DiscardSignal(ProcessId, i64, Timestamp),
-    Rewind(ProcessId, String, Timestamp),
-    ContinueAsNew(Lease, String, Timestamp),
+    Rewind(ProcessId, String, Now),
+    ContinueAsNew(Lease, String, Now),
     /// Reads a setting of the writer's session (`SHOW`).
     Show(&'static str),
 }
@@ -318,11 +319,15 @@ async fn run_batch(
         }
         let (op, _) = &batch[i];
         i += 1;
-        if let Op::Spawn(p) = op
+        if let Op::Spawn(p, now) = op
             && ops::spawn_is_checked(p)
         {
             // One statement that refuses cleanly: no savepoint needed.
-            results.push(ops::spawn(&mut tx, channel, p).await.map(Value::Spawn));
+            results.push(
+                ops::spawn(&mut tx, channel, p, *now)
+                    .await
+                    .map(Value::Spawn),
+            );
             continue;
         }
         let mut savepoint = tx.begin().await?;
@@ -340,12 +345,12 @@ async fn run_batch(
 
 async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value, StoreError> {
     Ok(match op {
-        Op::Spawn(p) => Value::Spawn(ops::spawn(conn, channel, p).await?),
+        Op::Spawn(p, now) => Value::Spawn(ops::spawn(conn, channel, p, *now).await?),
         Op::Append(lease, entry) => {
             ops::append(conn, lease, entry).await?;
             Value::Unit
         }
-        Op::Suspend(lease, s) => Value::Suspend(ops::suspend(conn, lease, s).await?),
+        Op::Suspend(lease, s, now) => Value::Suspend(ops::suspend(conn, lease, s, *now).await?),
         Op::Finish(lease, f, now) => {
             ops::finish(conn, channel, lease, f, *now).await?;
             Value::Unit

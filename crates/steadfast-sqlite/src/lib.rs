@@ -18,6 +18,7 @@
 //!   of waiting for the leases to expire.
 #![forbid(unsafe_code)]
 
+mod clock;
 mod hosts;
 mod maintenance;
 mod ops;
@@ -83,6 +84,8 @@ struct Inner {
     /// Serialises starting the writer on demand.
     starting: tokio::sync::Mutex<()>,
     readers: Arc<Readers>,
+    /// The time the store decides with.
+    clock: clock::StoreClock,
 }
 
 impl Inner {
@@ -230,6 +233,7 @@ impl SqliteStore {
             writer: std::sync::Mutex::new(WriterState::Idle),
             starting: tokio::sync::Mutex::new(()),
             readers,
+            clock: clock::StoreClock::new(),
         };
         // A store that reads on demand still upgrades an old schema at once:
         // its reads need the current one.
@@ -389,7 +393,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
+    async fn spawn(&self, mut process: NewProcess) -> Result<SpawnOutcome, StoreError> {
+        process.now = self.inner.clock.now(process.now);
         self.call(|tx| Command::Spawn(process, tx)).await
     }
 
@@ -400,6 +405,7 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let now = self.inner.clock.now(now);
         let owner = owner.clone();
         self.call(|reply| Command::Claim {
             owner,
@@ -422,6 +428,7 @@ impl Store for SqliteStore {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         let lease = lease.clone();
+        let suspension = self.inner.clock.suspension(suspension);
         self.call(|tx| Command::Suspend(lease, suspension, tx))
             .await
     }
@@ -443,6 +450,7 @@ impl Store for SqliteStore {
         input: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let now = self.inner.clock.now(now);
         let (lease, input) = (lease.clone(), input.to_owned());
         self.call(|tx| Command::ContinueAsNew(lease, input, now, tx))
             .await
@@ -455,6 +463,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         lease: Duration,
     ) -> Result<u64, StoreError> {
+        let now = self.inner.clock.now(now);
         if leases.is_empty() {
             return Ok(0);
         }
@@ -464,6 +473,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
+        let now = self.inner.clock.now(now);
         let owner = owner.clone();
         self.call(|tx| Command::Release(owner, now, tx)).await
     }
@@ -475,6 +485,7 @@ impl Store for SqliteStore {
         payload: &str,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
+        let now = self.inner.clock.now(now);
         let (id, name, payload) = (id.clone(), name.to_owned(), payload.to_owned());
         self.call(|reply| Command::Signal {
             id,
@@ -505,13 +516,23 @@ impl Store for SqliteStore {
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
+        let now = self.inner.clock.now(now);
         let id = id.clone();
         self.call(|tx| Command::Cancel(id, now, tx)).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
+        let now = self.inner.clock.now(now);
         let id = id.clone();
         self.call(|tx| Command::Retry(id, now, tx)).await
+    }
+
+    async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.inner.clock.own())
+    }
+
+    fn follow_host_clock(&self) {
+        self.inner.clock.follow_host();
     }
 
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
@@ -581,6 +602,7 @@ impl StoreAdmin for SqliteStore {
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
+        let now = self.inner.clock.now(now);
         let (id, step) = (id.clone(), step.to_owned());
         self.call(|tx| Command::Rewind(id, step, now, tx)).await
     }

@@ -49,8 +49,12 @@ fn entry(seq: i64, name: &str) -> JournalEntry {
     }
 }
 
+/// A store that decides with the times these tests pass (not its own
+/// monotonic clock).
 async fn open(path: &Path) -> SqliteStore {
-    SqliteStore::open(path).await.expect("open store")
+    let store = SqliteStore::open(path).await.expect("open store");
+    store.follow_host_clock();
+    store
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ pub(crate) struct RunCtx {
     pub(crate) lease: Lease,
     pub(crate) store: Arc<dyn Backend>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The host clock's offset from the store's clock.
+    pub(crate) offset: Arc<crate::offset::ClockOffset>,
     pub(crate) default_retry: RetryPolicy,
     /// A dry run replays and stops before any new work; it never writes.
     pub(crate) dry_run: bool,
@@ -175,6 +177,7 @@ impl RunCtx {
             lease,
             store: Arc::clone(&host.store),
             clock: Arc::clone(&host.clock),
+            offset: Arc::clone(&host.offset),
             default_retry: host.config.retry.clone(),
             dry_run: false,
             journal_warning: host.config.journal_warning,
@@ -407,10 +410,21 @@ impl RunCtx {
         }
     }
 
+    /// The store's time as it decides timers: at the earliest what the
+    /// store's clock reads now (the host's clock when the store follows it).
+    pub(crate) fn due_now(&self) -> Timestamp {
+        self.offset.due_now(self.clock.now())
+    }
+
+    /// The store's time by the host's clock corrected by its measured offset.
+    pub(crate) fn store_now(&self) -> Timestamp {
+        self.offset.store_now(self.clock.now())
+    }
+
     /// Ready once `due` has passed; otherwise registers the timer (or wait
     /// timeout) of operation `name` so the run suspends until then.
     pub(crate) fn poll_timer(&self, name: &str, due: Timestamp, cx: &mut Context<'_>) -> Poll<()> {
-        if self.clock.now() >= due {
+        if self.due_now() >= due {
             self.state().timers.remove(name);
             return Poll::Ready(());
         }
@@ -571,7 +585,7 @@ impl RunCtx {
     /// Wakes the operations whose timers are due (called instead of
     /// suspending when the earliest timer has already passed).
     pub(crate) fn wake_due_timers(&self) {
-        let now = self.clock.now();
+        let now = self.due_now();
         let st = self.state();
         for (due, waker) in st.timers.values() {
             if *due <= now {

@@ -24,6 +24,8 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     let mut stopping = shared.stopping.subscribe();
     let mut store_events = shared.store.work_events();
     let mut backoff = Duration::from_millis(50);
+    // Timers compare against the store's clock: know the offset first.
+    crate::offset::measure(&shared, true).await;
     loop {
         if *stopping.borrow() {
             return;

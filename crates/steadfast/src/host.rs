@@ -34,6 +34,7 @@ pub(crate) struct Config {
     pub(crate) retention: Option<Duration>,
     pub(crate) journal_warning: usize,
     pub(crate) max_payload_bytes: usize,
+    pub(crate) clock_offset_warning: Duration,
 }
 
 /// The default of [`HostBuilder::max_payload_bytes`]: 1 MiB.
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) stopping: watch::Sender<bool>,
     /// The leases of the runs this host is running (what the heartbeat renews).
     pub(crate) leases: Arc<crate::leases::Leases>,
+    /// The host clock's measured offset from the store's clock.
+    pub(crate) offset: Arc<crate::offset::ClockOffset>,
     active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
     outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
 }
@@ -164,6 +167,7 @@ impl HostBuilder {
                 retention: None,
                 journal_warning: 10_000,
                 max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+                clock_offset_warning: Duration::from_secs(1),
             },
             id: None,
         }
@@ -246,6 +250,17 @@ impl HostBuilder {
     /// after a crash, other hosts take over once it expires.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How far this host's clock may be from the store's clock before the
+    /// host warns (measured at start and every 30 s; default 1 s). Stores
+    /// with a clock of their own (PostgreSQL's server clock) decide lease
+    /// expiry and due times with it, so an offset does not make work run
+    /// twice or timers fire early, but it does skew the times the host
+    /// journals.
+    pub fn clock_offset_warning(mut self, threshold: Duration) -> Self {
+        self.config.clock_offset_warning = threshold;
         self
     }
 
@@ -339,6 +354,11 @@ impl HostBuilder {
                 .insert(typed.name.to_owned(), typed.version, kind);
         }
         let id = HostId::new(self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
+        if !self.clock.is_real_time() {
+            // A virtual or scaled clock is a timeline of its own: the store
+            // must decide with the times this host passes, not its clock.
+            self.store.follow_host_clock();
+        }
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             id,
@@ -352,6 +372,7 @@ impl HostBuilder {
             work: Notify::new(),
             stopping,
             leases: Arc::default(),
+            offset: Arc::default(),
             active: Mutex::default(),
             outcome_waiters: Mutex::default(),
         });
@@ -368,6 +389,7 @@ impl HostBuilder {
             let mut tasks = vec![
                 tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
                 tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),
+                tokio::spawn(crate::offset::watch(Arc::clone(&shared))),
             ];
             if let Some(keep) = shared.config.retention {
                 tasks.push(tokio::spawn(dispatcher::retain(Arc::clone(&shared), keep)));
@@ -799,9 +821,19 @@ impl Host {
     /// `/metrics` endpoint of the program that runs the host.
     pub fn metrics(&self) -> String {
         let shared = self.shared();
-        shared
-            .metrics
-            .render(shared.id.as_str(), shared.active().len())
+        shared.metrics.render(
+            shared.id.as_str(),
+            shared.active().len(),
+            shared.offset.seconds(),
+        )
+    }
+
+    /// This host's clock offset from the store's clock in seconds
+    /// (positive: the host's clock is ahead), as last measured; `None`
+    /// before the first measurement and when the store has no clock of its
+    /// own (it follows the hosts' times).
+    pub fn clock_offset(&self) -> Option<f64> {
+        self.shared().offset.seconds()
     }
 
     /// Adds a schedule (see [`crate::schedule`]). While a schedule of the

@@ -10,6 +10,7 @@ mod host;
 mod kind;
 mod leases;
 mod metrics;
+mod offset;
 mod ops;
 mod persist;
 mod process;

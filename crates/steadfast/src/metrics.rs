@@ -88,7 +88,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything counted.
-    pub(crate) fn render(&self, host: &str, running: usize) -> String {
+    pub(crate) fn render(&self, host: &str, running: usize, offset: Option<f64>) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -153,6 +153,15 @@ impl Metrics {
              # TYPE steadfast_running_processes gauge\n\
              steadfast_running_processes{{host=\"{host}\"}} {running}"
         );
+        if let Some(offset) = offset {
+            let _ = writeln!(
+                out,
+                "# HELP steadfast_clock_offset_seconds How far this host's clock is ahead of the \
+                 store's clock (negative: behind), measured round-trip-corrected.\n\
+                 # TYPE steadfast_clock_offset_seconds gauge\n\
+                 steadfast_clock_offset_seconds{{host=\"{host}\"}} {offset}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP steadfast_step_duration_seconds Time from a step's first attempt to its outcome.\n\
@@ -187,7 +196,7 @@ mod tests {
         m.step(true, Duration::from_millis(3));
         m.step(false, Duration::from_secs(2));
         m.retried();
-        let text = m.render("h", 1);
+        let text = m.render("h", 1, None);
         assert!(text.contains("steadfast_step_duration_seconds_bucket{host=\"h\",le=\"0.005\"} 1"));
         assert!(text.contains("steadfast_step_duration_seconds_bucket{host=\"h\",le=\"5\"} 2"));
         assert!(text.contains("steadfast_step_duration_seconds_count{host=\"h\"} 2"));

@@ -264,16 +264,18 @@ async fn drive(
                         waiting_for,
                         parked_at,
                     } => {
-                        let now = ctx.clock.now();
-                        if wake_at.is_some_and(|due| due <= now) {
+                        if wake_at.is_some_and(|due| due <= ctx.due_now()) {
                             ctx.wake_due_timers();
                             Poll::Pending
                         } else {
+                            // Due times are in the store's time, and so is
+                            // the suspension's now (a store with a clock of
+                            // its own keeps what is left of the wait).
                             Poll::Ready(Turn::Suspend(Suspension {
                                 wake_at,
                                 waiting_for,
                                 parked_at,
-                                now,
+                                now: ctx.store_now(),
                             }))
                         }
                     }

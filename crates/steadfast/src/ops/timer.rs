@@ -37,7 +37,8 @@ pub(crate) async fn schedule(
 ) -> JournalEntry {
     let now = ctx.clock.now();
     let mut entry = new_entry(ctx, name, kind, EntryStatus::Scheduled, now, location);
-    entry.due_at = Some(due.resolve(now));
+    // Due in the store's time, which decides when it fires.
+    entry.due_at = Some(due.resolve(ctx.store_now()));
     ctx.append(entry.clone()).await;
     entry
 }
