@@ -299,6 +299,11 @@ pub struct WorkerArgs {
     /// How long a lease lasts, in real milliseconds (100 to 86,400,000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub lease_ms: Option<u64>,
+    /// Warn in the log when this worker's clock is further than this many
+    /// milliseconds from the store's clock (PostgreSQL's server clock),
+    /// measured at start and every 30 s (1 to 86,400,000; default 1,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub max_clock_offset_ms: u64,
     /// Exit once no process is running or waiting for a timer (schedules,
     /// which always have a next tick, do not count).
     #[arg(long)]

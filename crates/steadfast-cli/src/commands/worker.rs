@@ -23,8 +23,9 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| db::services_for(&location));
     let services = Services::open(&services_dir)
         .with_context(|| format!("cannot open the services folder {}", services_dir.display()))?;
-    let mut builder =
-        HostBuilder::from_arc(store.clone()).max_concurrency(args.concurrency as usize);
+    let mut builder = HostBuilder::from_arc(store.clone())
+        .max_concurrency(args.concurrency as usize)
+        .clock_offset_warning(Duration::from_millis(args.max_clock_offset_ms));
     if let Some(ms) = args.lease_ms {
         builder = builder.lease(Duration::from_millis(ms));
     }
