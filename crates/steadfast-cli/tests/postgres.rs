@@ -129,6 +129,40 @@ async fn commands_work_on_a_postgres_schema() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no process with id"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_logs_its_clock_offset_from_the_database() {
+    let Some(schema) = Schema::fresh("offset").await else {
+        return;
+    };
+    let db = schema.db();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = cli(&db, &["spawn", "ten steps", "job-1", "null"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["--db", &db, "worker", "--exit-when-idle", "--services"])
+        .arg(dir.path())
+        .env_remove("STEADFAST_DB")
+        .env("RUST_LOG", "steadfast=info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the worker");
+    assert!(out.status.success(), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("clock offset from the store's clock"))
+        .unwrap_or_else(|| panic!("no clock offset in the worker's log:\n{log}"));
+    let offset: f64 = line
+        .split("offset_seconds=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no offset_seconds in {line:?}"));
+    // The worker and the server share this machine's clock.
+    assert!(offset.abs() < 0.5, "offset {offset} s on one machine");
+}
+
 #[test]
 fn an_unreachable_server_is_a_clear_error() {
     let out = cli("postgres://postgres@127.0.0.1:1/test", &["list"]);

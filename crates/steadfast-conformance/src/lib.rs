@@ -61,7 +61,8 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// `TempDir`, a PostgreSQL schema handle, `()` ...). The order of events:
 ///
 /// 1. a multi-threaded Tokio runtime with two workers is built;
-/// 2. `factory` runs on it;
+/// 2. `factory` runs on it, and the store is told to follow the checks'
+///    times ([`steadfast_core::Store::follow_host_clock`]);
 /// 3. `check` runs on it with the store (at most [`CHECK_TIMEOUT`]);
 /// 4. the store handle is dropped, then the guard is dropped on the test
 ///    thread, *outside* the runtime context but while the runtime is still

@@ -204,6 +204,13 @@ pub struct StatusCount {
 /// [`StoreError::Fenced`] otherwise, so a host that lost its lease cannot
 /// write. Every acknowledged write is durable in the store's configured
 /// durability. The `steadfast-conformance` crate checks all of this.
+///
+/// A store with a clock of its own ([`Store::store_time`]) decides with it
+/// wherever a method takes a `now` to decide with (lease expiry, which
+/// processes are due, the due time of work made runnable, a suspension's
+/// `wake_at` relative to its `now`), unless told to
+/// [`Store::follow_host_clock`]; the passed times are still recorded where
+/// they are stored as the host's (journal times, `created_at`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a new process, runnable at once (status running, `wake_at = now`).
