@@ -155,3 +155,35 @@ async fn a_worker_five_seconds_ahead_neither_steals_live_leases_nor_fires_timers
     on_time.shutdown().await;
     ahead.shutdown().await;
 }
+
+/// A host on a scaled clock (demos, `--time-scale`) makes the store follow
+/// its time: an hour's sleep passes in a second of real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaled_clock_drives_the_store() {
+    if !common::reachable().await {
+        return;
+    }
+    let guard = common::SchemaGuard::new();
+    let store = guard.store().await;
+    let clock = steadfast_core::ScaledClock::new(steadfast_core::Timestamp::now_system(), 3600.0);
+    let host = HostBuilder::new(store.clone())
+        .clock(clock)
+        .register("hour", |p: Process, _: ()| async move {
+            p.sleep("an hour", Duration::from_secs(3600)).await;
+            Ok::<_, StepFailed>(())
+        })
+        .build();
+    assert_eq!(
+        steadfast_core::Store::store_time(&store)
+            .await
+            .expect("store time"),
+        None,
+        "the store follows the host's scaled clock"
+    );
+    host.spawn("hour", "sleeper", &()).await.expect("spawn");
+    host.outcome::<()>("sleeper")
+        .await
+        .expect("the hour passed");
+    assert_eq!(host.clock_offset(), None, "no offset from a followed clock");
+    host.shutdown().await;
+}

@@ -78,7 +78,14 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                     continue;
                 }
             }
-            next_wake = shared.store.next_wake().await.ok().flatten();
+            // Due times are the store's; wait for them by the host's clock.
+            next_wake = shared
+                .store
+                .next_wake()
+                .await
+                .ok()
+                .flatten()
+                .map(|due| shared.offset.host_time(due));
         }
         let clock = Arc::clone(&shared.clock);
         let until_due = async move {

@@ -41,6 +41,15 @@ impl ClockOffset {
         )
     }
 
+    /// When the host's clock reads the store's time `store`.
+    pub(crate) fn host_time(&self, store: Timestamp) -> Timestamp {
+        Timestamp::from_micros(
+            store
+                .as_micros()
+                .saturating_add(self.micros.load(Ordering::Relaxed)),
+        )
+    }
+
     /// The earliest the store's time can be when the host's clock reads
     /// `host_now`: what decides whether a timer is due, so none fires
     /// before its due time by the store's clock.
@@ -119,5 +128,23 @@ pub(crate) async fn watch(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(MEASURE_EVERY).await;
         measure(&shared, false).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_time_is_the_host_time_less_the_offset_and_due_is_conservative() {
+        let offset = ClockOffset::default();
+        let host = Timestamp::from_micros(10_000_000);
+        assert_eq!(offset.store_now(host), host);
+        assert_eq!(offset.seconds(), None);
+        offset.set(5_000_000, 1_000);
+        assert_eq!(offset.seconds(), Some(5.0));
+        assert_eq!(offset.store_now(host), Timestamp::from_micros(5_000_000));
+        assert_eq!(offset.due_now(host), Timestamp::from_micros(4_999_000));
+        assert_eq!(offset.host_time(Timestamp::from_micros(5_000_000)), host);
     }
 }
