@@ -229,11 +229,16 @@ pub(crate) async fn suspend(
         }
     }
     let (files, lines) = split_locations(&s.parked_at);
-    // When the database's clock decides (`$7` NULL), the due time is the
-    // database's now plus what was left of the wait by the host's clock.
+    // When the database's clock decides (`$7` NULL) and the suspension's
+    // now is more than a second off it (a host that has not measured its
+    // offset), the due time is the database's now plus what was left of the
+    // wait; hosts that measured send due times in the database's time,
+    // kept as they are.
     sqlx::query(concat!(
         "UPDATE processes SET status = 'suspended', owner = NULL,
-             wake_at = CASE WHEN $7::bigint IS NULL THEN ",
+             wake_at = CASE WHEN $7::bigint IS NULL AND abs(",
+        db_now!(),
+        " - $4::bigint) > 1000000 THEN ",
         db_now!(),
         " + ($2::bigint - $4::bigint) ELSE $2::bigint END,
              waiting_for = $3, updated_at = $4, parked_files = $5, parked_lines = $6

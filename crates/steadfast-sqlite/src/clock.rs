@@ -10,6 +10,10 @@ use std::time::Instant;
 
 use steadfast_core::{Suspension, Timestamp};
 
+/// How far a suspension's `now` may be from the store's clock and still be
+/// taken as the store's time: 1 s.
+const TOLERANCE_MICROS: u64 = 1_000_000;
+
 /// Which time the store decides with.
 #[derive(Debug)]
 pub(crate) struct StoreClock {
@@ -44,10 +48,14 @@ impl StoreClock {
         self.own().unwrap_or(host)
     }
 
-    /// A suspension in the store's time: what was left of the wait by the
-    /// host's clock, from the store's now.
+    /// A suspension in the store's time. Hosts that measured their offset
+    /// send due times in the store's time (`now` within [`TOLERANCE_MICROS`] of the
+    /// store's): kept as they are. Otherwise what was left of the wait by
+    /// the host's clock counts from the store's now.
     pub(crate) fn suspension(&self, mut s: Suspension) -> Suspension {
-        if let Some(now) = self.own() {
+        if let Some(now) = self.own()
+            && now.as_micros().abs_diff(s.now.as_micros()) > TOLERANCE_MICROS
+        {
             // Already due by the host's clock: due now.
             s.wake_at = s.wake_at.map(|due| now + due.saturating_since(s.now));
             s.now = now;

@@ -85,7 +85,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                 .await
                 .ok()
                 .flatten()
-                .map(|due| shared.offset.host_time(due));
+                .map(|due| shared.offset.host_time(due, shared.clock.now()));
         }
         let clock = Arc::clone(&shared.clock);
         let until_due = async move {

@@ -10,8 +10,7 @@
 //! off. A store that follows the host's clock has no clock of its own; the
 //! offset is then zero.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use steadfast_core::Timestamp;
@@ -21,58 +20,68 @@ use crate::host::Shared;
 /// How often the offset is measured again after the first time.
 pub(crate) const MEASURE_EVERY: Duration = Duration::from_secs(30);
 
-/// The host clock's last measured offset from the store's clock.
+/// The host clock's last measured offset from the store's clock, and the
+/// store's time at that measurement, carried forward by a monotonic clock
+/// (so a step of the host's clock between measurements changes nothing).
 #[derive(Debug, Default)]
 pub(crate) struct ClockOffset {
-    /// Host time minus store time, in microseconds of the host's clock.
-    micros: AtomicI64,
+    last: Mutex<Option<Measured>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// Host time minus store time, in microseconds.
+    offset: i64,
+    /// The store's time when `at` was taken.
+    store: Timestamp,
+    at: Instant,
     /// Half the round trip of that measurement: how far off it may be.
-    uncertainty: AtomicI64,
-    measured: AtomicBool,
+    uncertainty: Duration,
 }
 
 impl ClockOffset {
-    /// The store's time when the host's clock reads `host_now`.
+    fn last(&self) -> Option<Measured> {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store's time now; `host_now` (the host's clock) when no offset
+    /// was measured (the store follows the host's clock, or could not be
+    /// asked yet).
     pub(crate) fn store_now(&self, host_now: Timestamp) -> Timestamp {
-        Timestamp::from_micros(
-            host_now
-                .as_micros()
-                .saturating_sub(self.micros.load(Ordering::Relaxed)),
-        )
+        match self.last() {
+            Some(m) => m.store + m.at.elapsed(),
+            None => host_now,
+        }
     }
 
-    /// When the host's clock reads the store's time `store`.
-    pub(crate) fn host_time(&self, store: Timestamp) -> Timestamp {
-        Timestamp::from_micros(
-            store
-                .as_micros()
-                .saturating_add(self.micros.load(Ordering::Relaxed)),
-        )
-    }
-
-    /// The earliest the store's time can be when the host's clock reads
-    /// `host_now`: what decides whether a timer is due, so none fires
-    /// before its due time by the store's clock.
+    /// The earliest the store's time can be now: what decides whether a
+    /// timer is due, so none fires before its due time by the store's clock.
     pub(crate) fn due_now(&self, host_now: Timestamp) -> Timestamp {
-        let now = self.store_now(host_now);
-        Timestamp::from_micros(
-            now.as_micros()
-                .saturating_sub(self.uncertainty.load(Ordering::Relaxed)),
-        )
+        match self.last() {
+            Some(m) => m.store + m.at.elapsed().saturating_sub(m.uncertainty),
+            None => host_now,
+        }
+    }
+
+    /// When the host's clock (reading `host_now`) reaches the store's time
+    /// `store`.
+    pub(crate) fn host_time(&self, store: Timestamp, host_now: Timestamp) -> Timestamp {
+        let store_now = self.store_now(host_now);
+        if store >= store_now {
+            host_now + store.saturating_since(store_now)
+        } else {
+            host_now - store_now.saturating_since(store)
+        }
     }
 
     /// The last measured offset in seconds (positive: the host's clock is
     /// ahead), if one was measured.
     pub(crate) fn seconds(&self) -> Option<f64> {
-        self.measured
-            .load(Ordering::Relaxed)
-            .then(|| self.micros.load(Ordering::Relaxed) as f64 / 1e6)
+        self.last().map(|m| m.offset as f64 / 1e6)
     }
 
-    fn set(&self, micros: i64, uncertainty: i64) {
-        self.micros.store(micros, Ordering::Relaxed);
-        self.uncertainty.store(uncertainty, Ordering::Relaxed);
-        self.measured.store(true, Ordering::Relaxed);
+    fn set(&self, measured: Measured) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(measured);
     }
 }
 
@@ -91,12 +100,16 @@ pub(crate) async fn measure(shared: &Shared, first: bool) {
     };
     let round_trip = started.elapsed();
     // The store read its clock somewhere within the round trip: assume
-    // the middle, in the host clock's time.
-    let half = round_trip.mul_f64(shared.clock.rate()) / 2;
-    let host_middle = host_before + half;
+    // the middle.
+    let half = round_trip / 2;
+    let host_middle = host_before + half.mul_f64(shared.clock.rate());
     let micros = host_middle.as_micros().saturating_sub(store.as_micros());
-    let uncertainty = i64::try_from(half.as_micros()).unwrap_or(i64::MAX);
-    shared.offset.set(micros, uncertainty);
+    shared.offset.set(Measured {
+        offset: micros,
+        store,
+        at: started + half,
+        uncertainty: half,
+    });
     let seconds = micros as f64 / 1e6;
     let threshold = shared.config.clock_offset_warning;
     if micros.unsigned_abs() > u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX) {
@@ -136,15 +149,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_store_time_is_the_host_time_less_the_offset_and_due_is_conservative() {
+    fn the_store_time_runs_on_from_the_measurement_and_due_is_conservative() {
         let offset = ClockOffset::default();
         let host = Timestamp::from_micros(10_000_000);
-        assert_eq!(offset.store_now(host), host);
+        assert_eq!(offset.store_now(host), host, "unmeasured: the host's time");
         assert_eq!(offset.seconds(), None);
-        offset.set(5_000_000, 1_000);
+        let at = Instant::now();
+        offset.set(Measured {
+            offset: 5_000_000,
+            store: Timestamp::from_micros(5_000_000),
+            at,
+            uncertainty: Duration::from_secs(1),
+        });
         assert_eq!(offset.seconds(), Some(5.0));
-        assert_eq!(offset.store_now(host), Timestamp::from_micros(5_000_000));
-        assert_eq!(offset.due_now(host), Timestamp::from_micros(4_999_000));
-        assert_eq!(offset.host_time(Timestamp::from_micros(5_000_000)), host);
+        // Whatever the host's clock says now (it may have been stepped).
+        let store = offset.store_now(Timestamp::from_micros(0));
+        assert!(store >= Timestamp::from_micros(5_000_000));
+        assert!(offset.due_now(host) < store);
+        let later = store + Duration::from_secs(2);
+        let woken = offset.host_time(later, host);
+        assert!(woken >= host + Duration::from_secs(1) && woken <= host + Duration::from_secs(2));
     }
 }
