@@ -18,6 +18,7 @@ fn process(id: &str, clock: &OffsetClock) -> NewProcess {
         version: 1,
         input: "{}".to_owned(),
         now: clock.now(),
+        parent: None,
     }
 }
 
