@@ -853,11 +853,15 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .expect("append");
         drop(store);
     }
-    let previous = SCHEMA_VERSION - 1;
+    // Back to version 5, before the parent migration (6) and the journal's
+    // database times (7).
+    let previous = 5;
+    assert_eq!(SCHEMA_VERSION, 7, "this downgrade undoes migrations 6 and 7");
     exec(format!(
         "SET search_path TO \"{}\";
          DROP INDEX processes_parent;
          ALTER TABLE processes DROP COLUMN parent;
+         ALTER TABLE journal DROP COLUMN db_started_at, DROP COLUMN db_finished_at;
          UPDATE steadfast_meta SET value = '{previous}' WHERE key = 'schema_version';",
         guard.schema
     ))
