@@ -416,6 +416,9 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
     // B takes the lease over as soon as the server has ended A's session
     // (until then A's transaction holds the row and claims skip it).
     let store_b = postgres_store(&schema.name).await;
+    // B claims "a day later" to take the live lease over: its store must
+    // decide with that time, not the database's clock.
+    store_b.follow_host_clock();
     let host_b = HostId::new("host-b");
     let far = Timestamp::now_system() + Duration::from_secs(86_400);
     let started = Instant::now();

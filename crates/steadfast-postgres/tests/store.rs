@@ -856,7 +856,10 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
     // Back to version 5, before the parent migration (6) and the journal's
     // database times (7).
     let previous = 5;
-    assert_eq!(SCHEMA_VERSION, 7, "this downgrade undoes migrations 6 and 7");
+    assert_eq!(
+        SCHEMA_VERSION, 7,
+        "this downgrade undoes migrations 6 and 7"
+    );
     exec(format!(
         "SET search_path TO \"{}\";
          DROP INDEX processes_parent;

@@ -58,7 +58,7 @@ impl ClockOffset {
     /// timer is due, so none fires before its due time by the store's clock.
     pub(crate) fn due_now(&self, host_now: Timestamp) -> Timestamp {
         match self.last() {
-            Some(m) => m.store + m.at.elapsed().saturating_sub(m.uncertainty),
+            Some(m) => (m.store + m.at.elapsed()) - m.uncertainty,
             None => host_now,
         }
     }
