@@ -416,7 +416,8 @@ impl RunCtx {
         self.offset.due_now(self.clock.now())
     }
 
-    /// The store's time by the host's clock corrected by its measured offset.
+    /// The store's time: carried forward from the last offset measurement,
+    /// or the host's clock when there is none.
     pub(crate) fn store_now(&self) -> Timestamp {
         self.offset.store_now(self.clock.now())
     }

@@ -38,7 +38,7 @@ pub(crate) async fn schedule(
     let now = ctx.clock.now();
     let mut entry = new_entry(ctx, name, kind, EntryStatus::Scheduled, now, location);
     // Due in the store's time, which decides when it fires.
-    entry.due_at = Some(due.resolve(ctx.store_now()));
+    entry.due_at = Some(due.resolve(ctx.offset.store_now(now)));
     ctx.append(entry.clone()).await;
     entry
 }
