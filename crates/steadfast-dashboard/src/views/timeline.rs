@@ -328,38 +328,76 @@ pub fn render(events: &[Event], now: Timestamp, id: &str, csrf: &str) -> Markup 
     let pos = |t: Timestamp| {
         ((t.as_micros() - first.as_micros()) as f64 / span * 100.0).clamp(0.0, 100.0)
     };
+    let indexed: Vec<(usize, &Event)> = events.iter().enumerate().collect();
     html! {
         p.muted { "From " (rel_time(first)) " to " (rel_time(last)) ". Click an entry to find its line; click a line to find its entries." }
         ol.timeline {
-            @for (i, e) in events.iter().enumerate() {
-                @let at = e.location.as_ref().map(|l| format!("{}:{}", l.file, l.line));
-                @let left = pos(e.at);
-                @let width = e.end.map_or(0.0, |end| (pos(end) - left).max(0.0));
-                @let bar = match e.what { "failed" | "timed out" | "blocked" => "b-failed", "rejected" => "b-rejected", "waiting" | "pending" | "abandoned" => "b-pending", _ if e.end.is_some() => "b-span", _ => "b-mark" };
-                li class={ "tl-" (e.what.replace(' ', "-")) } data-at=[at] data-key={ "t" (e.at.as_micros()) "-" (e.order) "-" (e.what) } {
-                    div.tl-head {
-                        span.tl-what { (e.what) }
-                        span.tl-name { (e.name) }
-                        @if let Some((href, id)) = &e.link { a href=(href) { "open " code { (id) } } }
-                        span.tl-meta {
-                            (rel_time(e.at))
-                            @for f in &e.facts { span { (f) } }
-                            @if let Some(l) = &e.location { span.tl-loc title=(l.file) { "line " (l.line) } }
+            @for group in indexed.chunk_by(|a, b| scope_of(&a.1.name) == scope_of(&b.1.name)) {
+                @match scope_of(&group[0].1.name) {
+                    Some(scope) => {
+                        li.tl-scope data-scope=(scope) {
+                            details open {
+                                summary { "scope " code { (scope) } " · " (group.len()) @if group.len() == 1 { " entry" } @else { " entries" } }
+                                ol.timeline {
+                                    @for (i, e) in group { (item(*i, e, &pos, id, csrf)) }
+                                }
+                            }
                         }
                     }
-                    div.axis title="on the process's time axis" {
-                        span class={ "bar " (bar) } data-left=(format!("{left:.2}")) data-width=(format!("{width:.2}")) {}
-                    }
-                    @if let Some(reason) = &e.reason { div.tl-reason { (reason) } }
-                    @if let Some(v) = &e.value { (json_value(&format!("tv{i}"), "value", v)) }
-                    @if let Some(step) = &e.step {
-                        form.rewind method="post" action="/actions/rewind" {
-                            (csrf_field(csrf))
-                            input type="hidden" name="id" value=(id);
-                            input type="hidden" name="step" value=(step);
-                            button.small type="submit" title="drop this entry and every later one, run again from here" { "rewind here…" }
-                        }
-                    }
+                    None => { @for (i, e) in group { (item(*i, e, &pos, id, csrf)) } }
+                }
+            }
+        }
+    }
+}
+
+/// The scope of an operation named through `p.scope(..)`: what stands
+/// before the last `/` of its name (`"3/email verified"` → `"3"`); `None`
+/// for a name without one. Consecutive entries of one scope are grouped.
+pub fn scope_of(name: &str) -> Option<&str> {
+    name.rsplit_once('/')
+        .map(|(scope, _)| scope)
+        .filter(|scope| !scope.is_empty())
+}
+
+/// One entry of the timeline; `pos` places a time on the axis (0–100).
+fn item(i: usize, e: &Event, pos: &dyn Fn(Timestamp) -> f64, id: &str, csrf: &str) -> Markup {
+    let at = e
+        .location
+        .as_ref()
+        .map(|l| format!("{}:{}", l.file, l.line));
+    let left = pos(e.at);
+    let width = e.end.map_or(0.0, |end| (pos(end) - left).max(0.0));
+    let bar = match e.what {
+        "failed" | "timed out" | "blocked" => "b-failed",
+        "rejected" => "b-rejected",
+        "waiting" | "pending" | "abandoned" => "b-pending",
+        _ if e.end.is_some() => "b-span",
+        _ => "b-mark",
+    };
+    html! {
+        li class={ "tl-" (e.what.replace(' ', "-")) } data-at=[at] data-key={ "t" (e.at.as_micros()) "-" (e.order) "-" (e.what) } {
+            div.tl-head {
+                span.tl-what { (e.what) }
+                span.tl-name { (e.name) }
+                @if let Some((href, id)) = &e.link { a href=(href) { "open " code { (id) } } }
+                span.tl-meta {
+                    (rel_time(e.at))
+                    @for f in &e.facts { span { (f) } }
+                    @if let Some(l) = &e.location { span.tl-loc title=(l.file) { "line " (l.line) } }
+                }
+            }
+            div.axis title="on the process's time axis" {
+                span class={ "bar " (bar) } data-left=(format!("{left:.2}")) data-width=(format!("{width:.2}")) {}
+            }
+            @if let Some(reason) = &e.reason { div.tl-reason { (reason) } }
+            @if let Some(v) = &e.value { (json_value(&format!("tv{i}"), "value", v)) }
+            @if let Some(step) = &e.step {
+                form.rewind method="post" action="/actions/rewind" {
+                    (csrf_field(csrf))
+                    input type="hidden" name="id" value=(id);
+                    input type="hidden" name="step" value=(step);
+                    button.small type="submit" title="drop this entry and every later one, run again from here" { "rewind here…" }
                 }
             }
         }
@@ -448,5 +486,48 @@ mod tests {
         let events = entry_events(&record(now), &child, &[]);
         let link = events[0].link.as_ref().expect("a link");
         assert_eq!(link.1, "w-1/round 0:leaf");
+    }
+
+    #[test]
+    fn scoped_entries_are_grouped_by_scope() {
+        use super::{Event, render, scope_of};
+        assert_eq!(scope_of("1/email verified"), Some("1"));
+        assert_eq!(scope_of("round 2/item 3/charged"), Some("round 2/item 3"));
+        assert_eq!(scope_of("registered"), None);
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let names = [
+            "registered",
+            "1/email verified",
+            "1/reminded",
+            "2/email verified",
+            "activated",
+        ];
+        let events: Vec<Event> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                Event::new(
+                    Timestamp::from_micros(now.as_micros() + i as i64),
+                    "step",
+                    *n,
+                )
+            })
+            .collect();
+        let html = render(&events, now, "p", "csrf").into_string();
+        assert_eq!(html.matches("class=\"tl-scope\"").count(), 2, "{html}");
+        assert!(html.contains("data-scope=\"1\""), "{html}");
+        assert!(html.contains("data-scope=\"2\""), "{html}");
+        assert!(
+            html.contains("2 entries") && html.contains("1 entry"),
+            "{html}"
+        );
+        // Every entry is still there, in order.
+        let mut at = 0;
+        for n in names {
+            let found = html[at..]
+                .find(n)
+                .unwrap_or_else(|| panic!("{n} missing or out of order"));
+            at += found;
+        }
     }
 }
