@@ -297,6 +297,29 @@ impl SignalState {
         .into_iter()
         .find(|k| k.as_str() == s)
     }
+    /// The state a stored signal row stands for, from its settle time being
+    /// set and its `disposition` column: not settled is pending, settled
+    /// without a disposition is consumed, and a disposition names a
+    /// rejection or a discard. Any other disposition is corrupt; the error
+    /// says why.
+    ///
+    /// ```
+    /// use steadfast_core::SignalState;
+    ///
+    /// assert_eq!(SignalState::from_stored(false, None), Ok(SignalState::Pending));
+    /// assert_eq!(SignalState::from_stored(true, None), Ok(SignalState::Consumed));
+    /// assert_eq!(SignalState::from_stored(true, Some("rejected")), Ok(SignalState::Rejected));
+    /// assert!(SignalState::from_stored(true, Some("consumed")).is_err());
+    /// ```
+    pub fn from_stored(settled: bool, disposition: Option<&str>) -> Result<Self, String> {
+        match (settled, disposition) {
+            (false, _) => Ok(SignalState::Pending),
+            (true, None) => Ok(SignalState::Consumed),
+            (true, Some(d)) => SignalState::parse(d)
+                .filter(|s| matches!(s, SignalState::Rejected | SignalState::Discarded))
+                .ok_or_else(|| format!("unknown value {d:?}")),
+        }
+    }
 }
 
 impl fmt::Display for SignalState {

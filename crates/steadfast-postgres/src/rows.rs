@@ -297,13 +297,8 @@ pub(crate) fn signal_record_from_row(row: &PgRow) -> Result<SignalRecord, StoreE
     let key = id.to_string();
     let settled_at: Option<i64> = col(row, 4, T, &key)?;
     let disposition: Option<String> = col(row, 5, T, &key)?;
-    let state = match (settled_at, disposition.as_deref()) {
-        (None, _) => SignalState::Pending,
-        (Some(_), None) => SignalState::Consumed,
-        (Some(_), Some(d)) => SignalState::parse(d)
-            .filter(|s| matches!(s, SignalState::Rejected | SignalState::Discarded))
-            .ok_or_else(|| corrupt(T, &key, "disposition", &format!("unknown value {d:?}")))?,
-    };
+    let state = SignalState::from_stored(settled_at.is_some(), disposition.as_deref())
+        .map_err(|why| corrupt(T, &key, "disposition", &why))?;
     Ok(SignalRecord {
         id,
         name: col(row, 1, T, &key)?,
