@@ -25,18 +25,14 @@
 //!   errors; the store reconnects when PostgreSQL is back.
 #![forbid(unsafe_code)]
 
-mod append_many;
-mod claim;
 mod clock;
 mod hosts;
 mod listen;
-mod maintenance;
 mod ops;
 mod options;
-mod read;
+mod reader;
 mod rows;
 mod schema;
-mod signals;
 mod transaction;
 mod url;
 mod writer;
@@ -371,7 +367,7 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         let inner = &self.inner;
-        bounded(claim::claim(
+        bounded(ops::claim::claim(
             &inner.pool,
             &inner.hosts,
             &inner.channel,
@@ -475,7 +471,7 @@ impl Store for PostgresStore {
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
-        bounded(read::pending_signals(&self.inner.pool, id)).await
+        bounded(reader::pending_signals(&self.inner.pool, id)).await
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
@@ -500,11 +496,11 @@ impl Store for PostgresStore {
     }
 
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
-        bounded(read::get(&self.inner.pool, id)).await
+        bounded(reader::get(&self.inner.pool, id)).await
     }
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        bounded(read::next_wake(&self.inner.pool)).await
+        bounded(reader::next_wake(&self.inner.pool)).await
     }
 
     async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -538,35 +534,35 @@ impl Store for PostgresStore {
 #[async_trait]
 impl StoreAdmin for PostgresStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
-        bounded(read::list(&self.inner.pool, filter)).await
+        bounded(reader::list(&self.inner.pool, filter)).await
     }
 
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
-        bounded(read::journal(&self.inner.pool, id)).await
+        bounded(reader::journal(&self.inner.pool, id)).await
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
-        bounded(read::counts(&self.inner.pool)).await
+        bounded(reader::counts(&self.inner.pool)).await
     }
 
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
-        bounded(read::parked_counts(&self.inner.pool, kind)).await
+        bounded(reader::parked_counts(&self.inner.pool, kind)).await
     }
 
     async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
-        bounded(maintenance::save_sources(&self.inner.pool, sources)).await
+        bounded(ops::admin::save_sources(&self.inner.pool, sources)).await
     }
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
-        bounded(maintenance::sources(&self.inner.pool)).await
+        bounded(ops::admin::sources(&self.inner.pool)).await
     }
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
-        bounded(maintenance::history(&self.inner.pool, id)).await
+        bounded(ops::admin::history(&self.inner.pool, id)).await
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
-        bounded(signals::list(&self.inner.pool, id)).await
+        bounded(ops::signal::list(&self.inner.pool, id)).await
     }
 
     async fn discard_signal(
@@ -591,9 +587,9 @@ impl StoreAdmin for PostgresStore {
         let mut total = 0;
         loop {
             let deleted =
-                bounded(maintenance::purge_chunk(&self.inner.pool, finished_before)).await?;
+                bounded(ops::admin::purge_chunk(&self.inner.pool, finished_before)).await?;
             total += deleted;
-            if deleted < maintenance::PURGE_CHUNK as u64 {
+            if deleted < ops::admin::PURGE_CHUNK as u64 {
                 return Ok(total);
             }
         }

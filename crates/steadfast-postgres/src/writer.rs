@@ -17,7 +17,8 @@ use crate::OP_TIMEOUT;
 use crate::clock::Now;
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
-use crate::{maintenance, ops, signals};
+use crate::ops;
+use crate::ops::{admin, signal};
 
 /// The first wait before reconnecting after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -303,7 +304,7 @@ async fn run_batch(
             .collect();
         if !run.is_empty() {
             i += run.len();
-            match crate::append_many::append_many(&mut tx, &run).await {
+            match ops::append_many::append_many(&mut tx, &run).await {
                 Ok(each) => results.extend(each.into_iter().map(|r| r.map(|()| Value::Unit))),
                 Err(StoreError::Backend {
                     source, message, ..
@@ -371,18 +372,18 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
             Value::Unit
         }
         Op::RejectSignal(lease, signal, reason, now) => {
-            signals::reject(conn, lease, *signal, reason, *now).await?;
+            signal::reject(conn, lease, *signal, reason, *now).await?;
             Value::Unit
         }
         Op::DiscardSignal(id, signal, now) => {
-            signals::discard(conn, id, *signal, *now).await?;
+            signal::discard(conn, id, *signal, *now).await?;
             Value::Unit
         }
         Op::Rewind(id, step, now) => {
-            Value::Count(maintenance::rewind(conn, channel, id, step, *now).await?)
+            Value::Count(admin::rewind(conn, channel, id, step, *now).await?)
         }
         Op::ContinueAsNew(lease, input, now) => {
-            maintenance::continue_as_new(conn, channel, lease, input, *now).await?;
+            admin::continue_as_new(conn, channel, lease, input, *now).await?;
             Value::Unit
         }
         Op::Show(setting) => Value::Text(ops::show(conn, setting).await?),

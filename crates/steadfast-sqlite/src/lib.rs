@@ -20,13 +20,11 @@
 
 mod clock;
 mod hosts;
-mod maintenance;
 mod ops;
 mod options;
 mod reader;
 mod rows;
 mod schema;
-mod signals;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -587,7 +585,7 @@ impl StoreAdmin for SqliteStore {
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
         let id = id.clone();
-        self.read(move |conn| signals::list(conn, &id)).await
+        self.read(move |conn| ops::signal::list(conn, &id)).await
     }
 
     async fn discard_signal(
@@ -614,7 +612,7 @@ impl StoreAdmin for SqliteStore {
                 .call(|tx| Command::PurgeChunk(finished_before, tx))
                 .await?;
             total += deleted;
-            if deleted < maintenance::PURGE_CHUNK as u64 {
+            if deleted < ops::admin::PURGE_CHUNK as u64 {
                 return Ok(total);
             }
         }

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
 use crate::rows::is_retryable;
-use crate::{maintenance, ops, signals};
+use crate::ops;
+use crate::ops::{admin, signal};
 
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -337,23 +338,23 @@ impl Writer {
             Command::Cancel(id, now, tx) => Done::Status(tx, ops::cancel(conn, &id, now)),
             Command::Retry(id, now, tx) => Done::Unit(tx, ops::retry(conn, &id, now)),
             Command::RejectSignal(lease, signal, reason, now, tx) => {
-                Done::Unit(tx, signals::reject(conn, &lease, signal, &reason, now))
+                Done::Unit(tx, signal::reject(conn, &lease, signal, &reason, now))
             }
             Command::DiscardSignal(id, signal, now, tx) => {
-                Done::Unit(tx, signals::discard(conn, &id, signal, now))
+                Done::Unit(tx, signal::discard(conn, &id, signal, now))
             }
             Command::Rewind(id, step, now, tx) => {
-                Done::Count(tx, maintenance::rewind(conn, &id, &step, now))
+                Done::Count(tx, admin::rewind(conn, &id, &step, now))
             }
             Command::PurgeChunk(before, tx) => {
-                Done::Count(tx, maintenance::purge_chunk(conn, before))
+                Done::Count(tx, admin::purge_chunk(conn, before))
             }
             Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
             Command::ContinueAsNew(lease, input, now, tx) => {
-                Done::Unit(tx, maintenance::continue_as_new(conn, &lease, &input, now))
+                Done::Unit(tx, admin::continue_as_new(conn, &lease, &input, now))
             }
             Command::SaveSources(sources, tx) => {
-                Done::Unit(tx, maintenance::save_sources(conn, &sources))
+                Done::Unit(tx, admin::save_sources(conn, &sources))
             }
             Command::Transaction(lease, entry, body, tx) => {
                 Done::Transaction(tx, ops::transaction(conn, &lease, entry, body))

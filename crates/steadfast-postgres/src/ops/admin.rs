@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use steadfast_core::{FunctionSource, Generation, Lease, ProcessId, Status, StoreError, Timestamp};
 
 use crate::clock::{Now, db_now};
-use crate::ops::notify;
+use super::notify;
 use crate::rows::Db;
 
 /// How many finished processes one purge transaction deletes at most, so a
@@ -21,7 +21,7 @@ pub(crate) async fn rewind(
     step: &str,
     now: Now,
 ) -> Result<u64, StoreError> {
-    let (status, owner, live) = crate::ops::lock_status(conn, id, now).await?;
+    let (status, owner, live) = super::lock_status(conn, id, now).await?;
     if status == Status::Running && owner.is_some() && live {
         return Err(StoreError::InvalidState {
             id: id.clone(),
@@ -178,7 +178,7 @@ pub(crate) async fn continue_as_new(
     now: Now,
 ) -> Result<(), StoreError> {
     let (now, decide) = (now.host(), now.bind());
-    if crate::ops::fence(conn, lease).await? {
+    if super::fence(conn, lease).await? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();
@@ -224,12 +224,12 @@ pub(crate) async fn continue_as_new(
     .execute(&mut *conn)
     .await
     .db()?;
-    crate::ops::notify(conn, channel).await
+    super::notify(conn, channel).await
 }
 
 /// [`steadfast_core::StoreAdmin::history`].
 pub(crate) async fn history(pool: &PgPool, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
-    crate::read::get(pool, id).await?;
+    crate::reader::get(pool, id).await?;
     let rows = sqlx::query(
         "SELECT generation, input, ended_at FROM generations WHERE process_id = $1
          ORDER BY generation",

@@ -138,7 +138,7 @@ pub(crate) fn continue_as_new(
     input: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    if crate::ops::fence(conn, lease)? {
+    if super::fence(conn, lease)? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();

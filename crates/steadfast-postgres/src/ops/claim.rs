@@ -11,7 +11,7 @@ use steadfast_core::{Claimed, HostId, JournalEntry, Lease, PendingSignal, RowErr
 
 use crate::clock::{Now, db_now};
 use crate::hosts::Hosts;
-use crate::ops::notify;
+use super::notify;
 use crate::rows::{
     Db, journal_columns, journal_from_row, process_columns, process_from_row, signal_columns,
     signal_from_row,

@@ -10,6 +10,9 @@ use steadfast_core::{
 };
 
 use crate::hosts::{Hosts, Liveness};
+pub(crate) mod admin;
+pub(crate) mod signal;
+
 use crate::rows::{
     Db, collect, first, journal_columns, journal_from_row, locations_json, process_columns,
     process_from_row, shown, signal_columns, signal_from_row,

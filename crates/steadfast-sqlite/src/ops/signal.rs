@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
-use crate::ops::fence;
+use super::fence;
 use crate::reader::{exists, snapshot};
 use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, collect, signal_record_from_row};
 

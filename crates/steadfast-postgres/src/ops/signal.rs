@@ -5,8 +5,8 @@
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
-use crate::ops::{fence, lock_status};
-use crate::read::exists;
+use super::{fence, lock_status};
+use crate::reader::exists;
 use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, signal_record_from_row};
 
 /// Settles a pending signal as `disposition` with `reason`; whether a

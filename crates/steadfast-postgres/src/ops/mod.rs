@@ -14,6 +14,11 @@ use steadfast_core::{
     Status, StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
+pub(crate) mod admin;
+pub(crate) mod append_many;
+pub(crate) mod claim;
+pub(crate) mod signal;
+
 use crate::clock::{Now, db_now};
 use crate::rows::{
     Db, process_columns, process_from_row, signal_columns, signal_from_row, split_locations,
@@ -174,7 +179,7 @@ pub(crate) fn append_is_checked(e: &JournalEntry) -> bool {
 }
 
 /// [`steadfast_core::Store::append`]: one statement (see
-/// [`crate::append_many`]) that locks and fences the process row and writes
+/// [`append_many`]) that locks and fences the process row and writes
 /// the entry only when the fence, the cancel flag and the consumed signal
 /// allow it.
 pub(crate) async fn append(
@@ -188,7 +193,7 @@ pub(crate) async fn append(
             e.name
         )));
     }
-    crate::append_many::append_many(conn, &[(lease, e)])
+    append_many::append_many(conn, &[(lease, e)])
         .await?
         .pop()
         .unwrap_or_else(|| {
