@@ -31,7 +31,7 @@ impl PostgresStore {
         match body(&mut tx).await {
             Ok((outcome, value)) => {
                 entry.outcome = Some(outcome);
-                ops::append(&mut tx, lease, &entry).await?;
+                ops::journal::append(&mut tx, lease, &entry).await?;
                 tx.commit().await.db()?;
                 Ok(Ok(value))
             }

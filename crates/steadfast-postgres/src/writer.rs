@@ -15,10 +15,9 @@ use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
 use crate::clock::Now;
+use crate::ops::{admin, append_many, claim, journal, signal, spawn};
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
-use crate::ops;
-use crate::ops::{admin, signal};
 
 /// The first wait before reconnecting after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -298,13 +297,15 @@ async fn run_batch(
         let run: Vec<(&Lease, &JournalEntry)> = batch[i..]
             .iter()
             .map_while(|(op, _)| match op {
-                Op::Append(lease, entry) if ops::append_is_checked(entry) => Some((lease, entry)),
+                Op::Append(lease, entry) if journal::append_is_checked(entry) => {
+                    Some((lease, entry))
+                }
                 _ => None,
             })
             .collect();
         if !run.is_empty() {
             i += run.len();
-            match ops::append_many::append_many(&mut tx, &run).await {
+            match append_many::append_many(&mut tx, &run).await {
                 Ok(each) => results.extend(each.into_iter().map(|r| r.map(|()| Value::Unit))),
                 Err(StoreError::Backend {
                     source, message, ..
@@ -321,11 +322,11 @@ async fn run_batch(
         let (op, _) = &batch[i];
         i += 1;
         if let Op::Spawn(p, now) = op
-            && ops::spawn_is_checked(p)
+            && spawn::spawn_is_checked(p)
         {
             // One statement that refuses cleanly: no savepoint needed.
             results.push(
-                ops::spawn(&mut tx, channel, p, *now)
+                spawn::spawn(&mut tx, channel, p, *now)
                     .await
                     .map(Value::Spawn),
             );
@@ -346,29 +347,29 @@ async fn run_batch(
 
 async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value, StoreError> {
     Ok(match op {
-        Op::Spawn(p, now) => Value::Spawn(ops::spawn(conn, channel, p, *now).await?),
+        Op::Spawn(p, now) => Value::Spawn(spawn::spawn(conn, channel, p, *now).await?),
         Op::Append(lease, entry) => {
-            ops::append(conn, lease, entry).await?;
+            journal::append(conn, lease, entry).await?;
             Value::Unit
         }
-        Op::Suspend(lease, s, now) => Value::Suspend(ops::suspend(conn, lease, s, *now).await?),
+        Op::Suspend(lease, s, now) => Value::Suspend(journal::suspend(conn, lease, s, *now).await?),
         Op::Finish(lease, f, now) => {
-            ops::finish(conn, channel, lease, f, *now).await?;
+            journal::finish(conn, channel, lease, f, *now).await?;
             Value::Unit
         }
         Op::Renew(owner, leases, now, lease) => {
-            Value::Count(ops::renew(conn, owner, leases, *now, *lease).await?)
+            Value::Count(claim::renew(conn, owner, leases, *now, *lease).await?)
         }
-        Op::Release(owner, now) => Value::Count(ops::release(conn, channel, owner, *now).await?),
+        Op::Release(owner, now) => Value::Count(claim::release(conn, channel, owner, *now).await?),
         Op::Signal {
             id,
             name,
             payload,
             now,
-        } => Value::Id(ops::signal(conn, channel, id, name, payload, *now).await?),
-        Op::Cancel(id, now) => Value::Status(ops::cancel(conn, channel, id, *now).await?),
+        } => Value::Id(signal::signal(conn, channel, id, name, payload, *now).await?),
+        Op::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
         Op::Retry(id, now) => {
-            ops::retry(conn, channel, id, *now).await?;
+            admin::retry(conn, channel, id, *now).await?;
             Value::Unit
         }
         Op::RejectSignal(lease, signal, reason, now) => {
@@ -383,10 +384,10 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
             Value::Count(admin::rewind(conn, channel, id, step, *now).await?)
         }
         Op::ContinueAsNew(lease, input, now) => {
-            admin::continue_as_new(conn, channel, lease, input, *now).await?;
+            spawn::continue_as_new(conn, channel, lease, input, *now).await?;
             Value::Unit
         }
-        Op::Show(setting) => Value::Text(ops::show(conn, setting).await?),
+        Op::Show(setting) => Value::Text(admin::show(conn, setting).await?),
     })
 }
 

@@ -25,6 +25,7 @@ mod options;
 mod reader;
 mod rows;
 mod schema;
+mod transaction;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use options::{Access, Durability, SqliteOptions};
 /// The SQLite binding transactional steps receive their connection from.
 pub use rusqlite;
-pub use writer::TransactionBody;
+pub use transaction::TransactionBody;
 
 use reader::Readers;
 use writer::{Command, Reply, Writer};

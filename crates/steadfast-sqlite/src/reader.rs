@@ -15,10 +15,10 @@ use steadfast_core::{
     StoreError, Timestamp,
 };
 
-use crate::ops::{SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS};
 use crate::rows::{
-    Db, collect, first, journal_columns, journal_from_row, listed_from_row, locations,
-    process_columns, process_from_row, signal_from_row,
+    Db, SELECT_JOURNAL, SELECT_PENDING, SELECT_PROCESS, collect, first, journal_columns,
+    journal_from_row, listed_from_row, locations, process_columns, process_from_row,
+    signal_from_row,
 };
 
 /// How many idle reader connections are kept.

@@ -33,7 +33,6 @@ macro_rules! signal_columns {
         "id, name, payload, sent_at"
     };
 }
-pub(crate) use signal_columns;
 
 /// Converts a `rusqlite` error into a backend error; see [`is_retryable`]
 /// for which are retryable.
@@ -294,3 +293,24 @@ pub(crate) fn locations_json(locations: &[SourceLocation]) -> Result<String, Sto
     serde_json::to_string(locations)
         .map_err(|e| StoreError::InvalidInput(format!("parked_at: {e}")))
 }
+
+/// Selects one process by id (`?1`).
+pub(crate) const SELECT_PROCESS: &str = concat!(
+    "SELECT ",
+    process_columns!(),
+    " FROM processes WHERE id = ?1"
+);
+
+/// Selects a process's journal (`?1`) in `seq` order.
+pub(crate) const SELECT_JOURNAL: &str = concat!(
+    "SELECT ",
+    journal_columns!(),
+    " FROM journal WHERE process_id = ?1 ORDER BY seq, name"
+);
+
+/// Selects a process's (`?1`) unconsumed signals in send order.
+pub(crate) const SELECT_PENDING: &str = concat!(
+    "SELECT ",
+    signal_columns!(),
+    " FROM signals WHERE process_id = ?1 AND consumed_at IS NULL ORDER BY id"
+);

@@ -11,17 +11,12 @@ use steadfast_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
+use crate::ops::{admin, claim, journal, signal, spawn};
 use crate::rows::is_retryable;
-use crate::ops;
-use crate::ops::{admin, signal};
+use crate::transaction::{self, TransactionBody};
 
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// User SQL that commits together with a journal entry: returns the entry's
-/// outcome as JSON, or `Err(())` when the body failed (its effects are then
-/// rolled back). See [`crate::SqliteStore::transaction`].
-pub type TransactionBody = Box<dyn FnOnce(&Connection) -> Result<String, ()> + Send>;
 
 /// One write (or writer-side read) for the writer thread.
 pub(crate) enum Command {
@@ -304,7 +299,7 @@ impl Writer {
     fn apply(&mut self, cmd: Command) -> Done {
         let conn = &self.conn;
         match cmd {
-            Command::Spawn(p, tx) => Done::Spawn(tx, ops::spawn(conn, &p)),
+            Command::Spawn(p, tx) => Done::Spawn(tx, spawn::spawn(conn, &p)),
             Command::Claim {
                 owner,
                 now,
@@ -313,19 +308,21 @@ impl Writer {
                 reply,
             } => Done::Claim(
                 reply,
-                ops::claim(conn, &mut self.hosts, &owner, now, lease, limit),
+                claim::claim(conn, &mut self.hosts, &owner, now, lease, limit),
             ),
-            Command::Append(lease, entry, tx) => Done::Unit(tx, ops::append(conn, &lease, &entry)),
-            Command::Suspend(lease, s, tx) => Done::Suspend(tx, ops::suspend(conn, &lease, &s)),
+            Command::Append(lease, entry, tx) => {
+                Done::Unit(tx, journal::append(conn, &lease, &entry))
+            }
+            Command::Suspend(lease, s, tx) => Done::Suspend(tx, journal::suspend(conn, &lease, &s)),
             Command::Finish(lease, f, now, tx) => {
-                Done::Unit(tx, ops::finish(conn, &lease, &f, now))
+                Done::Unit(tx, journal::finish(conn, &lease, &f, now))
             }
             Command::Renew(owner, leases, now, lease, tx) => Done::Count(
                 tx,
-                ops::renew(conn, &mut self.hosts, &owner, &leases, now, lease),
+                claim::renew(conn, &mut self.hosts, &owner, &leases, now, lease),
             ),
             Command::Release(owner, now, tx) => {
-                let r = ops::release(conn, &owner, now);
+                let r = claim::release(conn, &owner, now);
                 Done::Release(owner, tx, r)
             }
             Command::Signal {
@@ -334,9 +331,9 @@ impl Writer {
                 payload,
                 now,
                 reply,
-            } => Done::Id(reply, ops::signal(conn, &id, &name, &payload, now)),
-            Command::Cancel(id, now, tx) => Done::Status(tx, ops::cancel(conn, &id, now)),
-            Command::Retry(id, now, tx) => Done::Unit(tx, ops::retry(conn, &id, now)),
+            } => Done::Id(reply, signal::signal(conn, &id, &name, &payload, now)),
+            Command::Cancel(id, now, tx) => Done::Status(tx, admin::cancel(conn, &id, now)),
+            Command::Retry(id, now, tx) => Done::Unit(tx, admin::retry(conn, &id, now)),
             Command::RejectSignal(lease, signal, reason, now, tx) => {
                 Done::Unit(tx, signal::reject(conn, &lease, signal, &reason, now))
             }
@@ -346,18 +343,16 @@ impl Writer {
             Command::Rewind(id, step, now, tx) => {
                 Done::Count(tx, admin::rewind(conn, &id, &step, now))
             }
-            Command::PurgeChunk(before, tx) => {
-                Done::Count(tx, admin::purge_chunk(conn, before))
-            }
-            Command::Pragmas(tx) => Done::Pragmas(tx, ops::pragmas(conn)),
+            Command::PurgeChunk(before, tx) => Done::Count(tx, admin::purge_chunk(conn, before)),
+            Command::Pragmas(tx) => Done::Pragmas(tx, admin::pragmas(conn)),
             Command::ContinueAsNew(lease, input, now, tx) => {
-                Done::Unit(tx, admin::continue_as_new(conn, &lease, &input, now))
+                Done::Unit(tx, spawn::continue_as_new(conn, &lease, &input, now))
             }
             Command::SaveSources(sources, tx) => {
                 Done::Unit(tx, admin::save_sources(conn, &sources))
             }
             Command::Transaction(lease, entry, body, tx) => {
-                Done::Transaction(tx, ops::transaction(conn, &lease, entry, body))
+                Done::Transaction(tx, transaction::transaction(conn, &lease, entry, body))
             }
         }
     }

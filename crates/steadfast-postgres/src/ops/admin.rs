@@ -1,12 +1,17 @@
-//! Writes made by tools rather than hosts: rewinding a process to a step
-//! (run by the writer task, in a savepoint like every write) and purging
-//! old finished processes (in chunks, each its own transaction on the pool).
+//! Writes made by operators and tools rather than lease holders: cancel,
+//! retry and rewinding a process to a step (run by the writer task, in a
+//! savepoint like every write), purging old finished processes (in chunks,
+//! each its own transaction on the pool), function sources and generation
+//! history; and `SHOW` for settings.
 
 use sqlx::{PgConnection, PgPool, Row};
-use steadfast_core::{FunctionSource, Generation, Lease, ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{
+    Finish, FunctionSource, Generation, ProcessId, Status, StoreError, Timestamp,
+};
 
+use super::journal::notify_parent;
+use super::{lock_status, micros, notify};
 use crate::clock::{Now, db_now};
-use super::notify;
 use crate::rows::Db;
 
 /// How many finished processes one purge transaction deletes at most, so a
@@ -168,65 +173,6 @@ pub(crate) async fn sources(pool: &PgPool) -> Result<Vec<FunctionSource>, StoreE
         .collect()
 }
 
-/// [`steadfast_core::Store::continue_as_new`] (on the writer's connection,
-/// inside its batch transaction).
-pub(crate) async fn continue_as_new(
-    conn: &mut PgConnection,
-    channel: &str,
-    lease: &Lease,
-    input: &str,
-    now: Now,
-) -> Result<(), StoreError> {
-    let (now, decide) = (now.host(), now.bind());
-    if super::fence(conn, lease).await? {
-        return Err(StoreError::CancelRequested(lease.id.clone()));
-    }
-    let id = lease.id.as_str();
-    sqlx::query(
-        "INSERT INTO generations (process_id, generation, input, ended_at)
-         SELECT id, generation, input, $2 FROM processes WHERE id = $1",
-    )
-    .bind(id)
-    .bind(now.as_micros())
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    sqlx::query(
-        "INSERT INTO journal_history (process_id, seq, name, kind, status, outcome, attempts,
-             started_at, finished_at, due_at, file, line, consumed_signal, generation)
-         SELECT j.process_id, j.seq, j.name, j.kind, j.status, j.outcome, j.attempts,
-             j.started_at, j.finished_at, j.due_at, j.file, j.line, j.consumed_signal,
-             p.generation
-         FROM journal j JOIN processes p ON p.id = j.process_id WHERE j.process_id = $1",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    sqlx::query("DELETE FROM journal WHERE process_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    sqlx::query(concat!(
-        "UPDATE processes SET generation = generation + 1, input = $2, status = 'running',
-             owner = NULL, wake_at = COALESCE($4::bigint, ",
-        db_now!(),
-        "), waiting_for = '{}', parked_files = '{}',
-             parked_lines = '{}', output = NULL, error = NULL, blocked_step = NULL,
-             updated_at = $3
-         WHERE id = $1"
-    ))
-    .bind(id)
-    .bind(input)
-    .bind(now.as_micros())
-    .bind(decide)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    super::notify(conn, channel).await
-}
-
 /// [`steadfast_core::StoreAdmin::history`].
 pub(crate) async fn history(pool: &PgPool, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
     crate::reader::get(pool, id).await?;
@@ -262,4 +208,129 @@ pub(crate) async fn history(pool: &PgPool, id: &ProcessId) -> Result<Vec<Generat
         });
     }
     Ok(generations)
+}
+
+/// [`steadfast_core::Store::cancel`]: the process, then its unfinished
+/// descendants (by stored parent).
+pub(crate) async fn cancel(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    now: Now,
+) -> Result<Status, StoreError> {
+    let (status, owner, live) = lock_status(conn, id, now).await?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "cancel",
+            expected: "running, suspended or blocked",
+        });
+    }
+    let after = cancel_one(conn, channel, id, status, owner, live, now).await?;
+    let descendants: Vec<String> = sqlx::query_scalar(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT id FROM processes WHERE parent = $1
+             UNION
+             SELECT p.id FROM processes p JOIN tree t ON p.parent = t.id
+         )
+         SELECT id FROM tree ORDER BY id",
+    )
+    .bind(id.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    for child in descendants {
+        let Ok(child) = ProcessId::new(child) else {
+            continue;
+        };
+        // A descendant whose status does not decode is left as it is.
+        let (status, owner, live) = match lock_status(conn, &child, now).await {
+            Ok(found) => found,
+            Err(StoreError::CorruptRow(_) | StoreError::NotFound(_)) => continue,
+            Err(other) => return Err(other),
+        };
+        if !status.is_finished() {
+            cancel_one(conn, channel, &child, status, owner, live, now).await?;
+        }
+    }
+    Ok(after)
+}
+
+/// Cancels one unfinished (locked) process: at once when no live lease
+/// holds it (telling its parent), otherwise by requesting it.
+async fn cancel_one(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    status: Status,
+    owner: Option<String>,
+    live: bool,
+    now: Now,
+) -> Result<Status, StoreError> {
+    let leased = status == Status::Running && owner.is_some() && live;
+    if leased {
+        sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(micros(now.host()))
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        return Ok(Status::Running);
+    }
+    sqlx::query(
+        "UPDATE processes SET status = 'cancelled', wake_at = NULL, owner = NULL,
+             cancel_requested = false, waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}', updated_at = $2
+         WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(micros(now.host()))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    notify_parent(conn, channel, id, &Finish::Cancelled, now).await?;
+    Ok(Status::Cancelled)
+}
+
+/// [`steadfast_core::Store::retry`].
+pub(crate) async fn retry(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    now: Now,
+) -> Result<(), StoreError> {
+    let (status, _, _) = lock_status(conn, id, now).await?;
+    if !matches!(status, Status::Blocked | Status::Failed) {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "retry",
+            expected: "blocked or failed",
+        });
+    }
+    sqlx::query(concat!(
+        "UPDATE processes SET status = 'running', wake_at = COALESCE($3::bigint, ",
+        db_now!(),
+        "), error = NULL,
+             blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = false,
+             waiting_for = '{}', parked_files = '{}', parked_lines = '{}', updated_at = $2
+         WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .bind(micros(now.host()))
+    .bind(now.bind())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    notify(conn, channel).await
+}
+
+/// Reads a setting of this connection's session.
+pub(crate) async fn show(conn: &mut PgConnection, setting: &str) -> Result<String, StoreError> {
+    sqlx::query_scalar("SELECT current_setting($1)")
+        .bind(setting)
+        .fetch_one(conn)
+        .await
+        .db()
 }

@@ -9,7 +9,7 @@ use crate::clock::db_now;
 use crate::rows::Db;
 
 /// One statement for all of `appends`; the result of each, in order.
-/// Every entry must pass [`crate::ops::append_is_checked`].
+/// Every entry must pass [`crate::ops::journal::append_is_checked`].
 pub(crate) async fn append_many(
     conn: &mut PgConnection,
     appends: &[(&Lease, &JournalEntry)],

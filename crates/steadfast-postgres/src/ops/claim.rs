@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use steadfast_core::{Claimed, HostId, JournalEntry, Lease, PendingSignal, RowError, StoreError};
 
+use super::{micros, notify};
 use crate::clock::{Now, db_now};
 use crate::hosts::Hosts;
-use super::notify;
 use crate::rows::{
     Db, journal_columns, journal_from_row, process_columns, process_from_row, signal_columns,
     signal_from_row,
@@ -206,4 +206,63 @@ async fn park(
     .await
     .db()?;
     Ok(())
+}
+
+/// [`steadfast_core::Store::renew`].
+pub(crate) async fn renew(
+    conn: &mut PgConnection,
+    owner: &HostId,
+    leases: &[Lease],
+    now: Now,
+    lease: Duration,
+) -> Result<u64, StoreError> {
+    let (ids, epochs): (Vec<&str>, Vec<i64>) = leases
+        .iter()
+        .filter(|l| l.owner == *owner)
+        .map(|l| (l.id.as_str(), l.epoch))
+        .unzip();
+    let n = sqlx::query(concat!(
+        "UPDATE processes p SET wake_at = COALESCE($6::bigint, ",
+        db_now!(),
+        ") + $2, updated_at = $3
+         FROM unnest($4::text[], $5::bigint[]) AS l(id, epoch)
+         WHERE p.id = l.id AND p.epoch = l.epoch AND p.owner = $1 AND p.status = 'running'"
+    ))
+    .bind(owner.as_str())
+    .bind(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+    .bind(micros(now.host()))
+    .bind(&ids)
+    .bind(&epochs)
+    .bind(now.bind())
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected();
+    Ok(n)
+}
+
+/// [`steadfast_core::Store::release`] (the host lock is dropped after commit).
+pub(crate) async fn release(
+    conn: &mut PgConnection,
+    channel: &str,
+    owner: &HostId,
+    now: Now,
+) -> Result<u64, StoreError> {
+    let n = sqlx::query(concat!(
+        "UPDATE processes SET owner = NULL, wake_at = COALESCE($3::bigint, ",
+        db_now!(),
+        "), updated_at = $2
+         WHERE owner = $1 AND status = 'running'"
+    ))
+    .bind(owner.as_str())
+    .bind(micros(now.host()))
+    .bind(now.bind())
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if n > 0 {
+        notify(conn, channel).await?;
+    }
+    Ok(n)
 }

@@ -1,11 +1,12 @@
-//! Managing a process's signals beyond sending and consuming them: a wait
-//! rejects one it cannot decode (fenced by the lease), an operator discards
-//! a pending one, and tools list them all.
+//! A process's signals: sending one (and storing a child's end signal for
+//! its parent), a wait rejecting one it cannot decode (fenced by the lease),
+//! an operator discarding a pending one, and tools listing them all.
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
-use super::{fence, lock_status};
+use super::{fence, lock_status, micros, notify};
+use crate::clock::{Now, db_now};
 use crate::reader::exists;
 use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, signal_record_from_row};
 
@@ -115,4 +116,65 @@ pub(crate) async fn list(pool: &PgPool, id: &ProcessId) -> Result<Vec<SignalReco
         exists(pool, id).await?;
     }
     rows.iter().map(signal_record_from_row).collect()
+}
+
+/// Inserts a signal and wakes the process if it is suspended.
+pub(crate) async fn insert_signal(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Now,
+) -> Result<i64, StoreError> {
+    let signal_id: i64 = sqlx::query_scalar(
+        "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
+    )
+    .bind(id.as_str())
+    .bind(name)
+    .bind(payload)
+    .bind(micros(now.host()))
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    let woken = sqlx::query(concat!(
+        "UPDATE processes SET wake_at = t.now, updated_at = $2
+         FROM (SELECT COALESCE($3::bigint, ",
+        db_now!(),
+        ") AS now) AS t
+         WHERE id = $1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > t.now)"
+    ))
+    .bind(id.as_str())
+    .bind(micros(now.host()))
+    .bind(now.bind())
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if woken > 0 {
+        notify(conn, channel).await?;
+    }
+    Ok(signal_id)
+}
+
+/// [`steadfast_core::Store::signal`].
+pub(crate) async fn signal(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Now,
+) -> Result<i64, StoreError> {
+    let (status, _, _) = lock_status(conn, id, now).await?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "signal",
+            expected: "running, suspended or blocked",
+        });
+    }
+    insert_signal(conn, channel, id, name, payload, now).await
 }

@@ -1,10 +1,14 @@
-//! Writes made by tools rather than hosts: rewinding a process to a step and
-//! purging old finished processes. Both run on the writer thread.
+//! Writes made by operators and tools rather than lease holders: cancel,
+//! retry, rewinding a process to a step, purging old finished processes,
+//! saving function sources; and reading back the writer's pragmas. All run
+//! on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::{FunctionSource, Lease, ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{Finish, FunctionSource, ProcessId, Status, StoreError, Timestamp};
 
-use crate::rows::Db;
+use super::journal::notify_parent;
+use super::{micros, status_of};
+use crate::rows::{Db, collect};
 
 /// How many finished processes one purge statement deletes at most, so a
 /// large purge does not hold the write lock for long.
@@ -131,42 +135,118 @@ pub(crate) fn save_sources(
     Ok(())
 }
 
-/// [`steadfast_core::Store::continue_as_new`].
-pub(crate) fn continue_as_new(
+/// [`steadfast_core::Store::cancel`]: the process, then its unfinished
+/// descendants (by stored parent).
+pub(crate) fn cancel(
     conn: &Connection,
-    lease: &Lease,
-    input: &str,
+    id: &ProcessId,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    if super::fence(conn, lease)? {
-        return Err(StoreError::CancelRequested(lease.id.clone()));
+) -> Result<Status, StoreError> {
+    let (status, owner, wake_at) = status_of(conn, id)?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "cancel",
+            expected: "running, suspended or blocked",
+        });
     }
-    let id = lease.id.as_str();
-    conn.prepare_cached(
-        "INSERT INTO generations (process_id, generation, input, ended_at)
-         SELECT id, generation, input, ?2 FROM processes WHERE id = ?1",
-    )
-    .db()?
-    .execute(params![id, now.as_micros()])
-    .db()?;
-    for sql in [
-        "INSERT INTO journal_history (process_id, generation, name, seq, kind, status, outcome,
-             attempts, started_at, finished_at, due_at, file, line, consumed_signal)
-         SELECT j.process_id, p.generation, j.name, j.seq, j.kind, j.status, j.outcome,
-             j.attempts, j.started_at, j.finished_at, j.due_at, j.file, j.line, j.consumed_signal
-         FROM journal j JOIN processes p ON p.id = j.process_id WHERE j.process_id = ?1",
-        "DELETE FROM journal WHERE process_id = ?1",
-    ] {
-        conn.prepare_cached(sql).db()?.execute(params![id]).db()?;
+    let after = cancel_one(conn, id, status, owner, wake_at, now)?;
+    let descendants: Vec<String> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "WITH RECURSIVE tree(id) AS (
+                     SELECT id FROM processes WHERE parent = ?1
+                     UNION
+                     SELECT p.id FROM processes p JOIN tree t ON p.parent = t.id
+                 )
+                 SELECT id FROM tree ORDER BY id",
+            )
+            .db()?;
+        collect(&mut stmt, [id.as_str()], |r| Ok(r.get::<_, String>(0).ok()))?
+            .into_iter()
+            .flatten()
+            .collect()
+    };
+    for child in descendants {
+        let Ok(child) = ProcessId::new(child) else {
+            continue;
+        };
+        // A descendant that does not decode is left as it is; the others
+        // are cancelled.
+        let Ok((status, owner, wake_at)) = status_of(conn, &child) else {
+            continue;
+        };
+        if !status.is_finished() {
+            cancel_one(conn, &child, status, owner, wake_at, now)?;
+        }
+    }
+    Ok(after)
+}
+
+/// Cancels one unfinished process: at once when no live lease holds it
+/// (telling its parent), otherwise by requesting it.
+fn cancel_one(
+    conn: &Connection,
+    id: &ProcessId,
+    status: Status,
+    owner: Option<String>,
+    wake_at: Option<i64>,
+    now: Timestamp,
+) -> Result<Status, StoreError> {
+    let leased =
+        status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
+    if leased {
+        conn.prepare_cached(
+            "UPDATE processes SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1",
+        )
+        .db()?
+        .execute(params![id.as_str(), micros(now)])
+        .db()?;
+        return Ok(Status::Running);
     }
     conn.prepare_cached(
-        "UPDATE processes SET generation = generation + 1, input = ?2, status = 'running',
-             owner = NULL, wake_at = ?3, waiting_for = '[]', parked_at = '[]', output = NULL,
-             error = NULL, blocked_step = NULL, updated_at = ?3
+        "UPDATE processes SET status = 'cancelled', wake_at = NULL, owner = NULL,
+             cancel_requested = 0, waiting_for = '[]', parked_at = '[]', updated_at = ?2
          WHERE id = ?1",
     )
     .db()?
-    .execute(params![id, input, now.as_micros()])
+    .execute(params![id.as_str(), micros(now)])
+    .db()?;
+    notify_parent(conn, id, &Finish::Cancelled, now)?;
+    Ok(Status::Cancelled)
+}
+
+/// [`steadfast_core::Store::retry`].
+pub(crate) fn retry(conn: &Connection, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
+    let (status, _, _) = status_of(conn, id)?;
+    if !matches!(status, Status::Blocked | Status::Failed) {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "retry",
+            expected: "blocked or failed",
+        });
+    }
+    conn.prepare_cached(
+        "UPDATE processes SET status = 'running', wake_at = ?2, error = NULL,
+             blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = 0,
+             waiting_for = '[]', parked_at = '[]', updated_at = ?2
+         WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![id.as_str(), micros(now)])
     .db()?;
     Ok(())
+}
+
+/// Reads `journal_mode` and `synchronous` back from the writer connection.
+pub(crate) fn pragmas(conn: &Connection) -> Result<(String, i64), StoreError> {
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .db()?;
+    let sync: i64 = conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .db()?;
+    Ok((mode, sync))
 }

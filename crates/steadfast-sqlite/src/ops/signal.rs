@@ -1,11 +1,11 @@
-//! Managing a process's signals beyond sending and consuming them: a wait
-//! rejects one it cannot decode (fenced by the lease), an operator discards
-//! a pending one, and tools list them all.
+//! A process's signals: sending one (and storing a child's end signal for
+//! its parent), a wait rejecting one it cannot decode (fenced by the lease),
+//! an operator discarding a pending one, and tools listing them all.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
-use super::fence;
+use super::{fence, micros, status_of};
 use crate::reader::{exists, snapshot};
 use crate::rows::{Db, SIGNAL_RECORD_COLUMNS, collect, signal_record_from_row};
 
@@ -120,4 +120,52 @@ pub(crate) fn not_pending(id: &ProcessId, record: &SignalRecord) -> StoreError {
         id.as_str(),
         record.state
     ))
+}
+
+/// Inserts a signal and wakes the process if it is suspended.
+pub(crate) fn insert_signal(
+    conn: &Connection,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let signal_id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO signals (process_id, name, payload, sent_at) VALUES (?1, ?2, ?3, ?4)
+             RETURNING id",
+        )
+        .db()?
+        .query_row(params![id.as_str(), name, payload, micros(now)], |r| {
+            r.get(0)
+        })
+        .db()?;
+    conn.prepare_cached(
+        "UPDATE processes SET wake_at = ?2, updated_at = ?2
+         WHERE id = ?1 AND status = 'suspended' AND (wake_at IS NULL OR wake_at > ?2)",
+    )
+    .db()?
+    .execute(params![id.as_str(), micros(now)])
+    .db()?;
+    Ok(signal_id)
+}
+
+/// [`steadfast_core::Store::signal`].
+pub(crate) fn signal(
+    conn: &Connection,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let (status, _, _) = status_of(conn, id)?;
+    if status.is_finished() {
+        return Err(StoreError::InvalidState {
+            id: id.clone(),
+            status,
+            action: "signal",
+            expected: "running, suspended or blocked",
+        });
+    }
+    insert_signal(conn, id, name, payload, now)
 }

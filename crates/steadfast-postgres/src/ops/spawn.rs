@@ -1,0 +1,137 @@
+//! Starting processes: spawning one, and continuing one as a new generation
+//! under the same id.
+
+use sqlx::PgConnection;
+use steadfast_core::{Lease, NewProcess, ProcessId, SpawnOutcome, StoreError};
+
+use super::micros;
+use crate::clock::{Now, db_now};
+use crate::rows::{Db, process_columns, process_from_row};
+
+/// [`steadfast_core::Store::spawn`].
+pub(crate) async fn spawn(
+    conn: &mut PgConnection,
+    channel: &str,
+    p: &NewProcess,
+    now: Now,
+) -> Result<SpawnOutcome, StoreError> {
+    // Insert and notify in one round trip; the notification is sent only
+    // when the row is new.
+    // Runnable at once by the deciding clock (`$7`); created at the host's
+    // time.
+    let inserted: i64 = sqlx::query_scalar(concat!(
+        "WITH ins AS (
+             INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
+                 waiting_for, epoch, cancel_requested, version, parent)
+             VALUES ($1, $2, $3, 'running', $4, $4, COALESCE($8::bigint, ",
+        db_now!(),
+        "), '{}', 0, false, $5, $7)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING 1
+         ), told AS (
+             SELECT pg_notify($6, '') FROM ins
+         )
+         SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM told)"
+    ))
+    .bind(p.id.as_str())
+    .bind(&p.kind)
+    .bind(&p.input)
+    .bind(micros(p.now))
+    .bind(i64::from(p.version))
+    .bind(channel)
+    .bind(p.parent.as_ref().map(ProcessId::as_str))
+    .bind(now.bind())
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    if inserted == 1 {
+        return Ok(SpawnOutcome::Created);
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE id = $1"
+    ))
+    .bind(p.id.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?
+    .ok_or_else(|| StoreError::Backend {
+        message: format!("process {:?} both exists and does not; try again", p.id),
+        retryable: true,
+        source: None,
+    })?;
+    let record = process_from_row(&row)?;
+    if record.kind == p.kind && record.input == p.input {
+        return Ok(SpawnOutcome::Existing(Box::new(record)));
+    }
+    Err(StoreError::SpawnConflict {
+        id: p.id.clone(),
+        existing_kind: record.kind,
+    })
+}
+
+/// Whether a spawn can be run without a savepoint: its statement fails only
+/// when the connection or the server does.
+pub(crate) fn spawn_is_checked(p: &NewProcess) -> bool {
+    !p.kind.contains('\0') && !p.input.contains('\0')
+}
+
+/// [`steadfast_core::Store::continue_as_new`] (on the writer's connection,
+/// inside its batch transaction).
+pub(crate) async fn continue_as_new(
+    conn: &mut PgConnection,
+    channel: &str,
+    lease: &Lease,
+    input: &str,
+    now: Now,
+) -> Result<(), StoreError> {
+    let (now, decide) = (now.host(), now.bind());
+    if super::fence(conn, lease).await? {
+        return Err(StoreError::CancelRequested(lease.id.clone()));
+    }
+    let id = lease.id.as_str();
+    sqlx::query(
+        "INSERT INTO generations (process_id, generation, input, ended_at)
+         SELECT id, generation, input, $2 FROM processes WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now.as_micros())
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query(
+        "INSERT INTO journal_history (process_id, seq, name, kind, status, outcome, attempts,
+             started_at, finished_at, due_at, file, line, consumed_signal, generation)
+         SELECT j.process_id, j.seq, j.name, j.kind, j.status, j.outcome, j.attempts,
+             j.started_at, j.finished_at, j.due_at, j.file, j.line, j.consumed_signal,
+             p.generation
+         FROM journal j JOIN processes p ON p.id = j.process_id WHERE j.process_id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM journal WHERE process_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query(concat!(
+        "UPDATE processes SET generation = generation + 1, input = $2, status = 'running',
+             owner = NULL, wake_at = COALESCE($4::bigint, ",
+        db_now!(),
+        "), waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}', output = NULL, error = NULL, blocked_step = NULL,
+             updated_at = $3
+         WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(input)
+    .bind(now.as_micros())
+    .bind(decide)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    super::notify(conn, channel).await
+}
