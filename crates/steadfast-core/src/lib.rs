@@ -11,6 +11,7 @@ mod clock;
 mod error;
 mod id;
 mod record;
+pub mod rules;
 mod store;
 mod time;
 

@@ -2,9 +2,10 @@
 //! (acknowledged) write.
 
 use sqlx::{PgPool, QueryBuilder, Row};
+use steadfast_core::rules;
 use steadfast_core::{
     Counts, JournalEntry, ListFilter, Listed, ParkedCount, ParkedCounts, PendingSignal, ProcessId,
-    ProcessRecord, SourceLocation, Status, StatusCount, StoreError, Timestamp,
+    ProcessRecord, SourceLocation, Status, StoreError, Timestamp,
 };
 
 use crate::rows::{
@@ -150,20 +151,16 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Counts, StoreError> {
         .fetch_all(pool)
         .await
         .db()?;
-    let mut counts = Counts::default();
+    let mut groups = Vec::with_capacity(rows.len());
     for r in &rows {
         let status: Option<String> = r.try_get(0).db()?;
-        let count: i64 = r.try_get(1).db()?;
-        let count = u64::try_from(count).unwrap_or(0);
-        match status.and_then(|s| s.parse::<Status>().ok()) {
-            Some(status) => counts.by_status.push(StatusCount { status, count }),
-            None => counts.unreadable += count,
-        }
+        groups.push((status, r.try_get::<i64, _>(1).db()?));
     }
-    counts
-        .by_status
-        .sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
-    Ok(counts)
+    Ok(rules::counts(
+        groups
+            .iter()
+            .map(|(status, count)| (status.as_deref(), *count)),
+    ))
 }
 
 /// [`steadfast_core::StoreAdmin::parked_counts`]: every location of every

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
     Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SpawnOutcome, Status, StoreError,
     SuspendOutcome, Suspension, Timestamp,
@@ -112,23 +113,6 @@ impl Reply {
 
 /// A queued write and its caller.
 pub(crate) type Command = (Op, Reply);
-
-/// Why a whole batch failed (nothing of it was committed, or the outcome
-/// of the `COMMIT` is unknown because the connection broke).
-struct BatchFailure {
-    message: String,
-    retryable: bool,
-}
-
-impl BatchFailure {
-    fn error(&self) -> StoreError {
-        StoreError::Backend {
-            message: self.message.clone(),
-            retryable: self.retryable,
-            source: None,
-        }
-    }
-}
 
 /// The state owned by the writer task.
 pub(crate) struct Writer {

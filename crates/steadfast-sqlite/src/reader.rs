@@ -9,10 +9,11 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
+use steadfast_core::rules;
 use steadfast_core::{
     Counts, FunctionSource, Generation, JournalEntry, ListFilter, Listed, ParkedCount,
-    ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status, StatusCount,
-    StoreError, Timestamp,
+    ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status, StoreError,
+    Timestamp,
 };
 
 use crate::rows::{
@@ -318,24 +319,14 @@ pub(crate) fn counts(conn: &Connection) -> Result<Counts, StoreError> {
         .prepare_cached("SELECT status, count(*) FROM processes GROUP BY status")
         .db()?;
     let groups = collect(&mut stmt, [], |r| {
-        let status = r
-            .get::<_, String>(0)
-            .ok()
-            .and_then(|s| s.parse::<Status>().ok());
         let count: i64 = r.get(1).db()?;
-        Ok((status, u64::try_from(count).unwrap_or(0)))
+        Ok((r.get::<_, String>(0).ok(), count))
     })?;
-    let mut counts = Counts::default();
-    for (status, count) in groups {
-        match status {
-            Some(status) => counts.by_status.push(StatusCount { status, count }),
-            None => counts.unreadable += count,
-        }
-    }
-    counts
-        .by_status
-        .sort_by_key(|c| Status::ALL.iter().position(|s| *s == c.status));
-    Ok(counts)
+    Ok(rules::counts(
+        groups
+            .iter()
+            .map(|(status, count)| (status.as_deref(), *count)),
+    ))
 }
 
 /// [`steadfast_core::StoreAdmin::parked_counts`].

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use rusqlite::Connection;
+use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
     Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
     SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
@@ -68,36 +69,14 @@ enum Done {
     Transaction(Reply<bool>, Result<bool, StoreError>),
 }
 
-/// Why a whole batch failed.
-struct BatchFailure {
-    message: String,
-    retryable: bool,
-}
-
-impl BatchFailure {
-    fn from_sqlite(what: &str, e: &rusqlite::Error) -> Self {
-        BatchFailure {
-            message: format!("{what}: {e}"),
-            retryable: is_retryable(e),
-        }
-    }
-
-    fn error(&self) -> StoreError {
-        StoreError::Backend {
-            message: self.message.clone(),
-            retryable: self.retryable,
-            source: None,
-        }
-    }
+/// Why a whole batch failed: `what` failed with SQLite's error `e`.
+fn batch_failure(what: &str, e: &rusqlite::Error) -> BatchFailure {
+    BatchFailure::new(what, e, is_retryable(e))
 }
 
 fn send<T>(reply: Reply<T>, result: Result<T, StoreError>, failure: Option<&BatchFailure>) {
-    let result = match failure {
-        Some(f) => Err(f.error()),
-        None => result,
-    };
     // The caller may have gone away; its write stands regardless.
-    let _ = reply.send(result);
+    let _ = reply.send(BatchFailure::answer(failure, result));
 }
 
 impl Done {
@@ -230,7 +209,7 @@ impl Writer {
     /// after the commit.
     fn execute(&mut self, batch: &mut Vec<Command>, done: &mut Vec<Done>) {
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            let failure = BatchFailure::from_sqlite("cannot begin a write transaction", &e);
+            let failure = batch_failure("cannot begin a write transaction", &e);
             for cmd in batch.drain(..) {
                 cmd.fail(&failure, &mut self.hosts);
             }
@@ -243,7 +222,7 @@ impl Writer {
                 continue;
             }
             if let Err(e) = self.exec("SAVEPOINT cmd") {
-                aborted = Some(BatchFailure::from_sqlite("cannot open a savepoint", &e));
+                aborted = Some(batch_failure("cannot open a savepoint", &e));
                 if let Some(failure) = &aborted {
                     cmd.fail(failure, &mut self.hosts);
                 }
@@ -258,7 +237,7 @@ impl Writer {
             };
             done.push(result);
             if let Err(e) = undo.and_then(|()| self.exec("RELEASE cmd")) {
-                aborted = Some(BatchFailure::from_sqlite("cannot end a savepoint", &e));
+                aborted = Some(batch_failure("cannot end a savepoint", &e));
             } else if self.conn.is_autocommit() {
                 // SQLite rolled the whole transaction back: it does that on a
                 // full disk, an I/O error, a busy database or lack of memory,
@@ -283,7 +262,7 @@ impl Writer {
             None => self
                 .exec("COMMIT")
                 .err()
-                .map(|e| BatchFailure::from_sqlite("commit failed", &e)),
+                .map(|e| batch_failure("commit failed", &e)),
         };
         if failure.is_some() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");

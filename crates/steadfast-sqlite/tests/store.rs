@@ -551,6 +551,42 @@ async fn corrupt_rows_are_reported() {
     }
 }
 
+/// Rewind reads the status like every other write: a status that does not
+/// decode is a `CorruptRow` naming the column, and nothing is changed.
+#[tokio::test]
+async fn rewind_reports_a_corrupt_status_as_a_corrupt_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("corrupt-rewind.db");
+    let store = open(&path).await;
+    store.spawn(new_process("bad", "{}")).await.expect("spawn");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute(
+            "UPDATE processes SET status = 'sleeping' WHERE id = 'bad'",
+            [],
+        )
+        .expect("update");
+    }
+    match store
+        .rewind(&pid("bad"), "step", Timestamp::from_micros(1))
+        .await
+    {
+        Err(StoreError::CorruptRow(e)) => {
+            assert_eq!((e.table.as_str(), e.row.as_str()), ("processes", "bad"));
+            assert_eq!(e.column, "status");
+            assert!(e.detail.contains("sleeping"), "{e}");
+        }
+        other => panic!("expected CorruptRow, got {other:?}"),
+    }
+    let conn = rusqlite::Connection::open(&path).expect("sqlite");
+    let status: String = conn
+        .query_row("SELECT status FROM processes WHERE id = 'bad'", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    assert_eq!(status, "sleeping", "nothing stored changed");
+}
+
 #[tokio::test]
 async fn dead_host_in_this_process_is_taken_over() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -5,6 +5,7 @@
 //! history; and `SHOW` for settings.
 
 use sqlx::{PgConnection, PgPool, Row};
+use steadfast_core::rules::{self, Action, CancelEffect};
 use steadfast_core::{
     Finish, FunctionSource, Generation, ProcessId, Status, StoreError, Timestamp,
 };
@@ -27,14 +28,7 @@ pub(crate) async fn rewind(
     now: Now,
 ) -> Result<u64, StoreError> {
     let (status, owner, live) = super::lock_status(conn, id, now).await?;
-    if status == Status::Running && owner.is_some() && live {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "rewind",
-            expected: "not held by a live host (suspended, blocked, finished, or with an expired lease)",
-        });
-    }
+    rules::check_rewind(id, status, owner.is_some(), live)?;
     let seq: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM journal WHERE process_id = $1 AND name = $2")
             .bind(id.as_str())
@@ -219,14 +213,7 @@ pub(crate) async fn cancel(
     now: Now,
 ) -> Result<Status, StoreError> {
     let (status, owner, live) = lock_status(conn, id, now).await?;
-    if status.is_finished() {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "cancel",
-            expected: "running, suspended or blocked",
-        });
-    }
+    rules::check(Action::Cancel, id, status)?;
     let after = cancel_one(conn, channel, id, status, owner, live, now).await?;
     let descendants: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
@@ -268,8 +255,7 @@ async fn cancel_one(
     live: bool,
     now: Now,
 ) -> Result<Status, StoreError> {
-    let leased = status == Status::Running && owner.is_some() && live;
-    if leased {
+    if rules::cancel_effect(status, owner.is_some(), live) == CancelEffect::Request {
         sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
             .bind(id.as_str())
             .bind(micros(now.host()))
@@ -301,14 +287,7 @@ pub(crate) async fn retry(
     now: Now,
 ) -> Result<(), StoreError> {
     let (status, _, _) = lock_status(conn, id, now).await?;
-    if !matches!(status, Status::Blocked | Status::Failed) {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "retry",
-            expected: "blocked or failed",
-        });
-    }
+    rules::check(Action::Retry, id, status)?;
     sqlx::query(concat!(
         "UPDATE processes SET status = 'running', wake_at = COALESCE($3::bigint, ",
         db_now!(),

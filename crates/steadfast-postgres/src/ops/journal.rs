@@ -2,6 +2,7 @@
 //! finishing (and telling a waiting parent).
 
 use sqlx::PgConnection;
+use steadfast_core::rules;
 use steadfast_core::{
     Finish, JournalEntry, Lease, PendingSignal, ProcessId, Status, StoreError, SuspendOutcome,
     Suspension,
@@ -117,25 +118,10 @@ pub(crate) async fn finish(
     now: Now,
 ) -> Result<(), StoreError> {
     fence(conn, lease).await?;
-    let (status, output, error, step): (Status, Option<&str>, Option<&str>, Option<&str>) = match f
-    {
-        Finish::Completed { output } => (Status::Completed, Some(output), None, None),
-        Finish::Failed { error } => (Status::Failed, None, Some(error), None),
-        Finish::Blocked { step, reason, .. } => {
-            (Status::Blocked, None, Some(reason), step.as_deref())
-        }
-        Finish::Cancelled => (Status::Cancelled, None, None, None),
-        other => {
-            return Err(StoreError::InvalidInput(format!(
-                "this store does not know how to finish a run with {other:?}"
-            )));
-        }
-    };
-    let (files, lines) = match f {
-        Finish::Blocked {
-            location: Some(at), ..
-        } => split_locations(std::slice::from_ref(at)),
-        _ => (Vec::new(), Vec::new()),
+    let row = rules::finished(f);
+    let (files, lines) = match row.parked {
+        Some(at) => split_locations(std::slice::from_ref(at)),
+        None => (Vec::new(), Vec::new()),
     };
     sqlx::query(
         "UPDATE processes SET status = $2, output = $3, error = $4, blocked_step = $5,
@@ -144,10 +130,10 @@ pub(crate) async fn finish(
          WHERE id = $1",
     )
     .bind(lease.id.as_str())
-    .bind(status.as_str())
-    .bind(output)
-    .bind(error)
-    .bind(step)
+    .bind(row.status.as_str())
+    .bind(row.output)
+    .bind(row.error)
+    .bind(row.blocked_step)
     .bind(micros(now.host()))
     .bind(&files)
     .bind(&lines)

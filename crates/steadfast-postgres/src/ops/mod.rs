@@ -9,6 +9,7 @@
 //! locked rows) cannot take a process over in the middle of a write.
 
 use sqlx::{PgConnection, Row};
+use steadfast_core::rules;
 use steadfast_core::{Lease, ProcessId, Status, StoreError, Timestamp};
 
 pub(crate) mod admin;
@@ -36,17 +37,6 @@ pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> Result<(),
         .map(|_| ())
 }
 
-fn parse_status(id: &ProcessId, status: &str) -> Result<Status, StoreError> {
-    status.parse::<Status>().map_err(|e| {
-        StoreError::CorruptRow(steadfast_core::RowError::new(
-            "processes",
-            id.as_str(),
-            "status",
-            e.to_string(),
-        ))
-    })
-}
-
 /// Locks a process row and returns its status, owner and whether its
 /// lease (if any) is still live at `now`, or `NotFound`.
 pub(crate) async fn lock_status(
@@ -67,7 +57,7 @@ pub(crate) async fn lock_status(
     .ok_or_else(|| StoreError::NotFound(id.clone()))?;
     let status: String = row.try_get(0).db()?;
     Ok((
-        parse_status(id, &status)?,
+        rules::parse_status(id.as_str(), &status)?,
         row.try_get(1).db()?,
         row.try_get(2).db()?,
     ))

@@ -3,6 +3,7 @@
 //! an operator discarding a pending one, and tools listing them all.
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use steadfast_core::rules::{self, Action};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
 use super::{fence, lock_status, micros, notify};
@@ -168,13 +169,6 @@ pub(crate) async fn signal(
     now: Now,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = lock_status(conn, id, now).await?;
-    if status.is_finished() {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "signal",
-            expected: "running, suspended or blocked",
-        });
-    }
+    rules::check(Action::Signal, id, status)?;
     insert_signal(conn, channel, id, name, payload, now).await
 }

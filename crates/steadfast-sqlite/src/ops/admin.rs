@@ -4,6 +4,7 @@
 //! on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use steadfast_core::rules::{self, Action, CancelEffect};
 use steadfast_core::{Finish, FunctionSource, ProcessId, Status, StoreError, Timestamp};
 
 use super::journal::notify_parent;
@@ -21,29 +22,9 @@ pub(crate) fn rewind(
     step: &str,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let row: Option<(String, Option<String>, Option<i64>)> = conn
-        .prepare_cached("SELECT status, owner, wake_at FROM processes WHERE id = ?1")
-        .db()?
-        .query_row(params![id.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()
-        .db()?;
-    let Some((status, owner, wake_at)) = row else {
-        return Err(StoreError::NotFound(id.clone()));
-    };
-    let status: Status = status
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("processes row {id:?}: {e}")))?;
-    if status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > now.as_micros())
-    {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "rewind",
-            expected: "not held by a live host (suspended, blocked, finished, or with an expired lease)",
-        });
-    }
+    let (status, owner, wake_at) = status_of(conn, id)?;
+    let unexpired = wake_at.is_some_and(|w| w > now.as_micros());
+    rules::check_rewind(id, status, owner.is_some(), unexpired)?;
     let seq: Option<i64> = conn
         .prepare_cached("SELECT seq FROM journal WHERE process_id = ?1 AND name = ?2")
         .db()?
@@ -143,14 +124,7 @@ pub(crate) fn cancel(
     now: Timestamp,
 ) -> Result<Status, StoreError> {
     let (status, owner, wake_at) = status_of(conn, id)?;
-    if status.is_finished() {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "cancel",
-            expected: "running, suspended or blocked",
-        });
-    }
+    rules::check(Action::Cancel, id, status)?;
     let after = cancel_one(conn, id, status, owner, wake_at, now)?;
     let descendants: Vec<String> = {
         let mut stmt = conn
@@ -194,9 +168,8 @@ fn cancel_one(
     wake_at: Option<i64>,
     now: Timestamp,
 ) -> Result<Status, StoreError> {
-    let leased =
-        status == Status::Running && owner.is_some() && wake_at.is_some_and(|w| w > micros(now));
-    if leased {
+    let unexpired = wake_at.is_some_and(|w| w > micros(now));
+    if rules::cancel_effect(status, owner.is_some(), unexpired) == CancelEffect::Request {
         conn.prepare_cached(
             "UPDATE processes SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1",
         )
@@ -220,14 +193,7 @@ fn cancel_one(
 /// [`steadfast_core::Store::retry`].
 pub(crate) fn retry(conn: &Connection, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
     let (status, _, _) = status_of(conn, id)?;
-    if !matches!(status, Status::Blocked | Status::Failed) {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "retry",
-            expected: "blocked or failed",
-        });
-    }
+    rules::check(Action::Retry, id, status)?;
     conn.prepare_cached(
         "UPDATE processes SET status = 'running', wake_at = ?2, error = NULL,
              blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = 0,

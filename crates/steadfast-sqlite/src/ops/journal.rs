@@ -2,6 +2,7 @@
 //! finishing (and telling a waiting parent).
 
 use rusqlite::{Connection, OptionalExtension, params};
+use steadfast_core::rules;
 use steadfast_core::{
     EntryStatus, Finish, JournalEntry, Lease, ProcessId, RowError, Status, StoreError,
     SuspendOutcome, Suspension, Timestamp,
@@ -146,26 +147,8 @@ pub(crate) fn finish(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     fence(conn, lease)?;
-    let (status, output, error, step): (Status, Option<&str>, Option<&str>, Option<&str>) = match f
-    {
-        Finish::Completed { output } => (Status::Completed, Some(output), None, None),
-        Finish::Failed { error } => (Status::Failed, None, Some(error), None),
-        Finish::Blocked { step, reason, .. } => {
-            (Status::Blocked, None, Some(reason), step.as_deref())
-        }
-        Finish::Cancelled => (Status::Cancelled, None, None, None),
-        other => {
-            return Err(StoreError::InvalidInput(format!(
-                "this store does not know how to finish a run with {other:?}"
-            )));
-        }
-    };
-    let parked: Vec<_> = match f {
-        Finish::Blocked {
-            location: Some(at), ..
-        } => vec![at.clone()],
-        _ => Vec::new(),
-    };
+    let row = rules::finished(f);
+    let parked: Vec<_> = row.parked.into_iter().cloned().collect();
     conn.prepare_cached(
         "UPDATE processes SET status = ?2, output = ?3, error = ?4, blocked_step = ?5,
              wake_at = NULL, owner = NULL, cancel_requested = 0, waiting_for = '[]',
@@ -175,10 +158,10 @@ pub(crate) fn finish(
     .db()?
     .execute(params![
         lease.id.as_str(),
-        status.as_str(),
-        output,
-        error,
-        step,
+        row.status.as_str(),
+        row.output,
+        row.error,
+        row.blocked_step,
         micros(now),
         locations_json(&parked)?,
     ])

@@ -9,7 +9,8 @@ pub(crate) mod signal;
 pub(crate) mod spawn;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::{Lease, PendingSignal, ProcessId, RowError, Status, StoreError, Timestamp};
+use steadfast_core::rules;
+use steadfast_core::{Lease, PendingSignal, ProcessId, Status, StoreError, Timestamp};
 
 use crate::rows::{Db, SELECT_PENDING, collect, first, signal_from_row};
 
@@ -27,14 +28,7 @@ fn status_of(
         .db()?;
     let row = first(&mut stmt, [id.as_str()], |r| {
         let status: String = r.get(0).db()?;
-        let status = status.parse::<Status>().map_err(|e| {
-            StoreError::CorruptRow(RowError::new(
-                "processes",
-                id.as_str(),
-                "status",
-                e.to_string(),
-            ))
-        })?;
+        let status = rules::parse_status(id.as_str(), &status)?;
         Ok((status, r.get(1).db()?, r.get(2).db()?))
     })?;
     row.ok_or_else(|| StoreError::NotFound(id.clone()))

@@ -3,6 +3,7 @@
 //! an operator discarding a pending one, and tools listing them all.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use steadfast_core::rules::{self, Action};
 use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
 
 use super::{fence, micros, status_of};
@@ -159,13 +160,6 @@ pub(crate) fn signal(
     now: Timestamp,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = status_of(conn, id)?;
-    if status.is_finished() {
-        return Err(StoreError::InvalidState {
-            id: id.clone(),
-            status,
-            action: "signal",
-            expected: "running, suspended or blocked",
-        });
-    }
+    rules::check(Action::Signal, id, status)?;
     insert_signal(conn, id, name, payload, now)
 }
