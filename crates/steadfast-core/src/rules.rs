@@ -13,7 +13,10 @@
 //! assert!(matches!(refused, StoreError::InvalidState { action: "retry", .. }));
 //! ```
 
-use crate::{Counts, Finish, ProcessId, RowError, SourceLocation, Status, StatusCount, StoreError};
+use crate::{
+    Counts, EntryKind, EntryStatus, Finish, ProcessId, RowError, SourceLocation, Status,
+    StatusCount, StoreError,
+};
 
 /// An operation whose allowed states are a rule of the store contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +234,40 @@ pub fn counts<'a>(groups: impl IntoIterator<Item = (Option<&'a str>, i64)>) -> C
     counts
 }
 
+/// Decodes a journal row's stored `kind`, or [`StoreError::CorruptRow`]
+/// naming `journal`, the row `key` and `kind`.
+pub fn entry_kind(key: &str, stored: &str) -> Result<EntryKind, StoreError> {
+    EntryKind::parse(stored).ok_or_else(|| {
+        StoreError::CorruptRow(RowError::new(
+            "journal",
+            key,
+            "kind",
+            format!("unknown entry kind {stored:?}"),
+        ))
+    })
+}
+
+/// Decodes a journal row's stored `status`, or [`StoreError::CorruptRow`]
+/// naming `journal`, the row `key` and `status`.
+///
+/// ```
+/// use steadfast_core::{EntryStatus, StoreError, rules};
+///
+/// assert_eq!(rules::entry_status("p/a (seq 0)", "failed").unwrap(), EntryStatus::Failed);
+/// let e = rules::entry_status("p/a (seq 0)", "done").unwrap_err();
+/// assert!(matches!(e, StoreError::CorruptRow(r) if r.table == "journal" && r.column == "status"));
+/// ```
+pub fn entry_status(key: &str, stored: &str) -> Result<EntryStatus, StoreError> {
+    EntryStatus::parse(stored).ok_or_else(|| {
+        StoreError::CorruptRow(RowError::new(
+            "journal",
+            key,
+            "status",
+            format!("unknown entry status {stored:?}"),
+        ))
+    })
+}
+
 /// Why a whole batch of group-committed writes failed: its `BEGIN`, a
 /// savepoint or its `COMMIT` failed, or the connection broke so the
 /// outcome of the `COMMIT` is unknown. Every caller of the batch gets this
@@ -424,6 +461,35 @@ mod tests {
         assert_eq!(order, [Status::Running, Status::Completed, Status::Failed]);
         assert_eq!((c.of(Status::Completed), c.of(Status::Failed)), (4, 0));
         assert_eq!(c.unreadable, 5);
+    }
+
+    #[test]
+    fn journal_kind_and_status_decode_or_name_the_column() {
+        assert_eq!(entry_kind("k", "timer").unwrap(), EntryKind::Timer);
+        assert_eq!(
+            entry_status("k", "scheduled").unwrap(),
+            EntryStatus::Scheduled
+        );
+        for (e, column, value) in [
+            (entry_kind("p/s (seq 3)", "nap").unwrap_err(), "kind", "nap"),
+            (
+                entry_status("p/s (seq 3)", "late").unwrap_err(),
+                "status",
+                "late",
+            ),
+        ] {
+            match e {
+                StoreError::CorruptRow(r) => {
+                    assert_eq!(
+                        (r.table.as_str(), r.row.as_str()),
+                        ("journal", "p/s (seq 3)")
+                    );
+                    assert_eq!(r.column, column);
+                    assert!(r.detail.contains(value), "{}", r.detail);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

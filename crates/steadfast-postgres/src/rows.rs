@@ -3,9 +3,10 @@
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
+use steadfast_core::rules;
 use steadfast_core::{
-    EntryKind, EntryStatus, JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord,
-    RowError, SignalRecord, SignalState, SourceLocation, Status, StoreError, Timestamp,
+    JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord, RowError, SignalRecord,
+    SignalState, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// The columns of `processes`, in the order [`process_from_row`] reads them.
@@ -205,17 +206,9 @@ pub(crate) fn journal_from_row(row: &PgRow) -> Result<(String, JournalEntry), St
     let name: String = col(row, 2, T, &format!("{process} (seq {seq})"))?;
     let key = format!("{process}/{name} (seq {seq})");
     let kind: String = col(row, 3, T, &key)?;
-    let kind = EntryKind::parse(&kind)
-        .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;
+    let kind = rules::entry_kind(&key, &kind)?;
     let status: String = col(row, 4, T, &key)?;
-    let status = EntryStatus::parse(&status).ok_or_else(|| {
-        corrupt(
-            T,
-            &key,
-            "status",
-            &format!("unknown entry status {status:?}"),
-        )
-    })?;
+    let status = rules::entry_status(&key, &status)?;
     let attempts: i64 = col(row, 6, T, &key)?;
     let file: Option<String> = col(row, 10, T, &key)?;
     let line: Option<i64> = col(row, 11, T, &key)?;

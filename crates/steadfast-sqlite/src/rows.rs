@@ -3,9 +3,10 @@
 
 use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{ErrorCode, Row};
+use steadfast_core::rules;
 use steadfast_core::{
-    EntryKind, EntryStatus, JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord,
-    RowError, SignalRecord, SignalState, SourceLocation, Status, StoreError, Timestamp,
+    JournalEntry, Listed, PendingSignal, ProcessId, ProcessRecord, RowError, SignalRecord,
+    SignalState, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// The columns of `processes`, in the order [`process_from_row`] reads them.
@@ -186,17 +187,9 @@ pub(crate) fn journal_from_row(row: &Row<'_>, process: &str) -> Result<JournalEn
     let key = format!("{process}/{} (seq {})", shown(row, 1), shown(row, 0));
     let name: String = col(row, 1, T, &key)?;
     let kind: String = col(row, 2, T, &key)?;
-    let kind = EntryKind::parse(&kind)
-        .ok_or_else(|| corrupt(T, &key, "kind", &format!("unknown entry kind {kind:?}")))?;
+    let kind = rules::entry_kind(&key, &kind)?;
     let status: String = col(row, 3, T, &key)?;
-    let status = EntryStatus::parse(&status).ok_or_else(|| {
-        corrupt(
-            T,
-            &key,
-            "status",
-            &format!("unknown entry status {status:?}"),
-        )
-    })?;
+    let status = rules::entry_status(&key, &status)?;
     let file: Option<String> = col(row, 9, T, &key)?;
     let line: Option<u32> = col(row, 10, T, &key)?;
     let location = match (file, line) {
