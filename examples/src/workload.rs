@@ -37,7 +37,7 @@ pub async fn ten_steps(
                         .open(log.as_path())?;
                     file.write_all(format!("{} {index}\n", p.id()).as_bytes())?;
                 }
-                Ok::<_, std::io::Error>(step_value(p.id().as_str(), index))
+                Ok(step_value(p.id().as_str(), index))
             })
             .await?;
         values.push(value);

@@ -26,17 +26,12 @@ const XSS: &str = "<img src=x onerror=\"window.__xss=1\">";
 #[steadfast::process]
 async fn signup(p: Process, email: String) -> Result<String, StepFailed> {
     let email = p.get("email saved", move || email).await;
-    let user = p
-        .step("registered", || async { Ok::<_, std::io::Error>(42_u64) })
-        .await?;
+    let user = p.step("registered", || async { Ok(42_u64) }).await?;
     let _secret = p.uuid("secret generated").await;
-    p.step("verification mail sent", || async {
-        Ok::<_, std::io::Error>(())
-    })
-    .await?;
-    let code: String = p.wait("email verified").await;
-    p.step("activated", || async { Ok::<_, std::io::Error>(true) })
+    p.step("verification mail sent", || async { Ok(()) })
         .await?;
+    let code: String = p.wait("email verified").await;
+    p.step("activated", || async { Ok(true) }).await?;
     Ok(format!("user {user} <{email}> verified with {code}"))
 }
 
@@ -45,286 +40,146 @@ async fn signup(p: Process, email: String) -> Result<String, StepFailed> {
 async fn long_flow(p: Process, _input: String) -> Result<u32, StepFailed> {
     let mut sum = 0_u32;
     // Step 1 of the first half.
-    sum += p
-        .step("a01", || async { Ok::<_, std::io::Error>(1_u32) })
-        .await?;
+    sum += p.step("a01", || async { Ok(1_u32) }).await?;
     // Step 2 of the first half.
-    sum += p
-        .step("a02", || async { Ok::<_, std::io::Error>(2_u32) })
-        .await?;
+    sum += p.step("a02", || async { Ok(2_u32) }).await?;
     // Step 3 of the first half.
-    sum += p
-        .step("a03", || async { Ok::<_, std::io::Error>(3_u32) })
-        .await?;
+    sum += p.step("a03", || async { Ok(3_u32) }).await?;
     // Step 4 of the first half.
-    sum += p
-        .step("a04", || async { Ok::<_, std::io::Error>(4_u32) })
-        .await?;
+    sum += p.step("a04", || async { Ok(4_u32) }).await?;
     // Step 5 of the first half.
-    sum += p
-        .step("a05", || async { Ok::<_, std::io::Error>(5_u32) })
-        .await?;
+    sum += p.step("a05", || async { Ok(5_u32) }).await?;
     // Step 6 of the first half.
-    sum += p
-        .step("a06", || async { Ok::<_, std::io::Error>(6_u32) })
-        .await?;
+    sum += p.step("a06", || async { Ok(6_u32) }).await?;
     // Step 7 of the first half.
-    sum += p
-        .step("a07", || async { Ok::<_, std::io::Error>(7_u32) })
-        .await?;
+    sum += p.step("a07", || async { Ok(7_u32) }).await?;
     // Step 8 of the first half.
-    sum += p
-        .step("a08", || async { Ok::<_, std::io::Error>(8_u32) })
-        .await?;
+    sum += p.step("a08", || async { Ok(8_u32) }).await?;
     // Step 9 of the first half.
-    sum += p
-        .step("a09", || async { Ok::<_, std::io::Error>(9_u32) })
-        .await?;
+    sum += p.step("a09", || async { Ok(9_u32) }).await?;
     // Step 10 of the first half.
-    sum += p
-        .step("a10", || async { Ok::<_, std::io::Error>(10_u32) })
-        .await?;
+    sum += p.step("a10", || async { Ok(10_u32) }).await?;
     // Step 11 of the first half.
-    sum += p
-        .step("a11", || async { Ok::<_, std::io::Error>(11_u32) })
-        .await?;
+    sum += p.step("a11", || async { Ok(11_u32) }).await?;
     // Step 12 of the first half.
-    sum += p
-        .step("a12", || async { Ok::<_, std::io::Error>(12_u32) })
-        .await?;
+    sum += p.step("a12", || async { Ok(12_u32) }).await?;
     // Step 13 of the first half.
-    sum += p
-        .step("a13", || async { Ok::<_, std::io::Error>(13_u32) })
-        .await?;
+    sum += p.step("a13", || async { Ok(13_u32) }).await?;
     // Step 14 of the first half.
-    sum += p
-        .step("a14", || async { Ok::<_, std::io::Error>(14_u32) })
-        .await?;
+    sum += p.step("a14", || async { Ok(14_u32) }).await?;
     // Step 15 of the first half.
-    sum += p
-        .step("a15", || async { Ok::<_, std::io::Error>(15_u32) })
-        .await?;
+    sum += p.step("a15", || async { Ok(15_u32) }).await?;
     // Step 16 of the first half.
-    sum += p
-        .step("a16", || async { Ok::<_, std::io::Error>(16_u32) })
-        .await?;
+    sum += p.step("a16", || async { Ok(16_u32) }).await?;
     // Step 17 of the first half.
-    sum += p
-        .step("a17", || async { Ok::<_, std::io::Error>(17_u32) })
-        .await?;
+    sum += p.step("a17", || async { Ok(17_u32) }).await?;
     // Step 18 of the first half.
-    sum += p
-        .step("a18", || async { Ok::<_, std::io::Error>(18_u32) })
-        .await?;
+    sum += p.step("a18", || async { Ok(18_u32) }).await?;
     // Step 19 of the first half.
-    sum += p
-        .step("a19", || async { Ok::<_, std::io::Error>(19_u32) })
-        .await?;
+    sum += p.step("a19", || async { Ok(19_u32) }).await?;
     // Step 20 of the first half.
-    sum += p
-        .step("a20", || async { Ok::<_, std::io::Error>(20_u32) })
-        .await?;
+    sum += p.step("a20", || async { Ok(20_u32) }).await?;
     // Step 21 of the first half.
-    sum += p
-        .step("a21", || async { Ok::<_, std::io::Error>(21_u32) })
-        .await?;
+    sum += p.step("a21", || async { Ok(21_u32) }).await?;
     // Step 22 of the first half.
-    sum += p
-        .step("a22", || async { Ok::<_, std::io::Error>(22_u32) })
-        .await?;
+    sum += p.step("a22", || async { Ok(22_u32) }).await?;
     // Step 23 of the first half.
-    sum += p
-        .step("a23", || async { Ok::<_, std::io::Error>(23_u32) })
-        .await?;
+    sum += p.step("a23", || async { Ok(23_u32) }).await?;
     // Step 24 of the first half.
-    sum += p
-        .step("a24", || async { Ok::<_, std::io::Error>(24_u32) })
-        .await?;
+    sum += p.step("a24", || async { Ok(24_u32) }).await?;
     // Step 25 of the first half.
-    sum += p
-        .step("a25", || async { Ok::<_, std::io::Error>(25_u32) })
-        .await?;
+    sum += p.step("a25", || async { Ok(25_u32) }).await?;
     // Step 26 of the first half.
-    sum += p
-        .step("a26", || async { Ok::<_, std::io::Error>(26_u32) })
-        .await?;
+    sum += p.step("a26", || async { Ok(26_u32) }).await?;
     // Step 27 of the first half.
-    sum += p
-        .step("a27", || async { Ok::<_, std::io::Error>(27_u32) })
-        .await?;
+    sum += p.step("a27", || async { Ok(27_u32) }).await?;
     // Step 28 of the first half.
-    sum += p
-        .step("a28", || async { Ok::<_, std::io::Error>(28_u32) })
-        .await?;
+    sum += p.step("a28", || async { Ok(28_u32) }).await?;
     // Step 29 of the first half.
-    sum += p
-        .step("a29", || async { Ok::<_, std::io::Error>(29_u32) })
-        .await?;
+    sum += p.step("a29", || async { Ok(29_u32) }).await?;
     // Step 30 of the first half.
-    sum += p
-        .step("a30", || async { Ok::<_, std::io::Error>(30_u32) })
-        .await?;
+    sum += p.step("a30", || async { Ok(30_u32) }).await?;
     // Step 31 of the first half.
-    sum += p
-        .step("a31", || async { Ok::<_, std::io::Error>(31_u32) })
-        .await?;
+    sum += p.step("a31", || async { Ok(31_u32) }).await?;
     // Step 32 of the first half.
-    sum += p
-        .step("a32", || async { Ok::<_, std::io::Error>(32_u32) })
-        .await?;
+    sum += p.step("a32", || async { Ok(32_u32) }).await?;
     // Step 33 of the first half.
-    sum += p
-        .step("a33", || async { Ok::<_, std::io::Error>(33_u32) })
-        .await?;
+    sum += p.step("a33", || async { Ok(33_u32) }).await?;
     // Step 34 of the first half.
-    sum += p
-        .step("a34", || async { Ok::<_, std::io::Error>(34_u32) })
-        .await?;
+    sum += p.step("a34", || async { Ok(34_u32) }).await?;
     // Step 35 of the first half.
-    sum += p
-        .step("a35", || async { Ok::<_, std::io::Error>(35_u32) })
-        .await?;
+    sum += p.step("a35", || async { Ok(35_u32) }).await?;
     // Step 36 of the first half.
-    sum += p
-        .step("a36", || async { Ok::<_, std::io::Error>(36_u32) })
-        .await?;
+    sum += p.step("a36", || async { Ok(36_u32) }).await?;
     // Step 37 of the first half.
-    sum += p
-        .step("a37", || async { Ok::<_, std::io::Error>(37_u32) })
-        .await?;
+    sum += p.step("a37", || async { Ok(37_u32) }).await?;
     // Step 38 of the first half.
-    sum += p
-        .step("a38", || async { Ok::<_, std::io::Error>(38_u32) })
-        .await?;
+    sum += p.step("a38", || async { Ok(38_u32) }).await?;
     // Step 39 of the first half.
-    sum += p
-        .step("a39", || async { Ok::<_, std::io::Error>(39_u32) })
-        .await?;
+    sum += p.step("a39", || async { Ok(39_u32) }).await?;
     // Step 40 of the first half.
-    sum += p
-        .step("a40", || async { Ok::<_, std::io::Error>(40_u32) })
-        .await?;
+    sum += p.step("a40", || async { Ok(40_u32) }).await?;
     let first: u32 = p.wait("first").await;
     // Step 1 of the second half.
-    sum += p
-        .step("b01", || async { Ok::<_, std::io::Error>(1_u32) })
-        .await?;
+    sum += p.step("b01", || async { Ok(1_u32) }).await?;
     // Step 2 of the second half.
-    sum += p
-        .step("b02", || async { Ok::<_, std::io::Error>(2_u32) })
-        .await?;
+    sum += p.step("b02", || async { Ok(2_u32) }).await?;
     // Step 3 of the second half.
-    sum += p
-        .step("b03", || async { Ok::<_, std::io::Error>(3_u32) })
-        .await?;
+    sum += p.step("b03", || async { Ok(3_u32) }).await?;
     // Step 4 of the second half.
-    sum += p
-        .step("b04", || async { Ok::<_, std::io::Error>(4_u32) })
-        .await?;
+    sum += p.step("b04", || async { Ok(4_u32) }).await?;
     // Step 5 of the second half.
-    sum += p
-        .step("b05", || async { Ok::<_, std::io::Error>(5_u32) })
-        .await?;
+    sum += p.step("b05", || async { Ok(5_u32) }).await?;
     // Step 6 of the second half.
-    sum += p
-        .step("b06", || async { Ok::<_, std::io::Error>(6_u32) })
-        .await?;
+    sum += p.step("b06", || async { Ok(6_u32) }).await?;
     // Step 7 of the second half.
-    sum += p
-        .step("b07", || async { Ok::<_, std::io::Error>(7_u32) })
-        .await?;
+    sum += p.step("b07", || async { Ok(7_u32) }).await?;
     // Step 8 of the second half.
-    sum += p
-        .step("b08", || async { Ok::<_, std::io::Error>(8_u32) })
-        .await?;
+    sum += p.step("b08", || async { Ok(8_u32) }).await?;
     // Step 9 of the second half.
-    sum += p
-        .step("b09", || async { Ok::<_, std::io::Error>(9_u32) })
-        .await?;
+    sum += p.step("b09", || async { Ok(9_u32) }).await?;
     // Step 10 of the second half.
-    sum += p
-        .step("b10", || async { Ok::<_, std::io::Error>(10_u32) })
-        .await?;
+    sum += p.step("b10", || async { Ok(10_u32) }).await?;
     // Step 11 of the second half.
-    sum += p
-        .step("b11", || async { Ok::<_, std::io::Error>(11_u32) })
-        .await?;
+    sum += p.step("b11", || async { Ok(11_u32) }).await?;
     // Step 12 of the second half.
-    sum += p
-        .step("b12", || async { Ok::<_, std::io::Error>(12_u32) })
-        .await?;
+    sum += p.step("b12", || async { Ok(12_u32) }).await?;
     // Step 13 of the second half.
-    sum += p
-        .step("b13", || async { Ok::<_, std::io::Error>(13_u32) })
-        .await?;
+    sum += p.step("b13", || async { Ok(13_u32) }).await?;
     // Step 14 of the second half.
-    sum += p
-        .step("b14", || async { Ok::<_, std::io::Error>(14_u32) })
-        .await?;
+    sum += p.step("b14", || async { Ok(14_u32) }).await?;
     // Step 15 of the second half.
-    sum += p
-        .step("b15", || async { Ok::<_, std::io::Error>(15_u32) })
-        .await?;
+    sum += p.step("b15", || async { Ok(15_u32) }).await?;
     // Step 16 of the second half.
-    sum += p
-        .step("b16", || async { Ok::<_, std::io::Error>(16_u32) })
-        .await?;
+    sum += p.step("b16", || async { Ok(16_u32) }).await?;
     // Step 17 of the second half.
-    sum += p
-        .step("b17", || async { Ok::<_, std::io::Error>(17_u32) })
-        .await?;
+    sum += p.step("b17", || async { Ok(17_u32) }).await?;
     // Step 18 of the second half.
-    sum += p
-        .step("b18", || async { Ok::<_, std::io::Error>(18_u32) })
-        .await?;
+    sum += p.step("b18", || async { Ok(18_u32) }).await?;
     // Step 19 of the second half.
-    sum += p
-        .step("b19", || async { Ok::<_, std::io::Error>(19_u32) })
-        .await?;
+    sum += p.step("b19", || async { Ok(19_u32) }).await?;
     // Step 20 of the second half.
-    sum += p
-        .step("b20", || async { Ok::<_, std::io::Error>(20_u32) })
-        .await?;
+    sum += p.step("b20", || async { Ok(20_u32) }).await?;
     // Step 21 of the second half.
-    sum += p
-        .step("b21", || async { Ok::<_, std::io::Error>(21_u32) })
-        .await?;
+    sum += p.step("b21", || async { Ok(21_u32) }).await?;
     // Step 22 of the second half.
-    sum += p
-        .step("b22", || async { Ok::<_, std::io::Error>(22_u32) })
-        .await?;
+    sum += p.step("b22", || async { Ok(22_u32) }).await?;
     // Step 23 of the second half.
-    sum += p
-        .step("b23", || async { Ok::<_, std::io::Error>(23_u32) })
-        .await?;
+    sum += p.step("b23", || async { Ok(23_u32) }).await?;
     // Step 24 of the second half.
-    sum += p
-        .step("b24", || async { Ok::<_, std::io::Error>(24_u32) })
-        .await?;
+    sum += p.step("b24", || async { Ok(24_u32) }).await?;
     // Step 25 of the second half.
-    sum += p
-        .step("b25", || async { Ok::<_, std::io::Error>(25_u32) })
-        .await?;
+    sum += p.step("b25", || async { Ok(25_u32) }).await?;
     // Step 26 of the second half.
-    sum += p
-        .step("b26", || async { Ok::<_, std::io::Error>(26_u32) })
-        .await?;
+    sum += p.step("b26", || async { Ok(26_u32) }).await?;
     // Step 27 of the second half.
-    sum += p
-        .step("b27", || async { Ok::<_, std::io::Error>(27_u32) })
-        .await?;
+    sum += p.step("b27", || async { Ok(27_u32) }).await?;
     // Step 28 of the second half.
-    sum += p
-        .step("b28", || async { Ok::<_, std::io::Error>(28_u32) })
-        .await?;
+    sum += p.step("b28", || async { Ok(28_u32) }).await?;
     // Step 29 of the second half.
-    sum += p
-        .step("b29", || async { Ok::<_, std::io::Error>(29_u32) })
-        .await?;
+    sum += p.step("b29", || async { Ok(29_u32) }).await?;
     // Step 30 of the second half.
-    sum += p
-        .step("b30", || async { Ok::<_, std::io::Error>(30_u32) })
-        .await?;
+    sum += p.step("b30", || async { Ok(30_u32) }).await?;
     let second: u32 = p.wait("second").await;
     Ok(sum + first + second)
 }

@@ -30,7 +30,7 @@ async fn evil(p: Process, input: String) -> Result<String, StepFailed> {
     let echoed: String = p
         .step("<script>window.__xss=1</script>", move || {
             let input = input.clone();
-            async move { Ok::<_, std::io::Error>(input) }
+            async move { Ok(input) }
         })
         .await?;
     Ok(echoed)
@@ -220,8 +220,7 @@ const TOKEN: &str = "0123456789abcdef0123456789abcdef-right";
 const REBOUND: &str = "rebind.attacker.example:7777";
 
 async fn done(p: Process, _input: String) -> Result<String, StepFailed> {
-    p.step("s", || async { Ok::<_, std::io::Error>(1_u32) })
-        .await?;
+    p.step("s", || async { Ok(1_u32) }).await?;
     Ok("done".to_owned())
 }
 

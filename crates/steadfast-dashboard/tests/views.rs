@@ -35,7 +35,7 @@ async fn echo(p: Process, input: serde_json::Value) -> Result<serde_json::Value,
     let out = p
         .step("echo", move || {
             let v = v.clone();
-            async move { Ok::<_, std::io::Error>(v) }
+            async move { Ok(v) }
         })
         .await?;
     Ok(out)

@@ -43,7 +43,7 @@ async fn nap(p: Process, runs: Runs) -> Result<(), StepFailed> {
             async move {
                 // Long enough that runs hold their leases across heartbeats.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                Ok::<_, std::io::Error>(())
+                Ok(())
             }
         })
         .await?;

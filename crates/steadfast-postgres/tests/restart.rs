@@ -265,7 +265,7 @@ async fn ten_steps(p: Process, runs: Runs) -> Result<Vec<String>, StepFailed> {
                 async move {
                     // Slow enough that the restart finds runs in flight.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    Ok::<_, std::io::Error>(value)
+                    Ok(value)
                 }
             })
             .await?;

@@ -115,7 +115,7 @@ impl Shared {
 /// use steadfast::{Host, Process, SqliteStore};
 ///
 /// async fn greet(p: Process, name: String) -> Result<String, steadfast::StepFailed> {
-///     let greeting = p.step("greeted", || async { Ok::<_, std::io::Error>(format!("Hello, {name}!")) }).await?;
+///     let greeting = p.step("greeted", || async { Ok(format!("Hello, {name}!")) }).await?;
 ///     Ok(greeting)
 /// }
 ///
@@ -331,10 +331,20 @@ impl HostBuilder {
     }
 
     /// A host that only spawns, signals, cancels and reads processes and
-    /// never runs any (for CLIs and web front ends next to real workers).
-    /// Registered kinds are still used to check spawn inputs.
+    /// never runs any. Registered kinds are still used to check spawn inputs.
+    ///
+    /// Prefer [`HostBuilder::client`]: its [`crate::Client`] has only the
+    /// calls that make sense without runners. This shim stays for callers
+    /// that need a `Host` value.
     pub fn build_client(self) -> Host {
         self.start(false)
+    }
+
+    /// A [`crate::Client`]: spawns, signals, cancels and reads processes
+    /// and never runs any. The kinds registered here check spawn inputs
+    /// (their provided values are not needed).
+    pub fn client(self) -> crate::Client {
+        crate::Client::from_host(self.start(false))
     }
 
     fn start(mut self, run_processes: bool) -> Host {
@@ -664,10 +674,7 @@ impl Host {
                     });
                 }
                 Status::Failed => {
-                    return Err(Error::Failed {
-                        id,
-                        error: record.error.unwrap_or_default(),
-                    });
+                    return Err(crate::client::failed(&*shared.store, id, record).await);
                 }
                 Status::Cancelled => return Err(Error::Cancelled { id }),
                 _ => {}
@@ -850,6 +857,7 @@ impl Host {
             origin: shared.clock.now(),
             last_tick: None,
             last_run: None,
+            readable_ids: true,
         };
         let input = canonical_json(&state, || format!("schedule {id:?}"))?;
         // The origin makes each add distinct; an existing schedule of the

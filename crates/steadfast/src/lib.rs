@@ -3,6 +3,7 @@
 
 mod check;
 mod child;
+mod client;
 mod context;
 mod dispatcher;
 mod error;
@@ -25,7 +26,8 @@ mod typed;
 
 pub use check::{CheckReport, Verdict};
 pub use child::ChildError;
-pub use error::{Error, StepError, StepFailed};
+pub use client::Client;
+pub use error::{Error, StepError, StepFailed, StepResultExt};
 pub use host::{DEFAULT_MAX_PAYLOAD_BYTES, Host, HostBuilder, Spawned};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};

@@ -38,7 +38,7 @@ use crate::ops::{timer, value, wait};
 ///                 reminder.abandon(); // no reminder once paid
 ///             }
 ///             () = &mut reminder => {
-///                 p.step("reminded", || async { Ok::<_, std::io::Error>(()) }).await?;
+///                 p.step("reminded", || async { Ok(()) }).await?;
 ///             }
 ///             () = &mut cancelled => return Ok("cancelled"),
 ///         }
@@ -163,16 +163,11 @@ impl Process {
     /// [`StepError::permanent`]. Once journaled, replays return the recorded
     /// outcome without calling the closure.
     #[track_caller]
-    pub fn step<'a, T, E, F, Fut>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        run: F,
-    ) -> Step<'a, T, F>
+    pub fn step<'a, T, F, Fut>(&self, name: impl Into<Cow<'static, str>>, run: F) -> Step<'a, T, F>
     where
         T: Serialize + DeserializeOwned + Send + 'a,
-        E: Into<StepError> + 'a,
         F: FnMut() -> Fut + Send + 'a,
-        Fut: Future<Output = Result<T, E>> + Send + 'a,
+        Fut: Future<Output = Result<T, StepError>> + Send + 'a,
     {
         Step {
             ctx: Arc::clone(&self.ctx),

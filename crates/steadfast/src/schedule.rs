@@ -4,9 +4,14 @@
 //! A schedule is itself a durable process (kind [`SCHEDULE_KIND`], id
 //! `schedule:<name>`): it sleeps until the next tick (a journaled timer, so
 //! downtime does not lose it), spawns the tick's run under the id
-//! `<name>@<tick in µs>` (spawning is idempotent, so a tick fires exactly
-//! once even if the schedule's own run is repeated), and continues as new,
-//! which keeps its journal at a few entries however long it runs.
+//! `<name>@<tick>`, the tick in RFC 3339 UTC (`report@2026-11-28T18:43:14Z`;
+//! spawning is idempotent, so a tick fires exactly once even if the
+//! schedule's own run is repeated), and continues as new, which keeps its
+//! journal at a few entries however long it runs.
+//!
+//! Schedules added by earlier versions named their runs `<name>@<tick in
+//! µs since 1970>`; their current generation keeps those ids (its journal
+//! names them), the next generation uses the readable ones.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -158,8 +163,34 @@ impl Schedule {
         format!("schedule:{name}")
     }
 
-    /// The id of the run spawned for the tick at `tick`.
+    /// The id of the run spawned for the tick at `tick`: `<name>@<tick>`,
+    /// the tick in RFC 3339 UTC, with a fraction of a second only when the
+    /// tick has one.
+    ///
+    /// ```
+    /// use steadfast::{Timestamp, schedule::Schedule};
+    ///
+    /// let tick = Timestamp::from_micros(1_795_891_394_000_000);
+    /// assert_eq!(Schedule::run_id("tick2", tick), "tick2@2026-11-28T18:43:14Z");
+    /// let half = Timestamp::from_micros(1_795_891_394_500_000);
+    /// assert_eq!(Schedule::run_id("tick2", half), "tick2@2026-11-28T18:43:14.5Z");
+    /// ```
     pub fn run_id(name: &str, tick: Timestamp) -> String {
+        let text = tick.to_string();
+        // `…:14.000000Z` → `…:14Z`, `…:14.500000Z` → `…:14.5Z`.
+        let readable = match text.strip_suffix('Z').and_then(|t| t.split_once('.')) {
+            Some((seconds, fraction)) => match fraction.trim_end_matches('0') {
+                "" => format!("{seconds}Z"),
+                fraction => format!("{seconds}.{fraction}Z"),
+            },
+            None => text,
+        };
+        format!("{name}@{readable}")
+    }
+
+    /// The id earlier versions gave the run of the tick at `tick`:
+    /// `<name>@<µs since 1970>`.
+    pub(crate) fn legacy_run_id(name: &str, tick: Timestamp) -> String {
         format!("{name}@{}", tick.as_micros())
     }
 
@@ -235,6 +266,11 @@ pub(crate) struct ScheduleState {
     pub(crate) last_tick: Option<Timestamp>,
     /// The run spawned for the last tick that spawned one.
     pub(crate) last_run: Option<String>,
+    /// Whether runs get readable ids ([`Schedule::run_id`]); states written
+    /// by earlier versions lack it and keep their µs ids until the next
+    /// generation.
+    #[serde(default)]
+    pub(crate) readable_ids: bool,
 }
 
 /// The process function of [`SCHEDULE_KIND`].
@@ -251,7 +287,11 @@ pub(crate) async fn run(
     p.sleep_until("next tick", next).await;
     let now = p.now("woke").await;
     for tick in s.due_ticks(next, now, state.origin) {
-        let run_id = Schedule::run_id(&s.name, tick);
+        let run_id = if state.readable_ids {
+            Schedule::run_id(&s.name, tick)
+        } else {
+            Schedule::legacy_run_id(&s.name, tick)
+        };
         if let Some(previous) = state.last_run.clone() {
             match s.overlap {
                 Overlap::Allow => {}
@@ -299,6 +339,8 @@ pub(crate) async fn run(
         state.last_tick = Some(tick);
     }
     state.last_tick = Some(state.last_tick.map_or(next, |t| t.max(next)));
+    // The next generation's journal is empty: it may name runs readably.
+    state.readable_ids = true;
     p.continue_as_new(&state).await
 }
 

@@ -28,7 +28,7 @@ use crate::{Error, Host, Process, Spawned};
 ///
 /// #[steadfast::process]
 /// async fn greet(p: Process, name: String) -> Result<String, StepFailed> {
-///     p.step("greeted", || async { Ok::<_, std::io::Error>(format!("Hello, {name}!")) }).await
+///     p.step("greeted", || async { Ok(format!("Hello, {name}!")) }).await
 /// }
 ///
 /// assert_eq!(Greet::NAME, "greet");

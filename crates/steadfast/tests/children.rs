@@ -28,6 +28,7 @@ async fn order(p: Process, amount: i64) -> Result<String, StepFailed> {
             attempts: 1,
             permanent: true,
             timed_out: false,
+            ..StepFailed::default()
         })?;
     let paid: Result<i64, ChildError> = p.child("payment", "charge", &amount).await;
     Ok(match paid {

@@ -65,6 +65,7 @@ async fn faulty(p: Process, n: u32) -> Result<u32, StepFailed> {
                     attempts: 1,
                     permanent: true,
                     timed_out: false,
+                    ..StepFailed::default()
                 })?;
             assert_eq!(child, n + 1);
         }

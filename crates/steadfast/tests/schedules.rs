@@ -237,3 +237,57 @@ async fn overlap_skip_skips_while_the_previous_run_is_unfinished() {
     t.advance(HOUR).await;
     assert_eq!(ticked(&t, "slow", 2).await.len(), 2);
 }
+
+/// Runs are named `<name>@<tick in RFC 3339>`; a schedule added by an
+/// earlier version (its stored state has no `readable_ids`) keeps the µs ids
+/// in the generation its journal names them in, and reads well from the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ids_are_readable_and_old_schedules_keep_theirs_until_their_next_generation() {
+    let t = TestHost::start(kinds).await;
+    let readable = Schedule::every("new", HOUR).kind("job", &()).expect("kind");
+    t.host().schedule(readable).await.expect("schedule");
+    // The state an earlier version stored: no `readable_ids`.
+    let old = Schedule::every("old", HOUR).kind("job", &()).expect("kind");
+    let state = serde_json::json!({
+        "schedule": old,
+        "origin": t.host().clock().now(),
+        "last_tick": null,
+        "last_run": null,
+    });
+    t.host()
+        .spawn(
+            steadfast::schedule::SCHEDULE_KIND,
+            &Schedule::process_id("old"),
+            &state,
+        )
+        .await
+        .expect("spawn an old-format schedule");
+    ticked(&t, "new", 0).await;
+    ticked(&t, "old", 0).await;
+    let first = t
+        .status(&Schedule::process_id("old"))
+        .await
+        .wake_at
+        .expect("first tick");
+    t.advance(HOUR).await;
+    let new_runs = ticked(&t, "new", 1).await;
+    assert!(
+        new_runs[0].0.starts_with("new@") && new_runs[0].0.ends_with('Z'),
+        "{new_runs:?}"
+    );
+    assert_eq!(
+        ticked(&t, "old", 1).await[0].0,
+        format!("old@{}", first.as_micros()),
+        "the generation the old code started keeps its ids"
+    );
+    t.advance(HOUR).await;
+    let ids: Vec<String> = ticked(&t, "old", 2)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        ids.contains(&Schedule::run_id("old", first + HOUR)),
+        "{ids:?}"
+    );
+}

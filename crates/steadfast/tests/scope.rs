@@ -46,6 +46,7 @@ async fn tree(p: Process, (): ()) -> Result<u32, StepFailed> {
             attempts: 1,
             permanent: true,
             timed_out: false,
+            ..StepFailed::default()
         })?;
         sum += n;
     }

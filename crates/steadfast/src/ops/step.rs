@@ -181,13 +181,7 @@ where
             .next_delay(attempts, elapsed)
             .filter(|_| !err.is_permanent());
         let Some(delay) = delay else {
-            break Err(StepFailed {
-                step: name.to_string(),
-                message: err.message().to_owned(),
-                attempts,
-                permanent: err.is_permanent(),
-                timed_out: err.is_timeout(),
-            });
+            break Err(StepFailed::new(name.as_ref(), &err, attempts));
         };
         tracing::debug!(process = %ctx.id, step = %name, attempts, error = %err, ?delay, "step attempt failed; retrying");
         ctx.metrics.retried();

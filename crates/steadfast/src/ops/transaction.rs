@@ -102,13 +102,7 @@ where
             ctx.clock.sleep(delay).await;
             continue;
         }
-        let failed = StepFailed {
-            step: name.clone(),
-            message: error.message().to_owned(),
-            attempts,
-            permanent: error.is_permanent(),
-            timed_out: false,
-        };
+        let failed = StepFailed::new(name.clone(), &error, attempts);
         let Some(json) = encode_new(&ctx, &name, &failed) else {
             return halt().await;
         };
