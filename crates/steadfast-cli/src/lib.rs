@@ -1,8 +1,28 @@
-//! `steadfast`: the command-line tool of Steadfast.
+//! The command line of Steadfast, as a library: a program with its own
+//! process kinds gets the whole `steadfast` command line for them
+//! (`worker`, `spawn` with inputs checked against the kinds, `check`,
+//! `schedule`, `watch`, `list`, `show`, `dashboard`, …) from one call.
 //!
-//! Lists and inspects the processes of a store, sends them signals, spawns,
-//! cancels and retries them, runs a worker, and shows the classic examples
-//! surviving a `kill -9` with `steadfast demo`.
+//! ```no_run
+//! use steadfast::{Process, StepFailed};
+//!
+//! #[steadfast::process]
+//! async fn greet(p: Process, name: String) -> Result<String, StepFailed> {
+//!     p.step("greeted", || async move { Ok(format!("Hello, {name}!")) }).await
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     // `my-app worker`, `my-app spawn greet g-1 '"Ada"'`, `my-app check`, …
+//!     steadfast_cli::run(|hosts| hosts.register_kind::<Greet>())
+//! }
+//! ```
+//!
+//! The generic `steadfast` binary ([`run_generic`]) has no kinds of its own:
+//! it runs every command that needs no kind code (list, show, watch, signal,
+//! cancel, retry, rewind, purge, schedule list/remove, dashboard) and, for
+//! `worker`, `spawn`, `check` and `schedule add`, says how to get this
+//! embedded command line (or runs the built-in example kinds with
+//! `--examples`).
 
 /// `println!` that returns the write's error instead of panicking: a closed
 /// pipe (`steadfast list | head -1`) ends the command quietly (see `main`).
@@ -24,6 +44,8 @@ macro_rules! out {
 mod commands;
 mod db;
 mod input;
+mod json;
+mod kinds;
 mod numbers;
 mod render;
 
@@ -32,6 +54,9 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use steadfast::HostBuilder;
+
+use kinds::Kinds;
 
 /// Steadfast: business processes as async functions that survive crashes.
 #[derive(Debug, Parser)]
@@ -45,6 +70,18 @@ struct Cli {
         default_value = "steadfast.db"
     )]
     db: String,
+
+    /// Use the example process kinds built into this binary (onboarding,
+    /// mail flow, money transfer, credit card, ten steps) for `worker`,
+    /// `spawn`, `check` and `schedule add`. A program's own kinds get their
+    /// own binary: see `steadfast_cli::run`.
+    #[arg(
+        long,
+        global = true,
+        env = "STEADFAST_EXAMPLES",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    examples: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -94,11 +131,37 @@ enum Command {
     /// Serve the web dashboard: processes, journals beside their source,
     /// signals and admin actions.
     Dashboard(commands::dashboard::DashboardArgs),
+    /// Follow one process live: its status, the step and source line it
+    /// stands at, and each new journal entry, until it ends.
+    Watch(WatchArgs),
+    /// Print a shell completion script (bash, zsh or fish) to standard output.
+    Completions(CompletionsArgs),
+}
+
+/// Arguments of `steadfast watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// The process id.
+    pub id: String,
+    /// How often to look at the store, in milliseconds (10 to 60,000).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub interval_ms: u64,
+    /// Print one JSON object per line (each journal entry, each change of
+    /// status) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `steadfast completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// Arguments of `steadfast list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only processes in this status (running, suspended, blocked,
     /// completed, failed, cancelled).
     #[arg(long)]
@@ -122,7 +185,7 @@ pub struct ListArgs {
 
 /// Arguments of `steadfast show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The process id.
     pub id: String,
     /// Print `{"process": …, "journal": […]}` instead of tables.
@@ -133,7 +196,7 @@ pub struct ShowArgs {
 /// `steadfast signal`: send, or `discard`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct SignalCommand {
+pub(crate) struct SignalCommand {
     /// `discard`; without it, the arguments send a signal.
     #[command(subcommand)]
     pub action: Option<SignalAction>,
@@ -144,7 +207,7 @@ pub struct SignalCommand {
 
 /// What `steadfast signal` does besides sending.
 #[derive(Debug, Subcommand)]
-pub enum SignalAction {
+pub(crate) enum SignalAction {
     /// Discard a pending signal: no wait will take it; it stays listed as
     /// discarded.
     Discard(DiscardArgs),
@@ -152,7 +215,7 @@ pub enum SignalAction {
 
 /// Arguments of `steadfast signal discard`.
 #[derive(Debug, Args)]
-pub struct DiscardArgs {
+pub(crate) struct DiscardArgs {
     /// The process id.
     pub id: String,
     /// The signal's id, as `steadfast signals ID` lists it.
@@ -161,7 +224,7 @@ pub struct DiscardArgs {
 
 /// Arguments of `steadfast signals`.
 #[derive(Debug, Args)]
-pub struct SignalsArgs {
+pub(crate) struct SignalsArgs {
     /// The process id.
     pub id: String,
     /// Only pending signals.
@@ -174,7 +237,7 @@ pub struct SignalsArgs {
 
 /// Arguments of `steadfast signal`.
 #[derive(Debug, Args)]
-pub struct SignalArgs {
+pub(crate) struct SignalArgs {
     /// The process id.
     pub id: String,
     /// The signal name, e.g. "email verified".
@@ -185,7 +248,7 @@ pub struct SignalArgs {
 
 /// Arguments of `steadfast spawn`.
 #[derive(Debug, Args)]
-pub struct SpawnArgs {
+pub(crate) struct SpawnArgs {
     /// The kind: onboarding, "mail flow", "money transfer", "credit card"
     /// or "ten steps".
     pub kind: String,
@@ -197,14 +260,14 @@ pub struct SpawnArgs {
 
 /// A process id.
 #[derive(Debug, Args)]
-pub struct IdArg {
+pub(crate) struct IdArg {
     /// The process id.
     pub id: String,
 }
 
 /// Arguments of `steadfast rewind`.
 #[derive(Debug, Args)]
-pub struct RewindArgs {
+pub(crate) struct RewindArgs {
     /// The process id.
     pub id: String,
     /// The journal entry to rewind to (it and every later one are dropped).
@@ -216,7 +279,7 @@ pub struct RewindArgs {
 
 /// Arguments of `steadfast purge`.
 #[derive(Debug, Args)]
-pub struct PurgeArgs {
+pub(crate) struct PurgeArgs {
     /// Only processes that finished longer ago than this many hours
     /// (0 to 1,000,000).
     #[arg(long, value_name = "HOURS", value_parser = numbers::hours)]
@@ -228,7 +291,7 @@ pub struct PurgeArgs {
 
 /// `steadfast schedule …`.
 #[derive(Debug, clap::Subcommand)]
-pub enum ScheduleCommand {
+pub(crate) enum ScheduleCommand {
     /// Add a schedule (a name already in use keeps its schedule).
     Add(ScheduleAddArgs),
     /// List the schedules, with their next tick.
@@ -247,7 +310,7 @@ pub enum ScheduleCommand {
 /// Arguments of `steadfast schedule add`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("when").required(true).args(["every", "cron"])))]
-pub struct ScheduleAddArgs {
+pub(crate) struct ScheduleAddArgs {
     /// The schedule's name.
     pub name: String,
     /// The process kind each tick spawns.
@@ -272,7 +335,7 @@ pub struct ScheduleAddArgs {
 
 /// Arguments of `steadfast check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Print the reports as a JSON array.
     #[arg(long)]
     pub json: bool,
@@ -280,7 +343,7 @@ pub struct CheckArgs {
 
 /// Arguments of `steadfast worker`.
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     /// How many processes run at once (1 to 1,000,000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=numbers::MAX_CONCURRENCY))]
     pub concurrency: u32,
@@ -316,7 +379,7 @@ pub struct WorkerArgs {
 
 /// Arguments of `steadfast demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// The folder for the database and the services' files (a `--db` given
     /// explicitly names the database instead; the services' files then go
     /// next to it).
@@ -328,8 +391,44 @@ pub struct DemoArgs {
     pub speed: f64,
 }
 
-fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+/// Runs the command line of a program whose process kinds `register`
+/// adds to a host builder (`register_kind::<K>()`, `register(name, f)`,
+/// `provide(value)`, …): `worker` runs them, `spawn` checks inputs against
+/// them, `check` replays journals against them. Parses the program's
+/// arguments, runs the command and returns its exit code (0 on success,
+/// 1 on an error, printed to standard error).
+///
+/// `register` is called once per host the command builds (a worker's host,
+/// a client that checks spawn inputs), so it may be called more than once.
+///
+/// ```no_run
+/// # use steadfast::{Process, StepFailed};
+/// # #[steadfast::process]
+/// # async fn greet(p: Process, name: String) -> Result<String, StepFailed> { Ok(name) }
+/// fn main() -> std::process::ExitCode {
+///     steadfast_cli::run(|hosts| hosts.register_kind::<Greet>())
+/// }
+/// ```
+pub fn run<F>(register: F) -> ExitCode
+where
+    F: Fn(HostBuilder) -> HostBuilder + Send + Sync + 'static,
+{
+    main_with(Kinds::custom(register))
+}
+
+/// The generic `steadfast` binary: every command that needs no kind code;
+/// `worker`, `spawn`, `check` and `schedule add` explain how to build a
+/// binary with the program's kinds ([`run`]), or use the example kinds with
+/// `--examples`.
+pub fn run_generic() -> ExitCode {
+    main_with(Kinds::none())
+}
+
+/// Parses the arguments and runs the command with `kinds`.
+fn main_with(kinds: Kinds) -> ExitCode {
+    let bin = bin_name();
+    let mut command = Cli::command().bin_name(bin);
+    let matches = command.get_matches_mut();
     // `bench` uses fresh databases unless `--db` is given on the command
     // line; `demo` uses `--dir`'s `steadfast.db` unless `--db` is given
     // (on the command line or in `STEADFAST_DB`).
@@ -340,10 +439,22 @@ fn main() -> ExitCode {
     );
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(err) => err.format(&mut Cli::command()).exit(),
+        Err(err) => err.format(&mut command).exit(),
     };
-    init_logging();
-    match run(cli, db_given, db_explicit) {
+    // A worker says that it started and how it goes: `info` unless RUST_LOG
+    // says otherwise; other commands print only warnings.
+    let default_log = if matches!(cli.command, Command::Worker(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(default_log);
+    let kinds = if cli.examples {
+        Kinds::examples()
+    } else {
+        kinds
+    };
+    match run_cli(cli, kinds, db_given, db_explicit) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`| head`): nothing to say.
         Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
@@ -357,6 +468,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The name the program was started as (`steadfast`, or a program's own
+/// binary built with [`run`]), for help texts and completions.
+fn bin_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_stem)
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("steadfast")
+        .to_owned()
+}
+
 /// Whether `err` comes from writing to a pipe whose reader has gone.
 fn broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
@@ -366,10 +491,10 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
-fn init_logging() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default `default`).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Fails only when a subscriber is already set, which is harmless.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -379,7 +504,7 @@ fn init_logging() {
 }
 
 /// Runs the command on a fresh Tokio runtime.
-fn run(cli: Cli, db_given: bool, db_explicit: bool) -> anyhow::Result<()> {
+fn run_cli(cli: Cli, kinds: Kinds, db_given: bool, db_explicit: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -390,14 +515,21 @@ fn run(cli: Cli, db_given: bool, db_explicit: bool) -> anyhow::Result<()> {
             Command::Show(args) => commands::show::run(&db, args).await,
             Command::Signal(cmd) => commands::signal::dispatch(&db, cmd).await,
             Command::Signals(args) => commands::signals::run(&db, args).await,
-            Command::Spawn(args) => commands::admin::spawn(&db, args).await,
+            Command::Spawn(args) => commands::admin::spawn(&db, args, &kinds).await,
             Command::Cancel(args) => commands::admin::cancel(&db, args).await,
             Command::Retry(args) => commands::admin::retry(&db, args).await,
             Command::Rewind(args) => commands::admin::rewind(&db, args).await,
             Command::Purge(args) => commands::admin::purge(&db, args).await,
-            Command::Check(args) => commands::admin::check(&db, args).await,
-            Command::Schedule(cmd) => commands::schedule::run(&db, cmd).await,
-            Command::Worker(args) => commands::worker::run(&db, args).await,
+            Command::Check(args) => commands::admin::check(&db, args, &kinds).await,
+            Command::Schedule(cmd) => commands::schedule::run(&db, cmd, &kinds).await,
+            Command::Worker(args) => commands::worker::run(&db, args, &kinds).await,
+            Command::Watch(args) => commands::watch::run(&db, args).await,
+            Command::Completions(args) => {
+                let mut command = Cli::command();
+                let bin = bin_name();
+                clap_complete::generate(args.shell, &mut command, bin, &mut std::io::stdout());
+                Ok(())
+            }
             Command::Demo(args) => {
                 commands::demo::run(db_explicit.then_some(db.as_str()), args).await
             }

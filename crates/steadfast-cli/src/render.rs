@@ -24,6 +24,19 @@ where
     table
 }
 
+/// A spinner on standard error with `message`, for work that may take more
+/// than a second; hidden when standard error is not a terminal (a pipe, a
+/// file, a test), so no control characters end up in logs.
+pub fn spinner(message: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 /// A duration in its two largest units: `3s`, `5m 12s`, `2h 3m`, `29d 23h`;
 /// under a second in milliseconds (`250ms`) or microseconds.
 pub fn duration(d: Duration) -> String {

@@ -10,9 +10,17 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
 
+/// The `steadfast` binary with its example kinds (`--examples`, through
+/// the environment so every command line stays as it is).
+fn steadfast() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("STEADFAST_EXAMPLES", "1");
+    cmd
+}
+
 /// Runs `steadfast bench --json` with `args` and returns its one JSON line.
 fn bench(args: &[&str]) -> Value {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = steadfast();
     cmd.arg("bench")
         .arg("--json")
         .args(args)
@@ -182,7 +190,7 @@ fn refuses_an_existing_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.db");
     std::fs::write(&file, b"not empty").unwrap();
-    let output = Command::new(BIN)
+    let output = steadfast()
         .arg("--db")
         .arg(&file)
         .args(["bench", "--workload", "w1", "--count", "1"])
@@ -198,7 +206,7 @@ fn refuses_an_existing_database_file() {
 #[test]
 fn uses_a_given_directory_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
+    let output = steadfast()
         .arg("--db")
         .arg(format!("sqlite:{}", dir.path().display()))
         .args(["bench", "--workload", "w2", "--count", "20", "--json"])

@@ -9,10 +9,18 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
 
+/// The `steadfast` binary with its example kinds (`--examples`, through
+/// the environment so every command line stays as it is).
+fn steadfast() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("STEADFAST_EXAMPLES", "1");
+    cmd
+}
+
 /// Runs the binary with `args` on the database `db`, failing the test after
 /// `limit`.
 fn run_with(db: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(BIN)
+    let mut child = steadfast()
         .arg("--db")
         .arg(db)
         .args(args)
@@ -232,7 +240,7 @@ fn bad_json_and_unknown_ids_are_errors() {
 #[test]
 fn the_demo_runs_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = steadfast()
         .args(["demo", "--dir"])
         .arg(dir.path())
         .env_remove("STEADFAST_DB")
@@ -338,7 +346,7 @@ fn a_worker_serves_its_metrics() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let services = dir.path().join("services").display().to_string();
-    let mut worker = Command::new(BIN)
+    let mut worker = steadfast()
         .arg("--db")
         .arg(&db)
         .args(["worker", "--services", &services, "--metrics", &addr])

@@ -24,6 +24,7 @@ const CONCURRENCY: usize = 50;
 
 fn worker(db: &Path, services: &Path, exit_when_idle: bool) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steadfast"));
+    cmd.env("STEADFAST_EXAMPLES", "1");
     cmd.arg("--db")
         .arg(db)
         .arg("worker")

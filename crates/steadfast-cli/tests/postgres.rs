@@ -20,8 +20,16 @@ use steadfast_examples::workload::{self, STEPS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
 
+/// The `steadfast` binary with its example kinds (`--examples`, through
+/// the environment so every command line stays as it is).
+fn steadfast() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("STEADFAST_EXAMPLES", "1");
+    cmd
+}
+
 fn cli(db: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
+    steadfast()
         .arg("--db")
         .arg(db)
         .args(args)
@@ -32,7 +40,7 @@ fn cli(db: &str, args: &[&str]) -> Output {
 }
 
 fn worker(db: &str, services: &Path, extra: &[&str], log: Option<&Path>) -> Child {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = steadfast();
     cmd.arg("--db")
         .arg(db)
         .arg("worker")
@@ -138,7 +146,7 @@ async fn the_worker_logs_its_clock_offset_from_the_database() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = cli(&db, &["spawn", "ten steps", "job-1", "null"]);
     assert!(out.status.success(), "{out:?}");
-    let out = Command::new(BIN)
+    let out = steadfast()
         .args(["--db", &db, "worker", "--exit-when-idle", "--services"])
         .arg(dir.path())
         .env_remove("STEADFAST_DB")

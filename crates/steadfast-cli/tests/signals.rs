@@ -9,8 +9,16 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
 
+/// The `steadfast` binary with its example kinds (`--examples`, through
+/// the environment so every command line stays as it is).
+fn steadfast() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("STEADFAST_EXAMPLES", "1");
+    cmd
+}
+
 fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    steadfast()
         .arg("--db")
         .arg(db)
         .args(args)
@@ -87,7 +95,7 @@ fn a_mistyped_signal_is_rejected_listed_and_a_pending_one_discarded() {
     let signals = shown["signals"].as_array().unwrap();
     assert_eq!(signals.len(), 1, "{shown}");
     assert_eq!(signals[0]["state"], "rejected");
-    assert_eq!(signals[0]["payload"], "null");
+    assert_eq!(signals[0]["payload"], Value::Null);
     let reason = signals[0]["reason"].as_str().unwrap();
     assert!(reason.contains("Verification"), "{reason}");
     let text = ok(&db, &["show", "ada"]);

@@ -1,37 +1,29 @@
-//! `steadfast spawn`, `cancel` and `retry`: changes made through a client
-//! host (one that never runs processes itself).
+//! `steadfast spawn`, `cancel` and `retry`: changes made through a
+//! [`Client`] (it never runs processes itself).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use steadfast::{Backend, Host, HostBuilder, Spawned, Status, shorten};
-use steadfast_examples::{Services, register_all};
+use steadfast::{Backend, Client, Spawned, Status, shorten};
 
 use crate::db::{self, Open};
 use crate::input;
+use crate::kinds::Kinds;
 use crate::{CheckArgs, IdArg, PurgeArgs, RewindArgs, SpawnArgs};
 
-/// A client host with every example kind registered, so spawn inputs are
-/// checked against the kind's input type. `services` is where those kinds'
-/// services would keep their files (the folder is created).
-pub fn example_client(store: Arc<dyn Backend>, services: &Path) -> anyhow::Result<Host> {
-    let services = Services::open(services)
-        .with_context(|| format!("cannot open the services folder {}", services.display()))?;
-    Ok(register_all(HostBuilder::from_arc(store), Arc::new(services)).build_client())
-}
-
-/// A client host without kinds: enough to signal, cancel and retry (the
-/// engine does not look at kinds for those), and it creates no folders.
-pub fn plain_client(store: Arc<dyn Backend>) -> Host {
-    HostBuilder::from_arc(store).build_client()
+/// A client without kinds: enough to signal, cancel and retry (the engine
+/// does not look at kinds for those), and it creates no folders.
+pub fn plain_client(store: Arc<dyn Backend>) -> Client {
+    Client::from_arc(store)
 }
 
 /// Runs `steadfast spawn`.
-pub async fn spawn(db: &str, args: SpawnArgs) -> anyhow::Result<()> {
+pub async fn spawn(db: &str, args: SpawnArgs, kinds: &Kinds) -> anyhow::Result<()> {
     let input = input::json_arg(&args.json, "the input")?;
+    // Without kinds, say so before anything is created.
+    kinds.require("spawn")?;
     let (store, location) = db::open(db, Open::Create).await?;
-    let host = example_client(store, &db::services_for(&location))?;
+    let host = kinds.client(store, &db::services_for(&location), "spawn")?;
     let spawned = host
         .spawn_json(&args.kind, &args.id, &input)
         .await
@@ -152,9 +144,7 @@ pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (store, _) = db::open(db, Open::Existing).await?;
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message("purging…");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let spinner = crate::render::spinner("purging finished processes…");
     let n = plain_client(store)
         .purge(age)
         .await
@@ -165,13 +155,23 @@ pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `steadfast check`.
-pub async fn check(db: &str, args: CheckArgs) -> anyhow::Result<()> {
+pub async fn check(db: &str, args: CheckArgs, kinds: &Kinds) -> anyhow::Result<()> {
     let (store, _) = db::open(db, Open::ReadOnly).await?;
     // A dry replay runs no closure, so the kinds' services are never used:
     // they get a throwaway folder, and nothing beside the database changes.
     let services = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let host = example_client(store, services.path())?;
+    // Checking needs the kinds' functions: a host that is built but runs
+    // nothing (`check` only replays).
+    let host = kinds
+        .register(
+            steadfast::HostBuilder::from_arc(store),
+            services.path(),
+            "check",
+        )?
+        .build_client();
+    let spinner = crate::render::spinner("replaying journals…");
     let reports = host.check().await.context("checking the journals failed")?;
+    spinner.finish_and_clear();
     let blocking = reports
         .iter()
         .filter(|r| !matches!(r.verdict, steadfast::Verdict::Fits))

@@ -658,6 +658,8 @@ impl Launcher {
             .open(&self.log)
             .with_context(|| format!("cannot open the worker log {}", self.log.display()))?;
         let child = Command::new(&self.exe)
+            // The demo's worker runs the example kinds built into this binary.
+            .arg("--examples")
             .arg("--db")
             .arg(&self.db)
             .arg("worker")

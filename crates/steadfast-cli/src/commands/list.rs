@@ -32,7 +32,7 @@ pub async fn run(db: &str, args: ListArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = records
             .iter()
             .map(|row| match row {
-                Listed::Process(record) => serde_json::json!(record),
+                Listed::Process(record) => crate::json::record(record),
                 Listed::Unreadable { id, error } => {
                     serde_json::json!({ "id": id, "unreadable": error.to_string() })
                 }

@@ -9,4 +9,5 @@ pub mod schedule;
 pub mod show;
 pub mod signal;
 pub mod signals;
+pub mod watch;
 pub mod worker;

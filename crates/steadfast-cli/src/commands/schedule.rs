@@ -6,8 +6,8 @@ use anyhow::Context;
 use steadfast::schedule::{CatchUp, Overlap, SCHEDULE_KIND, Schedule};
 use steadfast::{ListFilter, Spawned, Status};
 
-use crate::commands::admin::example_client;
 use crate::db::{self, Open};
+use crate::kinds::Kinds;
 use crate::{ScheduleAddArgs, ScheduleCommand};
 
 /// The longest interval `--every` takes: 100 years.
@@ -44,9 +44,9 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 /// Runs a `steadfast schedule` command.
-pub async fn run(db: &str, cmd: ScheduleCommand) -> anyhow::Result<()> {
+pub async fn run(db: &str, cmd: ScheduleCommand, kinds: &Kinds) -> anyhow::Result<()> {
     match cmd {
-        ScheduleCommand::Add(args) => add(db, args).await,
+        ScheduleCommand::Add(args) => add(db, args, kinds).await,
         ScheduleCommand::List { json } => list(db, json).await,
         ScheduleCommand::Remove { name } => {
             let (store, _) = db::open(db, Open::Existing).await?;
@@ -60,7 +60,9 @@ pub async fn run(db: &str, cmd: ScheduleCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn add(db: &str, args: ScheduleAddArgs) -> anyhow::Result<()> {
+async fn add(db: &str, args: ScheduleAddArgs, kinds: &Kinds) -> anyhow::Result<()> {
+    // Without kinds, say so before anything is created.
+    kinds.require("schedule add")?;
     let input: serde_json::Value =
         serde_json::from_str(&crate::input::json_arg(&args.input, "the input")?)?;
     let schedule = match (&args.every, &args.cron) {
@@ -81,7 +83,7 @@ async fn add(db: &str, args: ScheduleAddArgs) -> anyhow::Result<()> {
             CatchUp::Once
         });
     let (store, location) = db::open(db, Open::Create).await?;
-    let host = example_client(store, &db::services_for(&location))?;
+    let host = kinds.client(store, &db::services_for(&location), "schedule add")?;
     match host.schedule(schedule).await? {
         Spawned::Created => outln!("schedule {:?} added; a worker runs it", args.name)?,
         Spawned::Existing => outln!(
@@ -95,6 +97,7 @@ async fn add(db: &str, args: ScheduleAddArgs) -> anyhow::Result<()> {
 async fn list(db: &str, json: bool) -> anyhow::Result<()> {
     let (store, _) = db::open(db, Open::ReadOnly).await?;
     let mut rows = Vec::new();
+    let mut next_ticks = Vec::new();
     let mut filter = ListFilter {
         kind: Some(SCHEDULE_KIND.to_owned()),
         limit: 500,
@@ -107,18 +110,29 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
                 continue;
             }
             let state: serde_json::Value = serde_json::from_str(&record.input).unwrap_or_default();
+            let schedule = &state["schedule"];
+            let (cron, interval) = when(&schedule["every"]);
+            let next_tick = record
+                .wake_at
+                .filter(|_| record.status == Status::Suspended);
+            next_ticks.push(next_tick);
             rows.push(serde_json::json!({
                 "name": record.id.as_str().trim_start_matches("schedule:"),
-                "kind": state["schedule"]["kind"],
-                "every": state["schedule"]["every"],
-                "overlap": state["schedule"]["overlap"],
-                "catch_up": state["schedule"]["catch_up"],
-                "last_run": state["last_run"],
-                "next_tick": if record.status == Status::Suspended {
-                    record.wake_at.map(|t| t.to_string())
-                } else {
-                    None
+                "kind": schedule["kind"],
+                "input": schedule["input"]
+                    .as_str()
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
+                "when": match (&cron, interval) {
+                    (Some(pattern), _) => format!("cron {pattern}"),
+                    (None, Some(every)) => format!("every {}", interval_text(every)),
+                    (None, None) => "?".to_owned(),
                 },
+                "cron": cron,
+                "interval_seconds": interval.map(|d| d.as_secs_f64()),
+                "overlap": schedule["overlap"],
+                "catch_up": schedule["catch_up"],
+                "last_run": state["last_run"],
+                "next_tick": next_tick.map(|t| t.to_string()),
                 "status": record.status,
             }));
         }
@@ -135,17 +149,61 @@ async fn list(db: &str, json: bool) -> anyhow::Result<()> {
     }
     if rows.is_empty() {
         outln!("no schedules")?;
+        return Ok(());
     }
-    for row in &rows {
-        outln!(
-            "{}  kind {}  every {}  overlap {}  catch-up {}  next tick {}",
-            row["name"].as_str().unwrap_or_default(),
-            row["kind"],
-            row["every"],
-            row["overlap"],
-            row["catch_up"],
-            row["next_tick"].as_str().unwrap_or("-"),
-        )?;
+    let now = steadfast::Timestamp::now_system();
+    let mut table = crate::render::table([
+        "name",
+        "kind",
+        "when",
+        "overlap",
+        "catch-up",
+        "next tick",
+        "last run",
+    ]);
+    for (row, next_tick) in rows.iter().zip(&next_ticks) {
+        let text = |key: &str| row[key].as_str().unwrap_or("-").to_owned();
+        let next = match next_tick {
+            Some(t) => format!("{t} ({})", crate::render::relative(*t, now)),
+            None => "-".to_owned(),
+        };
+        table.add_row([
+            text("name"),
+            text("kind"),
+            text("when"),
+            text("overlap"),
+            text("catch_up").replace('_', " "),
+            next,
+            text("last_run"),
+        ]);
     }
+    outln!("{table}")?;
     Ok(())
+}
+
+/// An interval in its largest whole unit (`15m`, `1d`, `90s`), or as
+/// [`crate::render::duration`] writes it.
+fn interval_text(every: Duration) -> String {
+    let secs = every.as_secs();
+    if every.subsec_nanos() != 0 || secs == 0 {
+        return crate::render::duration(every);
+    }
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// A stored schedule's `every`: its cron pattern or its interval.
+fn when(every: &serde_json::Value) -> (Option<String>, Option<Duration>) {
+    if let Some(pattern) = every["cron"].as_str() {
+        return (Some(pattern.to_owned()), None);
+    }
+    let interval = &every["interval"];
+    let interval = interval["secs"]
+        .as_u64()
+        .map(|secs| Duration::new(secs, interval["nanos"].as_u64().unwrap_or(0) as u32));
+    (None, interval)
 }

@@ -21,9 +21,9 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     let signals = store.signals(&id).await?;
     if args.json {
         let doc = ShowJson {
-            process: &process,
-            journal: &journal,
-            signals: &signals,
+            process: crate::json::record(&process),
+            journal: journal.iter().map(crate::json::entry).collect(),
+            signals: signals.iter().map(crate::json::signal).collect(),
         };
         outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
@@ -49,15 +49,15 @@ pub async fn run(db: &str, args: ShowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `show --json` prints.
+/// What `show --json` prints (see [`crate::json`]).
 #[derive(serde::Serialize)]
-struct ShowJson<'a> {
+struct ShowJson {
     /// The process record.
-    process: &'a ProcessRecord,
+    process: serde_json::Value,
     /// Its journal in `seq` order.
-    journal: &'a [JournalEntry],
+    journal: Vec<serde_json::Value>,
     /// Its signals in send order, whatever became of them.
-    signals: &'a [SignalRecord],
+    signals: Vec<serde_json::Value>,
 }
 
 /// The signals not consumed by a wait (pending, rejected, discarded): the

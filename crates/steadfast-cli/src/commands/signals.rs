@@ -18,6 +18,7 @@ pub async fn run(db: &str, args: SignalsArgs) -> anyhow::Result<()> {
         signals.retain(|s| s.state == SignalState::Pending);
     }
     if args.json {
+        let signals: Vec<serde_json::Value> = signals.iter().map(crate::json::signal).collect();
         outln!("{}", serde_json::to_string_pretty(&signals)?)?;
         return Ok(());
     }

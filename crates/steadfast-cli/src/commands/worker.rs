@@ -1,28 +1,27 @@
 //! `steadfast worker`: runs the example processes of a store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use steadfast::{Backend, HostBuilder, ListFilter, ProcessId, ScaledClock, Status, Timestamp};
-use steadfast_examples::{Services, register_all};
 
 use crate::WorkerArgs;
 use crate::db::{self, Open};
+use crate::kinds::Kinds;
 
 /// How often `--exit-when-idle` looks at the store.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// Runs `steadfast worker` until Ctrl-C, SIGTERM or (with
 /// `--exit-when-idle`) until nothing is left to do.
-pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()> {
+    // Without kinds, say so before anything is created.
+    kinds.require("worker")?;
     let (store, location) = db::open(db, Open::Create).await?;
     let services_dir = args
         .services
         .clone()
         .unwrap_or_else(|| db::services_for(&location));
-    let services = Services::open(&services_dir)
-        .with_context(|| format!("cannot open the services folder {}", services_dir.display()))?;
     let mut builder = HostBuilder::from_arc(store.clone())
         .max_concurrency(args.concurrency as usize)
         .clock_offset_warning(Duration::from_millis(args.max_clock_offset_ms));
@@ -39,8 +38,7 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(Timestamp::now_system);
         builder = builder.clock(ScaledClock::new(origin, scale));
     }
-    let builder = super::bench::sleeper::register(builder);
-    let host = register_all(builder, Arc::new(services)).build();
+    let host = kinds.register(builder, &services_dir, "worker")?.build();
     tracing::info!(
         db = %db,
         services = %services_dir.display(),

@@ -31,7 +31,9 @@ impl Worker {
     pub fn start(spec: &WorkerSpec<'_>) -> anyhow::Result<Worker> {
         let exe = std::env::current_exe().context("cannot find the steadfast binary")?;
         let mut cmd = Command::new(exe);
-        cmd.arg("--db")
+        // The workloads' kinds are among the examples built into this binary.
+        cmd.arg("--examples")
+            .arg("--db")
             .arg(spec.db)
             .arg("worker")
             .arg("--services")
