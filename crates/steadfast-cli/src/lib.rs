@@ -8,7 +8,7 @@
 //!
 //! #[steadfast::process]
 //! async fn greet(p: Process, name: String) -> Result<String, StepFailed> {
-//!     p.step("greeted", || async move { Ok(format!("Hello, {name}!")) }).await
+//!     p.step("greeted", || async { Ok(format!("Hello, {name}!")) }).await
 //! }
 //!
 //! fn main() -> std::process::ExitCode {

@@ -32,7 +32,7 @@ use crate::typed::{Handle, ProcessKind};
 ///
 /// #[steadfast::process]
 /// async fn greet(p: Process, name: String) -> Result<String, StepFailed> {
-///     p.step("greeted", || async move { Ok(format!("Hello, {name}!")) }).await
+///     p.step("greeted", || async { Ok(format!("Hello, {name}!")) }).await
 /// }
 ///
 /// # let dir = tempfile::tempdir()?;
