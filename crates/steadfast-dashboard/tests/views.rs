@@ -54,7 +54,7 @@ async fn saga(p: Process, round: u32) -> Result<String, String> {
     let tries = p
         .step("flaky", || async {
             match FLAKY.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 | 1 => Err(std::io::Error::other("not yet")),
+                0 | 1 => Err(std::io::Error::other("not yet").into()),
                 n => Ok(n),
             }
         })

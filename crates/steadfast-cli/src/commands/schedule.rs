@@ -189,7 +189,7 @@ fn interval_text(every: Duration) -> String {
         return crate::render::duration(every);
     }
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs % size == 0 {
+        if secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }
