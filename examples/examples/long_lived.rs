@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use steadfast::schedule::Schedule;
 use steadfast::{
-    Host, ListFilter, Process, ScaledClock, SqliteStore, Status, StepError, StepFailed, Timestamp,
+    Host, ListFilter, Process, ScaledClock, SqliteStore, Status, StepFailed, Timestamp,
 };
 
 const MONTH: Duration = Duration::from_secs(30 * 86_400);
@@ -17,8 +17,7 @@ const MONTH: Duration = Duration::from_secs(30 * 86_400);
 /// Charges a card (simulated) and returns the amount charged.
 #[steadfast::process]
 async fn payment(p: Process, cents: i64) -> Result<i64, StepFailed> {
-    p.step("charged", || async { Ok::<_, StepError>(cents) })
-        .await
+    p.step("charged", || async { Ok(cents) }).await
 }
 
 /// One invoice: a child payment, awaited durably.
@@ -35,8 +34,7 @@ async fn invoice(p: Process, cents: i64) -> Result<String, String> {
 #[steadfast::process]
 async fn loyalty(p: Process, months: u32) -> Result<u32, StepFailed> {
     p.sleep("a month passed", MONTH).await;
-    p.step("points added", || async { Ok::<_, StepError>(months + 1) })
-        .await?;
+    p.step("points added", || async { Ok(months + 1) }).await?;
     p.continue_as_new(&(months + 1)).await
 }
 

@@ -133,12 +133,12 @@ impl Process {
     /// outside), the waits' step names are.
     ///
     /// ```
-    /// # use steadfast::{Process, StepError, StepFailed};
+    /// # use steadfast::{Process, StepFailed};
     /// async fn ship(p: Process, items: Vec<String>) -> Result<(), StepFailed> {
     ///     for (i, item) in items.iter().enumerate() {
     ///         let p = p.scope(i); // "0/packed", "0/shipped", "1/packed", …
-    ///         p.step("packed", || async { Ok::<_, StepError>(item.len()) }).await?;
-    ///         p.step("shipped", || async { Ok::<_, StepError>(()) }).await?;
+    ///         p.step("packed", || async { Ok(item.len()) }).await?;
+    ///         p.step("shipped", || async { Ok(()) }).await?;
     ///     }
     ///     Ok(())
     /// }
@@ -159,9 +159,12 @@ impl Process {
     /// Runs a side effect once and journals its outcome.
     ///
     /// The closure is called for each attempt (see [`Step::retry`] and
-    /// [`Step::timeout`]); its `Err` is retryable unless it is
-    /// [`StepError::permanent`]. Once journaled, replays return the recorded
-    /// outcome without calling the closure.
+    /// [`Step::timeout`]) and returns `Result<T, StepError>`: `Ok(value)`
+    /// needs no annotation, `?` converts any error into a retryable one, and
+    /// `.permanent()` / `.retryable()` ([`crate::StepResultExt`]) keep a
+    /// serializable error typed for [`crate::StepFailed::error`]. An `Err` is
+    /// retryable unless it is permanent. Once journaled, replays return the
+    /// recorded outcome without calling the closure.
     #[track_caller]
     pub fn step<'a, T, F, Fut>(&self, name: impl Into<Cow<'static, str>>, run: F) -> Step<'a, T, F>
     where
@@ -433,10 +436,10 @@ impl Process {
     /// publishes nothing twice. Keys are not scoped ([`Process::scope`]).
     ///
     /// ```
-    /// # use steadfast::{Process, StepError, StepFailed};
+    /// # use steadfast::{Process, StepFailed};
     /// async fn import(p: Process, rows: u32) -> Result<(), StepFailed> {
     ///     for row in 0..rows {
-    ///         p.scope(row).step("imported", || async { Ok::<_, StepError>(()) }).await?;
+    ///         p.scope(row).step("imported", || async { Ok(()) }).await?;
     ///         p.publish_state("progress", &(row + 1, rows)).await;
     ///     }
     ///     Ok(())
