@@ -249,13 +249,16 @@ pub(crate) struct SignalArgs {
 /// Arguments of `steadfast spawn`.
 #[derive(Debug, Args)]
 pub(crate) struct SpawnArgs {
-    /// The kind: onboarding, "mail flow", "money transfer", "credit card"
-    /// or "ten steps".
+    /// The kind: one your binary registers (with `--examples`: onboarding,
+    /// "mail flow", "money transfer", "credit card" or "ten steps").
     pub kind: String,
     /// The id of the new process.
     pub id: String,
     /// The input as JSON, checked against the kind's input type.
     pub json: String,
+    /// Print `{"id", "kind", "spawned": "created" | "existing"}` instead of text.
+    #[arg(long = "json", id = "print_json")]
+    pub print_json: bool,
 }
 
 /// A process id.
@@ -263,6 +266,9 @@ pub(crate) struct SpawnArgs {
 pub(crate) struct IdArg {
     /// The process id.
     pub id: String,
+    /// Print the result as a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `steadfast rewind`.
@@ -287,6 +293,9 @@ pub(crate) struct PurgeArgs {
     /// Do it without asking (required when standard input is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Print `{"purged": N}` instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `steadfast schedule …`.

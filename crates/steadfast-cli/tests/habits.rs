@@ -115,6 +115,29 @@ fn json_output_embeds_values_and_writes_times_as_rfc3339() {
     let signals: Value =
         serde_json::from_str(&ok(generic(&db), &["signals", "o-1", "--json"])).unwrap();
     assert_eq!(signals[0]["payload"]["n"], 1, "{signals}");
+
+    // Commands that change something say what they did as JSON too.
+    let spawned: Value = serde_json::from_str(&ok(
+        examples(&db),
+        &["spawn", "ten steps", "t-9", "null", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(spawned["spawned"], "created", "{spawned}");
+    let again: Value = serde_json::from_str(&ok(
+        examples(&db),
+        &["spawn", "ten steps", "t-9", "null", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(again["spawned"], "existing");
+    let cancelled: Value =
+        serde_json::from_str(&ok(generic(&db), &["cancel", "t-9", "--json"])).unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let purged: Value = serde_json::from_str(&ok(
+        generic(&db),
+        &["purge", "--older-than", "0", "--yes", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(purged["purged"], 1, "{purged}");
 }
 
 #[test]

@@ -28,6 +28,15 @@ pub async fn spawn(db: &str, args: SpawnArgs, kinds: &Kinds) -> anyhow::Result<(
         .spawn_json(&args.kind, &args.id, &input)
         .await
         .with_context(|| format!("spawning {:?} failed", shorten(&args.id)))?;
+    if args.print_json {
+        let spawned = match spawned {
+            Spawned::Created => "created",
+            Spawned::Existing => "existing",
+        };
+        let doc = serde_json::json!({ "id": args.id, "kind": args.kind, "spawned": spawned });
+        outln!("{doc}")?;
+        return Ok(());
+    }
     match spawned {
         Spawned::Created => outln!("created {} ({})", args.id, args.kind)?,
         Spawned::Existing => outln!(
@@ -47,7 +56,14 @@ pub async fn cancel(db: &str, args: IdArg) -> anyhow::Result<()> {
         .cancel(&args.id)
         .await
         .with_context(|| format!("cancelling {:?} failed", shorten(&args.id)))?;
-    if status == Status::Cancelled {
+    if args.json {
+        let doc = serde_json::json!({
+            "id": args.id,
+            "status": status,
+            "cancelled": status == Status::Cancelled,
+        });
+        outln!("{doc}")?;
+    } else if status == Status::Cancelled {
         outln!("{} cancelled", args.id)?;
     } else {
         outln!(
@@ -65,6 +81,10 @@ pub async fn retry(db: &str, args: IdArg) -> anyhow::Result<()> {
     host.retry(&args.id)
         .await
         .with_context(|| format!("retrying {:?} failed", shorten(&args.id)))?;
+    if args.json {
+        outln!("{}", serde_json::json!({ "id": args.id, "runnable": true }))?;
+        return Ok(());
+    }
     outln!(
         "{} is runnable again; a worker resumes it from its journal",
         args.id
@@ -150,6 +170,10 @@ pub async fn purge(db: &str, args: PurgeArgs) -> anyhow::Result<()> {
         .await
         .context("purging failed")?;
     spinner.finish_and_clear();
+    if args.json {
+        outln!("{}", serde_json::json!({ "purged": n }))?;
+        return Ok(());
+    }
     outln!("{n} finished processes purged")?;
     Ok(())
 }
