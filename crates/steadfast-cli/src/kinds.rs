@@ -93,6 +93,12 @@ impl Kinds {
             .client())
     }
 
+    /// Whether these are the built-in example kinds (whose services keep
+    /// files in a folder).
+    pub(crate) fn are_examples(&self) -> bool {
+        matches!(self.0, Known::Examples)
+    }
+
     /// Refuses `command` when there are no kinds, saying how to get them.
     pub(crate) fn require(&self, command: &str) -> anyhow::Result<()> {
         match self.0 {

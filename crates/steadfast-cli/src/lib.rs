@@ -356,7 +356,7 @@ pub(crate) struct WorkerArgs {
     /// How many processes run at once (1 to 1,000,000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=numbers::MAX_CONCURRENCY))]
     pub concurrency: u32,
-    /// Where the simulated services keep their files (default: the folder
+    /// With `--examples`: where the simulated services keep their files (default: the folder
     /// `<db file stem>-services` next to the database).
     #[arg(long)]
     pub services: Option<PathBuf>,

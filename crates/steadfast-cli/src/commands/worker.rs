@@ -39,12 +39,16 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
         builder = builder.clock(ScaledClock::new(origin, scale));
     }
     let host = kinds.register(builder, &services_dir, "worker")?.build();
-    tracing::info!(
-        db = %db,
-        services = %services_dir.display(),
-        host = %host.id(),
-        "steadfast worker started"
-    );
+    if kinds.are_examples() {
+        tracing::info!(
+            db = %db,
+            services = %services_dir.display(),
+            host = %host.id(),
+            "steadfast worker started (example kinds)"
+        );
+    } else {
+        tracing::info!(db = %db, host = %host.id(), "steadfast worker started");
+    }
     if let Some(addr) = args.metrics {
         serve_metrics(addr, host.clone()).await?;
     }
