@@ -377,7 +377,28 @@ fn a_worker_serves_its_metrics() {
         .unwrap_or_default();
     assert!(steps.ends_with(" 10"), "{body}");
     assert!(
-        body.contains("steadfast_step_duration_seconds_count{"),
+        steps.contains("kind=\"ten steps\""),
+        "per-kind label: {body}"
+    );
+    // Through the exporter: help texts, a real histogram per kind with the
+    // set buckets, store write latency per operation, group-commit sizes.
+    for wanted in [
+        "# HELP steadfast_steps_total ",
+        "# TYPE steadfast_step_duration_seconds histogram",
+        "le=\"0.005\"",
+        "steadfast_store_write_duration_seconds_bucket{",
+        "op=\"append\"",
+        "steadfast_store_batch_size_bucket{store=\"sqlite\",le=\"1\"}",
+        "steadfast_runs_total{",
+    ] {
+        assert!(body.contains(wanted), "{wanted} missing: {body}");
+    }
+    let durations = body
+        .lines()
+        .find(|l| l.starts_with("steadfast_step_duration_seconds_count{"))
+        .unwrap_or_default();
+    assert!(
+        durations.contains("kind=\"ten steps\"") && durations.ends_with(" 10"),
         "{body}"
     );
 }

@@ -11,6 +11,9 @@
 #[allow(dead_code, reason = "this test uses only part of the helper")]
 mod pg;
 
+#[path = "support/metrics.rs"]
+mod metrics_support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -361,11 +364,7 @@ async fn postgres_sigkill_between_user_sql_and_journal_write() {
 /// Waits until `host` runs no process any more (its aborted run ended).
 async fn wait_idle(host: &steadfast::Host) {
     let started = Instant::now();
-    while !host
-        .metrics()
-        .lines()
-        .any(|l| l.starts_with("steadfast_running_processes{") && l.ends_with(" 0"))
-    {
+    while metrics_support::sum(host.id().as_str(), "steadfast_running_processes", &[]) != 0.0 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the stale run never ended"
@@ -403,6 +402,7 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
             });
         }
     })));
+    metrics_support::install();
     let host_a = postgres_ledger(HostBuilder::from_arc(Arc::clone(&store)))
         .host_id("host-a")
         .build();

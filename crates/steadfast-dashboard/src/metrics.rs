@@ -1,4 +1,5 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the Prometheus text format, written by
+//! `metrics-exporter-prometheus`.
 //!
 //! What the store can answer cheaply:
 //!
@@ -14,15 +15,19 @@
 //! * `steadfast_function_sources`: captured process function sources.
 //!
 //! Step latency histograms, retries and wake-up lag per process are only
-//! known inside the hosts that run the processes; they are not in the store
-//! and so not here. Export them from the worker process.
+//! known inside the hosts that run the processes; they are not in the store.
+//! A worker exports them (`steadfast worker --metrics ADDR`); a program
+//! that runs a host and the dashboard in one process installs a recorder
+//! built by [`exporter`] and passes its handle to
+//! [`crate::DashboardOptions::metrics`], and `/metrics` then shows both.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use metrics::{describe_gauge, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use steadfast::{ListFilter, ProcessId, Status, Timestamp};
 
 use crate::AppState;
@@ -30,6 +35,37 @@ use crate::AppState;
 /// At most this many unfinished processes per status are read for the
 /// per-kind gauges on each scrape.
 pub const KIND_SCAN_CAP: usize = 10_000;
+
+/// Bucket bounds (seconds) of the hosts' latency histograms.
+pub const SECONDS_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Bucket bounds of the stores' group-commit batch sizes.
+pub const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// A Prometheus exporter set up for Steadfast's metrics: histograms (not
+/// summaries) with [`SECONDS_BUCKETS`] for every `*_seconds` metric and
+/// [`BATCH_BUCKETS`] for the batch sizes. Install it and keep its handle:
+///
+/// ```
+/// let handle = steadfast_dashboard::metrics::exporter()
+///     .install_recorder()
+///     .expect("no other recorder installed");
+/// steadfast::describe_metrics();
+/// assert!(handle.render().is_empty() || handle.render().contains('#'));
+/// ```
+pub fn exporter() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &SECONDS_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(steadfast::metric_names::STORE_BATCH_SIZE.to_owned()),
+                &BATCH_BUCKETS,
+            )
+        })
+        .expect("bucket lists are not empty")
+}
 
 /// `GET /metrics`.
 pub async fn handler(State(app): State<AppState>) -> Response {
@@ -51,22 +87,72 @@ pub async fn handler(State(app): State<AppState>) -> Response {
     }
 }
 
+/// The store's gauges (read now, into a recorder of this scrape only, so
+/// a kind that has no unfinished process any more is gone), then whatever
+/// the process-wide recorder given in the options holds.
 async fn render(app: &AppState) -> Result<String, steadfast::StoreError> {
-    let store = &app.inner.store;
-    let mut out = String::new();
-    let counts = store.counts().await?;
-    gauge_head(&mut out, "steadfast_processes", "Processes by status.");
-    for status in Status::ALL {
-        let n = counts.of(status);
-        let _ = writeln!(out, "steadfast_processes{{status=\"{status}\"}} {n}");
+    let gauges = read(app).await?;
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || gauges.set());
+    let mut out = handle.render();
+    if let Some(global) = &app.inner.metrics {
+        out.push_str(&global.render());
     }
-    gauge_head(
-        &mut out,
-        "steadfast_unreadable_processes",
-        "Process rows whose stored data does not decode (shown as error rows in the list).",
-    );
-    let _ = writeln!(out, "steadfast_unreadable_processes {}", counts.unreadable);
+    Ok(out)
+}
 
+/// What one scrape read from the store.
+struct Gauges {
+    counts: steadfast::Counts,
+    by_kind: BTreeMap<(String, &'static str), u64>,
+    truncated: bool,
+    overdue: f64,
+    sources: usize,
+}
+
+impl Gauges {
+    /// Sets every gauge in the current recorder.
+    fn set(&self) {
+        describe_gauge!("steadfast_processes", "Processes by status.");
+        for status in Status::ALL {
+            gauge!("steadfast_processes", "status" => status.as_str())
+                .set(self.counts.of(status) as f64);
+        }
+        describe_gauge!(
+            "steadfast_unreadable_processes",
+            "Process rows whose stored data does not decode (shown as error rows in the list)."
+        );
+        gauge!("steadfast_unreadable_processes").set(self.counts.unreadable as f64);
+        describe_gauge!(
+            "steadfast_unfinished_processes",
+            "Running, suspended and blocked processes by kind."
+        );
+        for ((kind, status), n) in &self.by_kind {
+            gauge!("steadfast_unfinished_processes", "kind" => kind.clone(), "status" => *status)
+                .set(*n as f64);
+        }
+        describe_gauge!(
+            "steadfast_unfinished_processes_truncated",
+            "1 when the per-kind gauges stopped at the scan cap."
+        );
+        gauge!("steadfast_unfinished_processes_truncated").set(f64::from(u8::from(self.truncated)));
+        describe_gauge!(
+            "steadfast_overdue_seconds",
+            "How far the earliest due wake-up lies in the past."
+        );
+        gauge!("steadfast_overdue_seconds").set(self.overdue);
+        describe_gauge!(
+            "steadfast_function_sources",
+            "Process function sources captured in the store."
+        );
+        gauge!("steadfast_function_sources").set(self.sources as f64);
+    }
+}
+
+async fn read(app: &AppState) -> Result<Gauges, steadfast::StoreError> {
+    let store = &app.inner.store;
+    let counts = store.counts().await?;
     let mut by_kind: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
     let mut truncated = false;
     for status in [Status::Running, Status::Suspended, Status::Blocked] {
@@ -102,66 +188,16 @@ async fn render(app: &AppState) -> Result<String, steadfast::StoreError> {
             }
         }
     }
-    gauge_head(
-        &mut out,
-        "steadfast_unfinished_processes",
-        "Running, suspended and blocked processes by kind.",
-    );
-    for ((kind, status), n) in &by_kind {
-        let _ = writeln!(
-            out,
-            "steadfast_unfinished_processes{{kind=\"{}\",status=\"{status}\"}} {n}",
-            label(kind)
-        );
-    }
-    gauge_head(
-        &mut out,
-        "steadfast_unfinished_processes_truncated",
-        "1 when the per-kind gauges stopped at the scan cap.",
-    );
-    let _ = writeln!(
-        out,
-        "steadfast_unfinished_processes_truncated {}",
-        u8::from(truncated)
-    );
-
     let overdue = match store.next_wake().await? {
         Some(at) => Timestamp::now_system().saturating_since(at).as_secs_f64(),
         None => 0.0,
     };
-    gauge_head(
-        &mut out,
-        "steadfast_overdue_seconds",
-        "How far the earliest due wake-up lies in the past.",
-    );
-    let _ = writeln!(out, "steadfast_overdue_seconds {overdue}");
-
     let sources = store.sources().await.map(|s| s.len()).unwrap_or(0);
-    gauge_head(
-        &mut out,
-        "steadfast_function_sources",
-        "Process function sources captured in the store.",
-    );
-    let _ = writeln!(out, "steadfast_function_sources {sources}");
-    Ok(out)
-}
-
-fn gauge_head(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-}
-
-/// A label value escaped as the text format requires.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn labels_are_escaped() {
-        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
+    Ok(Gauges {
+        counts,
+        by_kind,
+        truncated,
+        overdue,
+        sources,
+    })
 }

@@ -44,6 +44,11 @@ pub struct DashboardOptions {
     /// The clock sessions and the failed-login throttle read (the wall
     /// clock by default; a virtual one in tests).
     pub clock: Arc<dyn Clock>,
+    /// The process-wide Prometheus recorder's handle, when the program
+    /// installed one (see [`crate::metrics::exporter`]): `/metrics` shows
+    /// what it holds (e.g. a host's step latencies) after the store's
+    /// gauges.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl fmt::Debug for DashboardOptions {
@@ -57,6 +62,7 @@ impl fmt::Debug for DashboardOptions {
             .field("secure_cookie", &self.secure_cookie)
             .field("poll_interval", &self.poll_interval)
             .field("page_size", &self.page_size)
+            .field("metrics", &self.metrics.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +78,7 @@ impl Default for DashboardOptions {
             poll_interval: Duration::from_secs(1),
             page_size: 50,
             clock: Arc::new(SystemClock),
+            metrics: None,
         }
     }
 }
@@ -159,6 +166,13 @@ impl DashboardOptions {
     /// Sets the clock of sessions and of the failed-login throttle.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Adds the process-wide recorder's handle to `/metrics` (see
+    /// [`DashboardOptions::metrics`]).
+    pub fn metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
         self
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) poll: Duration,
     pub(crate) page_size: usize,
+    /// The process-wide recorder `/metrics` adds, if any.
+    pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
                 clock: Arc::clone(&options.clock),
                 poll: options.poll_interval,
                 page_size: options.page_size,
+                metrics: options.metrics.clone(),
             }),
         }
     }

@@ -159,6 +159,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // One group commit: how many writes it carries (exported by
+            // whatever `metrics` recorder the application installed).
+            metrics::histogram!("steadfast_store_batch_size", "store" => "postgres")
+                .record(batch.len() as f64);
             self.execute(&mut batch).await;
         }
         if let Some(conn) = self.conn.take() {

@@ -58,6 +58,7 @@ fn worker(
     clock: impl steadfast_core::Clock,
 ) -> steadfast::Host {
     let runs = Arc::clone(runs);
+    recorder();
     HostBuilder::new(store)
         .host_id(name)
         .clock(clock)
@@ -66,13 +67,26 @@ fn worker(
         .build()
 }
 
-fn offset_metric(metrics: &str) -> f64 {
+/// This test binary's `metrics` recorder (the Prometheus exporter).
+fn recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other recorder in this test binary")
+    })
+}
+
+/// The clock offset gauge of host `host` as exported.
+fn offset_metric(host: &steadfast::Host) -> f64 {
+    let metrics = recorder().render();
+    let wanted = format!("steadfast_clock_offset_seconds{{host=\"{}\"}} ", host.id());
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("steadfast_clock_offset_seconds{"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no clock offset metric in:\n{metrics}"))
+        .find_map(|l| l.strip_prefix(&wanted))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no clock offset metric of {} in:\n{metrics}", host.id()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,13 +154,13 @@ async fn a_worker_five_seconds_ahead_neither_steals_live_leases_nor_fires_timers
         "timers whose due time is not the database's time of setting plus 2 s"
     );
 
-    let measured = offset_metric(&ahead.metrics());
+    let measured = offset_metric(&ahead);
     assert!(
         (measured - AHEAD.as_secs_f64()).abs() < 0.5,
         "the fast worker's measured offset is {measured} s"
     );
     assert_eq!(ahead.clock_offset(), Some(measured));
-    let measured = offset_metric(&on_time.metrics());
+    let measured = offset_metric(&on_time);
     assert!(
         measured.abs() < 0.5,
         "the on-time worker's offset is {measured} s"

@@ -188,6 +188,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // One group commit: how many writes it carries (exported by
+            // whatever `metrics` recorder the application installed).
+            metrics::histogram!("steadfast_store_batch_size", "store" => "sqlite")
+                .record(batch.len() as f64);
             self.execute(&mut batch, &mut done);
         }
         // Everything in the WAL goes into the database file, so the file

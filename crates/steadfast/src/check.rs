@@ -123,7 +123,7 @@ async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict
         owner: HostId::new("steadfast check"),
         epoch: -1,
     };
-    let mut ctx = RunCtx::new(shared, lease, journal, Vec::new());
+    let mut ctx = RunCtx::new(shared, lease, &record.kind, journal, Vec::new());
     ctx.dry_run = true;
     let ctx = Arc::new(ctx);
     let process = Process {

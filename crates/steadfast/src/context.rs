@@ -44,6 +44,8 @@ pub(crate) struct RunCtx {
     pub(crate) journal_warning: usize,
     /// The largest JSON text a run stores (`HostBuilder::max_payload_bytes`).
     pub(crate) max_payload_bytes: usize,
+    /// The process's kind (a label of its metrics).
+    pub(crate) kind: String,
     /// The host's counters.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The newest registered version of each kind (for spawns from a run).
@@ -159,6 +161,7 @@ impl RunCtx {
     pub(crate) fn new(
         host: &crate::host::Shared,
         lease: Lease,
+        kind: &str,
         journal: Vec<JournalEntry>,
         signals: Vec<PendingSignal>,
     ) -> Self {
@@ -174,6 +177,7 @@ impl RunCtx {
             .collect();
         RunCtx {
             id: lease.id.clone(),
+            kind: kind.to_owned(),
             lease,
             store: Arc::clone(&host.store),
             clock: Arc::clone(&host.clock),
@@ -352,7 +356,7 @@ impl RunCtx {
         let mut tries = 0u32;
         let written = self
             .persist
-            .write(&self.lease, "appending a journal entry", None, || {
+            .write(&self.lease, crate::metrics::WriteOp::Append, None, || {
                 tries += 1;
                 let retry = tries > 1;
                 let entry = entry.clone();
@@ -517,7 +521,7 @@ impl RunCtx {
             .await
         {
             Ok(()) => {
-                self.metrics.signal_rejected();
+                self.metrics.signal_rejected(&self.kind);
                 tracing::warn!(
                     process = %self.id,
                     wait = name,

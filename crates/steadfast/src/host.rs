@@ -82,13 +82,16 @@ impl Shared {
     }
 
     pub(crate) fn activate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
-        self.active().insert(id.clone(), Arc::clone(ctx));
+        let mut active = self.active();
+        active.insert(id.clone(), Arc::clone(ctx));
+        self.metrics.running(active.len());
     }
 
     pub(crate) fn deactivate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
         let mut active = self.active();
         if active.get(id).is_some_and(|c| Arc::ptr_eq(c, ctx)) {
             active.remove(id);
+            self.metrics.running(active.len());
         }
     }
 
@@ -370,6 +373,7 @@ impl HostBuilder {
             self.store.follow_host_clock();
         }
         let (stopping, _) = watch::channel(false);
+        let metrics = Arc::new(crate::metrics::Metrics::new(id.as_str()));
         let shared = Arc::new(Shared {
             id,
             store: self.store,
@@ -377,7 +381,7 @@ impl HostBuilder {
             latest_versions: Arc::new(self.kinds.latest_versions()),
             kinds: self.kinds,
             permits: Arc::new(Semaphore::new(self.config.max_concurrency)),
-            metrics: Arc::default(),
+            metrics,
             config: self.config,
             work: Notify::new(),
             stopping,
@@ -821,18 +825,6 @@ impl Host {
         }
         shared.work.notify_one();
         Ok(())
-    }
-
-    /// This host's counters (runs, steps, failures, retries, suspensions,
-    /// step latency histogram) in the Prometheus text format, for a
-    /// `/metrics` endpoint of the program that runs the host.
-    pub fn metrics(&self) -> String {
-        let shared = self.shared();
-        shared.metrics.render(
-            shared.id.as_str(),
-            shared.active().len(),
-            shared.offset.seconds(),
-        )
     }
 
     /// This host's clock offset from the store's clock in seconds

@@ -29,6 +29,7 @@ pub use child::ChildError;
 pub use client::Client;
 pub use error::{Error, StepError, StepFailed, StepResultExt};
 pub use host::{DEFAULT_MAX_PAYLOAD_BYTES, Host, HostBuilder, Spawned};
+pub use metrics::{describe_metrics, names as metric_names};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};
 pub use retry::RetryPolicy;

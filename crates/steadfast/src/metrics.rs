@@ -1,206 +1,236 @@
-//! Counters and a step-latency histogram a host keeps about the work it
-//! does, rendered in the Prometheus text format by [`crate::Host::metrics`].
+//! What a host measures, emitted through the [`::metrics`] facade: the
+//! application installs the recorder it wants (e.g.
+//! `metrics-exporter-prometheus`, as `steadfast worker --metrics` does);
+//! without one every call here is a no-op.
+//!
+//! Every series carries the label `host` (the host's id); those about a
+//! process carry `kind` too. The names are listed in [`crate::metric_names`]; [`describe_metrics`] gives each its help text.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the step-latency buckets.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
-];
+use ::metrics::{counter, gauge, histogram};
 
-/// What a host counts.
-#[derive(Debug, Default)]
+/// Names of the metrics a host emits (see the crate docs' table).
+pub mod names {
+    /// Counter: runs of process functions started (claims), by kind.
+    pub const RUNS: &str = "steadfast_runs_total";
+    /// Counter: steps whose closures ran to a journaled success, by kind.
+    pub const STEPS: &str = "steadfast_steps_total";
+    /// Counter: steps journaled as failed for good, by kind.
+    pub const STEPS_FAILED: &str = "steadfast_steps_failed_total";
+    /// Counter: step attempts that failed and were retried, by kind.
+    pub const STEP_RETRIES: &str = "steadfast_step_retries_total";
+    /// Counter: runs that unloaded their process to wait, by kind.
+    pub const SUSPENSIONS: &str = "steadfast_suspensions_total";
+    /// Counter: runs that ended their process (completed, failed,
+    /// cancelled), by kind.
+    pub const FINISHED: &str = "steadfast_finished_total";
+    /// Counter: runs that blocked their process, by kind.
+    pub const BLOCKED: &str = "steadfast_blocked_total";
+    /// Counter: store writes of runs retried after a transient store error.
+    pub const STORE_WRITE_RETRIES: &str = "steadfast_store_write_retries_total";
+    /// Counter: runs stopped early because the store failed.
+    pub const RUNS_GIVEN_UP: &str = "steadfast_runs_given_up_total";
+    /// Counter: signals rejected because no wait could decode them, by kind.
+    pub const SIGNALS_REJECTED: &str = "steadfast_signals_rejected_total";
+    /// Gauge: processes this host runs now.
+    pub const RUNNING: &str = "steadfast_running_processes";
+    /// Gauge: this host's clock offset from the store's clock, in seconds.
+    pub const CLOCK_OFFSET: &str = "steadfast_clock_offset_seconds";
+    /// Histogram: time from a step's first attempt to its outcome, by kind.
+    pub const STEP_DURATION: &str = "steadfast_step_duration_seconds";
+    /// Histogram: how long after its due time a durable timer fired, by
+    /// kind.
+    pub const WAKEUP_LAG: &str = "steadfast_wakeup_lag_seconds";
+    /// Histogram: time of one store write of a run (one try), by `op`
+    /// (`append`, `suspend`, `finish`, `continue_as_new`, `hand_back`).
+    pub const STORE_WRITE_DURATION: &str = "steadfast_store_write_duration_seconds";
+    /// Histogram: how many writes one group commit of a store carried
+    /// (emitted by the stores, label `store`).
+    pub const STORE_BATCH_SIZE: &str = "steadfast_store_batch_size";
+}
+
+/// Registers the help text of every metric a host emits with the installed
+/// recorder (exporters print it as `# HELP`). Call once after installing a
+/// recorder; harmless without one.
+///
+/// ```
+/// steadfast::describe_metrics();
+/// ```
+pub fn describe_metrics() {
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use names::*;
+    describe_counter!(RUNS, "Runs of process functions started (claims).");
+    describe_counter!(STEPS, "Steps whose closures ran to a journaled success.");
+    describe_counter!(STEPS_FAILED, "Steps journaled as failed for good.");
+    describe_counter!(STEP_RETRIES, "Step attempts that failed and were retried.");
+    describe_counter!(SUSPENSIONS, "Runs that unloaded their process to wait.");
+    describe_counter!(
+        FINISHED,
+        "Runs that ended their process (completed, failed, cancelled)."
+    );
+    describe_counter!(BLOCKED, "Runs that blocked their process.");
+    describe_counter!(
+        STORE_WRITE_RETRIES,
+        "Store writes of runs (journal appends, suspensions, ends) retried after a transient \
+         store error (busy, full disk, I/O error, lost connection)."
+    );
+    describe_counter!(
+        RUNS_GIVEN_UP,
+        "Runs stopped early because the store failed; their processes are replayed by a \
+         later claim."
+    );
+    describe_counter!(
+        SIGNALS_REJECTED,
+        "Signals rejected because no wait for their name could decode the payload."
+    );
+    describe_gauge!(RUNNING, "Processes this host runs now.");
+    describe_gauge!(
+        CLOCK_OFFSET,
+        Unit::Seconds,
+        "How far this host's clock is ahead of the store's clock (negative: behind), \
+         measured round-trip-corrected."
+    );
+    describe_histogram!(
+        STEP_DURATION,
+        Unit::Seconds,
+        "Time from a step's first attempt to its outcome."
+    );
+    describe_histogram!(
+        WAKEUP_LAG,
+        Unit::Seconds,
+        "How long after its due time a durable timer fired."
+    );
+    describe_histogram!(
+        STORE_WRITE_DURATION,
+        Unit::Seconds,
+        "Time of one store write of a run (one try), by operation."
+    );
+    describe_histogram!(
+        STORE_BATCH_SIZE,
+        Unit::Count,
+        "Writes carried by one group commit of the store."
+    );
+}
+
+/// A run's store write, as labelled in [`names::STORE_WRITE_DURATION`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WriteOp {
+    Append,
+    Suspend,
+    Finish,
+    ContinueAsNew,
+    HandBack,
+}
+
+impl WriteOp {
+    /// What the log says the write was doing.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            WriteOp::Append => "appending a journal entry",
+            WriteOp::Suspend => "suspending the process",
+            WriteOp::Finish => "recording the end of the run",
+            WriteOp::ContinueAsNew => "continuing as new",
+            WriteOp::HandBack => "handing the process back",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            WriteOp::Append => "append",
+            WriteOp::Suspend => "suspend",
+            WriteOp::Finish => "finish",
+            WriteOp::ContinueAsNew => "continue_as_new",
+            WriteOp::HandBack => "hand_back",
+        }
+    }
+}
+
+/// A host's handle on the facade: the labels it adds to what it reports.
+#[derive(Debug)]
 pub(crate) struct Metrics {
-    runs: AtomicU64,
-    steps_completed: AtomicU64,
-    steps_failed: AtomicU64,
-    retries: AtomicU64,
-    suspensions: AtomicU64,
-    finished: AtomicU64,
-    blocked: AtomicU64,
-    store_retries: AtomicU64,
-    runs_given_up: AtomicU64,
-    signals_rejected: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_micros: AtomicU64,
+    host: String,
 }
 
 impl Metrics {
-    pub(crate) fn run_started(&self) {
-        self.runs.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn new(host: &str) -> Self {
+        Metrics {
+            host: host.to_owned(),
+        }
     }
 
-    pub(crate) fn suspended(&self) {
-        self.suspensions.fetch_add(1, Ordering::Relaxed);
+    fn count(&self, name: &'static str, kind: &str) {
+        counter!(name, "host" => self.host.clone(), "kind" => kind.to_owned()).increment(1);
     }
 
-    pub(crate) fn finished(&self, blocked: bool) {
-        let counter = if blocked {
-            &self.blocked
+    pub(crate) fn run_started(&self, kind: &str) {
+        self.count(names::RUNS, kind);
+    }
+
+    pub(crate) fn suspended(&self, kind: &str) {
+        self.count(names::SUSPENSIONS, kind);
+    }
+
+    pub(crate) fn finished(&self, kind: &str, blocked: bool) {
+        let name = if blocked {
+            names::BLOCKED
         } else {
-            &self.finished
+            names::FINISHED
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.count(name, kind);
     }
 
     /// A store write of a run failed with a retryable error and is tried again.
     pub(crate) fn store_retried(&self) {
-        self.store_retries.fetch_add(1, Ordering::Relaxed);
+        counter!(names::STORE_WRITE_RETRIES, "host" => self.host.clone()).increment(1);
+    }
+
+    /// One try of a store write of a run took `took`.
+    pub(crate) fn store_write(&self, op: WriteOp, took: Duration) {
+        histogram!(names::STORE_WRITE_DURATION, "host" => self.host.clone(), "op" => op.label())
+            .record(took.as_secs_f64());
     }
 
     /// A run stopped early because the store failed (not because its lease
     /// was taken over); another run replays the process.
     pub(crate) fn given_up(&self) {
-        self.runs_given_up.fetch_add(1, Ordering::Relaxed);
+        counter!(names::RUNS_GIVEN_UP, "host" => self.host.clone()).increment(1);
     }
 
     /// A signal no wait for its name could decode was rejected.
-    pub(crate) fn signal_rejected(&self) {
-        self.signals_rejected.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn signal_rejected(&self, kind: &str) {
+        self.count(names::SIGNALS_REJECTED, kind);
     }
 
-    pub(crate) fn retried(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn retried(&self, kind: &str) {
+        self.count(names::STEP_RETRIES, kind);
     }
 
     /// A step that ran (all its attempts) for `took`.
-    pub(crate) fn step(&self, ok: bool, took: Duration) {
-        let counter = if ok {
-            &self.steps_completed
+    pub(crate) fn step(&self, kind: &str, ok: bool, took: Duration) {
+        let name = if ok {
+            names::STEPS
         } else {
-            &self.steps_failed
+            names::STEPS_FAILED
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_micros.fetch_add(
-            took.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
+        self.count(name, kind);
+        histogram!(names::STEP_DURATION, "host" => self.host.clone(), "kind" => kind.to_owned())
+            .record(took.as_secs_f64());
     }
 
-    /// The Prometheus text exposition of everything counted.
-    pub(crate) fn render(&self, host: &str, running: usize, offset: Option<f64>) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name}{{host=\"{host}\"}} {value}");
-        };
-        counter(
-            "steadfast_runs_total",
-            "Runs of process functions started (claims).",
-            get(&self.runs),
-        );
-        counter(
-            "steadfast_steps_total",
-            "Steps whose closures ran to a journaled success.",
-            get(&self.steps_completed),
-        );
-        counter(
-            "steadfast_steps_failed_total",
-            "Steps journaled as failed for good.",
-            get(&self.steps_failed),
-        );
-        counter(
-            "steadfast_step_retries_total",
-            "Step attempts that failed and were retried.",
-            get(&self.retries),
-        );
-        counter(
-            "steadfast_suspensions_total",
-            "Runs that unloaded their process to wait.",
-            get(&self.suspensions),
-        );
-        counter(
-            "steadfast_finished_total",
-            "Runs that ended their process (completed, failed, cancelled).",
-            get(&self.finished),
-        );
-        counter(
-            "steadfast_blocked_total",
-            "Runs that blocked their process.",
-            get(&self.blocked),
-        );
-        counter(
-            "steadfast_store_write_retries_total",
-            "Store writes of runs (journal appends, suspensions, ends) retried after a transient \
-             store error (busy, full disk, I/O error, lost connection).",
-            get(&self.store_retries),
-        );
-        counter(
-            "steadfast_runs_given_up_total",
-            "Runs stopped early because the store failed; their processes are replayed by a \
-             later claim.",
-            get(&self.runs_given_up),
-        );
-        counter(
-            "steadfast_signals_rejected_total",
-            "Signals rejected because no wait for their name could decode the payload.",
-            get(&self.signals_rejected),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP steadfast_running_processes Processes this host runs now.\n\
-             # TYPE steadfast_running_processes gauge\n\
-             steadfast_running_processes{{host=\"{host}\"}} {running}"
-        );
-        if let Some(offset) = offset {
-            let _ = writeln!(
-                out,
-                "# HELP steadfast_clock_offset_seconds How far this host's clock is ahead of the \
-                 store's clock (negative: behind), measured round-trip-corrected.\n\
-                 # TYPE steadfast_clock_offset_seconds gauge\n\
-                 steadfast_clock_offset_seconds{{host=\"{host}\"}} {offset}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP steadfast_step_duration_seconds Time from a step's first attempt to its outcome.\n\
-             # TYPE steadfast_step_duration_seconds histogram"
-        );
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "steadfast_step_duration_seconds_bucket{{host=\"{host}\",le=\"{bound}\"}} {}",
-                get(bucket)
-            );
-        }
-        let count = get(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "steadfast_step_duration_seconds_bucket{{host=\"{host}\",le=\"+Inf\"}} {count}\n\
-             steadfast_step_duration_seconds_sum{{host=\"{host}\"}} {}\n\
-             steadfast_step_duration_seconds_count{{host=\"{host}\"}} {count}",
-            get(&self.latency_micros) as f64 / 1e6
-        );
-        out
+    /// A durable timer fired `lag` after its due time.
+    pub(crate) fn woke(&self, kind: &str, lag: Duration) {
+        histogram!(names::WAKEUP_LAG, "host" => self.host.clone(), "kind" => kind.to_owned())
+            .record(lag.as_secs_f64());
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// The host runs `n` processes now.
+    pub(crate) fn running(&self, n: usize) {
+        gauge!(names::RUNNING, "host" => self.host.clone()).set(n as f64);
+    }
 
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let m = Metrics::default();
-        m.step(true, Duration::from_millis(3));
-        m.step(false, Duration::from_secs(2));
-        m.retried();
-        let text = m.render("h", 1, None);
-        assert!(text.contains("steadfast_step_duration_seconds_bucket{host=\"h\",le=\"0.005\"} 1"));
-        assert!(text.contains("steadfast_step_duration_seconds_bucket{host=\"h\",le=\"5\"} 2"));
-        assert!(text.contains("steadfast_step_duration_seconds_count{host=\"h\"} 2"));
-        assert!(text.contains("steadfast_steps_failed_total{host=\"h\"} 1"));
-        assert!(text.contains("steadfast_step_retries_total{host=\"h\"} 1"));
+    /// The clock offset was measured as `seconds`.
+    pub(crate) fn clock_offset(&self, seconds: f64) {
+        gauge!(names::CLOCK_OFFSET, "host" => self.host.clone()).set(seconds);
     }
 }

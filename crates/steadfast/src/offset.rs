@@ -111,6 +111,7 @@ pub(crate) async fn measure(shared: &Shared, first: bool) {
         uncertainty: half,
     });
     let seconds = micros as f64 / 1e6;
+    shared.metrics.clock_offset(seconds);
     let threshold = shared.config.clock_offset_warning;
     if micros.unsigned_abs() > u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX) {
         tracing::warn!(

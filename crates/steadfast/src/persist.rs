@@ -27,7 +27,7 @@ use steadfast_core::{Clock, Lease, StoreError, Timestamp};
 use tokio::sync::watch;
 
 use crate::leases::Leases;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteOp};
 
 /// The first pause after a failed write.
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
@@ -70,7 +70,7 @@ pub(crate) struct Persist {
 }
 
 impl Persist {
-    /// Runs `write` (a write under `lease`, described by `what` in the log)
+    /// Runs `write` (a write under `lease` doing `op`; each try is timed)
     /// until it succeeds, fails with an error that is not retryable, the
     /// host stops, or the lease would expire before the next try. The lease's
     /// expiry is the one in the host's list (renewals move it) or, once the
@@ -79,7 +79,7 @@ impl Persist {
     pub(crate) async fn write<T, F, Fut>(
         &self,
         lease: &Lease,
-        what: &str,
+        op: WriteOp,
         expires: Option<Timestamp>,
         mut write: F,
     ) -> Result<T, StoreError>
@@ -87,9 +87,13 @@ impl Persist {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        let what = op.describe();
         let mut retry = Retry::default();
         loop {
-            match write().await {
+            let began = std::time::Instant::now();
+            let written = write().await;
+            self.metrics.store_write(op, began.elapsed());
+            match written {
                 Ok(value) => {
                     if retry.failures > 0 {
                         tracing::info!(process = %lease.id, failures = retry.failures, "{what}: the store accepted the write after transient errors");

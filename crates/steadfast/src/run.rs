@@ -14,6 +14,7 @@ use crate::context::{Idle, RunCtx, Stop};
 use crate::host::Shared;
 use crate::kind::Returned;
 use crate::leases::HeldLease;
+use crate::metrics::WriteOp;
 
 /// How one drive of the function ended.
 enum Turn {
@@ -44,7 +45,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         async move {
             // The store tells a child's parent in the same transaction.
             let now = shared.clock.now();
-            match persist(&shared, &lease, "recording the end of the run", || {
+            match persist(&shared, &lease, WriteOp::Finish, || {
                 shared.store.finish(&lease, finish.clone(), now)
             })
             .await
@@ -75,8 +76,14 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             return;
         }
     };
-    shared.metrics.run_started();
-    let ctx = Arc::new(RunCtx::new(&shared, lease.clone(), journal, signals));
+    shared.metrics.run_started(&record.kind);
+    let ctx = Arc::new(RunCtx::new(
+        &shared,
+        lease.clone(),
+        &record.kind,
+        journal,
+        signals,
+    ));
     let process = Process {
         ctx: Arc::clone(&ctx),
         scope: None,
@@ -102,7 +109,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     shared.deactivate(&id, &ctx);
     let outcome = match end {
         Turn::Suspend(_) => {
-            shared.metrics.suspended();
+            shared.metrics.suspended(&record.kind);
             None
         }
         Turn::Returned(Returned::Ok(output)) if output.len() > ctx.max_payload_bytes => {
@@ -145,7 +152,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         Turn::Stop(Stop::Aborted(StoreError::Closed) | Stop::Fits) => None,
         Turn::Stop(Stop::ContinueAsNew(input)) => {
             let now = shared.clock.now();
-            match persist(&shared, &lease, "continuing as new", || {
+            match persist(&shared, &lease, WriteOp::ContinueAsNew, || {
                 shared.store.continue_as_new(&lease, &input, now)
             })
             .await
@@ -176,7 +183,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         }
         shared
             .metrics
-            .finished(matches!(outcome, Finish::Blocked { .. }));
+            .finished(&record.kind, matches!(outcome, Finish::Blocked { .. }));
         finish(outcome).await;
         shared.finished(&id);
     }
@@ -187,14 +194,14 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
 async fn persist<T, F, Fut>(
     shared: &Shared,
     lease: &Lease,
-    what: &str,
+    op: WriteOp,
     write: F,
 ) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    shared.persist().write(lease, what, None, write).await
+    shared.persist().write(lease, op, None, write).await
 }
 
 /// Gives a run's process back to the store, runnable at once, after the run
@@ -222,7 +229,7 @@ async fn hand_back(shared: &Arc<Shared>, lease: &Lease) {
         };
         let persist = shared.persist();
         match persist
-            .write(&lease, "handing the process back", expires, back)
+            .write(&lease, WriteOp::HandBack, expires, back)
             .await
         {
             Ok(_) | Err(StoreError::Fenced { .. }) => {}
@@ -291,7 +298,7 @@ async fn drive(
         }
         let suspended = ctx
             .persist
-            .write(&ctx.lease, "suspending the process", None, || {
+            .write(&ctx.lease, WriteOp::Suspend, None, || {
                 shared.store.suspend(&ctx.lease, suspension.clone())
             })
             .await;

@@ -14,6 +14,9 @@ use steadfast::{
 };
 use tempfile::TempDir;
 
+#[path = "support/metrics.rs"]
+mod metrics_support;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Verification {
     code: String,
@@ -36,6 +39,7 @@ impl Fixture {
         let store = SqliteStore::open(self.dir.path().join("signals.db"))
             .await
             .expect("open store");
+        metrics_support::install();
         Host::builder(store).poll_interval(Duration::from_millis(20))
     }
 }
@@ -159,12 +163,16 @@ async fn mistyped_signal_is_rejected_and_the_wait_goes_on() {
             SignalState::Consumed
         ]
     );
-    let metrics = host.metrics();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("steadfast_signals_rejected_total{") && l.ends_with(" 1")),
-        "the rejection is counted: {metrics}"
+    let rejected = metrics_support::sum(
+        host.id().as_str(),
+        "steadfast_signals_rejected_total",
+        &[("kind", "onboarding")],
+    );
+    assert_eq!(
+        rejected,
+        1.0,
+        "the rejection is counted for its kind: {}",
+        metrics_support::text()
     );
     host.shutdown().await;
 }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "support/metrics.rs"]
+mod metrics_support;
+
 use steadfast::core::{Backend, ProcessId};
 use steadfast::{
     Host, HostBuilder, Process, SqliteOptions, SqliteStore, Status, StepError, StepFailed,
@@ -86,6 +89,7 @@ impl Tally {
 /// Registers kind "work": step "a", step "b" (whose closure waits for the
 /// gate to open) and step "c", each returning `size` bytes.
 fn register(b: HostBuilder, tally: Arc<Tally>, gate: watch::Receiver<bool>) -> HostBuilder {
+    metrics_support::install();
     b.register("work", move |p: Process, size: usize| {
         let tally = Arc::clone(&tally);
         let gate = gate.clone();
@@ -117,17 +121,10 @@ fn register(b: HostBuilder, tally: Arc<Tally>, gate: watch::Receiver<bool>) -> H
     })
 }
 
-/// The value of counter `name` in the host's metrics.
+/// The value of counter `name` in the host's metrics (every kind's
+/// series summed).
 fn metric(host: &Host, name: &str) -> u64 {
-    let text = host.metrics();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)
-                .filter(|rest| rest.starts_with('{'))
-                .and_then(|rest| rest.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+    metrics_support::sum(host.id().as_str(), name, &[]) as u64
 }
 
 /// Waits (polling) until `done` holds, failing the test with `what` after
@@ -313,6 +310,7 @@ async fn a_transactional_step_on_a_busy_database_is_retried_in_the_same_run() {
     let tally = Arc::new(Tally::default());
     let counted = Arc::clone(&tally);
     let (open_gate, gate) = watch::channel(false);
+    metrics_support::install();
     let host = Host::builder(store)
         .poll_interval(Duration::from_millis(20))
         .register("ledger", move |p: Process, amount: i64| {

@@ -22,6 +22,9 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
         .services
         .clone()
         .unwrap_or_else(|| db::services_for(&location));
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr).await?;
+    }
     let mut builder = HostBuilder::from_arc(store.clone())
         .max_concurrency(args.concurrency as usize)
         .clock_offset_warning(Duration::from_millis(args.max_clock_offset_ms));
@@ -48,9 +51,6 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
         );
     } else {
         tracing::info!(db = %db, host = %host.id(), "steadfast worker started");
-    }
-    if let Some(addr) = args.metrics {
-        serve_metrics(addr, host.clone()).await?;
     }
 
     let reason = tokio::select! {
@@ -137,23 +137,37 @@ pub async fn is_idle(store: &dyn Backend) -> anyhow::Result<bool> {
     }
 }
 
-/// Serves `GET /metrics` with the host's counters, in the background.
-async fn serve_metrics(addr: std::net::SocketAddr, host: steadfast::Host) -> anyhow::Result<()> {
+/// Installs the Prometheus exporter as the process's `metrics` recorder
+/// (before the host is built, so it sees everything the host reports) and
+/// serves `GET /metrics` from it in the background.
+async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let handle = steadfast_dashboard::metrics::exporter()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    steadfast::describe_metrics();
+    // Histograms are drained into their buckets on upkeep (and on render).
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
     let app = axum::Router::new().route(
         "/metrics",
         get(move || {
-            let host = host.clone();
+            let handle = handle.clone();
             async move {
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    host.metrics(),
+                    handle.render(),
                 )
             }
         }),

@@ -184,7 +184,7 @@ where
             break Err(StepFailed::new(name.as_ref(), &err, attempts));
         };
         tracing::debug!(process = %ctx.id, step = %name, attempts, error = %err, ?delay, "step attempt failed; retrying");
-        ctx.metrics.retried();
+        ctx.metrics.retried(&ctx.kind);
         if delay <= policy.durable_after() {
             ctx.clock.sleep(delay).await;
             continue;
@@ -214,7 +214,7 @@ where
         drop(busy);
         resume_at = Some(due);
     };
-    ctx.metrics.step(result.is_ok(), began.elapsed());
+    ctx.metrics.step(&ctx.kind, result.is_ok(), began.elapsed());
     let (status, json) = match &result {
         Ok(value) => (EntryStatus::Completed, encode_new(&ctx, &name, value)),
         Err(failed) => (EntryStatus::Failed, encode_new(&ctx, &name, failed)),

@@ -67,6 +67,9 @@ pub(crate) async fn sleep(
         name: name.clone(),
     };
     poll_fn(|cx| ctx.poll_timer(&name, due_at, cx)).await;
+    // Due times are in the store's time.
+    ctx.metrics
+        .woke(&ctx.kind, ctx.store_now().saturating_since(due_at));
     let token = ctx.completion_token().await;
     let mut fired = scheduled;
     fired.seq = ctx.next_seq();
