@@ -131,6 +131,9 @@ enum Command {
     /// Serve the web dashboard: processes, journals beside their source,
     /// signals and admin actions.
     Dashboard(commands::dashboard::DashboardArgs),
+    /// Serve the HTTP API (JSON under /api/v1, OpenAPI document included)
+    /// for services in any language; workers run the processes.
+    Serve(commands::serve::ServeArgs),
     /// Follow one process live: its status, the step and source line it
     /// stands at, and each new journal entry, until it ends.
     Watch(WatchArgs),
@@ -384,6 +387,9 @@ pub(crate) struct WorkerArgs {
     /// retries, step latency) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// The HTTP API on this worker's host.
+    #[command(flatten)]
+    pub api: commands::serve::ApiArgs,
 }
 
 /// Arguments of `steadfast demo`.
@@ -543,6 +549,7 @@ fn run_cli(cli: Cli, kinds: Kinds, db_given: bool, db_explicit: bool) -> anyhow:
                 commands::demo::run(db_explicit.then_some(db.as_str()), args).await
             }
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,
+            Command::Serve(args) => commands::serve::run(&db, args, &kinds).await,
             Command::Bench(args) => {
                 commands::bench::run(db_given.then_some(db.as_str()), args).await
             }

@@ -403,6 +403,97 @@ fn a_worker_serves_its_metrics() {
     );
 }
 
+/// One HTTP/1.0 request to `addr`; the whole answer (status line, headers,
+/// body), or `None` while nothing listens.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn a_worker_serves_the_http_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("api.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let services = dir.path().join("services").display().to_string();
+    let mut worker = steadfast()
+        .arg("--db")
+        .arg(&db)
+        .args(["worker", "--services", &services, "--http", &addr])
+        .env_remove("STEADFAST_API_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let spawn = r#"{"kind": "ten steps", "id": "h-1", "input": null}"#;
+    let mut created = None;
+    for _ in 0..400 {
+        created = http(&addr, "POST", "/api/v1/processes", spawn);
+        if created.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outcome = http(&addr, "GET", "/api/v1/processes/h-1/outcome?wait=60s", "");
+    let unknown = http(
+        &addr,
+        "POST",
+        "/api/v1/processes",
+        r#"{"kind": "nope", "id": "h-2"}"#,
+    );
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let created = created.expect("the API answered");
+    assert!(created.starts_with("HTTP/1.0 201"), "{created}");
+    let outcome = outcome.unwrap();
+    assert!(outcome.starts_with("HTTP/1.0 200"), "{outcome}");
+    assert!(outcome.contains(r#""status":"completed""#), "{outcome}");
+    let unknown = unknown.unwrap();
+    assert!(unknown.starts_with("HTTP/1.0 422"), "{unknown}");
+    assert!(unknown.contains(r#""code":"unprocessable""#), "{unknown}");
+}
+
+#[test]
+fn serve_needs_an_address_and_a_token_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db");
+    let out = steadfast()
+        .arg("--db")
+        .arg(&db)
+        .arg("serve")
+        .env_remove("STEADFAST_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--http"), "{err}");
+    let out = steadfast()
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .env_remove("STEADFAST_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without an access token"), "{err}");
+}
+
 #[test]
 fn schedules_are_added_listed_and_removed() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,8 @@ pub struct AppState {
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Backend>,
     pub(crate) host: Host,
+    /// The state of the `/api/v1` routes (over `host`).
+    pub(crate) api: steadfast_http::ApiState,
     /// The per-server CSRF token embedded in every form.
     pub(crate) csrf: String,
     /// The access token, if one is required.
@@ -45,9 +47,17 @@ impl AppState {
     /// that never runs processes) for the actions.
     pub fn new(store: Arc<dyn Backend>, options: &DashboardOptions) -> Self {
         let host = HostBuilder::from_arc(Arc::clone(&store)).build_client();
+        Self::with_host(store, host, options)
+    }
+
+    /// State over `store` whose actions and `/api/v1` routes act through
+    /// `host` (e.g. a client host with the application's kinds registered,
+    /// so `POST /api/v1/processes` can check inputs and spawn them).
+    pub fn with_host(store: Arc<dyn Backend>, host: Host, options: &DashboardOptions) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 store,
+                api: steadfast_http::ApiState::new(host.clone()),
                 host,
                 csrf: random_hex(),
                 token: options.token.clone(),
@@ -75,6 +85,12 @@ impl AppState {
     /// The CSRF token forms must carry (for tests and embedding).
     pub fn csrf_token(&self) -> &str {
         &self.inner.csrf
+    }
+}
+
+impl axum::extract::FromRef<AppState> for steadfast_http::ApiState {
+    fn from_ref(app: &AppState) -> Self {
+        app.inner.api.clone()
     }
 }
 

@@ -53,7 +53,11 @@ async fn fixture() -> Fixture {
 }
 
 fn app(store: &Arc<dyn Backend>, options: DashboardOptions) -> (axum::Router, String) {
-    let state = AppState::new(Arc::clone(store), &options);
+    // The kind `idle` is known, so `POST /api/v1/processes` can spawn it.
+    let host = HostBuilder::from_arc(Arc::clone(store))
+        .register("idle", idle)
+        .build_client();
+    let state = AppState::with_host(Arc::clone(store), host, &options);
     let csrf = state.csrf_token().to_owned();
     (router(state), csrf)
 }
@@ -64,14 +68,25 @@ const HOST: &str = "127.0.0.1:7777";
 const ORIGIN: &str = "http://127.0.0.1:7777";
 
 /// A request with `Host: HOST` unless `extra` names a host; a POST body is
-/// an urlencoded form.
+/// an urlencoded form, or JSON for the HTTP API's routes (`/api/v1/…`,
+/// whose `{id}` is filled in by [`uri_for`]) unless `extra` sets the
+/// content type.
 fn request(method: Method, uri: &str, form: Option<&str>, extra: &[(&str, &str)]) -> Request<Body> {
-    let mut req = Request::builder().method(method).uri(uri);
+    let uri = uri_for(uri);
+    let mut req = Request::builder().method(method).uri(&uri);
     if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req = req.header(header::HOST, HOST);
     }
-    if form.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let typed = extra
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if form.is_some() && !typed {
+        let content_type = if is_api(&uri) {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        req = req.header(header::CONTENT_TYPE, content_type);
     }
     for (k, v) in extra {
         req = req.header(*k, *v);
@@ -286,9 +301,25 @@ async fn snapshot(store: &Arc<dyn Backend>) -> String {
     out
 }
 
-/// A form for `route` that changes the [`world`] when it gets through.
+/// Whether `uri` is a route of the HTTP API.
+fn is_api(uri: &str) -> bool {
+    uri.starts_with("/api/v1/")
+}
+
+/// `path` with the HTTP API's `{id}` filled in: the process its action
+/// changes in the [`world`] (`f1` for retry, `p1` otherwise).
+fn uri_for(path: &str) -> String {
+    let id = if path.ends_with("/retry") { "f1" } else { "p1" };
+    path.replace("{id}", id)
+}
+
+/// A form for `route` that changes the [`world`] when it gets through (a
+/// JSON body for the HTTP API's routes).
 fn form_for(path: &str) -> &'static str {
     match path {
+        "/api/v1/processes" => r#"{"kind": "idle", "id": "new-1", "input": "x"}"#,
+        "/api/v1/processes/{id}/signals" => r#"{"name": "go", "payload": 1}"#,
+        "/api/v1/processes/{id}/cancel" | "/api/v1/processes/{id}/retry" => "{}",
         "/actions/signal" => "id=p1&name=go&payload=1",
         "/actions/cancel" => "id=p1",
         "/actions/retry" => "id=f1",
@@ -301,6 +332,16 @@ fn form_for(path: &str) -> &'static str {
         other => panic!(
             "no form for POST {other}: add one to form_for so the access tests cover the route"
         ),
+    }
+}
+
+/// The form for `path` with the CSRF token (the HTTP API's JSON bodies
+/// carry none: its routes need `Content-Type: application/json` instead).
+fn with_csrf(path: &str, csrf: &str) -> String {
+    if is_api(path) {
+        form_for(path).to_owned()
+    } else {
+        format!("{}&csrf={csrf}", form_for(path))
     }
 }
 
@@ -384,7 +425,7 @@ async fn foreign_hosts_are_refused_on_every_route() {
             // Everything a rebinding page could send: its own Host and
             // Origin, and the CSRF token had it read one.
             let origin = format!("http://{host}");
-            let form = (method == Method::POST).then(|| format!("{}&csrf={csrf}", form_for(path)));
+            let form = (method == Method::POST).then(|| with_csrf(path, &csrf));
             let req = request(
                 method.clone(),
                 path,
@@ -584,10 +625,21 @@ const CROSS_SITE: &[CsrfRow] = &[
 ];
 
 /// The request of `row` to `route`, with the session `cookie` if any.
+///
+/// The HTTP API's routes need `Content-Type: application/json` instead of
+/// the CSRF token (another site's page cannot send that without a CORS
+/// preflight): a row that only lacks the right token is sent to them as
+/// the urlencoded form such a page could send.
 fn csrf_request(route: &Route, row: &CsrfRow, csrf: &str, cookie: Option<&str>) -> Request<Body> {
     let mut form = form_for(route.path).to_owned();
     let mut headers: Vec<(&str, &str)> = row.headers.to_vec();
+    let api = is_api(route.path);
     match row.csrf {
+        Csrf::Missing | Csrf::WrongField | Csrf::WrongHeader if api => {
+            form = "id=p1&name=go&payload=1".to_owned();
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        Csrf::RightField | Csrf::RightHeader if api => {}
         Csrf::Missing => {}
         Csrf::WrongField => form.push_str("&csrf=0123456789abcdef"),
         Csrf::WrongHeader => headers.push(("x-csrf-token", "0123456789abcdef")),
@@ -623,7 +675,16 @@ async fn every_action_refuses_cross_site_requests_and_changes_nothing() {
                     route.path, row.what
                 );
                 let res = send(&app, csrf_request(&route, row, &csrf, cookie.as_deref())).await;
-                assert_eq!(res.status(), StatusCode::FORBIDDEN, "{what}");
+                let refused = if is_api(route.path)
+                    && matches!(
+                        row.csrf,
+                        Csrf::Missing | Csrf::WrongField | Csrf::WrongHeader
+                    ) {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(res.status(), refused, "{what}");
                 assert_eq!(snapshot(&f.store).await, before, "{what} changed the store");
             }
             // From the dashboard's own page the same form goes through and
@@ -774,7 +835,9 @@ async fn every_route_but_login_and_assets_needs_the_token() {
     for route in route_list() {
         if route.public {
             assert!(
-                route.path == "/login" || route.path.starts_with("/assets/"),
+                route.path == "/login"
+                    || route.path.starts_with("/assets/")
+                    || route.path == "/api/v1/openapi.json",
                 "{} must not be public",
                 route.path
             );
@@ -786,8 +849,7 @@ async fn every_route_but_login_and_assets_needs_the_token() {
             } else {
                 format!("{}?token={query_token}", route.path)
             };
-            let form = (route.method == Method::POST)
-                .then(|| format!("{}&csrf={csrf}", form_for(route.path)));
+            let form = (route.method == Method::POST).then(|| with_csrf(route.path, &csrf));
             let mut headers = headers.clone();
             headers.push(("origin", ORIGIN));
             let req = from_ip(

@@ -77,7 +77,7 @@ impl DashboardArgs {
 
 /// The token in `path`, trimmed; refuses an empty or unreadable file and
 /// warns when other users may read it.
-fn read_token(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_token(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the token file {}", path.display()))?;
     let token = text.trim();

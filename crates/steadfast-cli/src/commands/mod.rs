@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod list;
 pub mod schedule;
+pub mod serve;
 pub mod show;
 pub mod signal;
 pub mod signals;

@@ -42,6 +42,7 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
         builder = builder.clock(ScaledClock::new(origin, scale));
     }
     let host = kinds.register(builder, &services_dir, "worker")?.build();
+    args.api.spawn_server(host.clone()).await?;
     if kinds.are_examples() {
         tracing::info!(
             db = %db,

@@ -14,7 +14,10 @@
 //! 4. **CSRF**: a request other than GET/HEAD (except the login form,
 //!    which carries the access token instead) must carry the per-server
 //!    CSRF token (form field `csrf` or header `X-CSRF-Token`); otherwise
-//!    403.
+//!    403. Requests to the HTTP API (`/api/v1/…`) must instead be sent as
+//!    `Content-Type: application/json` (otherwise 415): a web page of
+//!    another origin cannot send that without a CORS preflight, which the
+//!    dashboard never allows.
 
 pub mod hosts;
 mod origin;
@@ -42,7 +45,13 @@ const MAX_BODY: usize = 256 * 1024;
 /// Whether `path` is served without the access token: the login form and
 /// the static assets (never without the host check).
 pub fn is_public(path: &str) -> bool {
-    path == LOGIN || path.starts_with("/assets/")
+    path == LOGIN || path.starts_with("/assets/") || path == steadfast_http::OPENAPI_PATH
+}
+
+/// Whether `path` is a route of the HTTP API.
+fn is_api(path: &str) -> bool {
+    path.starts_with(steadfast_http::PREFIX)
+        && path[steadfast_http::PREFIX.len()..].starts_with('/')
 }
 
 /// Runs the checks above, then the route.
@@ -66,11 +75,26 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
     if path == LOGIN {
         return next.run(request).await;
     }
+    let api = is_api(path);
+    if api && !steadfast_http::is_json(request.headers()) {
+        return steadfast_http::ApiError::NotJson.into_response();
+    }
     let (parts, body) = request.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
+        Err(_) if api => {
+            return steadfast_http::ApiError::TooLarge(format!(
+                "the request body is larger than the limit of {MAX_BODY} bytes"
+            ))
+            .into_response();
+        }
         Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
+    if api {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    }
     let sent = parts
         .headers
         .get("x-csrf-token")

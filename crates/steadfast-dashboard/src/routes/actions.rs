@@ -51,6 +51,10 @@ fn failed(err: steadfast::Error) -> (StatusCode, String) {
     (host_status(&err), err.to_string())
 }
 
+fn api_failed(err: steadfast_http::ApiError) -> (StatusCode, String) {
+    (err.status(), err.to_string())
+}
+
 /// The form of `/actions/signal`.
 #[derive(Deserialize)]
 pub struct SignalForm {
@@ -78,11 +82,10 @@ pub async fn signal(
                 format!("the payload is not valid JSON ({e}); e.g. null, \"text\" or {{\"secret\": \"…\"}}"),
             ));
         }
-        app.inner
-            .host
-            .signal_json(&f.id, name, payload)
+        // The HTTP API's operation: the same checks and answers.
+        steadfast_http::ops::signal(&app.inner.host, &f.id, name, payload)
             .await
-            .map_err(failed)?;
+            .map_err(api_failed)?;
         Ok(format!("signal “{name}” sent"))
     }
     .await;
@@ -121,9 +124,9 @@ pub async fn cancel(
     headers: HeaderMap,
     Form(f): Form<IdForm>,
 ) -> Response {
-    let outcome = match app.inner.host.cancel(&f.id).await {
-        Ok(status) => Ok(format!("cancel requested; the process is {status}")),
-        Err(e) => Err(failed(e)),
+    let outcome = match steadfast_http::ops::cancel(&app.inner.host, &f.id).await {
+        Ok(done) => Ok(format!("cancel requested; the process is {}", done.status)),
+        Err(e) => Err(api_failed(e)),
     };
     respond(&app, &headers, &process_url(&f.id), outcome)
 }
@@ -134,9 +137,9 @@ pub async fn retry(
     headers: HeaderMap,
     Form(f): Form<IdForm>,
 ) -> Response {
-    let outcome = match app.inner.host.retry(&f.id).await {
-        Ok(()) => Ok("the process will run again".to_owned()),
-        Err(e) => Err(failed(e)),
+    let outcome = match steadfast_http::ops::retry(&app.inner.host, &f.id).await {
+        Ok(_) => Ok("the process will run again".to_owned()),
+        Err(e) => Err(api_failed(e)),
     };
     respond(&app, &headers, &process_url(&f.id), outcome)
 }

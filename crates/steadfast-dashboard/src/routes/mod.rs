@@ -66,6 +66,10 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/assets/dashboard.js", get(js)),
         (Method::GET, "/assets/favicon.svg", get(favicon)),
     ]
+    .into_iter()
+    // The HTTP API for services, the same handlers `steadfast serve` uses.
+    .chain(steadfast_http::routes::<AppState>())
+    .collect()
 }
 
 /// Every route the dashboard serves (HEAD is served wherever GET is).
