@@ -126,10 +126,7 @@ async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict
     let mut ctx = RunCtx::new(shared, lease, journal, Vec::new());
     ctx.dry_run = true;
     let ctx = Arc::new(ctx);
-    let process = Process {
-        ctx: Arc::clone(&ctx),
-        scope: None,
-    };
+    let process = Process::new(Arc::clone(&ctx));
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,
         Err(err) => {

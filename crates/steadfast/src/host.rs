@@ -20,6 +20,7 @@ use crate::context::{RunCtx, Stop};
 use crate::error::Error;
 use crate::kind::{Kind, Kinds};
 use crate::retry::RetryPolicy;
+use crate::stores::{HostStore, ProcessStore};
 use crate::typed::Provided;
 use crate::{Process, dispatcher};
 
@@ -139,11 +140,20 @@ pub struct HostBuilder {
 impl HostBuilder {
     /// A builder over `store` with the defaults: the system clock, 1,000
     /// processes run at once, a 30 s lease, the default retry policy.
-    pub fn new(store: impl Backend) -> Self {
-        Self::from_arc(Arc::new(store))
+    ///
+    /// The builder knows the store as its own type `S`, so kinds whose
+    /// function takes `Process<S>` (transactional steps) run on it.
+    pub fn new<S: Backend>(store: S) -> Self {
+        let store = Arc::new(store);
+        let mut builder = Self::from_arc(Arc::clone(&store) as Arc<dyn Backend>);
+        builder.provided.insert(HostStore(store));
+        builder
     }
 
-    /// Like [`HostBuilder::new`] for a store already shared.
+    /// Like [`HostBuilder::new`] for a store already shared. The store is
+    /// known only as a [`Backend`], so a kind whose function takes
+    /// `Process<S>` for a concrete store `S` is refused when the host is
+    /// built; use [`HostBuilder::new`] for those.
     pub fn from_arc(store: Arc<dyn Backend>) -> Self {
         let mut kinds = Kinds::default();
         let schedules = Arc::clone(&store);
@@ -175,12 +185,17 @@ impl HostBuilder {
 
     /// Registers a process kind: a name and an `async fn(Process, Input) ->
     /// Result<Output, E>`. Inputs and outputs are stored as JSON.
-    pub fn register<I, O, E, F, Fut>(self, kind: impl Into<String>, function: F) -> Self
+    ///
+    /// A function that runs transactional steps takes `Process<S>` for its
+    /// store `S` (say `|p: Process<SqliteStore>, input: i64| …`); on a host
+    /// whose store is not an `S`, [`HostBuilder::build`] refuses it.
+    pub fn register<S, I, O, E, F, Fut>(self, kind: impl Into<String>, function: F) -> Self
     where
+        S: ProcessStore,
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
         E: Display + Send + 'static,
-        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        F: Fn(Process<S>, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         self.register_version(kind, 1, function)
@@ -192,20 +207,39 @@ impl HostBuilder {
     /// version 2 while the processes of version 1 finish on their code
     /// (keep version 1 registered until they have). [`HostBuilder::register`]
     /// registers version 1.
-    pub fn register_version<I, O, E, F, Fut>(
+    pub fn register_version<S, I, O, E, F, Fut>(
         mut self,
         kind: impl Into<String>,
         version: u32,
         function: F,
     ) -> Self
     where
+        S: ProcessStore,
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
         E: Display + Send + 'static,
-        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        F: Fn(Process<S>, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
-        self.kinds.insert(kind.into(), version, Kind::new(function));
+        let name = kind.into();
+        match S::from_host(&self.provided) {
+            Ok(store) => {
+                let kind = Kind::new(move |p: Process, input: I| {
+                    function(p.on_store(store.clone()), input)
+                });
+                self.kinds.insert(name, version, kind);
+            }
+            // Refused when the host is built, like a typed kind lacking a
+            // provided value.
+            Err(missing) => {
+                let why = format!("process kind {name:?} is not runnable on this host: {missing}");
+                self.typed.push(TypedKind {
+                    name,
+                    version,
+                    resolve: Box::new(move |_| Err((missing, Kind::check_only::<I>(why)))),
+                });
+            }
+        }
         self
     }
 
@@ -218,7 +252,7 @@ impl HostBuilder {
     /// form, keeps its signature for dynamic use.)
     pub fn register_kind<K: crate::ProcessKind>(mut self) -> Self {
         self.typed.push(TypedKind {
-            name: K::NAME,
+            name: K::NAME.to_owned(),
             version: K::VERSION,
             resolve: Box::new(resolve_kind::<K>),
         });
@@ -324,8 +358,9 @@ impl HostBuilder {
     /// # Panics
     ///
     /// If a kind registered with [`HostBuilder::register_kind`] takes a
-    /// value of a type no [`HostBuilder::provide`] call gave (a mistake in
-    /// the program's set-up, found before any process runs).
+    /// value of a type no [`HostBuilder::provide`] call gave, or a kind
+    /// takes `Process<S>` for a store `S` this host does not run on (mistakes
+    /// in the program's set-up, found before any process runs).
     pub fn build(self) -> Host {
         self.start(true)
     }
@@ -346,12 +381,11 @@ impl HostBuilder {
                     check_only
                 }
                 Err((missing, _)) => panic!(
-                    "process kind {:?} needs a value this host was not given: {missing}",
+                    "process kind {:?} cannot run on this host: {missing}",
                     typed.name
                 ),
             };
-            self.kinds
-                .insert(typed.name.to_owned(), typed.version, kind);
+            self.kinds.insert(typed.name, typed.version, kind);
         }
         let id = HostId::new(self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
         if !self.clock.is_real_time() {
@@ -410,7 +444,7 @@ impl HostBuilder {
 /// A kind registered by type, resolved against the provided values when
 /// the host is built.
 struct TypedKind {
-    name: &'static str,
+    name: String,
     version: u32,
     resolve: Box<ResolveFn>,
 }

@@ -11,6 +11,7 @@ mod kind;
 mod leases;
 mod metrics;
 mod offset;
+mod open;
 mod ops;
 mod persist;
 mod process;
@@ -19,6 +20,7 @@ mod run;
 pub mod schedule;
 mod signal;
 mod sources;
+mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod typed;
@@ -27,12 +29,16 @@ pub use check::{CheckReport, Verdict};
 pub use child::ChildError;
 pub use error::{Error, StepError, StepFailed};
 pub use host::{DEFAULT_MAX_PAYLOAD_BYTES, Host, HostBuilder, Spawned};
+#[cfg(feature = "sqlite")]
+pub use open::open_sqlite;
+pub use open::{Location, OpenError, OpenMode, open, open_with};
 pub use ops::step::Step;
 pub use process::{Durable, Process, Wait, WaitTimeout};
 pub use retry::RetryPolicy;
 pub use signal::{RESERVED_PREFIX, Signal, SignalName, is_reserved};
 pub use sources::process_sources;
 pub use steadfast_macros::process;
+pub use stores::{AnyStore, ProcessStore};
 pub use typed::{Handle, KindFn, NotProvided, ProcessKind, Provided};
 
 /// Used by the code `#[steadfast::process]` generates; not a public API.
@@ -40,6 +46,7 @@ pub use typed::{Handle, KindFn, NotProvided, ProcessKind, Provided};
 pub mod __private {
     pub use crate::ops::transaction::{AfterBodyHook, set_after_body_hook};
     pub use crate::sources::ProcessSource;
+    pub use crate::stores::ProcessParam;
     pub use crate::typed::{KindFuture, ProcessResult};
     pub use inventory;
 }
@@ -47,12 +54,14 @@ pub use steadfast_core::{
     Backend, Clock, Counts, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter,
     Listed, ParkedCount, ParkedCounts, ProcessId, ProcessRecord, RowError, ScaledClock,
     SignalRecord, SignalState, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SystemClock, Timestamp, shorten,
+    SystemClock, Timestamp, TransactionalStore, shorten,
 };
 #[cfg(feature = "postgres")]
 pub use steadfast_postgres::{PostgresOptions, PostgresStore, PostgresUrl, redact, sqlx};
 #[cfg(feature = "sqlite")]
-pub use steadfast_sqlite::{Access, Durability, SqliteOptions, SqliteStore, rusqlite};
+pub use steadfast_sqlite::{
+    Access, Durability, SqliteOptions, SqliteStore, WriteConnection, rusqlite,
+};
 
 /// The storage traits and records, for store implementers.
 pub mod core {

@@ -77,10 +77,7 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     };
     shared.metrics.run_started();
     let ctx = Arc::new(RunCtx::new(&shared, lease.clone(), journal, signals));
-    let process = Process {
-        ctx: Arc::clone(&ctx),
-        scope: None,
-    };
+    let process = Process::new(Arc::clone(&ctx));
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,
         Err(err) => {

@@ -88,16 +88,46 @@ impl Provided {
             .cloned()
             .ok_or(NotProvided {
                 type_name: std::any::type_name::<T>(),
+                store: false,
             })
     }
 }
 
-/// A process function needs a value of a type the host was not given.
+/// A process function needs a value of a type the host was not given, or
+/// a store the host does not run on.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no value of type {type_name} was provided to the host (HostBuilder::provide)")]
+#[error("{}", self.describe())]
 pub struct NotProvided {
     /// The Rust type asked for.
     pub type_name: &'static str,
+    /// Whether it is the host's store (a `Process<S>` on a host whose store
+    /// is not an `S`) rather than a provided value.
+    pub store: bool,
+}
+
+impl NotProvided {
+    /// The host does not run on a store of type `S`.
+    pub(crate) fn store<S>() -> Self {
+        NotProvided {
+            type_name: std::any::type_name::<S>(),
+            store: true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.store {
+            format!(
+                "it takes Process<{}> (it runs transactional steps on that store), but this \
+                 host was not built on a store of that type",
+                self.type_name
+            )
+        } else {
+            format!(
+                "no value of type {} was provided to the host (HostBuilder::provide)",
+                self.type_name
+            )
+        }
+    }
 }
 
 /// A typed handle on one process of kind `K`: returned by

@@ -663,35 +663,38 @@ async fn sqlite_transaction_commits_effects_exactly_once() {
     let fx = Fixture::new();
     let register = |b: HostBuilder| {
         b.retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
-            .register("ledger", |p: Process, amount: i64| async move {
-                let flaky = Arc::new(AtomicUsize::new(0));
-                let id = p.id().to_string();
-                let row = p
-                    .sqlite_transaction("booked", move |conn| {
-                        conn.execute(
-                            "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount INTEGER)",
-                            [],
-                        )
-                        .map_err(StepError::retryable)?;
-                        conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+            .register(
+                "ledger",
+                |p: Process<SqliteStore>, amount: i64| async move {
+                    let flaky = Arc::new(AtomicUsize::new(0));
+                    let id = p.id().to_string();
+                    let row = p
+                        .transaction("booked", move |conn| {
+                            conn.execute(
+                                "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount INTEGER)",
+                                [],
+                            )
                             .map_err(StepError::retryable)?;
-                        // The first attempt fails after its insert: it must be rolled back.
-                        if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
-                            return Err(StepError::retryable("lock timeout"));
-                        }
-                        Ok(conn.last_insert_rowid())
-                    })
-                    .await?;
-                let refused = p
-                    .sqlite_transaction("refused", |conn| {
-                        conn.execute("INSERT INTO ledger VALUES ('refused', 0)", [])
-                            .map_err(StepError::retryable)?;
-                        Err::<(), _>(StepError::permanent("over the limit"))
-                    })
-                    .await;
-                p.wait::<()>("go").await;
-                Ok::<_, StepFailed>((row, refused.is_err()))
-            })
+                            conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+                                .map_err(StepError::retryable)?;
+                            // The first attempt fails after its insert: it must be rolled back.
+                            if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                                return Err(StepError::retryable("lock timeout"));
+                            }
+                            Ok(conn.last_insert_rowid())
+                        })
+                        .await?;
+                    let refused = p
+                        .transaction("refused", |conn| {
+                            conn.execute("INSERT INTO ledger VALUES ('refused', 0)", [])
+                                .map_err(StepError::retryable)?;
+                            Err::<(), _>(StepError::permanent("over the limit"))
+                        })
+                        .await;
+                    p.wait::<()>("go").await;
+                    Ok::<_, StepFailed>((row, refused.is_err()))
+                },
+            )
     };
     let host = register(fx.builder().await).build();
     host.spawn("ledger", "l-1", &250i64).await.expect("spawn");
