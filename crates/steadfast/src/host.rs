@@ -1,10 +1,9 @@
 //! [`Host`]: registers process kinds, spawns and signals processes, and runs
 //! them on a store.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,98 +15,17 @@ use steadfast_core::{
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::context::{RunCtx, Stop};
+use crate::context::Stop;
 use crate::error::Error;
 use crate::kind::{Kind, Kinds};
+use crate::provided::Provided;
 use crate::retry::RetryPolicy;
+use crate::shared::{Config, Shared};
 use crate::stores::{HostStore, ProcessStore};
-use crate::typed::Provided;
 use crate::{Process, dispatcher};
-
-/// Tunables of a host.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_concurrency: usize,
-    pub(crate) lease: Duration,
-    pub(crate) poll_interval: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) retention: Option<Duration>,
-    pub(crate) journal_warning: usize,
-    pub(crate) max_payload_bytes: usize,
-    pub(crate) clock_offset_warning: Duration,
-}
 
 /// The default of [`HostBuilder::max_payload_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
-
-/// State shared by a host's handle, its dispatcher and its runs.
-pub(crate) struct Shared {
-    pub(crate) id: HostId,
-    pub(crate) store: Arc<dyn Backend>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) kinds: Kinds,
-    pub(crate) latest_versions: Arc<HashMap<String, u32>>,
-    pub(crate) config: Config,
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    pub(crate) work: Notify,
-    pub(crate) stopping: watch::Sender<bool>,
-    /// The leases of the runs this host is running (what the heartbeat renews).
-    pub(crate) leases: Arc<crate::leases::Leases>,
-    /// The host clock's measured offset from the store's clock.
-    pub(crate) offset: Arc<crate::offset::ClockOffset>,
-    active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
-    outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
-}
-
-impl Shared {
-    fn active(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<RunCtx>>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn waiters(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<Notify>>> {
-        self.outcome_waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// What a run's store writes need to retry transient errors.
-    pub(crate) fn persist(&self) -> crate::persist::Persist {
-        crate::persist::Persist {
-            clock: Arc::clone(&self.clock),
-            stopping: self.stopping.subscribe(),
-            leases: Arc::clone(&self.leases),
-            metrics: Arc::clone(&self.metrics),
-        }
-    }
-
-    pub(crate) fn activate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
-        self.active().insert(id.clone(), Arc::clone(ctx));
-    }
-
-    pub(crate) fn deactivate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
-        let mut active = self.active();
-        if active.get(id).is_some_and(|c| Arc::ptr_eq(c, ctx)) {
-            active.remove(id);
-        }
-    }
-
-    fn loaded(&self, id: &ProcessId) -> Option<Arc<RunCtx>> {
-        self.active().get(id).cloned()
-    }
-
-    /// A run of `id` ended for good (or as far as this host can tell).
-    pub(crate) fn finished(&self, id: &ProcessId) {
-        if let Some(waiters) = self.waiters().remove(id) {
-            waiters.notify_waiters();
-        }
-    }
-
-    fn outcome_notify(&self, id: &ProcessId) -> Arc<Notify> {
-        Arc::clone(self.waiters().entry(id.clone()).or_default())
-    }
-}
 
 /// Builds a [`Host`]: the store, the process kinds it runs, its tunables.
 ///
@@ -423,7 +341,7 @@ impl HostBuilder {
             let mut tasks = vec![
                 tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
                 tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),
-                tokio::spawn(crate::offset::watch(Arc::clone(&shared))),
+                tokio::spawn(dispatcher::watch_offset(Arc::clone(&shared))),
             ];
             if let Some(keep) = shared.config.retention {
                 tasks.push(tokio::spawn(dispatcher::retain(Arc::clone(&shared), keep)));

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use steadfast_core::TransactionalStore;
 
-use crate::Process;
-use crate::typed::{NotProvided, Provided};
+use crate::provided::{NotProvided, Provided};
 
 /// The store of a [`Process`] that uses nothing store-specific: it runs on
 /// any store. `Process` means `Process<AnyStore>`; a process that runs
@@ -67,24 +66,5 @@ pub(crate) struct HostStore<S>(pub(crate) Arc<S>);
 impl<S> Clone for HostStore<S> {
     fn clone(&self) -> Self {
         HostStore(Arc::clone(&self.0))
-    }
-}
-
-/// The type of a process function's first parameter: `Process<S>` for a
-/// [`ProcessStore`] `S`. Used by `#[steadfast::process]`.
-#[doc(hidden)]
-pub trait ProcessParam: Send + 'static {
-    /// What the process knows of its store.
-    type Store: ProcessStore;
-
-    /// The handle a run gives, bound to the host's store.
-    fn bind(process: Process, store: &Self::Store) -> Self;
-}
-
-impl<S: ProcessStore> ProcessParam for Process<S> {
-    type Store = S;
-
-    fn bind(process: Process, store: &S) -> Self {
-        process.on_store(store.clone())
     }
 }
