@@ -77,7 +77,9 @@ fn the_engine_modules_import_each_other_without_circles() {
         let items = path[module.len()..].trim_start_matches("::");
         for item in items.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
             if !item.is_empty() && item != "as" && item != "self" {
-                owner.entry(item.to_owned()).or_insert_with(|| module.clone());
+                owner
+                    .entry(item.to_owned())
+                    .or_insert_with(|| module.clone());
             }
         }
     }
