@@ -152,7 +152,7 @@ impl TestHost {
         let open = move || {
             let path = path.clone();
             async move {
-                crate::SqliteStore::open(path)
+                crate::open_sqlite(&path, crate::OpenMode::Create)
                     .await
                     .unwrap_or_else(|e| panic!("cannot open the test store: {e}"))
             }
