@@ -8,11 +8,11 @@ use steadfast_core::TransactionalStore;
 
 use crate::provided::{NotProvided, Provided};
 
-/// The store of a [`Process`] that uses nothing store-specific: it runs on
+/// The store of a [`Process`](crate::Process) that uses nothing store-specific: it runs on
 /// any store. `Process` means `Process<AnyStore>`; a process that runs
 /// transactional steps names its store instead (`Process<SqliteStore>`).
 ///
-/// A `Process<AnyStore>` has no [`Process::transaction`]: the compiler
+/// A `Process<AnyStore>` has no [`Process::transaction`](crate::Process::transaction): the compiler
 /// refuses a transactional step in a process that did not say its store.
 ///
 /// ```compile_fail
@@ -30,9 +30,9 @@ use crate::provided::{NotProvided, Provided};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AnyStore;
 
-/// What a [`Process<S>`](Process) knows of its host's store: nothing
+/// What a [`Process<S>`](crate::Process) knows of its host's store: nothing
 /// ([`AnyStore`]), or the store itself as its concrete type `S` (any
-/// [`TransactionalStore`]), which [`Process::transaction`] runs on.
+/// [`TransactionalStore`]), which [`Process::transaction`](crate::Process::transaction) runs on.
 ///
 /// A host hands a kind whose function takes `Process<S>` the store it was
 /// built on when that store is an `S` ([`crate::HostBuilder::new`]); a host
