@@ -299,7 +299,7 @@ impl HostBuilder {
                     check_only
                 }
                 Err((missing, _)) => panic!(
-                    "process kind {:?} cannot run on this host: {missing}",
+                    "process kind {:?} needs a value this host was not given: {missing}",
                     typed.name
                 ),
             };
