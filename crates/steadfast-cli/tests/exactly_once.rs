@@ -336,8 +336,21 @@ async fn postgres_sigkill_between_user_sql_and_journal_write() {
         format!("postgres {}", schema.name),
     )
     .await;
-    let rows = postgres_rows(&schema.name).await;
-    assert_eq!(rows, journaled(&store).await, "rows == journal at the kill");
+    // The killed worker's last COMMIT may still land on the server after
+    // the kill; rows and journal entries commit together, so reading them in
+    // two snapshots can straddle it. Read again until one reading agrees: a
+    // journal entry without its row (or the reverse) would never agree.
+    let mut rows = postgres_rows(&schema.name).await;
+    let mut journal = journaled(&store).await;
+    for _ in 0..50 {
+        if rows == journal {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rows = postgres_rows(&schema.name).await;
+        journal = journaled(&store).await;
+    }
+    assert_eq!(rows, journal, "rows == journal at the kill");
     assert!(
         rows.len() < PROCESSES * STEPS.len(),
         "the killed worker left work to do: {rows:?}"
