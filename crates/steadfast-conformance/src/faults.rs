@@ -368,8 +368,8 @@ impl<F: Faults> Store for FaultyStore<F> {
         self.inner.follow_host_clock();
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self.inner.as_any()
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
     }
 }
 

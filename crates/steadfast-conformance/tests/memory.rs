@@ -518,10 +518,6 @@ impl Store for MemoryStore {
         let s = self.0.lock().unwrap();
         Ok(s.processes.values().filter_map(|r| r.wake_at).min())
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 #[async_trait]

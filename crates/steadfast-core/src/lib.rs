@@ -14,6 +14,7 @@ mod record;
 pub mod rules;
 mod store;
 mod time;
+mod transaction;
 
 pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
@@ -27,3 +28,4 @@ pub use store::{
     SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome, Suspension,
 };
 pub use time::Timestamp;
+pub use transaction::{TransactionBody, TransactionalStore};

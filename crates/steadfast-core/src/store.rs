@@ -374,10 +374,14 @@ pub trait Store: Send + Sync + 'static {
     /// does nothing (the store uses the passed times anyway).
     fn follow_host_clock(&self) {}
 
-    /// The store as [`std::any::Any`], so the engine can reach features only
-    /// one store has (transactional steps run the user's SQL inside the
-    /// store's own transaction).
-    fn as_any(&self) -> &dyn std::any::Any;
+    /// Closes the store cleanly: writes already queued are committed and
+    /// the store's files are left complete on their own (SQLite: the WAL is
+    /// checkpointed into the database file). Later calls on this store or
+    /// its clones may fail. The default does nothing (a store with nothing
+    /// to flush, or one that closes its connections when dropped).
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Queries for tools (CLI, dashboard); not on the hot path.

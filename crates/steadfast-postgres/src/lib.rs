@@ -525,10 +525,6 @@ impl Store for PostgresStore {
     fn work_events(&self) -> Option<watch::Receiver<u64>> {
         Some(self.inner.events.clone())
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 #[async_trait]

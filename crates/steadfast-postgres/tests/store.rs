@@ -15,7 +15,7 @@ use common::{SchemaGuard, admin, url};
 use sqlx::AssertSqlSafe;
 use steadfast_core::{
     EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, SpawnOutcome, Store,
-    StoreAdmin, StoreError, Timestamp,
+    StoreAdmin, StoreError, Timestamp, TransactionalStore,
 };
 use steadfast_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
@@ -124,21 +124,29 @@ async fn synchronous_commit_is_on_where_the_database_default_is_off() {
             .await
             .expect("claim");
         let lease = claimed.into_iter().next().expect("claimed").lease;
-        let pooled = store
-            .transaction(&lease, step(0, "tx", now), |conn| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let put = std::sync::Arc::clone(&seen);
+        let committed = TransactionalStore::transaction(
+            &store,
+            &lease,
+            step(0, "tx", now),
+            Box::new(move |conn| {
                 Box::pin(async move {
                     let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
                         .fetch_one(&mut *conn)
                         .await
-                        .map_err(|e| e.to_string())?;
-                    Ok::<_, String>(("null".to_owned(), setting))
+                        .ok()?;
+                    *put.lock().expect("lock") = Some(setting);
+                    Some("null".to_owned())
                 })
-            })
-            .await
-            .expect("transaction");
+            }),
+        )
+        .await
+        .expect("transaction");
+        assert!(committed);
         assert_eq!(
-            pooled,
-            Ok("on".to_owned()),
+            seen.lock().expect("lock").as_deref(),
+            Some("on"),
             "pooled sessions override the database default"
         );
         drop(store);

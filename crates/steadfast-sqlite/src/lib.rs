@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use options::{Access, Durability, SqliteOptions};
 /// The SQLite binding transactional steps receive their connection from.
 pub use rusqlite;
-pub use transaction::TransactionBody;
+pub use transaction::WriteConnection;
 
 use reader::Readers;
 use writer::{Command, Reply, Writer};
@@ -312,25 +312,6 @@ impl SqliteStore {
         self.call(Command::Pragmas).await
     }
 
-    /// Runs `body` on the store's write connection inside the same
-    /// transaction that journals `entry` under `lease`: either both the
-    /// body's effects and the entry (with the body's JSON as its outcome)
-    /// commit, or neither does. `Ok(false)` when the body failed (nothing of
-    /// it is kept). The body must not commit or roll back itself, and should
-    /// be quick: it runs on the writer thread, inside a group commit.
-    ///
-    /// This is what `Process::sqlite_transaction` builds on.
-    pub async fn transaction(
-        &self,
-        lease: &Lease,
-        entry: JournalEntry,
-        body: TransactionBody,
-    ) -> Result<bool, StoreError> {
-        let lease = lease.clone();
-        self.call(|tx| Command::Transaction(lease, entry, body, tx))
-            .await
-    }
-
     /// The writer's queue, starting the writer first for
     /// [`Access::WriteOnDemand`].
     async fn commands(&self) -> Result<mpsc::UnboundedSender<Command>, StoreError> {
@@ -543,8 +524,8 @@ impl Store for SqliteStore {
         self.read(reader::next_wake).await
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    async fn close(&self) -> Result<(), StoreError> {
+        SqliteStore::close(self).await
     }
 }
 

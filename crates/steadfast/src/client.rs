@@ -13,8 +13,9 @@ use steadfast_core::{
 };
 
 use crate::error::{Error, StepFailed};
+use crate::handle::Handle;
 use crate::host::{Host, HostBuilder, Spawned};
-use crate::typed::{Handle, ProcessKind};
+use crate::typed::ProcessKind;
 
 /// Talks to the processes of a store without running any: spawn, signal,
 /// outcome (with or without a timeout), cancel, retry, status, journal,
