@@ -90,7 +90,7 @@ enum Command {
     /// that nothing was lost.
     Demo(DemoArgs),
     /// Run the standard benchmark workloads W1–W5 (see BENCHMARKS.md).
-    Bench(commands::bench::BenchArgs),
+    Bench(steadfast_bench::BenchArgs),
     /// Serve the web dashboard: processes, journals beside their source,
     /// signals and admin actions.
     Dashboard(commands::dashboard::DashboardArgs),
@@ -342,7 +342,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.format(&mut Cli::command()).exit(),
     };
-    init_logging();
+    if matches!(cli.command, Command::Bench(_)) {
+        // The bench's logging also counts the statements sent to PostgreSQL.
+        steadfast_bench::init_logging();
+    } else {
+        init_logging();
+    }
     match run(cli, db_given, db_explicit) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`| head`): nothing to say.
@@ -403,7 +408,8 @@ fn run(cli: Cli, db_given: bool, db_explicit: bool) -> anyhow::Result<()> {
             }
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,
             Command::Bench(args) => {
-                commands::bench::run(db_given.then_some(db.as_str()), args).await
+                let launch = steadfast_bench::Launch::current(["bench"])?;
+                steadfast_bench::run(db_given.then_some(db.as_str()), args, launch).await
             }
         }
     })

@@ -39,7 +39,6 @@ pub async fn run(db: &str, args: WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(Timestamp::now_system);
         builder = builder.clock(ScaledClock::new(origin, scale));
     }
-    let builder = super::bench::sleeper::register(builder);
     let host = register_all(builder, Arc::new(services)).build();
     tracing::info!(
         db = %db,
