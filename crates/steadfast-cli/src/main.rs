@@ -25,7 +25,8 @@ mod commands;
 mod db;
 mod input;
 mod numbers;
-mod render;
+
+use steadfast_examples::render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
