@@ -22,13 +22,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::{Services, credit_card, mail_flow, onboarding, register_all, render, transfer};
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use steadfast::{
     Clock, EntryStatus, Host, HostBuilder, JournalEntry, ProcessId, ProcessRecord, ScaledClock,
     SqliteStore, Status, Store, StoreAdmin, Timestamp,
 };
-use crate::{Services, credit_card, mail_flow, onboarding, register_all, render, transfer};
 
 /// How often the demo reads the store.
 const TICK: Duration = Duration::from_millis(100);
