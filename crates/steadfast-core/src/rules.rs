@@ -14,8 +14,8 @@
 //! ```
 
 use crate::{
-    Counts, EntryKind, EntryStatus, EventKind, Finish, ProcessId, RowError, SourceLocation,
-    Status, StatusCount, StoreError,
+    Counts, EntryKind, EntryStatus, EventKind, Finish, ProcessId, RowError, SourceLocation, Status,
+    StatusCount, StoreError,
 };
 
 /// An operation whose allowed states are a rule of the store contract.
