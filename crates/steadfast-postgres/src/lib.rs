@@ -47,8 +47,9 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
+    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -541,6 +542,10 @@ impl StoreAdmin for PostgresStore {
         bounded(reader::counts(&self.inner.pool)).await
     }
 
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
+        bounded(reader::count(&self.inner.pool, filter)).await
+    }
+
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         bounded(reader::parked_counts(&self.inner.pool, kind)).await
     }
@@ -555,6 +560,10 @@ impl StoreAdmin for PostgresStore {
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         bounded(ops::admin::history(&self.inner.pool, id)).await
+    }
+
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        bounded(ops::events::list(&self.inner.pool, id)).await
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {

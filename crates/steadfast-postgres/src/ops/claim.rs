@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Row};
+use steadfast_core::rules::{self, Recorded};
 use steadfast_core::{Claimed, HostId, JournalEntry, Lease, PendingSignal, RowError, StoreError};
 
 use super::{micros, notify};
@@ -18,7 +19,10 @@ use crate::rows::{
 };
 
 // `$3` is the host's now, or NULL when the database's clock decides; `$2`
-// the lease in microseconds.
+// the lease in microseconds. Each claimed process's history gets its entry
+// (`$6`, `$7`: what `rules::event` says a claim records) in the same
+// statement; a row whose epoch or generation is missing (corrupt, parked
+// below) records 0, so it cannot fail the claim of the others.
 const CLAIM: &str = concat!(
     "WITH t AS (SELECT COALESCE($3::bigint, ",
     db_now!(),
@@ -29,14 +33,21 @@ const CLAIM: &str = concat!(
          ORDER BY wake_at, id
          LIMIT $4
          FOR UPDATE SKIP LOCKED
-     )
-     UPDATE processes SET owner = $1, epoch = epoch + 1, status = 'running',
-         wake_at = t.now + $2, updated_at = $5, waiting_for = '{}', parked_files = '{}',
-         parked_lines = '{}'
-     FROM due, t WHERE id = due.due_id
-     RETURNING ",
+     ),
+     claimed AS (
+         UPDATE processes SET owner = $1, epoch = epoch + 1, status = 'running',
+             wake_at = t.now + $2, updated_at = $5, waiting_for = '{}', parked_files = '{}',
+             parked_lines = '{}'
+         FROM due, t WHERE id = due.due_id
+         RETURNING ",
     process_columns!(),
-    ", due.due_at"
+    ", due.due_at
+     ),
+     logged AS (
+         INSERT INTO events (process_id, at, kind, host, epoch, generation, detail)
+         SELECT id, $5, $6, $1, COALESCE(epoch, 0), COALESCE(generation, 0), $7 FROM claimed
+     )
+     SELECT * FROM claimed"
 );
 
 const JOURNALS: &str = concat!(
@@ -94,12 +105,15 @@ pub(crate) async fn claim(
             "hosts are gone; their processes are runnable now"
         );
     }
+    let (kind, detail) = rules::event(Recorded::Claim);
     let rows = sqlx::query(CLAIM)
         .bind(owner.as_str())
         .bind(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
         .bind(now.bind())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(now.host().as_micros())
+        .bind(kind.as_str())
+        .bind(detail)
         .fetch_all(&mut *tx)
         .await
         .db()?;
@@ -200,12 +214,12 @@ async fn park(
          WHERE id = $1",
     )
     .bind(id)
-    .bind(reason)
+    .bind(&reason)
     .bind(now.host().as_micros())
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .db()?;
-    Ok(())
+    super::events::record(conn, id, Recorded::Park { reason: &reason }, None, now).await
 }
 
 /// [`steadfast_core::Store::renew`].

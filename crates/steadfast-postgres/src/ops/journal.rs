@@ -2,7 +2,7 @@
 //! finishing (and telling a waiting parent).
 
 use sqlx::PgConnection;
-use steadfast_core::rules;
+use steadfast_core::rules::{self, Recorded};
 use steadfast_core::{
     Finish, JournalEntry, Lease, PendingSignal, ProcessId, Status, StoreError, SuspendOutcome,
     Suspension,
@@ -140,6 +140,8 @@ pub(crate) async fn finish(
     .execute(&mut *conn)
     .await
     .db()?;
+    let host = Some(lease.owner.as_str());
+    super::events::record(conn, lease.id.as_str(), Recorded::Finish(f), host, now).await?;
     notify_parent(conn, channel, &lease.id, f, now).await
 }
 

@@ -15,6 +15,7 @@ use steadfast_core::{Lease, ProcessId, Status, StoreError, Timestamp};
 pub(crate) mod admin;
 pub(crate) mod append_many;
 pub(crate) mod claim;
+pub(crate) mod events;
 pub(crate) mod journal;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -2,6 +2,7 @@
 //! under the same id.
 
 use sqlx::PgConnection;
+use steadfast_core::rules::Recorded;
 use steadfast_core::{Lease, NewProcess, ProcessId, SpawnOutcome, StoreError};
 
 use super::micros;
@@ -86,11 +87,13 @@ pub(crate) async fn continue_as_new(
     input: &str,
     now: Now,
 ) -> Result<(), StoreError> {
-    let (now, decide) = (now.host(), now.bind());
     if super::fence(conn, lease).await? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();
+    let host = Some(lease.owner.as_str());
+    super::events::record(conn, id, Recorded::ContinueAsNew, host, now).await?;
+    let (now, decide) = (now.host(), now.bind());
     sqlx::query(
         "INSERT INTO generations (process_id, generation, input, ended_at)
          SELECT id, generation, input, $2 FROM processes WHERE id = $1",
