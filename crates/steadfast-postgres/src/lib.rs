@@ -6,9 +6,12 @@
 //!
 //! * **Group commit.** One task per store owns a write connection. Writes
 //!   from all tasks are queued to it and committed together in one
-//!   transaction (each in its own savepoint, so one failing write does not
-//!   affect the others); every caller is answered only after the `COMMIT`,
-//!   with `synchronous_commit = on`.
+//!   transaction (spawns, appends, suspensions and finishes one statement
+//!   per kind that answers each write on its own, other writes in a
+//!   savepoint each, so one failing write does not affect the others);
+//!   every caller is answered only after the `COMMIT`, with
+//!   `synchronous_commit = on`. A write alone in the queue is one
+//!   autocommitted statement.
 //! * **Claims** run on a connection pool with `FOR UPDATE SKIP LOCKED`, so
 //!   concurrent claimers on any number of machines get disjoint processes.
 //! * **Fast wake-ups.** Writes that make work due send a `NOTIFY`; every
@@ -25,11 +28,15 @@
 //!   errors; the store reconnects when PostgreSQL is back.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod clock;
 mod hosts;
 mod listen;
 mod ops;
 mod options;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+mod plans;
 mod reader;
 mod rows;
 mod schema;
