@@ -117,6 +117,8 @@ async fn explain_all(conn: &mut PgConnection, analysed: bool) -> Vec<String> {
             .bind(None::<i64>)
             .bind(i64::try_from(n).expect("n"))
             .bind(0_i64)
+            .bind("claimed")
+            .bind(None::<String>)
             .fetch_all(&mut *conn)
             .await
             .expect("explain the claim");
