@@ -9,10 +9,15 @@
 //! Their outside services ([`services`]) are simulated but real: mails are
 //! files in a folder, users and accounts are JSON files.
 //! [`workload`] holds the ten-step process the crash tests and benchmarks use.
+//! [`demo`] is what `steadfast demo` runs (the classic processes on a fast
+//! clock, their worker killed and restarted midway), and [`render`] the
+//! terminal tables and previews it shares with the `steadfast` command.
 
 pub mod credit_card;
+pub mod demo;
 pub mod mail_flow;
 pub mod onboarding;
+pub mod render;
 pub mod services;
 pub mod transfer;
 pub mod workload;

@@ -73,7 +73,6 @@ impl Kinds {
                 let services = Services::open(services).with_context(|| {
                     format!("cannot open the services folder {}", services.display())
                 })?;
-                let builder = crate::commands::bench::sleeper::register(builder);
                 Ok(register_all(builder, Arc::new(services)))
             }
             Known::Custom(register) => Ok(register(builder)),

@@ -47,7 +47,8 @@ mod input;
 mod json;
 mod kinds;
 mod numbers;
-mod render;
+
+use steadfast_examples::render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,7 +128,7 @@ enum Command {
     /// that nothing was lost.
     Demo(DemoArgs),
     /// Run the standard benchmark workloads W1–W5 (see BENCHMARKS.md).
-    Bench(commands::bench::BenchArgs),
+    Bench(steadfast_bench::BenchArgs),
     /// Serve the web dashboard: processes, journals beside their source,
     /// signals and admin actions.
     Dashboard(commands::dashboard::DashboardArgs),
@@ -463,7 +464,12 @@ fn main_with(kinds: Kinds) -> ExitCode {
     } else {
         "warn"
     };
-    init_logging(default_log);
+    if matches!(cli.command, Command::Bench(_)) {
+        // The bench's logging also counts the statements sent to PostgreSQL.
+        steadfast_bench::init_logging();
+    } else {
+        init_logging(default_log);
+    }
     let kinds = if cli.examples {
         Kinds::examples()
     } else {
@@ -551,7 +557,8 @@ fn run_cli(cli: Cli, kinds: Kinds, db_given: bool, db_explicit: bool) -> anyhow:
             Command::Dashboard(args) => commands::dashboard::run(&db, args).await,
             Command::Serve(args) => commands::serve::run(&db, args, &kinds).await,
             Command::Bench(args) => {
-                commands::bench::run(db_given.then_some(db.as_str()), args).await
+                let launch = steadfast_bench::Launch::current(["bench"])?;
+                steadfast_bench::run(db_given.then_some(db.as_str()), args, launch).await
             }
         }
     })

@@ -27,7 +27,7 @@ use steadfast::__private::set_after_body_hook;
 use steadfast::core::HostId;
 use steadfast::{
     Backend, EntryKind, HostBuilder, PostgresOptions, PostgresStore, Process, SqliteStore,
-    StepError, StepFailed, Timestamp,
+    StepError, StepFailed, Store, Timestamp,
 };
 
 /// The transactional steps of the `ledger` kind, in order.
@@ -42,10 +42,10 @@ const CHILD_ENV: &str = "STEADFAST_EXACTLY_ONCE_CHILD";
 /// Registers `ledger` on SQLite: three transactional steps, each inserting
 /// one `(process, step)` row into the user's table in the store's file.
 fn sqlite_ledger(b: HostBuilder) -> HostBuilder {
-    b.register("ledger", |p: Process, _: ()| async move {
+    b.register("ledger", |p: Process<SqliteStore>, _: ()| async move {
         for step in STEPS {
             let id = p.id().to_string();
-            p.sqlite_transaction(step, move |conn| {
+            p.transaction(step, move |conn| {
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS effects (process TEXT, step TEXT)",
                     [],
@@ -70,42 +70,43 @@ const STALE_STEPS: [&str; 3] = ["stale-1", "stale-2", "stale-3"];
 /// session left idle inside their transaction for 300 ms (how a frozen
 /// worker loses its row lock).
 fn postgres_ledger(b: HostBuilder) -> HostBuilder {
-    b.register("ledger", |p: Process, short_idle: bool| async move {
-        for step in if short_idle { STALE_STEPS } else { STEPS } {
-            let id = p.id().to_string();
-            p.postgres_transaction(step, move |conn| {
-                let id = id.clone();
-                Box::pin(async move {
-                    if short_idle {
-                        steadfast::sqlx::query(
-                            "SET LOCAL idle_in_transaction_session_timeout = '300ms'",
-                        )
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StepError::retryable)?;
-                    }
-                    steadfast::sqlx::query("INSERT INTO effects VALUES ($1, $2)")
-                        .bind(&id)
-                        .bind(step)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StepError::retryable)?;
-                    Ok(())
+    b.register(
+        "ledger",
+        |p: Process<PostgresStore>, short_idle: bool| async move {
+            for step in if short_idle { STALE_STEPS } else { STEPS } {
+                let id = p.id().to_string();
+                p.transaction(step, move |conn| {
+                    let id = id.clone();
+                    Box::pin(async move {
+                        if short_idle {
+                            steadfast::sqlx::query(
+                                "SET LOCAL idle_in_transaction_session_timeout = '300ms'",
+                            )
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StepError::retryable)?;
+                        }
+                        steadfast::sqlx::query("INSERT INTO effects VALUES ($1, $2)")
+                            .bind(&id)
+                            .bind(step)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StepError::retryable)?;
+                        Ok(())
+                    })
                 })
-            })
-            .await?;
-        }
-        Ok::<_, StepFailed>(())
-    })
+                .await?;
+            }
+            Ok::<_, StepFailed>(())
+        },
+    )
 }
 
-async fn postgres_store(schema: &str) -> Arc<dyn Backend> {
+async fn postgres_store(schema: &str) -> PostgresStore {
     let options = PostgresOptions::default().schema(schema.to_owned());
-    Arc::new(
-        PostgresStore::connect_with(&pg::server_url(), options)
-            .await
-            .expect("connect"),
-    )
+    PostgresStore::connect_with(&pg::server_url(), options)
+        .await
+        .expect("connect")
 }
 
 /// The child worker: runs `ledger` with a failpoint that announces
@@ -132,7 +133,7 @@ fn run_child(spec: &str) {
                 sqlite_ledger(HostBuilder::new(store)).build()
             }
             Some(("postgres", schema)) => {
-                postgres_ledger(HostBuilder::from_arc(postgres_store(schema).await)).build()
+                postgres_ledger(HostBuilder::new(postgres_store(schema).await)).build()
             }
             _ => panic!("bad {CHILD_ENV}: {spec:?}"),
         };
@@ -324,7 +325,7 @@ async fn postgres_sigkill_between_user_sql_and_journal_write() {
     };
     let store = postgres_store(&schema.name).await;
     create_effects(&schema.name).await;
-    let client = postgres_ledger(HostBuilder::from_arc(Arc::clone(&store))).build_client();
+    let client = postgres_ledger(HostBuilder::new(store.clone())).build_client();
     for n in 0..PROCESSES {
         client
             .spawn("ledger", &format!("l-{n}"), &false)
@@ -338,26 +339,32 @@ async fn postgres_sigkill_between_user_sql_and_journal_write() {
         format!("postgres {}", schema.name),
     )
     .await;
-    let rows = postgres_rows(&schema.name).await;
-    assert_eq!(
-        rows,
-        journaled(&*store).await,
-        "rows == journal at the kill"
-    );
+    // The killed worker's last COMMIT may still land on the server after
+    // the kill; rows and journal entries commit together, so reading them in
+    // two snapshots can straddle it. Read again until one reading agrees: a
+    // journal entry without its row (or the reverse) would never agree.
+    let mut rows = postgres_rows(&schema.name).await;
+    let mut journal = journaled(&store).await;
+    for _ in 0..50 {
+        if rows == journal {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rows = postgres_rows(&schema.name).await;
+        journal = journaled(&store).await;
+    }
+    assert_eq!(rows, journal, "rows == journal at the kill");
     assert!(
         rows.len() < PROCESSES * STEPS.len(),
         "the killed worker left work to do: {rows:?}"
     );
 
-    let host = postgres_ledger(HostBuilder::from_arc(Arc::clone(&store))).build();
+    let host = postgres_ledger(HostBuilder::new(store.clone())).build();
     for n in 0..PROCESSES {
         let () = host.outcome(&format!("l-{n}")).await.expect("outcome");
     }
     host.shutdown().await;
-    assert_exactly_once(
-        &postgres_rows(&schema.name).await,
-        &journaled(&*store).await,
-    );
+    assert_exactly_once(&postgres_rows(&schema.name).await, &journaled(&store).await);
     drop(schema);
 }
 
@@ -403,7 +410,7 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
         }
     })));
     metrics_support::install();
-    let host_a = postgres_ledger(HostBuilder::from_arc(Arc::clone(&store)))
+    let host_a = postgres_ledger(HostBuilder::new(store.clone()))
         .host_id("host-a")
         .build();
     host_a.spawn("ledger", "s-0", &true).await.expect("spawn");
@@ -450,7 +457,7 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
         [("s-0".to_owned(), STALE_STEPS[0].to_owned())],
         "the stale transaction's SQL was rolled back"
     );
-    assert_eq!(rows, journaled_of(&*store, &ids).await);
+    assert_eq!(rows, journaled_of(&store, &ids).await);
 
     store_b
         .release(&host_b, Timestamp::now_system())
@@ -461,7 +468,7 @@ async fn postgres_lease_taken_over_mid_transaction_rolls_back_stale_sql() {
     set_after_body_hook(None);
     assert_exactly_once_of(
         &postgres_rows(&schema.name).await,
-        &journaled_of(&*store, &ids).await,
+        &journaled_of(&store, &ids).await,
         STALE_STEPS.len(),
     );
     drop(schema);

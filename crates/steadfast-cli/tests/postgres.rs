@@ -62,13 +62,16 @@ fn worker(db: &str, services: &Path, extra: &[&str], log: Option<&Path>) -> Chil
 }
 
 async fn store(schema: &Schema) -> Arc<dyn Backend> {
+    Arc::new(postgres_store(schema).await)
+}
+
+/// The store on `schema`, as its own type (for transactional steps).
+async fn postgres_store(schema: &Schema) -> PostgresStore {
     let url = pg::server_url();
     let options = PostgresOptions::default().schema(schema.name.clone());
-    Arc::new(
-        PostgresStore::connect_with(&url, options)
-            .await
-            .expect("connect"),
-    )
+    PostgresStore::connect_with(&url, options)
+        .await
+        .expect("connect")
 }
 
 async fn spawn_ten_steps(store: &Arc<dyn Backend>, n: usize) {
@@ -408,47 +411,50 @@ async fn postgres_transaction_commits_effects_exactly_once() {
     };
     let register = |b: steadfast::HostBuilder| {
         b.retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
-            .register("ledger", |p: Process, amount: i64| async move {
-                let flaky = Arc::new(AtomicUsize::new(0));
-                let id = p.id().to_string();
-                p.postgres_transaction("booked", move |conn| {
-                    let (id, flaky) = (id.clone(), Arc::clone(&flaky));
-                    Box::pin(async move {
-                        steadfast::sqlx::query(
-                            "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount BIGINT)",
-                        )
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StepError::retryable)?;
-                        steadfast::sqlx::query("INSERT INTO ledger VALUES ($1, $2)")
-                            .bind(&id)
-                            .bind(amount)
+            .register(
+                "ledger",
+                |p: Process<steadfast::PostgresStore>, amount: i64| async move {
+                    let flaky = Arc::new(AtomicUsize::new(0));
+                    let id = p.id().to_string();
+                    p.transaction("booked", move |conn| {
+                        let (id, flaky) = (id.clone(), Arc::clone(&flaky));
+                        Box::pin(async move {
+                            steadfast::sqlx::query(
+                                "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount BIGINT)",
+                            )
                             .execute(&mut *conn)
                             .await
                             .map_err(StepError::retryable)?;
-                        if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
-                            return Err(StepError::retryable("serialization failure"));
-                        }
-                        Ok(())
-                    })
-                })
-                .await?;
-                let refused = p
-                    .postgres_transaction("refused", |conn| {
-                        Box::pin(async move {
-                            steadfast::sqlx::query("INSERT INTO ledger VALUES ('refused', 0)")
+                            steadfast::sqlx::query("INSERT INTO ledger VALUES ($1, $2)")
+                                .bind(&id)
+                                .bind(amount)
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(StepError::retryable)?;
-                            Err::<(), _>(StepError::permanent("over the limit"))
+                            if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                                return Err(StepError::retryable("serialization failure"));
+                            }
+                            Ok(())
                         })
                     })
-                    .await;
-                p.wait::<()>("go").await;
-                Ok::<_, StepFailed>(refused.is_err())
-            })
+                    .await?;
+                    let refused = p
+                        .transaction("refused", |conn| {
+                            Box::pin(async move {
+                                steadfast::sqlx::query("INSERT INTO ledger VALUES ('refused', 0)")
+                                    .execute(&mut *conn)
+                                    .await
+                                    .map_err(StepError::retryable)?;
+                                Err::<(), _>(StepError::permanent("over the limit"))
+                            })
+                        })
+                        .await;
+                    p.wait::<()>("go").await;
+                    Ok::<_, StepFailed>(refused.is_err())
+                },
+            )
     };
-    let host = register(steadfast::HostBuilder::from_arc(store(&schema).await)).build();
+    let host = register(steadfast::HostBuilder::new(postgres_store(&schema).await)).build();
     host.spawn("ledger", "l-1", &250i64).await.expect("spawn");
     let start = Instant::now();
     while host.status("l-1").await.expect("status").status != Status::Suspended {
@@ -456,7 +462,7 @@ async fn postgres_transaction_commits_effects_exactly_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(host);
-    let host = register(steadfast::HostBuilder::from_arc(store(&schema).await)).build();
+    let host = register(steadfast::HostBuilder::new(postgres_store(&schema).await)).build();
     host.signal("l-1", "go", &()).await.expect("signal");
     let refused: bool = host.outcome("l-1").await.expect("outcome");
     assert!(refused);

@@ -9,21 +9,26 @@
 pub mod child;
 mod clock;
 mod error;
+mod events;
 mod id;
 mod record;
 pub mod rules;
 mod store;
 mod time;
+mod transaction;
 
 pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
+pub use events::{EventKind, ProcessEvent};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,
 };
 pub use store::{
-    Backend, Claimed, Counts, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts,
-    SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome, Suspension,
+    Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, ParkedCount,
+    ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome,
+    Suspension,
 };
 pub use time::Timestamp;
+pub use transaction::{TransactionBody, TransactionalStore};

@@ -163,10 +163,13 @@ fn kind_type(function: &ItemFn, options: &Options) -> syn::Result<proc_macro2::T
     let mut args = sig.inputs.iter();
     let usage = "a process function takes `(p: Process, input: Input, ...)`: the handle, its input, \
                  then any values the host provides";
-    let (Some(FnArg::Typed(_)), Some(FnArg::Typed(input))) = (args.next(), args.next()) else {
+    let (Some(FnArg::Typed(process)), Some(FnArg::Typed(input))) = (args.next(), args.next())
+    else {
         return Err(syn::Error::new_spanned(&sig.inputs, usage));
     };
     let input_type = &input.ty;
+    // `Process` or `Process<S>`: what the function knows of its store.
+    let process_type = &process.ty;
     let mut provided_names = Vec::new();
     let mut provided_types = Vec::new();
     for (i, arg) in args.enumerate() {
@@ -218,11 +221,15 @@ fn kind_type(function: &ItemFn, options: &Options) -> syn::Result<proc_macro2::T
             fn function(
                 provided: &::steadfast::Provided,
             ) -> ::core::result::Result<::steadfast::KindFn<Self>, ::steadfast::NotProvided> {
+                let store = <<#process_type as ::steadfast::__private::ProcessParam>::Store
+                    as ::steadfast::ProcessStore>::from_host(provided)?;
                 #( let #provided_names: #provided_types = provided.get::<#provided_types>()?; )*
                 ::core::result::Result::Ok(::std::sync::Arc::new(
                     move |p: ::steadfast::Process, input: #input_type| {
                         ::std::boxed::Box::pin(#fn_name(
-                            p,
+                            <#process_type as ::steadfast::__private::ProcessParam>::bind(
+                                p, &store,
+                            ),
                             input,
                             #( ::core::clone::Clone::clone(&#provided_names), )*
                         )) as ::steadfast::__private::KindFuture<Self>

@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -132,6 +132,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE journal ADD COLUMN db_started_at BIGINT;
     ALTER TABLE journal ADD COLUMN db_finished_at BIGINT;
+    "#,
+    // Version 8: each process's history besides its journal (claims with
+    // host and epoch, blocks, ends, cancels, retries, rewinds, generations),
+    // one row written in the transaction of the operation it records.
+    // Processes stored before have entries from now on. Lists sort by
+    // creation or update time through an index.
+    r#"
+    CREATE TABLE events (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        process_id TEXT COLLATE "C" NOT NULL,
+        at         BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        host       TEXT,
+        epoch      BIGINT NOT NULL,
+        generation BIGINT NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_process ON events (process_id, id);
+    CREATE INDEX processes_created ON processes (created_at, id);
+    CREATE INDEX processes_updated ON processes (updated_at, id);
     "#,
 ];
 

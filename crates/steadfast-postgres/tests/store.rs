@@ -15,7 +15,7 @@ use common::{SchemaGuard, admin, url};
 use sqlx::AssertSqlSafe;
 use steadfast_core::{
     EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, SpawnOutcome, Store,
-    StoreAdmin, StoreError, Timestamp,
+    StoreAdmin, StoreError, Timestamp, TransactionalStore,
 };
 use steadfast_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
@@ -124,21 +124,29 @@ async fn synchronous_commit_is_on_where_the_database_default_is_off() {
             .await
             .expect("claim");
         let lease = claimed.into_iter().next().expect("claimed").lease;
-        let pooled = store
-            .transaction(&lease, step(0, "tx", now), |conn| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let put = std::sync::Arc::clone(&seen);
+        let committed = TransactionalStore::transaction(
+            &store,
+            &lease,
+            step(0, "tx", now),
+            Box::new(move |conn| {
                 Box::pin(async move {
                     let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
                         .fetch_one(&mut *conn)
                         .await
-                        .map_err(|e| e.to_string())?;
-                    Ok::<_, String>(("null".to_owned(), setting))
+                        .ok()?;
+                    *put.lock().expect("lock") = Some(setting);
+                    Some("null".to_owned())
                 })
-            })
-            .await
-            .expect("transaction");
+            }),
+        )
+        .await
+        .expect("transaction");
+        assert!(committed);
         assert_eq!(
-            pooled,
-            Ok("on".to_owned()),
+            seen.lock().expect("lock").as_deref(),
+            Some("on"),
             "pooled sessions override the database default"
         );
         drop(store);
@@ -853,15 +861,18 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .expect("append");
         drop(store);
     }
-    // Back to version 5, before the parent migration (6) and the journal's
-    // database times (7).
+    // Back to version 5, before the parent migration (6), the journal's
+    // database times (7) and the stored history and sort indexes (8).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 7,
-        "this downgrade undoes migrations 6 and 7"
+        SCHEMA_VERSION, 8,
+        "this downgrade undoes migrations 6, 7 and 8"
     );
     exec(format!(
         "SET search_path TO \"{}\";
+         DROP TABLE events;
+         DROP INDEX processes_created;
+         DROP INDEX processes_updated;
          DROP INDEX processes_parent;
          ALTER TABLE processes DROP COLUMN parent;
          ALTER TABLE journal DROP COLUMN db_started_at, DROP COLUMN db_finished_at;

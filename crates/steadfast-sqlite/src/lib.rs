@@ -36,15 +36,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
+    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
 pub use options::{Access, Durability, SqliteOptions};
 /// The SQLite binding transactional steps receive their connection from.
 pub use rusqlite;
-pub use transaction::TransactionBody;
+pub use transaction::WriteConnection;
 
 use reader::Readers;
 use writer::{Command, Reply, Writer};
@@ -312,25 +313,6 @@ impl SqliteStore {
         self.call(Command::Pragmas).await
     }
 
-    /// Runs `body` on the store's write connection inside the same
-    /// transaction that journals `entry` under `lease`: either both the
-    /// body's effects and the entry (with the body's JSON as its outcome)
-    /// commit, or neither does. `Ok(false)` when the body failed (nothing of
-    /// it is kept). The body must not commit or roll back itself, and should
-    /// be quick: it runs on the writer thread, inside a group commit.
-    ///
-    /// This is what `Process::sqlite_transaction` builds on.
-    pub async fn transaction(
-        &self,
-        lease: &Lease,
-        entry: JournalEntry,
-        body: TransactionBody,
-    ) -> Result<bool, StoreError> {
-        let lease = lease.clone();
-        self.call(|tx| Command::Transaction(lease, entry, body, tx))
-            .await
-    }
-
     /// The writer's queue, starting the writer first for
     /// [`Access::WriteOnDemand`].
     async fn commands(&self) -> Result<mpsc::UnboundedSender<Command>, StoreError> {
@@ -543,8 +525,8 @@ impl Store for SqliteStore {
         self.read(reader::next_wake).await
     }
 
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    async fn close(&self) -> Result<(), StoreError> {
+        SqliteStore::close(self).await
     }
 }
 
@@ -562,6 +544,11 @@ impl StoreAdmin for SqliteStore {
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         self.read(reader::counts).await
+    }
+
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| reader::count(conn, &filter)).await
     }
 
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
@@ -582,6 +569,11 @@ impl StoreAdmin for SqliteStore {
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         let id = id.clone();
         self.read(move |conn| reader::history(conn, &id)).await
+    }
+
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| ops::events::list(conn, &id)).await
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {

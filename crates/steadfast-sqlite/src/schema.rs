@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -142,6 +142,26 @@ const MIGRATIONS: &[&str] = &[
     WHERE j.kind = 'step' AND substr(j.name, -9) = ': spawned' AND length(j.name) > 9
       AND processes.id = j.process_id || '/' || substr(j.name, 1, length(j.name) - 9)
       AND processes.parent IS NULL;
+    ",
+    // Version 8: each process's history besides its journal (claims with
+    // host and epoch, blocks, ends, cancels, retries, rewinds, generations),
+    // one row written in the transaction of the operation it records.
+    // Processes stored before have entries from now on. Lists sort by
+    // creation or update time through an index.
+    "
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY,
+        process_id TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        host       TEXT,
+        epoch      INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_process ON events (process_id, id);
+    CREATE INDEX processes_created ON processes (created_at, id);
+    CREATE INDEX processes_updated ON processes (updated_at, id);
     ",
 ];
 

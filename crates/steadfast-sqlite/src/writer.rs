@@ -7,14 +7,14 @@ use rusqlite::Connection;
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
     Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
-    SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
+    SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp, TransactionBody,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
 use crate::ops::{admin, claim, journal, signal, spawn};
 use crate::rows::is_retryable;
-use crate::transaction::{self, TransactionBody};
+use crate::transaction::{self, WriteConnection};
 
 /// Where a command's result goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -48,7 +48,13 @@ pub(crate) enum Command {
     /// [`steadfast_core::StoreAdmin::discard_signal`].
     DiscardSignal(ProcessId, i64, Timestamp, Reply<()>),
     Rewind(ProcessId, String, Timestamp, Reply<u64>),
-    Transaction(Lease, JournalEntry, TransactionBody, Reply<bool>),
+    /// [`steadfast_core::TransactionalStore::transaction`].
+    Transaction(
+        Lease,
+        JournalEntry,
+        TransactionBody<crate::SqliteStore>,
+        Reply<bool>,
+    ),
     SaveSources(Vec<FunctionSource>, Reply<()>),
     ContinueAsNew(Lease, String, Timestamp, Reply<()>),
     PurgeChunk(Timestamp, Reply<u64>),
@@ -162,7 +168,7 @@ impl Command {
 
 /// The state owned by the writer thread.
 pub(crate) struct Writer {
-    conn: Connection,
+    conn: WriteConnection,
     hosts: Hosts,
     max_batch: usize,
 }
@@ -170,7 +176,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(conn: Connection, hosts: Hosts, max_batch: usize) -> Self {
         Writer {
-            conn,
+            conn: WriteConnection::new(conn),
             hosts,
             max_batch: max_batch.max(1),
         }
@@ -335,7 +341,7 @@ impl Writer {
                 Done::Unit(tx, admin::save_sources(conn, &sources))
             }
             Command::Transaction(lease, entry, body, tx) => {
-                Done::Transaction(tx, transaction::transaction(conn, &lease, entry, body))
+                Done::Transaction(tx, transaction::apply(&mut self.conn, &lease, entry, body))
             }
         }
     }

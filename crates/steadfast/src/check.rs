@@ -10,33 +10,12 @@ use steadfast_core::{HostId, Lease, ListFilter, Listed, ProcessId, ProcessRecord
 
 use crate::context::RunCtx;
 use crate::error::Error;
-use crate::host::Shared;
-use crate::{Host, Process, run};
+use crate::run::{self, Verdict};
+use crate::shared::Shared;
+use crate::{Host, Process};
 
 /// How long a dry run may take before it is called inconclusive.
 const DRY_RUN_LIMIT: Duration = Duration::from_secs(10);
-
-/// What replaying one process's journal against the current code showed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Verdict {
-    /// The whole journal replays; the process would carry on.
-    Fits,
-    /// The process would block at `step` for `reason`.
-    Blocks {
-        /// The step it would stop at.
-        step: Option<String>,
-        /// Why, as the blocked process would say it.
-        reason: String,
-    },
-    /// The replay could not decide (it awaited something that is not
-    /// durable for too long).
-    Inconclusive {
-        /// What happened.
-        reason: String,
-    },
-}
 
 /// The result of [`Host::check`] for one process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -123,13 +102,10 @@ async fn dry_run(shared: &Arc<Shared>, record: &ProcessRecord) -> Result<Verdict
         owner: HostId::new("steadfast check"),
         epoch: -1,
     };
-    let mut ctx = RunCtx::new(shared, lease, &record.kind, journal, Vec::new());
+    let mut ctx = RunCtx::new(shared.run_host(), lease, &record.kind, journal, Vec::new());
     ctx.dry_run = true;
     let ctx = Arc::new(ctx);
-    let process = Process {
-        ctx: Arc::clone(&ctx),
-        scope: None,
-    };
+    let process = Process::new(Arc::clone(&ctx));
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,
         Err(err) => {

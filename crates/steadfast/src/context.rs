@@ -55,6 +55,19 @@ pub(crate) struct RunCtx {
     state: Mutex<RunState>,
 }
 
+/// What a run takes from its host (`Shared::run_host`).
+pub(crate) struct RunHost {
+    pub(crate) store: Arc<dyn Backend>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) offset: Arc<crate::offset::ClockOffset>,
+    pub(crate) default_retry: RetryPolicy,
+    pub(crate) journal_warning: usize,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) latest_versions: Arc<HashMap<String, u32>>,
+    pub(crate) persist: crate::persist::Persist,
+}
+
 /// Why a run stops early.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -159,7 +172,7 @@ pub(crate) enum Idle {
 impl RunCtx {
     /// A run on `host`'s store, clock, retry policy and counters.
     pub(crate) fn new(
-        host: &crate::host::Shared,
+        host: RunHost,
         lease: Lease,
         kind: &str,
         journal: Vec<JournalEntry>,
@@ -179,16 +192,16 @@ impl RunCtx {
             id: lease.id.clone(),
             kind: kind.to_owned(),
             lease,
-            store: Arc::clone(&host.store),
-            clock: Arc::clone(&host.clock),
-            offset: Arc::clone(&host.offset),
-            default_retry: host.config.retry.clone(),
+            store: host.store,
+            clock: host.clock,
+            offset: host.offset,
+            default_retry: host.default_retry,
             dry_run: false,
-            journal_warning: host.config.journal_warning,
-            max_payload_bytes: host.config.max_payload_bytes,
-            metrics: Arc::clone(&host.metrics),
-            latest_versions: Arc::clone(&host.latest_versions),
-            persist: host.persist(),
+            journal_warning: host.journal_warning,
+            max_payload_bytes: host.max_payload_bytes,
+            metrics: host.metrics,
+            latest_versions: host.latest_versions,
+            persist: host.persist,
             state: Mutex::new(RunState {
                 journal_len: entries.len(),
                 entries,
@@ -330,7 +343,7 @@ impl RunCtx {
         let mut st = self.state();
         let n = st.publications.entry(key.to_owned()).or_default();
         *n += 1;
-        crate::ops::state::entry_name(key, *n)
+        entry_name(key, *n)
     }
 
     /// The next journal sequence number.
@@ -806,4 +819,18 @@ pub(crate) fn source(location: &Location<'_>) -> SourceLocation {
         file: location.file().to_owned(),
         line: location.line(),
     }
+}
+
+/// The journal name of the `n`-th publication of `key` in a run.
+pub(crate) fn entry_name(key: &str, n: u32) -> String {
+    format!("{key} #{n}")
+}
+
+/// The key a state entry was published under.
+pub(crate) fn key_of(entry: &JournalEntry) -> Option<&str> {
+    if entry.kind != EntryKind::State {
+        return None;
+    }
+    let (key, n) = entry.name.rsplit_once(" #")?;
+    n.parse::<u32>().ok().map(|_| key)
 }

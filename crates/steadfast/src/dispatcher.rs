@@ -7,8 +7,8 @@ use std::time::Duration;
 use steadfast_core::Timestamp;
 use tracing::Instrument;
 
-use crate::host::Shared;
 use crate::run;
+use crate::shared::Shared;
 
 /// How many processes one claim asks for at most.
 const CLAIM_BATCH: usize = 256;
@@ -25,7 +25,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
     let mut store_events = shared.store.work_events();
     let mut backoff = Duration::from_millis(50);
     // Timers compare against the store's clock: know the offset first.
-    crate::offset::measure(&shared, true).await;
+    measure_offset(&shared, true).await;
     loop {
         if *stopping.borrow() {
             return;
@@ -161,5 +161,29 @@ pub(crate) async fn retain(shared: Arc<Shared>, keep: Duration) {
             Err(err) => tracing::warn!(error = %err, "purging finished processes failed"),
         }
         shared.clock.sleep(period).await;
+    }
+}
+
+/// Measures the host's clock offset once (see [`crate::offset::measure`]).
+pub(crate) async fn measure_offset(shared: &Shared, first: bool) {
+    crate::offset::measure(
+        &*shared.store,
+        &*shared.clock,
+        &shared.offset,
+        shared.config.clock_offset_warning,
+        first,
+    )
+    .await;
+    if let Some(seconds) = shared.offset.seconds() {
+        shared.metrics.clock_offset(seconds);
+    }
+}
+
+/// Measures the offset again every [`MEASURE_EVERY`](crate::offset::MEASURE_EVERY) (real time) until the
+/// host stops.
+pub(crate) async fn watch_offset(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(crate::offset::MEASURE_EVERY).await;
+        measure_offset(&shared, false).await;
     }
 }

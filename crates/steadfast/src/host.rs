@@ -1,10 +1,9 @@
 //! [`Host`]: registers process kinds, spawns and signals processes, and runs
 //! them on a store.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,100 +15,17 @@ use steadfast_core::{
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::context::{RunCtx, Stop};
+use crate::context::Stop;
 use crate::error::Error;
 use crate::kind::{Kind, Kinds};
+use crate::provided::Provided;
 use crate::retry::RetryPolicy;
-use crate::typed::Provided;
+use crate::shared::{Config, Shared};
+use crate::stores::{HostStore, ProcessStore};
 use crate::{Process, dispatcher};
-
-/// Tunables of a host.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) max_concurrency: usize,
-    pub(crate) lease: Duration,
-    pub(crate) poll_interval: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) retention: Option<Duration>,
-    pub(crate) journal_warning: usize,
-    pub(crate) max_payload_bytes: usize,
-    pub(crate) clock_offset_warning: Duration,
-}
 
 /// The default of [`HostBuilder::max_payload_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
-
-/// State shared by a host's handle, its dispatcher and its runs.
-pub(crate) struct Shared {
-    pub(crate) id: HostId,
-    pub(crate) store: Arc<dyn Backend>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) kinds: Kinds,
-    pub(crate) latest_versions: Arc<HashMap<String, u32>>,
-    pub(crate) config: Config,
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    pub(crate) work: Notify,
-    pub(crate) stopping: watch::Sender<bool>,
-    /// The leases of the runs this host is running (what the heartbeat renews).
-    pub(crate) leases: Arc<crate::leases::Leases>,
-    /// The host clock's measured offset from the store's clock.
-    pub(crate) offset: Arc<crate::offset::ClockOffset>,
-    active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
-    outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
-}
-
-impl Shared {
-    fn active(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<RunCtx>>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn waiters(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<Notify>>> {
-        self.outcome_waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// What a run's store writes need to retry transient errors.
-    pub(crate) fn persist(&self) -> crate::persist::Persist {
-        crate::persist::Persist {
-            clock: Arc::clone(&self.clock),
-            stopping: self.stopping.subscribe(),
-            leases: Arc::clone(&self.leases),
-            metrics: Arc::clone(&self.metrics),
-        }
-    }
-
-    pub(crate) fn activate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
-        let mut active = self.active();
-        active.insert(id.clone(), Arc::clone(ctx));
-        self.metrics.running(active.len());
-    }
-
-    pub(crate) fn deactivate(&self, id: &ProcessId, ctx: &Arc<RunCtx>) {
-        let mut active = self.active();
-        if active.get(id).is_some_and(|c| Arc::ptr_eq(c, ctx)) {
-            active.remove(id);
-            self.metrics.running(active.len());
-        }
-    }
-
-    fn loaded(&self, id: &ProcessId) -> Option<Arc<RunCtx>> {
-        self.active().get(id).cloned()
-    }
-
-    /// A run of `id` ended for good (or as far as this host can tell).
-    pub(crate) fn finished(&self, id: &ProcessId) {
-        if let Some(waiters) = self.waiters().remove(id) {
-            waiters.notify_waiters();
-        }
-    }
-
-    fn outcome_notify(&self, id: &ProcessId) -> Arc<Notify> {
-        Arc::clone(self.waiters().entry(id.clone()).or_default())
-    }
-}
 
 /// Builds a [`Host`]: the store, the process kinds it runs, its tunables.
 ///
@@ -142,11 +58,20 @@ pub struct HostBuilder {
 impl HostBuilder {
     /// A builder over `store` with the defaults: the system clock, 1,000
     /// processes run at once, a 30 s lease, the default retry policy.
-    pub fn new(store: impl Backend) -> Self {
-        Self::from_arc(Arc::new(store))
+    ///
+    /// The builder knows the store as its own type `S`, so kinds whose
+    /// function takes `Process<S>` (transactional steps) run on it.
+    pub fn new<S: Backend>(store: S) -> Self {
+        let store = Arc::new(store);
+        let mut builder = Self::from_arc(Arc::clone(&store) as Arc<dyn Backend>);
+        builder.provided.insert(HostStore(store));
+        builder
     }
 
-    /// Like [`HostBuilder::new`] for a store already shared.
+    /// Like [`HostBuilder::new`] for a store already shared. The store is
+    /// known only as a [`Backend`], so a kind whose function takes
+    /// `Process<S>` for a concrete store `S` is refused when the host is
+    /// built; use [`HostBuilder::new`] for those.
     pub fn from_arc(store: Arc<dyn Backend>) -> Self {
         let mut kinds = Kinds::default();
         let schedules = Arc::clone(&store);
@@ -178,12 +103,17 @@ impl HostBuilder {
 
     /// Registers a process kind: a name and an `async fn(Process, Input) ->
     /// Result<Output, E>`. Inputs and outputs are stored as JSON.
-    pub fn register<I, O, E, F, Fut>(self, kind: impl Into<String>, function: F) -> Self
+    ///
+    /// A function that runs transactional steps takes `Process<S>` for its
+    /// store `S` (say `|p: Process<SqliteStore>, input: i64| …`); on a host
+    /// whose store is not an `S`, [`HostBuilder::build`] refuses it.
+    pub fn register<S, I, O, E, F, Fut>(self, kind: impl Into<String>, function: F) -> Self
     where
+        S: ProcessStore,
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
         E: Display + Send + 'static,
-        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        F: Fn(Process<S>, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         self.register_version(kind, 1, function)
@@ -195,20 +125,39 @@ impl HostBuilder {
     /// version 2 while the processes of version 1 finish on their code
     /// (keep version 1 registered until they have). [`HostBuilder::register`]
     /// registers version 1.
-    pub fn register_version<I, O, E, F, Fut>(
+    pub fn register_version<S, I, O, E, F, Fut>(
         mut self,
         kind: impl Into<String>,
         version: u32,
         function: F,
     ) -> Self
     where
+        S: ProcessStore,
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
         E: Display + Send + 'static,
-        F: Fn(Process, I) -> Fut + Send + Sync + 'static,
+        F: Fn(Process<S>, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
-        self.kinds.insert(kind.into(), version, Kind::new(function));
+        let name = kind.into();
+        match S::from_host(&self.provided) {
+            Ok(store) => {
+                let kind = Kind::new(move |p: Process, input: I| {
+                    function(p.on_store(store.clone()), input)
+                });
+                self.kinds.insert(name, version, kind);
+            }
+            // Refused when the host is built, like a typed kind lacking a
+            // provided value.
+            Err(missing) => {
+                let why = format!("process kind {name:?} is not runnable on this host: {missing}");
+                self.typed.push(TypedKind {
+                    name,
+                    version,
+                    resolve: Box::new(move |_| Err((missing, Kind::check_only::<I>(why)))),
+                });
+            }
+        }
         self
     }
 
@@ -221,7 +170,7 @@ impl HostBuilder {
     /// form, keeps its signature for dynamic use.)
     pub fn register_kind<K: crate::ProcessKind>(mut self) -> Self {
         self.typed.push(TypedKind {
-            name: K::NAME,
+            name: K::NAME.to_owned(),
             version: K::VERSION,
             resolve: Box::new(resolve_kind::<K>),
         });
@@ -327,8 +276,9 @@ impl HostBuilder {
     /// # Panics
     ///
     /// If a kind registered with [`HostBuilder::register_kind`] takes a
-    /// value of a type no [`HostBuilder::provide`] call gave (a mistake in
-    /// the program's set-up, found before any process runs).
+    /// value of a type no [`HostBuilder::provide`] call gave, or a kind
+    /// takes `Process<S>` for a store `S` this host does not run on (mistakes
+    /// in the program's set-up, found before any process runs).
     pub fn build(self) -> Host {
         self.start(true)
     }
@@ -341,13 +291,6 @@ impl HostBuilder {
     /// that need a `Host` value.
     pub fn build_client(self) -> Host {
         self.start(false)
-    }
-
-    /// A [`crate::Client`]: spawns, signals, cancels and reads processes
-    /// and never runs any. The kinds registered here check spawn inputs
-    /// (their provided values are not needed).
-    pub fn client(self) -> crate::Client {
-        crate::Client::from_host(self.start(false))
     }
 
     fn start(mut self, run_processes: bool) -> Host {
@@ -363,8 +306,7 @@ impl HostBuilder {
                     typed.name
                 ),
             };
-            self.kinds
-                .insert(typed.name.to_owned(), typed.version, kind);
+            self.kinds.insert(typed.name, typed.version, kind);
         }
         let id = HostId::new(self.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
         if !self.clock.is_real_time() {
@@ -403,7 +345,7 @@ impl HostBuilder {
             let mut tasks = vec![
                 tokio::spawn(dispatcher::dispatch(Arc::clone(&shared))),
                 tokio::spawn(dispatcher::heartbeat(Arc::clone(&shared))),
-                tokio::spawn(crate::offset::watch(Arc::clone(&shared))),
+                tokio::spawn(dispatcher::watch_offset(Arc::clone(&shared))),
             ];
             if let Some(keep) = shared.config.retention {
                 tasks.push(tokio::spawn(dispatcher::retain(Arc::clone(&shared), keep)));
@@ -424,7 +366,7 @@ impl HostBuilder {
 /// A kind registered by type, resolved against the provided values when
 /// the host is built.
 struct TypedKind {
-    name: &'static str,
+    name: String,
     version: u32,
     resolve: Box<ResolveFn>,
 }
@@ -678,7 +620,7 @@ impl Host {
                     });
                 }
                 Status::Failed => {
-                    return Err(crate::client::failed(&*shared.store, id, record).await);
+                    return Err(crate::error::failed(&*shared.store, id, record).await);
                 }
                 Status::Cancelled => return Err(Error::Cancelled { id }),
                 _ => {}

@@ -10,12 +10,10 @@
 //! off. A store that follows the host's clock has no clock of its own; the
 //! offset is then zero.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use steadfast_core::Timestamp;
-
-use crate::host::Shared;
+use steadfast_core::{Backend, Clock, Timestamp};
 
 /// How often the offset is measured again after the first time.
 pub(crate) const MEASURE_EVERY: Duration = Duration::from_secs(30);
@@ -87,10 +85,16 @@ impl ClockOffset {
 
 /// Measures the offset once (when the store has a clock of its own), logs
 /// it and warns when it is above the host's threshold.
-pub(crate) async fn measure(shared: &Shared, first: bool) {
+pub(crate) async fn measure(
+    store: &dyn Backend,
+    clock: &dyn Clock,
+    offset: &ClockOffset,
+    threshold: Duration,
+    first: bool,
+) {
     let started = Instant::now();
-    let host_before = shared.clock.now();
-    let store = match shared.store.store_time().await {
+    let host_before = clock.now();
+    let store = match store.store_time().await {
         Ok(Some(store)) => store,
         Ok(None) => return,
         Err(err) => {
@@ -102,17 +106,15 @@ pub(crate) async fn measure(shared: &Shared, first: bool) {
     // The store read its clock somewhere within the round trip: assume
     // the middle.
     let half = round_trip / 2;
-    let host_middle = host_before + half.mul_f64(shared.clock.rate());
+    let host_middle = host_before + half.mul_f64(clock.rate());
     let micros = host_middle.as_micros().saturating_sub(store.as_micros());
-    shared.offset.set(Measured {
+    offset.set(Measured {
         offset: micros,
         store,
         at: started + half,
         uncertainty: half,
     });
     let seconds = micros as f64 / 1e6;
-    shared.metrics.clock_offset(seconds);
-    let threshold = shared.config.clock_offset_warning;
     if micros.unsigned_abs() > u64::try_from(threshold.as_micros()).unwrap_or(u64::MAX) {
         tracing::warn!(
             offset_seconds = seconds,
@@ -133,15 +135,6 @@ pub(crate) async fn measure(shared: &Shared, first: bool) {
             offset_seconds = seconds,
             "clock offset from the store's clock"
         );
-    }
-}
-
-/// Measures the offset again every [`MEASURE_EVERY`] (real time) until the
-/// host stops.
-pub(crate) async fn watch(shared: Arc<Shared>) {
-    loop {
-        tokio::time::sleep(MEASURE_EVERY).await;
-        measure(&shared, false).await;
     }
 }
 

@@ -11,13 +11,14 @@ use std::time::Duration;
 use futures::future::FusedFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use steadfast_core::{ProcessId, Timestamp};
+use steadfast_core::{ProcessId, Timestamp, TransactionBody, TransactionalStore};
 
 use crate::context::RunCtx;
 use crate::error::StepError;
 use crate::ops::step::Step;
 use crate::ops::timer::Due;
 use crate::ops::{timer, value, wait};
+use crate::stores::{AnyStore, ProcessStore};
 
 /// A durable operation (a timer, a wait): `Unpin` and *fused*, so a
 /// `select!` loop can poll it by reference, round after round, without
@@ -99,21 +100,48 @@ impl<T> FusedFuture for Durable<T> {
 ///
 /// Each operation has a *name* that is its identity in the journal: unique
 /// within the process, stable across deploys.
+///
+/// `S` is what the process knows of its host's store: [`AnyStore`] (the
+/// default) for a process that runs on any store, the store's own type
+/// (`Process<SqliteStore>`, `Process<PostgresStore>`) for one that runs
+/// [`Process::transaction`]s on it.
 #[derive(Clone)]
-pub struct Process {
+pub struct Process<S = AnyStore> {
     pub(crate) ctx: Arc<RunCtx>,
     /// The prefix of every name given through this handle (see
     /// [`Process::scope`]).
     pub(crate) scope: Option<Arc<str>>,
+    /// The host's store, for transactional steps.
+    store: S,
 }
 
-impl std::fmt::Debug for Process {
+impl<S> std::fmt::Debug for Process<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Process").field("id", &self.ctx.id).finish()
     }
 }
 
 impl Process {
+    /// The handle of a run, before it is bound to its kind's store.
+    pub(crate) fn new(ctx: Arc<RunCtx>) -> Self {
+        Process {
+            ctx,
+            scope: None,
+            store: AnyStore,
+        }
+    }
+
+    /// This handle, knowing its host's store as `S`.
+    pub(crate) fn on_store<S>(self, store: S) -> Process<S> {
+        Process {
+            ctx: self.ctx,
+            scope: self.scope,
+            store,
+        }
+    }
+}
+
+impl<S: ProcessStore> Process<S> {
     /// The process's id.
     pub fn id(&self) -> &ProcessId {
         &self.ctx.id
@@ -143,11 +171,12 @@ impl Process {
     ///     Ok(())
     /// }
     /// ```
-    pub fn scope(&self, scope: impl std::fmt::Display) -> Process {
+    pub fn scope(&self, scope: impl std::fmt::Display) -> Process<S> {
         let scope = self.scoped(scope.to_string()).into_owned();
         Process {
             ctx: Arc::clone(&self.ctx),
             scope: Some(scope.into()),
+            store: self.store.clone(),
         }
     }
 
@@ -304,7 +333,7 @@ impl Process {
     }
 }
 
-impl Process {
+impl<S: ProcessStore> Process<S> {
     /// Spawns a child process of `kind` under the id `<this id>/<name>` and
     /// waits (durably: the process is unloaded meanwhile) for its outcome.
     /// Spawning is idempotent, so a replay does not start a second child.
@@ -428,7 +457,7 @@ impl Process {
     }
 }
 
-impl Process {
+impl<S: ProcessStore> Process<S> {
     /// Publishes `value` under `key` for readers outside the process:
     /// [`crate::Handle::state`] and [`crate::Host::state`] read the latest
     /// value from the store, with no live worker needed. Each publication
@@ -457,7 +486,7 @@ impl Process {
     }
 }
 
-impl Process {
+impl<S: ProcessStore> Process<S> {
     /// Ends this run and starts the process again, under the same id, with
     /// `input` and an empty journal; the current journal is kept as history
     /// (`StoreAdmin::history`). A loop that runs forever stays small this
@@ -652,22 +681,30 @@ impl<T: DeserializeOwned + Send + 'static> FusedFuture for WaitTimeout<T> {
     }
 }
 
-#[cfg(feature = "sqlite")]
-impl Process {
-    /// A step whose effects live in the same SQLite database as the journal:
-    /// `body` runs on the store's write connection, inside the transaction
-    /// that journals the step, so its SQL and the journal entry commit
-    /// together — exactly once — or not at all.
+impl<S: TransactionalStore> Process<S> {
+    /// A step whose effects live in the same database as the journal:
+    /// `body` runs on the store's connection inside the transaction that
+    /// journals the step, so its SQL and the journal entry commit together
+    /// — exactly once — or not at all.
     ///
-    /// The body must be quick (it runs inside a group commit) and must not
-    /// commit or roll back itself. An `Err` rolls its effects back and is
-    /// retried by the host's retry policy unless it is permanent; a final
-    /// failure is journaled and returned like a step's.
+    /// The body's form is the store's ([`TransactionalStore`]): on SQLite a
+    /// closure over the store's `WriteConnection` (a `rusqlite::Connection`)
+    /// returning the result, run on the writer thread inside a group commit
+    /// (so it must be quick); on PostgreSQL a closure over a
+    /// `sqlx::PgConnection` returning a boxed future. It must not commit or
+    /// roll back itself. An `Err` rolls its effects back and is retried by
+    /// the host's retry policy (in memory only, up to its durable threshold)
+    /// unless it is permanent; a final failure is journaled and returned
+    /// like a step's.
+    ///
+    /// Only a `Process<S>` of a transactional store has this method, and a
+    /// host whose store is not an `S` refuses the kind when it is built.
     ///
     /// ```no_run
-    /// # use steadfast::{Process, StepError, StepFailed};
-    /// async fn pay(p: Process, amount: i64) -> Result<(), StepFailed> {
-    ///     p.sqlite_transaction("ledger updated", move |conn| {
+    /// # use steadfast::{Process, SqliteStore, StepError, StepFailed};
+    /// #[steadfast::process]
+    /// async fn pay(p: Process<SqliteStore>, amount: i64) -> Result<(), StepFailed> {
+    ///     p.transaction("ledger updated", move |conn| {
     ///         conn.execute("UPDATE accounts SET balance = balance - ?1 WHERE id = 1", [amount])
     ///             .map_err(StepError::retryable)?;
     ///         Ok(())
@@ -675,64 +712,13 @@ impl Process {
     ///     .await
     /// }
     /// ```
-    #[track_caller]
-    pub fn sqlite_transaction<T, F>(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        body: F,
-    ) -> impl Future<Output = Result<T, crate::StepFailed>> + Send + 'static
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        F: FnMut(&steadfast_sqlite::rusqlite::Connection) -> Result<T, StepError> + Send + 'static,
-    {
-        use crate::ops::transaction::{Slot, after_body, run, wrong_store};
-        let ctx = Arc::clone(&self.ctx);
-        let body = Arc::new(std::sync::Mutex::new(body));
-        let attempt = move |entry: steadfast_core::JournalEntry| {
-            let (store, lease, body) =
-                (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
-            let limit = ctx.max_payload_bytes;
-            async move {
-                let Some(sqlite) = store.as_any().downcast_ref::<crate::SqliteStore>() else {
-                    return wrong_store("SQLite");
-                };
-                let slot = Slot::new(limit);
-                let put = slot.clone();
-                let step = entry.name.clone();
-                let boxed: steadfast_sqlite::TransactionBody = Box::new(move |conn| {
-                    let mut body = body.lock().unwrap_or_else(|p| p.into_inner());
-                    let result = body(conn);
-                    after_body(&step);
-                    put.put(result)
-                });
-                sqlite.transaction(&lease, entry, boxed).await?;
-                Ok(slot.take())
-            }
-        };
-        run(
-            Arc::clone(&self.ctx),
-            self.scoped(name).into_owned(),
-            Location::caller(),
-            attempt,
-        )
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Process {
-    /// A step whose effects live in the same PostgreSQL database as the
-    /// journal: `body` runs in a transaction that first locks and fences the
-    /// process, and then journals the step, so its SQL and the journal entry
-    /// commit together — exactly once — or not at all.
     ///
-    /// An `Err` rolls its effects back and is retried by the host's retry
-    /// policy unless it is permanent; a final failure is journaled and
-    /// returned like a step's.
+    /// The same on PostgreSQL (with the `postgres` feature):
     ///
-    /// ```no_run
-    /// # use steadfast::{Process, StepError, StepFailed};
-    /// async fn pay(p: Process, amount: i64) -> Result<(), StepFailed> {
-    ///     p.postgres_transaction("ledger updated", move |conn| {
+    /// ```ignore
+    /// #[steadfast::process]
+    /// async fn pay(p: Process<PostgresStore>, amount: i64) -> Result<(), StepFailed> {
+    ///     p.transaction("ledger updated", move |conn| {
     ///         Box::pin(async move {
     ///             steadfast::sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = 1")
     ///                 .bind(amount)
@@ -746,45 +732,41 @@ impl Process {
     /// }
     /// ```
     #[track_caller]
-    pub fn postgres_transaction<T, F>(
+    pub fn transaction<T, F>(
         &self,
         name: impl Into<Cow<'static, str>>,
         body: F,
     ) -> impl Future<Output = Result<T, crate::StepFailed>> + Send + 'static
     where
         T: Serialize + DeserializeOwned + Send + 'static,
-        F: for<'c> FnMut(
-                &'c mut steadfast_postgres::sqlx::PgConnection,
-            ) -> futures::future::BoxFuture<'c, Result<T, StepError>>
+        F: for<'c> FnMut(&'c mut S::Connection) -> S::Returns<'c, Result<T, StepError>>
             + Send
             + 'static,
     {
-        use crate::ops::transaction::{Slot, after_body, run, wrong_store};
+        use crate::ops::transaction::{Slot, after_body, run};
         let ctx = Arc::clone(&self.ctx);
-        let body = Arc::new(tokio::sync::Mutex::new(body));
+        let store = self.store.clone();
+        // Attempts run one after another; the lock is held only while the
+        // body is called (what it returns does not borrow it).
+        let body = Arc::new(std::sync::Mutex::new(body));
         let attempt = move |entry: steadfast_core::JournalEntry| {
-            let (store, lease, body) =
-                (Arc::clone(&ctx.store), ctx.lease.clone(), Arc::clone(&body));
+            let (store, lease, body) = (store.clone(), ctx.lease.clone(), Arc::clone(&body));
             let limit = ctx.max_payload_bytes;
             async move {
-                let Some(pg) = store.as_any().downcast_ref::<crate::PostgresStore>() else {
-                    return wrong_store("PostgreSQL");
-                };
-                let mut body = body.lock_owned().await;
                 let slot = Slot::new(limit);
                 let put = slot.clone();
                 let step = entry.name.clone();
-                // The body's error stays in the slot; the store only needs to
-                // know whether to commit.
-                let _committed = pg
-                    .transaction(&lease, entry, move |conn| {
-                        Box::pin(async move {
-                            let result = (*body)(conn).await;
-                            after_body(&step);
-                            put.put(result).map(|json| (json, ()))
-                        })
+                let boxed: TransactionBody<S> = Box::new(move |conn| {
+                    let returned = {
+                        let mut body = body.lock().unwrap_or_else(|p| p.into_inner());
+                        (*body)(conn)
+                    };
+                    S::then(returned, move |result| {
+                        after_body(&step);
+                        put.put(result).ok()
                     })
-                    .await?;
+                });
+                store.transaction(&lease, entry, boxed).await?;
                 Ok(slot.take())
             }
         };

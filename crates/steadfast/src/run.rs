@@ -9,12 +9,14 @@ use std::task::Poll;
 
 use steadfast_core::{Claimed, Finish, Lease, StoreError, SuspendOutcome, Suspension};
 
+use serde::Serialize;
+
 use crate::Process;
 use crate::context::{Idle, RunCtx, Stop};
-use crate::host::Shared;
 use crate::kind::Returned;
 use crate::leases::HeldLease;
 use crate::metrics::WriteOp;
+use crate::shared::Shared;
 
 /// How one drive of the function ended.
 enum Turn {
@@ -78,16 +80,13 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
     };
     shared.metrics.run_started(&record.kind);
     let ctx = Arc::new(RunCtx::new(
-        &shared,
+        shared.run_host(),
         lease.clone(),
         &record.kind,
         journal,
         signals,
     ));
-    let process = Process {
-        ctx: Arc::clone(&ctx),
-        scope: None,
-    };
+    let process = Process::new(Arc::clone(&ctx));
     let future = match kind.start(process, &record.input) {
         Ok(future) => future,
         Err(err) => {
@@ -316,8 +315,7 @@ pub(crate) async fn dry_drive(
     shared: &Shared,
     ctx: &RunCtx,
     future: Pin<Box<dyn Future<Output = Returned> + Send>>,
-) -> crate::check::Verdict {
-    use crate::check::Verdict;
+) -> Verdict {
     match drive(shared, ctx, future).await {
         Turn::Returned(_) | Turn::Stop(Stop::Fits) | Turn::Suspend(_) => Verdict::Fits,
         Turn::Stop(Stop::Blocked { step, reason, .. }) => Verdict::Blocks { step, reason },
@@ -340,4 +338,27 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     } else {
         "a non-string panic payload".to_owned()
     }
+}
+
+/// What replaying one process's journal against the current code showed
+/// ([`crate::Host::check`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The whole journal replays; the process would carry on.
+    Fits,
+    /// The process would block at `step` for `reason`.
+    Blocks {
+        /// The step it would stop at.
+        step: Option<String>,
+        /// Why, as the blocked process would say it.
+        reason: String,
+    },
+    /// The replay could not decide (it awaited something that is not
+    /// durable for too long).
+    Inconclusive {
+        /// What happened.
+        reason: String,
+    },
 }

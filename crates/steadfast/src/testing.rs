@@ -1,7 +1,8 @@
-//! Testing processes: a host on a temporary SQLite store with a virtual
-//! clock, so a year-long process runs in milliseconds, plus helpers to
-//! deliver signals, advance time, crash and restart the host mid-process,
-//! and read the journal.
+//! Testing processes: a host with a virtual clock on a temporary SQLite
+//! store ([`TestHost::start`]) or on any store ([`TestHost::on_store`]), so
+//! a year-long process runs in milliseconds, plus helpers to deliver
+//! signals, advance time, crash and restart the host mid-process, and read
+//! the journal.
 //!
 //! Enable with the `testing` feature (e.g. in `[dev-dependencies]`).
 //!
@@ -35,7 +36,10 @@ use std::time::Duration;
 use steadfast_core::{Clock, JournalEntry, ProcessId, ProcessRecord, Status, Timestamp};
 use tokio::sync::oneshot;
 
-use crate::{Host, HostBuilder, SqliteStore};
+use futures::future::BoxFuture;
+use steadfast_core::Backend;
+
+use crate::{Host, HostBuilder};
 
 /// A clock that stands still until told to move.
 ///
@@ -122,26 +126,75 @@ impl Clock for VirtualClock {
 }
 
 type Configure = dyn Fn(HostBuilder) -> HostBuilder + Send + Sync;
+type OpenStore = dyn Fn() -> BoxFuture<'static, HostBuilder> + Send + Sync;
 
-/// A host on a temporary SQLite store with a [`VirtualClock`].
+/// A host with a [`VirtualClock`] on a store of its own: a temporary SQLite
+/// file ([`TestHost::start`]) or any store ([`TestHost::on_store`]).
 pub struct TestHost {
-    dir: tempfile::TempDir,
+    /// The temporary directory of [`TestHost::start`]'s store.
+    _dir: Option<tempfile::TempDir>,
     clock: VirtualClock,
+    open: Arc<OpenStore>,
     configure: Arc<Configure>,
     host: Mutex<Option<Host>>,
 }
 
 impl TestHost {
-    /// Starts a host whose kinds (and other settings) `configure` registers;
-    /// the clock starts at 2030-01-01T00:00:00Z.
+    /// Starts a host on a temporary SQLite store whose kinds (and other
+    /// settings) `configure` registers; the clock starts at
+    /// 2030-01-01T00:00:00Z.
+    #[cfg(feature = "sqlite")]
     pub async fn start(
         configure: impl Fn(HostBuilder) -> HostBuilder + Send + Sync + 'static,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
-        let clock = VirtualClock::new(Timestamp::from_micros(1_893_456_000_000_000));
+        let path = dir.path().join("test.db");
+        let open = move || {
+            let path = path.clone();
+            async move {
+                crate::open_sqlite(&path, crate::OpenMode::Create)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open the test store: {e}"))
+            }
+        };
+        Self::starting(Some(dir), open, configure).await
+    }
+
+    /// Like [`TestHost::start`] on the store `open` opens: called once now
+    /// and again for every restart ([`TestHost::crash_and_restart`],
+    /// [`TestHost::start_again`]), so it must open the same database each
+    /// time (a PostgreSQL schema of the test's own, say). The host knows
+    /// the store as its type `S`, so kinds taking `Process<S>` run on it.
+    pub async fn on_store<S, O, Fut>(
+        open: O,
+        configure: impl Fn(HostBuilder) -> HostBuilder + Send + Sync + 'static,
+    ) -> Self
+    where
+        S: Backend,
+        O: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        Self::starting(None, open, configure).await
+    }
+
+    async fn starting<S, O, Fut>(
+        dir: Option<tempfile::TempDir>,
+        open: O,
+        configure: impl Fn(HostBuilder) -> HostBuilder + Send + Sync + 'static,
+    ) -> Self
+    where
+        S: Backend,
+        O: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+    {
+        let open = move || -> BoxFuture<'static, HostBuilder> {
+            let opening = open();
+            Box::pin(async move { Host::builder(opening.await) })
+        };
         let t = TestHost {
-            dir,
-            clock,
+            _dir: dir,
+            clock: VirtualClock::new(Timestamp::from_micros(1_893_456_000_000_000)),
+            open: Arc::new(open),
             configure: Arc::new(configure),
             host: Mutex::new(None),
         };
@@ -151,10 +204,8 @@ impl TestHost {
     }
 
     async fn build(&self) -> Host {
-        let store = SqliteStore::open(self.dir.path().join("test.db"))
+        let builder = (self.open)()
             .await
-            .unwrap_or_else(|e| panic!("cannot open the test store: {e}"));
-        let builder = Host::builder(store)
             .clock(self.clock.clone())
             .poll_interval(Duration::from_millis(5));
         (self.configure)(builder).build()

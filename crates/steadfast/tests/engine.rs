@@ -1,32 +1,130 @@
-//! Behaviour of the engine on the real SQLite store: replay, determinism
-//! errors, retries, timeouts, signals, idempotent spawn, cancellation.
+//! Behaviour of the engine on both real stores: replay, determinism
+//! errors, retries, timeouts, signals, idempotent spawn, cancellation. Each
+//! scenario is one `async fn(Fixture)`; `scenarios!` runs it as a test on
+//! SQLite (`sqlite::NAME`) and on PostgreSQL (`postgres::NAME`, skipped when
+//! the server is unreachable unless `STEADFAST_REQUIRE_PG=1`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use steadfast::testing::TestHost;
 use steadfast::{
-    EntryStatus, Error, Host, HostBuilder, Process, RetryPolicy, Spawned, SqliteStore, Status,
-    StepError, StepFailed, StoreError,
+    EntryStatus, Error, Host, HostBuilder, PostgresStore, Process, RetryPolicy, Spawned,
+    SqliteStore, Status, StepError, StepFailed, StoreError,
 };
 use tempfile::TempDir;
 
-struct Fixture {
-    dir: TempDir,
+/// A store of a test's own: a SQLite file in a temporary directory, or a
+/// PostgreSQL schema (dropped afterwards). Every scenario below runs on both
+/// (see `scenarios!` at the end); stores are opened by URL through
+/// `steadfast::open`, as the CLI does.
+enum Fixture {
+    Sqlite(TempDir),
+    Postgres { url: String, _schema: DropSchema },
 }
 
 impl Fixture {
-    fn new() -> Self {
-        Fixture {
-            dir: tempfile::tempdir().expect("temp dir"),
+    fn sqlite() -> Self {
+        Fixture::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh schema, or `None` (the test is skipped) when PostgreSQL is
+    /// unreachable, which fails under `STEADFAST_REQUIRE_PG=1`.
+    async fn postgres() -> Option<Self> {
+        let name = format!("steadfast_engine_{:016x}", rand::random::<u64>());
+        let base = pg_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}schema={name}");
+        let schema = DropSchema(name);
+        match steadfast::open(&url).await {
+            Ok(store) => {
+                store.close().await.expect("close");
+                Some(Fixture::Postgres {
+                    url,
+                    _schema: schema,
+                })
+            }
+            Err(err) => {
+                assert!(
+                    std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
+                    "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {base} is unreachable: {err}"
+                );
+                eprintln!("SKIPPED: PostgreSQL at {base} is unreachable ({err})");
+                None
+            }
         }
     }
 
+    /// The store's URL.
+    fn url(&self) -> String {
+        match self {
+            Fixture::Sqlite(dir) => format!("sqlite:{}", dir.path().join("engine.db").display()),
+            Fixture::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// A builder on a newly opened store (a restart opens it again).
     async fn builder(&self) -> HostBuilder {
-        let store = SqliteStore::open(self.dir.path().join("engine.db"))
-            .await
-            .expect("open store");
-        Host::builder(store).poll_interval(Duration::from_millis(20))
+        let store = steadfast::open(&self.url()).await.expect("open store");
+        HostBuilder::from_arc(store).poll_interval(Duration::from_millis(20))
+    }
+
+    /// A test host with a virtual clock on this fixture's store.
+    async fn test_host(
+        &self,
+        configure: impl Fn(HostBuilder) -> HostBuilder + Send + Sync + 'static,
+    ) -> TestHost {
+        match self {
+            Fixture::Sqlite(dir) => {
+                let path = dir.path().join("engine.db");
+                let open = move || {
+                    let path = path.clone();
+                    async move { SqliteStore::open(path).await.expect("open store") }
+                };
+                TestHost::on_store(open, configure).await
+            }
+            Fixture::Postgres { url, .. } => {
+                let url = url.clone();
+                let open = move || {
+                    let url = url.clone();
+                    async move { PostgresStore::connect(&url).await.expect("open store") }
+                };
+                TestHost::on_store(open, configure).await
+            }
+        }
+    }
+}
+
+fn pg_url() -> String {
+    std::env::var("STEADFAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Drops its schema when dropped, also when the test failed.
+struct DropSchema(String);
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0);
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the schema")
+                .block_on(async move {
+                    let pool = steadfast::sqlx::PgPool::connect(&pg_url()).await?;
+                    steadfast::sqlx::raw_sql(steadfast::sqlx::AssertSqlSafe(sql))
+                        .execute(&pool)
+                        .await?;
+                    pool.close().await;
+                    Ok::<_, steadfast::sqlx::Error>(())
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}", self.0);
+        }
     }
 }
 
@@ -50,9 +148,7 @@ fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_after_restart_does_not_rerun_steps() {
-    let fx = Fixture::new();
+async fn replay_after_restart_does_not_rerun_steps(fx: Fixture) {
     let runs = counter();
     let register = |b: HostBuilder, runs: Arc<AtomicUsize>| {
         b.register("greet", move |p: Process, name: String| {
@@ -102,9 +198,7 @@ async fn replay_after_restart_does_not_rerun_steps() {
     assert!(location.line > 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step_name_used_twice_blocks_the_process() {
-    let fx = Fixture::new();
+async fn step_name_used_twice_blocks_the_process(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -143,9 +237,7 @@ async fn typed_kind(b: HostBuilder, v2: bool) -> HostBuilder {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn journal_that_no_longer_fits_blocks_untouched_and_retry_resumes() {
-    let fx = Fixture::new();
+async fn journal_that_no_longer_fits_blocks_untouched_and_retry_resumes(fx: Fixture) {
     let host = typed_kind(fx.builder().await, false).await.build();
     host.spawn("typed", "t-1", &()).await.expect("spawn");
     let record = wait_for(&host, "t-1", |s| s == Status::Suspended).await;
@@ -170,9 +262,7 @@ async fn journal_that_no_longer_fits_blocks_untouched_and_retry_resumes() {
     assert_eq!(out, "seven now");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn removed_step_blocks_instead_of_silently_skipping() {
-    let fx = Fixture::new();
+async fn removed_step_blocks_instead_of_silently_skipping(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -205,9 +295,7 @@ async fn removed_step_blocks_instead_of_silently_skipping() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_then_success_records_attempts() {
-    let fx = Fixture::new();
+async fn retries_then_success_records_attempts(fx: Fixture) {
     let tries = counter();
     let t = Arc::clone(&tries);
     let host = fx
@@ -240,9 +328,7 @@ async fn retries_then_success_records_attempts() {
     assert_eq!(journal[0].status, EntryStatus::Completed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permanent_failure_is_journaled_and_returned_for_compensation() {
-    let fx = Fixture::new();
+async fn permanent_failure_is_journaled_and_returned_for_compensation(fx: Fixture) {
     let tries = counter();
     let compensations = counter();
     let register = |b: HostBuilder, tries: Arc<AtomicUsize>, comp: Arc<AtomicUsize>| {
@@ -300,9 +386,7 @@ async fn permanent_failure_is_journaled_and_returned_for_compensation() {
     assert_eq!(journal[0].status, EntryStatus::Failed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step_timeout_fails_the_attempt() {
-    let fx = Fixture::new();
+async fn step_timeout_fails_the_attempt(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -324,9 +408,7 @@ async fn step_timeout_fails_the_attempt() {
     assert_eq!(out, (true, 2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signal_sent_before_the_wait_is_kept() {
-    let fx = Fixture::new();
+async fn signal_sent_before_the_wait_is_kept(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -354,9 +436,7 @@ async fn signal_sent_before_the_wait_is_kept() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wait_timeout_yields_none_and_a_late_signal_is_not_lost() {
-    let fx = Fixture::new();
+async fn wait_timeout_yields_none_and_a_late_signal_is_not_lost(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -395,30 +475,29 @@ async fn wait_timeout_yields_none_and_a_late_signal_is_not_lost() {
 /// host is killed and replaced; the timer fires at the original due time
 /// (not an hour after the restart), and the replay does not re-run the step
 /// before it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timer_survives_restart_without_restarting() {
-    use steadfast::testing::TestHost;
+async fn timer_survives_restart_without_restarting(fx: Fixture) {
     let before = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&before);
-    let t = TestHost::start(move |b: HostBuilder| {
-        let counter = Arc::clone(&counter);
-        b.register("sleeper", move |p: Process, (): ()| {
+    let t = fx
+        .test_host(move |b: HostBuilder| {
             let counter = Arc::clone(&counter);
-            async move {
-                p.step("before", move || {
-                    let counter = Arc::clone(&counter);
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, StepError>(())
-                    }
-                })
-                .await?;
-                p.sleep("an hour passed", Duration::from_secs(3600)).await;
-                Ok::<_, StepFailed>(())
-            }
+            b.register("sleeper", move |p: Process, (): ()| {
+                let counter = Arc::clone(&counter);
+                async move {
+                    p.step("before", move || {
+                        let counter = Arc::clone(&counter);
+                        async move {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, StepError>(())
+                        }
+                    })
+                    .await?;
+                    p.sleep("an hour passed", Duration::from_secs(3600)).await;
+                    Ok::<_, StepFailed>(())
+                }
+            })
         })
-    })
-    .await;
+        .await;
     t.host().spawn("sleeper", "z-1", &()).await.expect("spawn");
     let first = t.settle("z-1").await;
     assert_eq!(first.status, Status::Suspended);
@@ -453,9 +532,7 @@ async fn timer_survives_restart_without_restarting() {
     assert_eq!(timer.status, EntryStatus::Completed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawn_is_idempotent_and_bad_input_is_refused() {
-    let fx = Fixture::new();
+async fn spawn_is_idempotent_and_bad_input_is_refused(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -515,9 +592,7 @@ async fn spawn_is_idempotent_and_bad_input_is_refused() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_stops_a_waiting_process() {
-    let fx = Fixture::new();
+async fn cancel_stops_a_waiting_process(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -537,9 +612,7 @@ async fn cancel_stops_a_waiting_process() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_steps_and_first_of_several_waits() {
-    let fx = Fixture::new();
+async fn parallel_steps_and_first_of_several_waits(fx: Fixture) {
     let host = fx
         .builder()
         .await
@@ -568,12 +641,10 @@ async fn parallel_steps_and_first_of_several_waits() {
     assert_eq!(out, (3, "right won".to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_on_one_file_never_run_a_process_twice() {
+async fn two_hosts_on_one_file_never_run_a_process_twice(fx: Fixture) {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    let fx = Fixture::new();
     let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let register = |b: HostBuilder, runs: Arc<Mutex<HashMap<String, usize>>>| {
         b.register("count", move |p: Process, (): ()| {
@@ -610,9 +681,7 @@ async fn two_hosts_on_one_file_never_run_a_process_twice() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rewind_reruns_from_a_step_and_purge_forgets_old_processes() {
-    let fx = Fixture::new();
+async fn rewind_reruns_from_a_step_and_purge_forgets_old_processes(fx: Fixture) {
     let runs = counter();
     let r = Arc::clone(&runs);
     let host = fx
@@ -660,52 +729,62 @@ async fn rewind_reruns_from_a_step_and_purge_forgets_old_processes() {
 /// together, so a replay never runs it again and a failed body leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_transaction_commits_effects_exactly_once() {
-    let fx = Fixture::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("engine.db");
+    let builder = || {
+        let path = path.clone();
+        async move {
+            Host::builder(SqliteStore::open(path).await.expect("open store"))
+                .poll_interval(Duration::from_millis(20))
+        }
+    };
     let register = |b: HostBuilder| {
         b.retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
-            .register("ledger", |p: Process, amount: i64| async move {
-                let flaky = Arc::new(AtomicUsize::new(0));
-                let id = p.id().to_string();
-                let row = p
-                    .sqlite_transaction("booked", move |conn| {
-                        conn.execute(
-                            "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount INTEGER)",
-                            [],
-                        )
-                        .map_err(StepError::retryable)?;
-                        conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+            .register(
+                "ledger",
+                |p: Process<SqliteStore>, amount: i64| async move {
+                    let flaky = Arc::new(AtomicUsize::new(0));
+                    let id = p.id().to_string();
+                    let row = p
+                        .transaction("booked", move |conn| {
+                            conn.execute(
+                                "CREATE TABLE IF NOT EXISTS ledger (process TEXT, amount INTEGER)",
+                                [],
+                            )
                             .map_err(StepError::retryable)?;
-                        // The first attempt fails after its insert: it must be rolled back.
-                        if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
-                            return Err(StepError::retryable("lock timeout"));
-                        }
-                        Ok(conn.last_insert_rowid())
-                    })
-                    .await?;
-                let refused = p
-                    .sqlite_transaction("refused", |conn| {
-                        conn.execute("INSERT INTO ledger VALUES ('refused', 0)", [])
-                            .map_err(StepError::retryable)?;
-                        Err::<(), _>(StepError::permanent("over the limit"))
-                    })
-                    .await;
-                p.wait::<()>("go").await;
-                Ok::<_, StepFailed>((row, refused.is_err()))
-            })
+                            conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
+                                .map_err(StepError::retryable)?;
+                            // The first attempt fails after its insert: it must be rolled back.
+                            if flaky.fetch_add(1, Ordering::SeqCst) == 0 {
+                                return Err(StepError::retryable("lock timeout"));
+                            }
+                            Ok(conn.last_insert_rowid())
+                        })
+                        .await?;
+                    let refused = p
+                        .transaction("refused", |conn| {
+                            conn.execute("INSERT INTO ledger VALUES ('refused', 0)", [])
+                                .map_err(StepError::retryable)?;
+                            Err::<(), _>(StepError::permanent("over the limit"))
+                        })
+                        .await;
+                    p.wait::<()>("go").await;
+                    Ok::<_, StepFailed>((row, refused.is_err()))
+                },
+            )
     };
-    let host = register(fx.builder().await).build();
+    let host = register(builder().await).build();
     host.spawn("ledger", "l-1", &250i64).await.expect("spawn");
     wait_for(&host, "l-1", |s| s == Status::Suspended).await;
     drop(host);
 
-    let host = register(fx.builder().await).build();
+    let host = register(builder().await).build();
     host.signal("l-1", "go", &()).await.expect("signal");
     let (row, refused): (i64, bool) = host.outcome("l-1").await.expect("outcome");
     assert!(refused);
     assert!(row > 0);
 
-    let conn =
-        steadfast::rusqlite::Connection::open(fx.dir.path().join("engine.db")).expect("open");
+    let conn = steadfast::rusqlite::Connection::open(&path).expect("open");
     let rows: Vec<(String, i64)> = conn
         .prepare("SELECT process, amount FROM ledger")
         .expect("prepare")
@@ -740,9 +819,7 @@ async fn captured(p: Process, (): ()) -> Result<u32, StepFailed> {
     Ok(n)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn process_sources_are_captured_and_saved() {
-    let fx = Fixture::new();
+async fn process_sources_are_captured_and_saved(fx: Fixture) {
     let host = fx.builder().await.register("captured", captured).build();
     host.spawn("captured", "c-1", &()).await.expect("spawn");
     let record = wait_for(&host, "c-1", |s| s == Status::Suspended).await;
@@ -771,10 +848,8 @@ async fn process_sources_are_captured_and_saved() {
     assert!(lines[(parked.line - source.first_line) as usize].contains("p.wait::<()>(\"go\")"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_replays_journals_against_new_code_without_running_anything() {
+async fn check_replays_journals_against_new_code_without_running_anything(fx: Fixture) {
     use steadfast::Verdict;
-    let fx = Fixture::new();
     let host = typed_kind(fx.builder().await, false).await.build();
     host.spawn("typed", "t-ok", &()).await.expect("spawn");
     wait_for(&host, "t-ok", |s| s == Status::Suspended).await;
@@ -818,9 +893,7 @@ async fn check_replays_journals_against_new_code_without_running_anything() {
 /// Several versions of a kind: running processes finish on the code they
 /// started with, new ones start on the newest; a version that is gone
 /// blocks its processes with a clear reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_keep_the_version_they_started_with() {
-    let fx = Fixture::new();
+async fn processes_keep_the_version_they_started_with(fx: Fixture) {
     let v1 = |p: Process, (): ()| async move {
         p.wait::<()>("go").await;
         Ok::<_, StepFailed>("v1".to_owned())
@@ -872,3 +945,48 @@ async fn processes_keep_the_version_they_started_with() {
         "{reason}"
     );
 }
+
+/// One `#[tokio::test]` per scenario and store.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Fixture::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(fx) = super::Fixture::postgres().await {
+                        super::$name(fx).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    replay_after_restart_does_not_rerun_steps,
+    step_name_used_twice_blocks_the_process,
+    journal_that_no_longer_fits_blocks_untouched_and_retry_resumes,
+    removed_step_blocks_instead_of_silently_skipping,
+    retries_then_success_records_attempts,
+    permanent_failure_is_journaled_and_returned_for_compensation,
+    step_timeout_fails_the_attempt,
+    signal_sent_before_the_wait_is_kept,
+    wait_timeout_yields_none_and_a_late_signal_is_not_lost,
+    timer_survives_restart_without_restarting,
+    spawn_is_idempotent_and_bad_input_is_refused,
+    cancel_stops_a_waiting_process,
+    parallel_steps_and_first_of_several_waits,
+    two_hosts_on_one_file_never_run_a_process_twice,
+    rewind_reruns_from_a_step_and_purge_forgets_old_processes,
+    process_sources_are_captured_and_saved,
+    check_replays_journals_against_new_code_without_running_anything,
+    processes_keep_the_version_they_started_with,
+);

@@ -146,22 +146,25 @@ async fn a_transactional_value_over_the_limit_rolls_the_body_back() {
     let host = builder(&dir)
         .await
         .max_payload_bytes(1000)
-        .register("big transaction", |p: Process, size: usize| async move {
-            let result = p
-                .sqlite_transaction("write it", move |conn| {
-                    conn.execute_batch(
-                        "CREATE TABLE IF NOT EXISTS notes (text TEXT);
+        .register(
+            "big transaction",
+            |p: Process<SqliteStore>, size: usize| async move {
+                let result = p
+                    .transaction("write it", move |conn| {
+                        conn.execute_batch(
+                            "CREATE TABLE IF NOT EXISTS notes (text TEXT);
                          INSERT INTO notes VALUES ('written');",
-                    )
-                    .map_err(StepError::permanent)?;
-                    Ok("x".repeat(size))
+                        )
+                        .map_err(StepError::permanent)?;
+                        Ok("x".repeat(size))
+                    })
+                    .await;
+                Ok::<_, StepFailed>(match result {
+                    Ok(value) => format!("ok {}", value.len()),
+                    Err(failed) => failed.message,
                 })
-                .await;
-            Ok::<_, StepFailed>(match result {
-                Ok(value) => format!("ok {}", value.len()),
-                Err(failed) => failed.message,
-            })
-        })
+            },
+        )
         .build();
     host.spawn("big transaction", "t", &5000)
         .await

@@ -313,7 +313,7 @@ async fn a_transactional_step_on_a_busy_database_is_retried_in_the_same_run() {
     metrics_support::install();
     let host = Host::builder(store)
         .poll_interval(Duration::from_millis(20))
-        .register("ledger", move |p: Process, amount: i64| {
+        .register("ledger", move |p: Process<SqliteStore>, amount: i64| {
             let tally = Arc::clone(&counted);
             let mut gate = gate.clone();
             async move {
@@ -322,7 +322,7 @@ async fn a_transactional_step_on_a_busy_database_is_retried_in_the_same_run() {
                 // Not durable: holds the run loaded until the test opens it.
                 let _ = gate.wait_for(|open| *open).await;
                 let booked = p
-                    .sqlite_transaction("booked", move |conn| {
+                    .transaction("booked", move |conn| {
                         conn.execute("INSERT INTO ledger VALUES (?1, ?2)", (&id, amount))
                             .map_err(StepError::retryable)?;
                         Ok(amount)

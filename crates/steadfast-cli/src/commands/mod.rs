@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod admin;
-pub mod bench;
 pub mod dashboard;
 pub mod demo;
 pub mod list;

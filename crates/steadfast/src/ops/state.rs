@@ -4,24 +4,10 @@
 use std::panic::Location;
 use std::sync::Arc;
 
-use steadfast_core::{EntryKind, EntryStatus, JournalEntry};
+use steadfast_core::{EntryKind, EntryStatus};
 
 use super::halt;
 use crate::context::{Begin, RunCtx, new_entry};
-
-/// The journal name of the `n`-th publication of `key` in a run.
-pub(crate) fn entry_name(key: &str, n: u32) -> String {
-    format!("{key} #{n}")
-}
-
-/// The key a state entry was published under.
-pub(crate) fn key_of(entry: &JournalEntry) -> Option<&str> {
-    if entry.kind != EntryKind::State {
-        return None;
-    }
-    let (key, n) = entry.name.rsplit_once(" #")?;
-    n.parse::<u32>().ok().map(|_| key)
-}
 
 /// Journals `json` (or blocks the run when the value could not be encoded)
 /// as the state entry `name`; a replay finds it recorded.

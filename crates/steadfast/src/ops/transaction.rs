@@ -177,13 +177,6 @@ impl<T: Serialize> Slot<T> {
     }
 }
 
-/// A permanent failure for a transactional step on the wrong store.
-pub(crate) fn wrong_store<T>(wanted: &str) -> Attempt<T> {
-    Ok(Err(StepError::permanent(format!(
-        "this transactional step needs the {wanted} store, but the host runs on another store"
-    ))))
-}
-
 /// A test hook: called with the step's name after a transactional step's
 /// body ran and before its journal entry is written, while the store's
 /// transaction is still open.

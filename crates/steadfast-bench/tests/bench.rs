@@ -1,6 +1,8 @@
-//! `steadfast bench` on SQLite with small counts: every workload prints one
-//! JSON object with the expected keys and sane values. Nothing here asserts
-//! on time — only that figures exist, are numbers and are not negative.
+//! `steadfast-bench` with small counts, on SQLite (and on PostgreSQL when
+//! `STEADFAST_TEST_PG` points at a server, default the local one): every
+//! workload prints one JSON object with the expected keys and sane values.
+//! Nothing here asserts on time — only that figures exist, are numbers and
+//! are not negative.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
@@ -8,21 +10,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_steadfast");
+const BIN: &str = env!("CARGO_BIN_EXE_steadfast-bench");
 
-/// The `steadfast` binary with its example kinds (`--examples`, through
-/// the environment so every command line stays as it is).
-fn steadfast() -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("STEADFAST_EXAMPLES", "1");
-    cmd
+/// Runs `steadfast-bench --json` with `args` and returns its one JSON line.
+fn bench(args: &[&str]) -> Value {
+    let mut lines = bench_lines(args);
+    assert_eq!(lines.len(), 1, "one JSON line per workload: {lines:?}");
+    lines.remove(0)
 }
 
-/// Runs `steadfast bench --json` with `args` and returns its one JSON line.
-fn bench(args: &[&str]) -> Value {
-    let mut cmd = steadfast();
-    cmd.arg("bench")
-        .arg("--json")
+/// Runs `steadfast-bench --json` with `args` and returns its JSON lines.
+fn bench_lines(args: &[&str]) -> Vec<Value> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--json")
         .args(args)
         .env_remove("STEADFAST_DB")
         .env("RUST_LOG", "warn")
@@ -34,7 +34,7 @@ fn bench(args: &[&str]) -> Value {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("steadfast bench {args:?} did not finish");
+            panic!("steadfast-bench {args:?} did not finish");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -45,15 +45,16 @@ fn bench(args: &[&str]) -> Value {
         output.status.success(),
         "bench {args:?} failed: {stderr}\n{stdout}"
     );
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "one JSON line per workload: {stdout}");
-    serde_json::from_str(lines[0]).unwrap()
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 /// Asserts that `report` has the common keys with the given values.
 fn common(report: &Value, workload: &str, count: u64) {
     assert_eq!(report["workload"], workload);
-    assert_eq!(report["store"], "sqlite");
+    assert!(report["store"] == "sqlite" || report["store"] == "postgres");
     assert_eq!(report["count"], count);
     assert!(report["durability"].is_string(), "{report}");
     assert!(
@@ -97,11 +98,27 @@ fn w1_latency() {
             "max_ms",
             "fsync_p50_ms",
             "fsync_p99_ms",
+            "commit_p50_ms",
+            "commit_p99_ms",
             "floor_ms",
             "p50_over_floor",
+            "p99_over_p50",
         ],
     );
+    assert_eq!(report["store"], "sqlite");
     assert_eq!(report["durable_commits"], 13);
+    // One floor sample after each measured process: interleaved.
+    assert_eq!(report["floor_samples"], 5);
+    assert!(
+        report["floor_sample"]
+            .as_str()
+            .unwrap()
+            .contains("fdatasync")
+    );
+    // floor_ms is 12 commits at the samples' median (rounded to µs).
+    let floor = report["floor_ms"].as_f64().unwrap();
+    let commit = report["commit_p50_ms"].as_f64().unwrap();
+    assert!((floor - 12.0 * commit).abs() < 0.02, "{report}");
     assert!(report["p50_ms"].as_f64() <= report["p99_ms"].as_f64());
     assert!(report["p99_ms"].as_f64() <= report["max_ms"].as_f64());
 }
@@ -128,9 +145,19 @@ fn w2_throughput() {
     assert_eq!(report["in_flight"], 100);
     figures(
         &report,
-        &["processes_per_s", "steps_per_s", "total_s", "peak_rss_mib"],
+        &[
+            "processes_per_s",
+            "steps_per_s",
+            "total_s",
+            "peak_rss_mib",
+            "cpu_s",
+            "cpu_cores_used",
+        ],
     );
     assert!(report["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    // Running 500 steps takes CPU time; a figure stuck at 0 is a bug.
+    assert!(report["cpu_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["pg_commits_per_step"].is_null(), "{report}");
 }
 
 #[test]
@@ -190,10 +217,10 @@ fn refuses_an_existing_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.db");
     std::fs::write(&file, b"not empty").unwrap();
-    let output = steadfast()
+    let output = Command::new(BIN)
         .arg("--db")
         .arg(&file)
-        .args(["bench", "--workload", "w1", "--count", "1"])
+        .args(["--workload", "w1", "--count", "1"])
         .env_remove("STEADFAST_DB")
         .output()
         .unwrap();
@@ -206,10 +233,10 @@ fn refuses_an_existing_database_file() {
 #[test]
 fn uses_a_given_directory_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let output = steadfast()
+    let output = Command::new(BIN)
         .arg("--db")
         .arg(format!("sqlite:{}", dir.path().display()))
-        .args(["bench", "--workload", "w2", "--count", "20", "--json"])
+        .args(["--workload", "w2", "--count", "20", "--json"])
         .env_remove("STEADFAST_DB")
         .output()
         .unwrap();
@@ -221,4 +248,113 @@ fn uses_a_given_directory_and_cleans_up() {
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["count"], 20);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn baseline_runs_both_binaries_and_prints_ratios() {
+    // The "old" binary is a copy of this one under the name of an old
+    // `steadfast-bench` build: the comparison itself is what is tested.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("steadfast-bench-old");
+    std::fs::copy(BIN, &old).unwrap();
+    let lines = bench_lines(&[
+        "--workload",
+        "w1",
+        "--count",
+        "3",
+        "--rounds",
+        "2",
+        "--baseline",
+        old.to_str().unwrap(),
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["workload"], "w1");
+    assert_eq!(line["rounds"], 2);
+    let p50 = &line["figures"]["p50_ms"];
+    assert_eq!(p50["new"].as_array().unwrap().len(), 2, "{line}");
+    assert_eq!(p50["old"].as_array().unwrap().len(), 2, "{line}");
+    assert!(p50["ratio"].as_f64().is_some_and(|r| r > 0.0), "{line}");
+    assert!(
+        line["figures"]["p50_over_floor"]["ratio"].is_number(),
+        "{line}"
+    );
+    // Settings are not compared.
+    assert!(line["figures"].get("count").is_none(), "{line}");
+}
+
+#[test]
+fn baseline_refuses_a_missing_binary() {
+    let output = Command::new(BIN)
+        .args(["--workload", "w1", "--baseline", "/nonexistent/steadfast"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--baseline /nonexistent/steadfast: no such file"),
+        "{stderr}"
+    );
+}
+
+/// The PostgreSQL URL of the tests, with a schema of this test's own.
+fn pg_url(schema: &str) -> String {
+    let base = std::env::var("STEADFAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}schema={schema}")
+}
+
+/// Drops `schema` on the test server.
+fn drop_schema(schema: &str) {
+    let base = std::env::var("STEADFAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let status = Command::new("psql")
+        .arg(&base)
+        .args(["-qc", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "cannot drop {schema}");
+}
+
+#[test]
+fn postgres_w1_floor_and_w2_server_figures() {
+    let schema = format!(
+        "bench_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let url = pg_url(&schema);
+    let w1 = bench(&["--db", &url, "--workload", "w1", "--count", "4"]);
+    let w2 = bench(&["--db", &url, "--workload", "w2", "--count", "30"]);
+    drop_schema(&schema);
+
+    common(&w1, "w1", 4);
+    assert_eq!(w1["store"], "postgres");
+    assert_eq!(w1["floor_samples"], 4);
+    assert!(
+        w1["floor_sample"].as_str().unwrap().contains("INSERT"),
+        "{w1}"
+    );
+    figures(&w1, &["commit_p50_ms", "floor_ms", "p50_over_floor"]);
+    assert!(w1["commit_p50_ms"].as_f64().unwrap() > 0.0, "{w1}");
+
+    common(&w2, "w2", 30);
+    assert_eq!(w2["store"], "postgres");
+    figures(
+        &w2,
+        &[
+            "cpu_cores_used",
+            "pg_commits_per_step",
+            "pg_statements_per_step",
+        ],
+    );
+    // 300 steps cannot be made durable without commits and statements.
+    assert!(w2["pg_commits_per_step"].as_f64().unwrap() > 0.0, "{w2}");
+    assert!(w2["pg_statements_per_step"].as_f64().unwrap() > 0.0, "{w2}");
+    // The server runs on this machine in the test setup: its CPU is seen.
+    figures(&w2, &["pg_cpu_s", "pg_cores_used", "pg_cpu_share"]);
+    assert!(w2["pg_cpu_s"].as_f64().unwrap() > 0.0, "{w2}");
 }

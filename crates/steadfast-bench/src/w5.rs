@@ -1,4 +1,4 @@
-//! W5 scale-out: W2's processes on 1, 2 and 3 `steadfast worker` child
+//! W5 scale-out: W2's processes on 1, 2 and 3 bench worker child
 //! processes sharing one store (each run on a fresh store).
 //!
 //! The bench spawns every process first, then starts the workers (each
@@ -75,6 +75,7 @@ async fn one(ctx: &Ctx, count: usize, workers: usize) -> anyhow::Result<Run> {
 
     let services = fresh.work_dir.join("services");
     let spec = WorkerSpec {
+        launch: &ctx.launch,
         db: &fresh.db_arg,
         services: &services,
         concurrency: IN_FLIGHT,

@@ -1,10 +1,7 @@
 //! The machine and the operating system: cores, memory, kernel, file
-//! system, the memory of a process, and the disk's fdatasync latency.
+//! system, the memory of a process.
 
-use std::fs::OpenOptions;
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -113,35 +110,6 @@ fn file_system(dir: &Path) -> Option<String> {
         .map(|(_, text)| text)
 }
 
-/// The disk's durable-write latency in `dir`: `n` times, writes 4 KiB at
-/// offset 0 of a temporary file and calls `File::sync_data` (fdatasync).
-/// One untimed round first allocates the block. The file is removed.
-pub fn fdatasync_latency(dir: &Path, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let path = dir.join(format!("fsync-probe-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)?;
-        let block = vec![0x5a_u8; 4096];
-        let mut samples = Vec::with_capacity(n);
-        for round in 0..=n {
-            let started = Instant::now();
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(&block)?;
-            file.sync_data()?;
-            if round > 0 {
-                samples.push(started.elapsed());
-            }
-        }
-        Ok(samples)
-    })();
-    // Best effort: a leftover probe file is harmless.
-    let _ = std::fs::remove_file(&path);
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,14 +124,5 @@ mod tests {
             assert!(memory_mib(None, "VmRSS").is_some_and(|m| m > 0.0));
             assert_ne!(machine.fs, "unknown");
         }
-    }
-
-    #[test]
-    fn probes_fdatasync() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let samples = fdatasync_latency(dir.path(), 3)?;
-        assert_eq!(samples.len(), 3);
-        assert_eq!(std::fs::read_dir(dir.path())?.count(), 0);
-        Ok(())
     }
 }

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use steadfast::{Backend, Durability, SqliteOptions, SqliteStore, redact};
 use tempfile::TempDir;
 
-use crate::db;
+use crate::store::{self, Location};
 
 /// Where the stores of a benchmark run go.
 #[derive(Debug)]
@@ -41,13 +41,16 @@ pub enum Target {
 pub struct Fresh {
     /// The store, for the bench process's own host or client.
     pub store: Arc<dyn Backend>,
-    /// The `--db` value that points `steadfast worker` children at it.
+    /// The `--db` value that points the bench's worker children at it.
     pub db_arg: String,
     /// A directory on the database's file system for the worker's
     /// services folder and the fsync probe.
     pub work_dir: PathBuf,
     /// Prepended to every process id of the run.
     pub prefix: String,
+    /// PostgreSQL: the `application_name` of the store's connections (and
+    /// the workers'), which finds the run's server backends.
+    pub application_name: Option<String>,
     /// Removes what was created; declared last so it runs after the store
     /// is dropped.
     _cleanup: Cleanup,
@@ -79,11 +82,11 @@ impl Target {
         let Some(db) = db else {
             return Ok(Target::Sqlite { dir: None });
         };
-        let dir = match db::location(db)? {
-            db::Location::Postgres(_) => {
+        let dir = match store::location(db)? {
+            Location::Postgres(_) => {
                 return Ok(Target::Postgres { url: db.to_owned() });
             }
-            db::Location::Sqlite(dir) => dir,
+            Location::Sqlite(dir) => dir,
         };
         if dir.exists() && !dir.is_dir() {
             bail!(
@@ -173,12 +176,14 @@ impl Target {
                     db_arg: format!("sqlite:{}", path.display()),
                     work_dir,
                     prefix: format!("{label}-"),
+                    application_name: None,
                     _cleanup: cleanup,
                 })
             }
             Target::Postgres { url } => {
-                let url = fresh_schema(url, label);
-                let (store, _) = db::open(&url, db::Open::Create).await?;
+                let (url, application_name) =
+                    with_application_name(&fresh_schema(url, label), label);
+                let store = store::open(&url).await?;
                 let temp = tempfile::Builder::new()
                     .prefix(&format!("steadfast-bench-{label}-"))
                     .tempdir()
@@ -188,6 +193,7 @@ impl Target {
                     db_arg: url,
                     work_dir: temp.path().to_path_buf(),
                     prefix: format!("{label}-{}-", unix_ms()),
+                    application_name,
                     _cleanup: Cleanup::Temp(temp),
                 })
             }
@@ -205,6 +211,24 @@ fn fresh_schema(url: &str, label: &str) -> String {
     let schema = format!("steadfast_bench_{}_{}", label.replace('-', "_"), unix_ms());
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}schema={schema}")
+}
+
+/// `url` with `application_name=steadfast-bench-<pid>-<label>` unless it
+/// names one already; and the name its connections carry.
+fn with_application_name(url: &str, label: &str) -> (String, Option<String>) {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if let Some(given) = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("application_name="))
+    {
+        return (url.to_owned(), Some(given.to_owned()));
+    }
+    let name = format!("steadfast-bench-{}-{label}", std::process::id());
+    let separator = if url.contains('?') { '&' } else { '?' };
+    (
+        format!("{url}{separator}application_name={name}"),
+        Some(name),
+    )
 }
 
 /// Milliseconds since the Unix epoch (for unique names).
@@ -254,6 +278,20 @@ mod tests {
         assert_eq!(
             fresh_schema("postgres://h/db?schema=mine", "w1"),
             "postgres://h/db?schema=mine"
+        );
+        let (named, name) = with_application_name("postgres://h/db?schema=s", "w2");
+        let name = name.unwrap_or_default();
+        assert!(name.starts_with("steadfast-bench-") && name.ends_with("-w2"));
+        assert_eq!(
+            named,
+            format!("postgres://h/db?schema=s&application_name={name}")
+        );
+        assert_eq!(
+            with_application_name("postgres://h/db?application_name=mine", "w2"),
+            (
+                "postgres://h/db?application_name=mine".to_owned(),
+                Some("mine".to_owned())
+            )
         );
         Ok(())
     }

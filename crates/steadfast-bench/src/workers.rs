@@ -1,13 +1,15 @@
-//! `steadfast worker` child processes: started from this very binary,
-//! killed with SIGKILL, reaped.
+//! Worker child processes: this very binary started with the bench's hidden
+//! `worker` subcommand ([`crate::Launch`]), killed with SIGKILL, reaped.
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// A running `steadfast --db … worker` child. Dropping it kills and reaps
+use crate::Launch;
+
+/// A running bench worker child. Dropping it kills and reaps
 /// the child if it still runs, so no worker outlives a failed benchmark.
 pub struct Worker {
     child: Child,
@@ -16,7 +18,9 @@ pub struct Worker {
 
 /// How a worker child is started.
 pub struct WorkerSpec<'a> {
-    /// The `--db` value.
+    /// How the binary is started.
+    pub launch: &'a Launch,
+    /// The store (a `--db` value).
     pub db: &'a str,
     /// The services folder (the run log is `step-runs.log` in it).
     pub services: &'a Path,
@@ -29,27 +33,26 @@ pub struct WorkerSpec<'a> {
 impl Worker {
     /// Starts a worker child of this binary.
     pub fn start(spec: &WorkerSpec<'_>) -> anyhow::Result<Worker> {
-        let exe = std::env::current_exe().context("cannot find the steadfast binary")?;
-        let mut cmd = Command::new(exe);
-        // The workloads' kinds are among the examples built into this binary.
-        cmd.arg("--examples")
-            .arg("--db")
+        let mut cmd = spec.launch.command();
+        cmd.arg("worker")
+            .arg("--store")
             .arg(spec.db)
-            .arg("worker")
             .arg("--services")
             .arg(spec.services)
             .arg("--concurrency")
             .arg(spec.concurrency.to_string())
-            .env_remove("STEADFAST_DB")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if spec.exit_when_idle {
             cmd.arg("--exit-when-idle");
         }
-        let child = cmd
-            .spawn()
-            .context("cannot start a `steadfast worker` child")?;
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start a bench worker child ({})",
+                spec.launch.exe.display()
+            )
+        })?;
         Ok(Worker {
             child,
             reaped: false,

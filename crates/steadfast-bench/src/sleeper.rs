@@ -1,5 +1,6 @@
 //! W3's process kind: it sleeps durably and finishes. Registered by the
-//! bench's client and by `steadfast worker`, under the same name.
+//! bench's client and by its worker children, under the same name
+//! (the production `steadfast worker` does not know it).
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! W4 crash: W2's processes on a `steadfast worker` child process that is
+//! W4 crash: W2's processes on a bench worker child process that is
 //! killed with SIGKILL at a random moment, then restarted.
 //!
 //! The bench spawns every process and starts the worker. Once a random
@@ -55,6 +55,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
 
     let services = fresh.work_dir.join("services");
     let spec = WorkerSpec {
+        launch: &ctx.launch,
         db: &fresh.db_arg,
         services: &services,
         concurrency: IN_FLIGHT,

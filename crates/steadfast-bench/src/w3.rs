@@ -1,5 +1,5 @@
 //! W3 sleepers: `count` processes that each sleep 60 s, run by a
-//! `steadfast worker` child process so that its memory is measured alone.
+//! bench worker child process so that its memory is measured alone.
 //!
 //! 1. The bench spawns all processes (256 concurrent tasks, no worker yet):
 //!    `spawn_s`.
@@ -57,6 +57,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
 
     let services = fresh.work_dir.join("services");
     let mut worker = Worker::start(&WorkerSpec {
+        launch: &ctx.launch,
         db: &fresh.db_arg,
         services: &services,
         concurrency: WORKER_CONCURRENCY,
@@ -79,7 +80,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     if asleep.other > 0 {
         bail!(
             "{} sleepers failed or were blocked in the worker (is the kind {:?} registered \
-             in `steadfast worker`?)",
+             in the bench worker?)",
             asleep.other,
             sleeper::KIND
         );
