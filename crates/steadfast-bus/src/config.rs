@@ -35,8 +35,41 @@ pub const MAX_CONCURRENCY: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     /// The subscriptions.
-    #[serde(rename = "subscription")]
+    #[serde(rename = "subscription", default)]
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// Where processes publish to ([`crate::Publisher`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<SinkConfig>,
+}
+
+/// The broker processes publish to (the `[publish]` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "broker", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// RabbitMQ: messages go to `exchange` (default `""`, the default
+    /// exchange, where a destination is a queue's name).
+    Rabbitmq {
+        /// The AMQP URL.
+        #[serde(default = "rabbit_url")]
+        url: String,
+        /// The exchange.
+        #[serde(default)]
+        exchange: String,
+    },
+    /// NATS JetStream: a destination is a subject some stream takes.
+    Jetstream {
+        /// The NATS URL.
+        #[serde(default = "nats_url")]
+        url: String,
+    },
+}
+
+fn rabbit_url() -> String {
+    crate::rabbitmq::DEFAULT_URL.to_owned()
+}
+
+fn nats_url() -> String {
+    crate::jetstream::DEFAULT_URL.to_owned()
 }
 
 /// One subscription of a route file.
@@ -114,8 +147,10 @@ impl RouteFile {
             path: path.to_owned(),
             detail,
         };
-        if self.subscriptions.is_empty() {
-            return Err(invalid("no `[[subscription]]` in the file".into()));
+        if self.subscriptions.is_empty() && self.publish.is_none() {
+            return Err(invalid(
+                "no `[[subscription]]` and no `[publish]` in the file".into(),
+            ));
         }
         let mut names = BTreeSet::new();
         for s in &self.subscriptions {
@@ -177,6 +212,20 @@ impl RouteFile {
             }
         }
         Ok(())
+    }
+
+    /// The publisher of the `[publish]` table (one whose publishes fail for
+    /// good, saying so, when the file has none).
+    pub async fn publisher(&self) -> Result<crate::Publisher, BusError> {
+        Ok(match &self.publish {
+            None => crate::Publisher::unconfigured("the route file has no [publish] table"),
+            Some(SinkConfig::Rabbitmq { url, exchange }) => {
+                crate::Publisher::new(crate::rabbitmq::RabbitMqSink::new(url, exchange))
+            }
+            Some(SinkConfig::Jetstream { url }) => {
+                crate::Publisher::new(crate::jetstream::JetStreamSink::connect(url).await?)
+            }
+        })
     }
 
     /// Connects every subscription's source and starts it on `host`.

@@ -37,6 +37,9 @@ pub enum BusError {
     /// The source was closed.
     #[error("the message source {0:?} is closed")]
     Closed(String),
+    /// No broker is configured to publish to.
+    #[error("cannot publish: {0}")]
+    Unconfigured(String),
 }
 
 impl BusError {

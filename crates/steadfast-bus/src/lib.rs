@@ -36,17 +36,19 @@ mod config;
 mod error;
 pub mod jetstream;
 mod message;
+mod publish;
 pub mod rabbitmq;
 pub mod route;
 mod subscription;
 
 use std::time::Duration;
 
-pub use config::{MAX_CONCURRENCY, RouteFile, SourceConfig, SubscriptionConfig};
+pub use config::{MAX_CONCURRENCY, RouteFile, SinkConfig, SourceConfig, SubscriptionConfig};
 pub use error::{BusError, ConfigError};
 pub use message::{
     DEAD_LETTER_REASON, Delivery, Message, MessageSink, MessageSource, OutgoingMessage, Settle,
 };
+pub use publish::Publisher;
 pub use subscription::{RunningSubscription, StatsSnapshot, Subscription, SubscriptionStats};
 
 /// Capped exponential backoff with jitter: 50 ms doubling to 5 s.

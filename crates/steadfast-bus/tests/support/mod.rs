@@ -47,6 +47,15 @@ impl Env {
         }
     }
 
+    /// The environment of queues or streams named `name` (another process's).
+    pub fn named(broker: Broker, name: &str) -> Self {
+        Env {
+            broker,
+            name: name.to_owned(),
+            proxy: None,
+        }
+    }
+
     /// Routes the source's connection through a proxy [`Env::cut`] can break.
     pub async fn with_proxy(mut self) -> Self {
         let target = match self.broker {
@@ -87,6 +96,8 @@ impl Env {
                 let mut o = JetStreamSourceOptions::new(&self.name, "steadfast");
                 o.url = format!("nats://{addr}");
                 o.max_ack_pending = u32::from(prefetch);
+                // A killed consumer's messages come back after this.
+                o.ack_wait_secs = 5;
                 Box::new(JetStreamSource::connect(o).await.unwrap())
             }
         }
@@ -228,17 +239,98 @@ impl Drop for Proxy {
 }
 
 /// Waits until `check` holds, failing after 60 s with `what`.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    eventually_for(Duration::from_secs(60), what, check).await;
+}
+
+/// Waits until `check` holds, failing after `limit` with `what`.
+pub async fn eventually_for<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes a sentinel to `env`'s queue or stream, reads up to it and
+/// returns the ids of the messages before it (acknowledged).
+pub async fn ids_before_sentinel(env: &Env) -> Vec<String> {
+    let sentinel = format!("sentinel-{}", uuid::Uuid::new_v4());
+    env.sink()
+        .await
+        .publish(&steadfast_bus::OutgoingMessage::new(
+            env.destination(),
+            sentinel.clone(),
+            b"{}".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let mut source = env.source().await;
+    let mut ids = Vec::new();
+    loop {
+        let d = source.receive().await.unwrap();
+        let id = d.message.id.clone().unwrap_or_default();
+        d.ack().await.unwrap();
+        if id == sentinel {
+            return ids;
+        }
+        ids.push(id);
+    }
+}
+
+/// The ids of the messages in `env`'s dead-letter destination, read up to a
+/// sentinel published there.
+pub async fn dead_letters_before_sentinel(env: &Env) -> Vec<String> {
+    let dead = match env.broker {
+        Broker::RabbitMq => Env::named(env.broker, &format!("{}.dead-letter", env.name)),
+        Broker::JetStream => Env::named(env.broker, &format!("{}_DEAD_LETTER", env.name)),
+    };
+    let sentinel = format!("sentinel-{}", uuid::Uuid::new_v4());
+    let destination = match env.broker {
+        Broker::RabbitMq => dead.name.clone(),
+        Broker::JetStream => format!("dead-letter.{}", env.name),
+    };
+    env.sink()
+        .await
+        .publish(&steadfast_bus::OutgoingMessage::new(
+            destination,
+            sentinel.clone(),
+            b"{}".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let mut source: Box<dyn MessageSource> = match env.broker {
+        Broker::RabbitMq => {
+            let mut o = RabbitMqSourceOptions::new(&dead.name);
+            o.url = format!("amqp://guest:guest@{RABBIT}/%2f");
+            Box::new(RabbitMqSource::connect(o).await.unwrap())
+        }
+        Broker::JetStream => {
+            let mut o = JetStreamSourceOptions::new(&dead.name, "sentinel-check");
+            o.url = format!("nats://{NATS}");
+            o.subjects = vec![format!("dead-letter.{}", env.name)];
+            Box::new(JetStreamSource::connect(o).await.unwrap())
+        }
+    };
+    let mut ids = Vec::new();
+    loop {
+        let d = source.receive().await.unwrap();
+        let id = d.message.id.clone().unwrap_or_default();
+        d.ack().await.unwrap();
+        if id == sentinel {
+            return ids;
+        }
+        ids.push(id);
     }
 }
