@@ -371,12 +371,18 @@ async fn dead_letter(name: &str, delivery: Delivery, reason: &str, stats: &Subsc
     }
 }
 
-/// Makes `action` durable in the store.
+/// Makes `action` durable in the store. A signal carries the message id
+/// (when the message has one), so a re-delivery is not stored twice.
 async fn deliver(host: &Host, action: &Action, message_id: Option<&str>) -> Result<(), Error> {
-    let _ = message_id;
     match action {
         Action::Spawn { kind, id, input } => host.spawn_json(kind, id, input).await.map(drop),
-        Action::Signal { id, name, payload } => host.signal_json(id, name, payload).await,
+        Action::Signal { id, name, payload } => match message_id {
+            Some(message_id) => host
+                .signal_message_json(id, name, payload, message_id)
+                .await
+                .map(drop),
+            None => host.signal_json(id, name, payload).await,
+        },
     }
 }
 

@@ -21,7 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use steadfast::{Host, Process, SqliteStore, Status, StepFailed};
 use steadfast_bus::route::{Route, Selector};
-use steadfast_bus::{MessageSink, OutgoingMessage, Publisher, Subscription};
+use steadfast_bus::{OutgoingMessage, Publisher, Subscription};
 use support::{Broker, Env};
 
 const WORKER_ENV: &str = "STEADFAST_BUS_CRASH_WORKER";

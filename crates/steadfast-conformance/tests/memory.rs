@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Counts, EntryStatus, Finish, FunctionSource, Generation, HostId,
     JournalEntry, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts, PendingSignal,
-    ProcessId, ProcessRecord, SignalRecord, SignalState, SourceLocation, SpawnOutcome, Status,
-    StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState, SourceLocation, SpawnOutcome,
+    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    check_message_id,
 };
 
 #[derive(Default)]
@@ -23,6 +24,8 @@ struct State {
     processes: BTreeMap<ProcessId, ProcessRecord>,
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
     signals: BTreeMap<ProcessId, Vec<SignalRecord>>,
+    /// The message id each signal sent by a message came from.
+    message_ids: BTreeMap<i64, String>,
     next_signal: i64,
     /// The one rule this store breaks on purpose, if any.
     fault: Option<Fault>,
@@ -48,6 +51,8 @@ enum Fault {
     ContinueAsNewDropsSignals,
     /// Entries read back without their `consumed_signal`.
     LaxConsumedSignal,
+    /// `signal_message` stores a re-delivered message's signal again.
+    MessageIdsIgnored,
 }
 
 /// A reference store: one mutex, no persistence.
@@ -443,6 +448,37 @@ impl Store for MemoryStore {
         Ok(s.push_signal(id, name, payload, now))
     }
 
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<SignalSent, StoreError> {
+        check_message_id(message_id)?;
+        let mut s = self.0.lock().unwrap();
+        let status = s.record(id)?.status;
+        if s.fault != Some(Fault::MessageIdsIgnored) {
+            let earlier = s
+                .signals
+                .get(id)
+                .into_iter()
+                .flatten()
+                .find(|sig| s.message_ids.get(&sig.id).map(String::as_str) == Some(message_id));
+            if let Some(earlier) = earlier {
+                return Ok(SignalSent::Duplicate(earlier.id));
+            }
+        }
+        if status.is_finished() {
+            let r = s.record(id)?;
+            return Err(invalid(r, "signal", "not finished"));
+        }
+        let signal = s.push_signal(id, name, payload, now);
+        s.message_ids.insert(signal, message_id.to_owned());
+        Ok(SignalSent::Stored(signal))
+    }
+
     async fn reject_signal(
         &self,
         lease: &Lease,
@@ -709,7 +745,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 59);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 60);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
@@ -788,6 +824,14 @@ fn lax_consumed_signal_read_back_is_caught() {
     assert_caught(
         Fault::LaxConsumedSignal,
         "journal::entries_round_trip_every_field",
+    );
+}
+
+#[test]
+fn ignoring_message_ids_is_caught() {
+    assert_caught(
+        Fault::MessageIdsIgnored,
+        "signals::redelivered_message_is_not_stored_twice",
     );
 }
 

@@ -10,6 +10,7 @@ pub mod child;
 mod clock;
 mod error;
 mod id;
+mod message_id;
 mod record;
 pub mod rules;
 mod store;
@@ -19,6 +20,7 @@ mod transaction;
 pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
+pub use message_id::{MAX_MESSAGE_ID_LEN, SignalSent, check_message_id};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,

@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -132,6 +132,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE journal ADD COLUMN db_started_at BIGINT;
     ALTER TABLE journal ADD COLUMN db_finished_at BIGINT;
+    "#,
+    // Version 8: a signal sent by a message keeps the message's id, unique
+    // per process, so a re-delivered message is not stored twice.
+    r#"
+    ALTER TABLE signals ADD COLUMN message_id TEXT;
+    CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
+        WHERE message_id IS NOT NULL;
     "#,
 ];
 

@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -142,6 +142,13 @@ const MIGRATIONS: &[&str] = &[
     WHERE j.kind = 'step' AND substr(j.name, -9) = ': spawned' AND length(j.name) > 9
       AND processes.id = j.process_id || '/' || substr(j.name, 1, length(j.name) - 9)
       AND processes.parent IS NULL;
+    ",
+    // Version 8: a signal sent by a message keeps the message's id, unique
+    // per process, so a re-delivered message is not stored twice.
+    "
+    ALTER TABLE signals ADD COLUMN message_id TEXT;
+    CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
+        WHERE message_id IS NOT NULL;
     ",
 ];
 
