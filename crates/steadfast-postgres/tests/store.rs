@@ -861,15 +861,17 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .expect("append");
         drop(store);
     }
-    // Back to version 5, before the parent migration (6) and the journal's
-    // database times (7).
+    // Back to version 5, before the parent migration (6), the journal's
+    // database times (7) and the signals' message ids (8).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 7,
-        "this downgrade undoes migrations 6 and 7"
+        SCHEMA_VERSION, 8,
+        "this downgrade undoes migrations 6, 7 and 8"
     );
     exec(format!(
         "SET search_path TO \"{}\";
+         DROP INDEX signals_message_id;
+         ALTER TABLE signals DROP COLUMN message_id;
          DROP INDEX processes_parent;
          ALTER TABLE processes DROP COLUMN parent;
          ALTER TABLE journal DROP COLUMN db_started_at, DROP COLUMN db_finished_at;

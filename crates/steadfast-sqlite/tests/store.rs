@@ -964,16 +964,22 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .await
             .expect("append");
     }
-    // Back to the schema before the column, as an older build left it (the
-    // column's migration is the last one).
+    // Back to version 6, before the column (migration 7) and the signals'
+    // message ids (8), as an older build left it.
+    assert_eq!(
+        steadfast_sqlite::SCHEMA_VERSION,
+        8,
+        "this downgrade undoes migrations 7 and 8"
+    );
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
-        conn.execute_batch(&format!(
-            "DROP INDEX processes_parent;
+        conn.execute_batch(
+            "DROP INDEX signals_message_id;
+             ALTER TABLE signals DROP COLUMN message_id;
+             DROP INDEX processes_parent;
              ALTER TABLE processes DROP COLUMN parent;
-             UPDATE steadfast_meta SET value = '{}' WHERE key = 'schema_version';",
-            steadfast_sqlite::SCHEMA_VERSION - 1
-        ))
+             UPDATE steadfast_meta SET value = '6' WHERE key = 'schema_version';",
+        )
         .expect("downgrade");
     }
     let store = open(&path).await;
