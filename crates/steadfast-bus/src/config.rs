@@ -14,7 +14,8 @@ use crate::{BusError, ConfigError, RunningSubscription, Subscription};
 /// The most messages one subscription handles at once.
 pub const MAX_CONCURRENCY: usize = 10_000;
 
-/// A route file: `steadfast worker --subscribe FILE`.
+/// A route file: subscriptions and where processes publish, read by
+/// [`RouteFile::load`] and started with [`RouteFile::start`].
 ///
 /// ```
 /// use steadfast_bus::RouteFile;

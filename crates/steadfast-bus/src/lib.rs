@@ -11,7 +11,7 @@
 //! implementations. On top of them, a [`Subscription`] turns messages into
 //! spawns and signals by [`route::Route`]s, acknowledging each only once the
 //! store holds it; a [`RouteFile`] (TOML or JSON) describes subscriptions
-//! for `steadfast worker --subscribe FILE`.
+//! that a worker starts with [`RouteFile::start`].
 //!
 //! ```no_run
 //! use steadfast_bus::{MessageSink, OutgoingMessage, Subscription};
