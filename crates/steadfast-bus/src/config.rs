@@ -302,7 +302,7 @@ mod tests {
                 .to_string()
         };
         assert!(
-            err("").contains("missing field `subscription`"),
+            err("").contains("no `[[subscription]]` and no `[publish]`"),
             "{}",
             err("")
         );
