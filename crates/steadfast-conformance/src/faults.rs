@@ -36,9 +36,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease,
-    ListFilter, Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord,
-    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
-    Timestamp,
+    ListFilter, Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId,
+    ProcessRecord, SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp,
 };
 
 /// How often a [`FaultyStore`] fails its calls.
@@ -447,6 +447,16 @@ impl<F: Faults> StoreAdmin for FaultyStore<F> {
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         self.gate("history", None)?;
         self.inner.history(id).await
+    }
+
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        self.gate("events", None)?;
+        self.inner.events(id).await
+    }
+
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
+        self.gate("count", None)?;
+        self.inner.count(filter).await
     }
 }
 

@@ -35,10 +35,12 @@ pub mod admin;
 pub mod children;
 pub mod claim;
 pub mod concurrency;
+pub mod events;
 pub mod faults;
 pub mod fixture;
 pub mod journal;
 pub mod lifecycle;
+pub mod lists;
 pub mod signal_states;
 pub mod signals;
 pub mod spawn;
@@ -187,6 +189,14 @@ macro_rules! __with_checks {
                 parent_is_stored,
                 cancel_cascades_to_stored_children_only,
                 finish_notifies_parent_atomically,
+            }
+            lists {
+                list_sorts_by_each_key_both_ways,
+                count_follows_every_filter,
+            }
+            events {
+                each_operation_records_its_event,
+                refused_operations_record_nothing,
             }
             concurrency {
                 concurrent_appends_are_all_journaled,

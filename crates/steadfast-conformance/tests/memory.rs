@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use steadfast_core::{
-    Backend, Claimed, Counts, EntryStatus, Finish, FunctionSource, Generation, HostId,
+    Backend, Claimed, Counts, EntryStatus, EventKind, Finish, FunctionSource, Generation, HostId,
     JournalEntry, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts, PendingSignal,
-    ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState, SourceLocation, SpawnOutcome,
-    Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
-    check_message_id,
+    ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState, SortKey,
+    SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp, check_message_id,
 };
 
 #[derive(Default)]
@@ -27,6 +27,8 @@ struct State {
     /// The message id each signal sent by a message came from.
     message_ids: BTreeMap<i64, String>,
     next_signal: i64,
+    events: BTreeMap<ProcessId, Vec<ProcessEvent>>,
+    next_event: i64,
     /// The one rule this store breaks on purpose, if any.
     fault: Option<Fault>,
 }
@@ -53,6 +55,38 @@ enum Fault {
     LaxConsumedSignal,
     /// `signal_message` stores a re-delivered message's signal again.
     MessageIdsIgnored,
+    /// A refused operation still leaves its history entry (not written in
+    /// the operation's transaction).
+    EventOfRefusedOperation,
+    /// `claim` leaves no history entry.
+    ClaimNotRecorded,
+    /// `list` returns rows by id whatever the order asked for.
+    ListIgnoresOrder,
+    /// `count` counts every process, whatever the filter.
+    CountIgnoresFilter,
+}
+
+/// Whether `r` matches every filter of `f` but its paging fields.
+fn matches(f: &ListFilter, r: &ProcessRecord) -> bool {
+    let contains = |text: &str, part: &Option<String>| {
+        part.as_ref()
+            .is_none_or(|p| text.to_ascii_lowercase().contains(&p.to_ascii_lowercase()))
+    };
+    f.status.is_none_or(|st| r.status == st)
+        && f.kind.as_ref().is_none_or(|k| &r.kind == k)
+        && f.id_prefix
+            .as_ref()
+            .is_none_or(|p| r.id.as_str().starts_with(p.as_str()))
+        && contains(r.id.as_str(), &f.id_contains)
+        && (f.reason_contains.is_none()
+            || r.error
+                .as_deref()
+                .is_some_and(|e| contains(e, &f.reason_contains)))
+        && f.created_from.is_none_or(|t| r.created_at >= t)
+        && f.created_before.is_none_or(|t| r.created_at < t)
+        && f.parent
+            .as_ref()
+            .is_none_or(|p| r.parent.as_ref() == Some(p))
 }
 
 /// A reference store: one mutex, no persistence.
@@ -88,6 +122,32 @@ impl State {
             });
         }
         Ok(r)
+    }
+
+    /// Appends a history entry for `id` (its epoch and generation now).
+    fn event(
+        &mut self,
+        id: &ProcessId,
+        kind: EventKind,
+        host: Option<&str>,
+        detail: Option<String>,
+        now: Timestamp,
+    ) {
+        let Some(r) = self.processes.get(id) else {
+            return;
+        };
+        let (epoch, generation) = (r.epoch, r.generation);
+        self.next_event += 1;
+        let e = ProcessEvent {
+            id: self.next_event,
+            at: now,
+            kind,
+            host: host.map(str::to_owned),
+            epoch,
+            generation,
+            detail,
+        };
+        self.events.entry(id.clone()).or_default().push(e);
     }
 
     /// Stores a signal; a suspended process becomes due.
@@ -137,11 +197,26 @@ impl State {
         r.updated_at = now;
         if live {
             r.cancel_requested = true;
-            return r.status;
+            let status = r.status;
+            self.event(
+                id,
+                EventKind::CancelRequested,
+                None,
+                Some("cancel requested".into()),
+                now,
+            );
+            return status;
         }
         r.status = Status::Cancelled;
         r.owner = None;
         r.wake_at = None;
+        self.event(
+            id,
+            EventKind::Cancelled,
+            None,
+            Some("cancelled".into()),
+            now,
+        );
         self.notify_parent(id, &Finish::Cancelled, now);
         Status::Cancelled
     }
@@ -238,6 +313,9 @@ impl Store for MemoryStore {
             r.updated_at = now;
             r.parked_at.clear();
             let record = r.clone();
+            if s.fault != Some(Fault::ClaimNotRecorded) {
+                s.event(&id, EventKind::Claimed, Some(owner.as_str()), None, now);
+            }
             let journal = s.read_journal(&id);
             out.push(Claimed {
                 lease: Lease {
@@ -326,6 +404,12 @@ impl Store for MemoryStore {
         let mut s = self.0.lock().unwrap();
         let r = s.fenced(lease)?;
         let notice = how.clone();
+        let (kind, detail) = match &how {
+            Finish::Completed { .. } => (EventKind::Completed, None),
+            Finish::Failed { error } => (EventKind::Failed, Some(error.clone())),
+            Finish::Blocked { reason, .. } => (EventKind::Blocked, Some(reason.clone())),
+            _ => (EventKind::Cancelled, Some("cancelled by its run".into())),
+        };
         match how {
             Finish::Completed { output } => {
                 r.status = Status::Completed;
@@ -354,6 +438,7 @@ impl Store for MemoryStore {
         r.owner = None;
         r.wake_at = None;
         r.updated_at = now;
+        s.event(&lease.id, kind, Some(lease.owner.as_str()), detail, now);
         s.notify_parent(&lease.id, &notice, now);
         Ok(())
     }
@@ -369,6 +454,14 @@ impl Store for MemoryStore {
         if r.cancel_requested {
             return Err(StoreError::CancelRequested(lease.id.clone()));
         }
+        s.event(
+            &lease.id,
+            EventKind::ContinuedAsNew,
+            Some(lease.owner.as_str()),
+            None,
+            now,
+        );
+        let r = s.record(&lease.id)?;
         let generation = Generation {
             generation: r.generation,
             input: std::mem::replace(&mut r.input, input.to_owned()),
@@ -533,10 +626,24 @@ impl Store for MemoryStore {
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
+        if s.fault == Some(Fault::EventOfRefusedOperation) {
+            s.event(id, EventKind::Retried, None, None, now);
+        }
         let r = s.record(id)?;
         if !matches!(r.status, Status::Blocked | Status::Failed) {
             return Err(invalid(r, "retry", "blocked or failed"));
         }
+        let from = r.status;
+        if s.fault != Some(Fault::EventOfRefusedOperation) {
+            s.event(
+                id,
+                EventKind::Retried,
+                None,
+                Some(format!("was {from}")),
+                now,
+            );
+        }
+        let r = s.record(id)?;
         r.status = Status::Running;
         r.error = None;
         r.blocked_step = None;
@@ -561,24 +668,54 @@ impl StoreAdmin for MemoryStore {
     async fn list(&self, f: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         let s = self.0.lock().unwrap();
         let limit = if f.limit == 0 { 100 } else { f.limit };
-        Ok(s.processes
+        let mut rows: Vec<&ProcessRecord> = s
+            .processes
             .values()
-            .filter(|r| f.status.is_none_or(|st| r.status == st))
-            .filter(|r| f.kind.as_ref().is_none_or(|k| &r.kind == k))
-            .filter(|r| {
-                f.id_prefix
-                    .as_ref()
-                    .is_none_or(|p| r.id.as_str().starts_with(p.as_str()))
-            })
-            .filter(|r| f.after.as_ref().is_none_or(|a| &r.id > a))
-            .filter(|r| {
-                f.parent
-                    .as_ref()
-                    .is_none_or(|p| r.parent.as_ref() == Some(p))
-            })
+            .filter(|r| matches(f, r) && f.after.as_ref().is_none_or(|a| &r.id > a))
+            .collect();
+        let key = |r: &ProcessRecord| -> (i64, String) {
+            match f.order.by {
+                SortKey::Created => (r.created_at.as_micros(), String::new()),
+                SortKey::Updated => (r.updated_at.as_micros(), String::new()),
+                SortKey::Kind => (0, r.kind.clone()),
+                SortKey::Status => (0, r.status.as_str().to_owned()),
+                _ => (0, String::new()),
+            }
+        };
+        rows.sort_by(|a, b| {
+            let o = key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id));
+            if f.order.descending { o.reverse() } else { o }
+        });
+        if s.fault == Some(Fault::ListIgnoresOrder) {
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(rows
+            .into_iter()
+            .skip(f.offset)
             .take(limit)
             .map(|r| Listed::Process(Box::new(r.clone())))
             .collect())
+    }
+
+    async fn count(&self, f: &ListFilter) -> Result<Counts, StoreError> {
+        let s = self.0.lock().unwrap();
+        let ignore = s.fault == Some(Fault::CountIgnoresFilter);
+        let by_status = Status::ALL
+            .into_iter()
+            .map(|status| StatusCount {
+                status,
+                count: s
+                    .processes
+                    .values()
+                    .filter(|r| r.status == status && (ignore || matches(f, r)))
+                    .count() as u64,
+            })
+            .filter(|c| c.count > 0)
+            .collect();
+        Ok(Counts {
+            by_status,
+            unreadable: 0,
+        })
     }
 
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
@@ -687,6 +824,13 @@ impl StoreAdmin for MemoryStore {
         r.blocked_step = None;
         r.parked_at.clear();
         r.updated_at = now;
+        s.event(
+            id,
+            EventKind::Rewound,
+            None,
+            Some(format!("rewound to {step:?}")),
+            now,
+        );
         Ok(dropped.len() as u64)
     }
 
@@ -712,6 +856,12 @@ impl StoreAdmin for MemoryStore {
         Ok(s.history.get(id).cloned().unwrap_or_default())
     }
 
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        let mut s = self.0.lock().unwrap();
+        s.record(id)?;
+        Ok(s.events.get(id).cloned().unwrap_or_default())
+    }
+
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut s = self.0.lock().unwrap();
         let any_status = s.fault == Some(Fault::PurgeIgnoresStatus);
@@ -729,6 +879,7 @@ impl StoreAdmin for MemoryStore {
             s.journals.remove(id);
             s.signals.remove(id);
             s.history.remove(id);
+            s.events.remove(id);
         }
         Ok(old.len() as u64)
     }
@@ -745,7 +896,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 60);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 64);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
@@ -841,4 +992,36 @@ fn every_check_can_be_found_by_name() {
         assert!(steadfast_conformance::find_check(name).is_some(), "{name}");
     }
     assert!(steadfast_conformance::find_check("claim::no_such_check").is_none());
+}
+
+#[test]
+fn history_entries_of_refused_operations_are_caught() {
+    assert_caught(
+        Fault::EventOfRefusedOperation,
+        "events::refused_operations_record_nothing",
+    );
+}
+
+#[test]
+fn claims_missing_from_the_history_are_caught() {
+    assert_caught(
+        Fault::ClaimNotRecorded,
+        "events::each_operation_records_its_event",
+    );
+}
+
+#[test]
+fn lists_ignoring_the_order_are_caught() {
+    assert_caught(
+        Fault::ListIgnoresOrder,
+        "lists::list_sorts_by_each_key_both_ways",
+    );
+}
+
+#[test]
+fn counts_ignoring_the_filter_are_caught() {
+    assert_caught(
+        Fault::CountIgnoresFilter,
+        "lists::count_follows_every_filter",
+    );
 }

@@ -9,6 +9,7 @@
 pub mod child;
 mod clock;
 mod error;
+mod events;
 mod id;
 mod message_id;
 mod record;
@@ -19,6 +20,7 @@ mod transaction;
 
 pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
+pub use events::{EventKind, ProcessEvent};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
 pub use message_id::{MAX_MESSAGE_ID_LEN, SignalSent, check_message_id};
 pub use record::{
@@ -26,8 +28,9 @@ pub use record::{
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,
 };
 pub use store::{
-    Backend, Claimed, Counts, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts,
-    SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome, Suspension,
+    Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, ParkedCount,
+    ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome,
+    Suspension,
 };
 pub use time::Timestamp;
 pub use transaction::{TransactionBody, TransactionalStore};

@@ -14,7 +14,7 @@
 //! ```
 
 use crate::{
-    Counts, EntryKind, EntryStatus, Finish, ProcessId, RowError, SourceLocation, Status,
+    Counts, EntryKind, EntryStatus, EventKind, Finish, ProcessId, RowError, SourceLocation, Status,
     StatusCount, StoreError,
 };
 
@@ -311,6 +311,109 @@ impl BatchFailure {
     }
 }
 
+/// A store operation that leaves an entry in the process's stored history
+/// ([`crate::StoreAdmin::events`]); [`event`] says which.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Recorded<'a> {
+    /// A claim gave a host a new run.
+    Claim,
+    /// A claim parked a row that does not decode, for `reason`.
+    Park {
+        /// Why (what does not decode).
+        reason: &'a str,
+    },
+    /// A run ended ([`crate::Store::finish`]).
+    Finish(&'a Finish),
+    /// [`crate::Store::cancel`] reached this process with `effect`;
+    /// `requested_on` is the process the cancel was asked for, when it is
+    /// another one (an ancestor: the cancel cascaded).
+    Cancel {
+        /// What the cancel did to this process.
+        effect: CancelEffect,
+        /// The ancestor the cancel was asked for, if not this process.
+        requested_on: Option<&'a ProcessId>,
+    },
+    /// [`crate::Store::retry`] of a process that was in `from`.
+    Retry {
+        /// The status before (blocked or failed).
+        from: Status,
+    },
+    /// [`crate::StoreAdmin::rewind`] to `step`, dropping `dropped` entries.
+    Rewind {
+        /// The step rewound to.
+        step: &'a str,
+        /// How many journal entries were dropped.
+        dropped: u64,
+    },
+    /// [`crate::Store::continue_as_new`] ended the current generation (the
+    /// entry carries that generation's number).
+    ContinueAsNew,
+}
+
+/// The history entry an operation records: its kind and detail. The store
+/// adds the time, the host (the claiming host or the lease holder; none for
+/// operators' actions), the epoch after the operation and the generation,
+/// and writes it in the operation's own transaction, so a refused or
+/// rolled-back operation records nothing.
+///
+/// ```
+/// use steadfast_core::rules::{self, CancelEffect, Recorded};
+/// use steadfast_core::{EventKind, Finish};
+///
+/// let blocked = Finish::Blocked { step: None, reason: "no fit".into(), location: None };
+/// assert_eq!(rules::event(Recorded::Finish(&blocked)), (EventKind::Blocked, Some("no fit".into())));
+/// let asked = Recorded::Cancel { effect: CancelEffect::Request, requested_on: None };
+/// assert_eq!(rules::event(asked).0, EventKind::CancelRequested);
+/// ```
+pub fn event(op: Recorded<'_>) -> (EventKind, Option<String>) {
+    match op {
+        Recorded::Claim => (EventKind::Claimed, None),
+        Recorded::Park { reason } => (EventKind::Blocked, Some(reason.to_owned())),
+        Recorded::Finish(f) => match f {
+            Finish::Completed { .. } => (EventKind::Completed, None),
+            Finish::Failed { error } => (EventKind::Failed, Some(error.clone())),
+            Finish::Blocked { reason, .. } => (EventKind::Blocked, Some(reason.clone())),
+            Finish::Cancelled => (
+                EventKind::Cancelled,
+                Some("stopped by its run after a cancel request".to_owned()),
+            ),
+        },
+        Recorded::Cancel {
+            effect,
+            requested_on,
+        } => {
+            let kind = match effect {
+                CancelEffect::Request => EventKind::CancelRequested,
+                CancelEffect::CancelNow => EventKind::Cancelled,
+            };
+            let detail = match (effect, requested_on) {
+                (_, Some(root)) => format!("by an operator, with its ancestor {root:?}"),
+                (CancelEffect::Request, None) => {
+                    "by an operator; the host running it stops at its next write".to_owned()
+                }
+                (CancelEffect::CancelNow, None) => "by an operator".to_owned(),
+            };
+            (kind, Some(detail))
+        }
+        Recorded::Retry { from } => (
+            EventKind::Retried,
+            Some(format!("by an operator; it was {from}")),
+        ),
+        Recorded::Rewind { step, dropped } => (
+            EventKind::Rewound,
+            Some(format!(
+                "by an operator, to {step:?}: {dropped} journal entr{} dropped",
+                if dropped == 1 { "y" } else { "ies" }
+            )),
+        ),
+        Recorded::ContinueAsNew => (
+            EventKind::ContinuedAsNew,
+            Some("the next generation starts with a new input and an empty journal".to_owned()),
+        ),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
@@ -509,5 +612,73 @@ mod tests {
             BatchFailure::answer(None, Ok::<_, StoreError>(2)).unwrap(),
             2
         );
+    }
+    #[test]
+    fn each_operation_records_its_event() {
+        let child = ProcessId::new("p/c").unwrap();
+        let cases = [
+            (Recorded::Claim, EventKind::Claimed),
+            (Recorded::Park { reason: "x" }, EventKind::Blocked),
+            (
+                Recorded::Finish(&Finish::Completed { output: "1".into() }),
+                EventKind::Completed,
+            ),
+            (
+                Recorded::Finish(&Finish::Failed { error: "e".into() }),
+                EventKind::Failed,
+            ),
+            (Recorded::Finish(&Finish::Cancelled), EventKind::Cancelled),
+            (
+                Recorded::Cancel {
+                    effect: CancelEffect::Request,
+                    requested_on: None,
+                },
+                EventKind::CancelRequested,
+            ),
+            (
+                Recorded::Cancel {
+                    effect: CancelEffect::CancelNow,
+                    requested_on: Some(&child),
+                },
+                EventKind::Cancelled,
+            ),
+            (
+                Recorded::Retry {
+                    from: Status::Failed,
+                },
+                EventKind::Retried,
+            ),
+            (
+                Recorded::Rewind {
+                    step: "s",
+                    dropped: 2,
+                },
+                EventKind::Rewound,
+            ),
+            (Recorded::ContinueAsNew, EventKind::ContinuedAsNew),
+        ];
+        for (op, kind) in cases {
+            assert_eq!(event(op).0, kind, "{op:?}");
+        }
+        let (_, failed) = event(Recorded::Finish(&Finish::Failed {
+            error: "boom".into(),
+        }));
+        assert_eq!(failed.as_deref(), Some("boom"));
+        let (_, rewound) = event(Recorded::Rewind {
+            step: "mail sent",
+            dropped: 1,
+        });
+        assert_eq!(
+            rewound.as_deref(),
+            Some("by an operator, to \"mail sent\": 1 journal entry dropped")
+        );
+        let (_, cascaded) = event(Recorded::Cancel {
+            effect: CancelEffect::CancelNow,
+            requested_on: Some(&child),
+        });
+        assert!(cascaded.unwrap().contains("\"p/c\""));
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
     }
 }

@@ -3,8 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::{
-    Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessId,
-    ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, Timestamp,
+    Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessEvent,
+    ProcessId, ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
@@ -83,8 +83,26 @@ pub enum SuspendOutcome {
     SignalsPending(Vec<PendingSignal>),
 }
 
-/// Which processes [`StoreAdmin::list`] returns: ordered by id, at most
-/// `limit`, after the id `after` (keyset paging).
+/// Which processes [`StoreAdmin::list`] returns and [`StoreAdmin::count`]
+/// counts: every filter set must match. `list` returns them in `order`,
+/// skipping `offset` rows and returning at most `limit`; `after` restricts
+/// to ids greater than it (keyset paging by id).
+///
+/// ```
+/// use steadfast_core::{ListFilter, ListOrder, SortKey, Status};
+///
+/// // The second page of 20 failed processes whose error mentions "timeout",
+/// // newest first.
+/// let filter = ListFilter {
+///     status: Some(Status::Failed),
+///     reason_contains: Some("timeout".into()),
+///     order: ListOrder::newest_first(),
+///     offset: 20,
+///     limit: 20,
+///     ..ListFilter::default()
+/// };
+/// assert_eq!(filter.order.by, SortKey::Created);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListFilter {
     /// Only processes in this status.
@@ -93,12 +111,62 @@ pub struct ListFilter {
     pub kind: Option<String>,
     /// Only ids starting with this prefix.
     pub id_prefix: Option<String>,
+    /// Only ids containing this text, ASCII letters matching either case.
+    pub id_contains: Option<String>,
+    /// Only processes whose error (a failure's error or a block's reason)
+    /// contains this text, ASCII letters matching either case.
+    pub reason_contains: Option<String>,
+    /// Only processes created at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only processes created before this time.
+    pub created_before: Option<Timestamp>,
     /// Only ids greater than this one.
     pub after: Option<ProcessId>,
     /// Only the children of this process ([`ProcessRecord::parent`]).
     pub parent: Option<ProcessId>,
+    /// The order of [`StoreAdmin::list`] (by id, ascending, by default).
+    pub order: ListOrder,
+    /// How many rows of that order [`StoreAdmin::list`] skips.
+    pub offset: usize,
     /// At most this many (0 means the store's default of 100).
     pub limit: usize,
+}
+
+/// The order of [`StoreAdmin::list`]: a column, then the id (bytewise) in
+/// the same direction for rows that tie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListOrder {
+    /// The column sorted on.
+    pub by: SortKey,
+    /// Largest (newest, last) first.
+    pub descending: bool,
+}
+
+impl ListOrder {
+    /// The most recently created first.
+    pub fn newest_first() -> Self {
+        ListOrder {
+            by: SortKey::Created,
+            descending: true,
+        }
+    }
+}
+
+/// A column [`StoreAdmin::list`] can sort on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SortKey {
+    /// The id (bytewise).
+    #[default]
+    Id,
+    /// `created_at`.
+    Created,
+    /// `updated_at`.
+    Updated,
+    /// The kind's name (bytewise).
+    Kind,
+    /// The status's name ([`Status::as_str`], bytewise).
+    Status,
 }
 
 /// One row of [`StoreAdmin::list`]: a process, or a row that does not
@@ -405,7 +473,7 @@ pub trait Store: Send + Sync + 'static {
 /// Queries for tools (CLI, dashboard); not on the hot path.
 #[async_trait]
 pub trait StoreAdmin: Send + Sync + 'static {
-    /// Processes matching `filter`, ordered by id. Each row is decoded on
+    /// Processes matching `filter`, in its order. Each row is decoded on
     /// its own: one that does not decode is returned as
     /// [`Listed::Unreadable`] among the others.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError>;
@@ -417,6 +485,11 @@ pub trait StoreAdmin: Send + Sync + 'static {
     /// How many processes are in each status (statuses with none omitted),
     /// and how many rows have a status that does not decode.
     async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// How many processes match `filter` (its paging fields `order`,
+    /// `offset`, `limit` and `after` are ignored), per status as in
+    /// [`StoreAdmin::counts`]: the counts a filtered list shows.
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError>;
 
     /// For the suspended and blocked processes of `kind`, how many stand at
     /// each source line of their `parked_at` (a process waiting on several
@@ -465,6 +538,15 @@ pub trait StoreAdmin: Send + Sync + 'static {
     /// The earlier generations of a process that continued as new, oldest
     /// first; [`StoreError::NotFound`] for an unknown id.
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError>;
+
+    /// The stored history of a process besides its journal, oldest first:
+    /// each claim (host, epoch), block, end, cancel (requested or done),
+    /// retry, rewind and continue-as-new, every one written in the same
+    /// transaction as its operation (which entry each operation writes is
+    /// [`crate::rules::event`]); [`StoreError::NotFound`] for an unknown id.
+    /// Processes stored before the store kept this history have entries
+    /// only from then on.
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError>;
 }
 
 /// A complete store: the hot path and the admin queries.

@@ -1257,8 +1257,9 @@ async fn a_corrupt_row_is_an_error_row_and_nothing_fails() {
         let res = get(&app, uri).await;
         assert_eq!(res.status(), StatusCode::OK, "{uri}");
         let body = text(res).await;
-        // The rows that do not decode come first, as error rows.
-        assert_eq!(ids_in(&body), ["a-2", "a-3", "a-1"], "{uri}");
+        // The rows that do not decode come first, as error rows (in the
+        // list's order, newest first).
+        assert_eq!(ids_in(&body), ["a-3", "a-2", "a-1"], "{uri}");
         assert!(
             body.contains("does not decode") && body.contains("column version"),
             "{uri}: {body}"
@@ -1288,4 +1289,222 @@ async fn a_corrupt_row_is_an_error_row_and_nothing_fails() {
     );
     let res = get(&app, "/kind?name=alpha").await;
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// The timeline entries of a process page, in page order: each `li` of the
+/// timeline as (its `tl-` class, its text without tags).
+fn timeline_entries(body: &str) -> Vec<(String, String)> {
+    body.split("<li class=\"tl-")
+        .skip(1)
+        .map(|part| {
+            let (class, rest) = part.split_once('"').unwrap();
+            let item = rest.split("</li>").next().unwrap();
+            let mut plain = String::new();
+            let mut in_tag = false;
+            for c in item.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => {
+                        in_tag = false;
+                        plain.push(' ');
+                    }
+                    c if !in_tag => plain.push(c),
+                    _ => {}
+                }
+            }
+            (class.to_owned(), plain)
+        })
+        .collect()
+}
+
+/// The timeline lists the store's history: each claim with its host and
+/// epoch, a failure before the end, a rewind and a cancel done through the
+/// dashboard's own actions, and the end with the host that ran it.
+#[tokio::test]
+async fn the_timeline_lists_claims_with_host_and_epoch_rewinds_and_cancels() {
+    use std::time::Duration;
+    use steadfast::core::{EntryKind, EntryStatus, Finish, HostId, JournalEntry, NewProcess};
+
+    let f = fixture().await;
+    let store = &f.store;
+    let id = "order-17".parse_id();
+    // Every write is given the store's time at that moment, so the entries'
+    // times follow the order of the writes.
+    let t0 = store.store_time().await.unwrap().unwrap();
+    let lease = Duration::from_secs(300);
+    store
+        .spawn(NewProcess {
+            id: id.clone(),
+            kind: "order".into(),
+            version: 1,
+            input: "{}".into(),
+            now: t0,
+            parent: None,
+        })
+        .await
+        .unwrap();
+    let first = HostId::new("worker-7");
+    let claimed = store.claim(&first, t0, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let run = claimed[0].lease.clone();
+    let t1 = store.store_time().await.unwrap().unwrap();
+    for (seq, name) in [(0, "charged"), (1, "mailed")] {
+        let entry = JournalEntry {
+            seq,
+            name: name.into(),
+            kind: EntryKind::Step,
+            status: EntryStatus::Completed,
+            outcome: Some("1".into()),
+            attempts: 1,
+            started_at: t1,
+            finished_at: Some(t1),
+            due_at: None,
+            location: None,
+            consumed_signal: None,
+        };
+        store.append(&run, entry).await.unwrap();
+    }
+    let failed = Finish::Failed {
+        error: "mail server down".into(),
+    };
+    let now = store.store_time().await.unwrap().unwrap();
+    store.finish(&run, failed, now).await.unwrap();
+
+    let (app, csrf) = app(store, DashboardOptions::default());
+    let origin = [("origin", ORIGIN)];
+    let res = post(
+        &app,
+        "/actions/rewind",
+        &format!("id=order-17&step=mailed&confirm=yes&csrf={csrf}"),
+        &origin,
+    )
+    .await;
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "rewind: {}",
+        res.status()
+    );
+    assert_eq!(store.journal(&id).await.unwrap().len(), 1, "rewound");
+
+    let second = HostId::new("worker-9");
+    let now = store.store_time().await.unwrap().unwrap();
+    let claimed = store.claim(&second, now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "runnable again after the rewind");
+    let run = claimed[0].lease.clone();
+    assert_eq!(run.epoch, 3, "claim, rewind and claim again");
+    let res = post(
+        &app,
+        "/actions/cancel",
+        &format!("id=order-17&csrf={csrf}"),
+        &origin,
+    )
+    .await;
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "cancel: {}",
+        res.status()
+    );
+    let now = store.store_time().await.unwrap().unwrap();
+    store.finish(&run, Finish::Cancelled, now).await.unwrap();
+
+    let body = text(get(&app, "/process?id=order-17").await).await;
+    let entries = timeline_entries(&body);
+    let find = |class: &str, needles: &[&str]| {
+        entries
+            .iter()
+            .position(|(c, text)| c == class && needles.iter().all(|n| text.contains(n)))
+            .unwrap_or_else(|| panic!("no {class} entry with {needles:?} in {entries:#?}"))
+    };
+    let claim_7 = find("claimed", &["worker-7", "epoch 1"]);
+    let failure = find("failed", &["mail server down", "by host worker-7"]);
+    let rewind = find("rewound", &["mailed", "epoch 2"]);
+    let claim_9 = find("claimed", &["worker-9", "epoch 3"]);
+    let cancel = find("cancel", &["cancel requested", "by an operator"]);
+    let end = find("cancelled", &["by host worker-9", "epoch 3"]);
+    assert!(
+        claim_7 < failure && failure < rewind && rewind < claim_9 && claim_9 < cancel,
+        "in the order they happened: {entries:#?}"
+    );
+    assert!(cancel < end, "the end comes last: {entries:#?}");
+    assert_eq!(
+        entries.iter().filter(|(c, _)| c == "cancelled").count(),
+        1,
+        "the end is shown once: {entries:#?}"
+    );
+
+    let api = text(get(&app, "/api/process?id=order-17").await).await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let kinds: Vec<&str> = api["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "claimed",
+            "failed",
+            "rewound",
+            "claimed",
+            "cancel_requested",
+            "cancelled"
+        ]
+    );
+}
+
+/// The store filters, counts, sorts and pages the list: with a page size
+/// of 3, every page of a filtered, sorted list comes in order, the pages
+/// cover the matching processes once, and the counts per status and the
+/// number matching follow the filters (not the page).
+#[tokio::test]
+async fn list_counts_follow_the_filters_and_pages_cover_them() {
+    let f = fixture().await;
+    let host = HostBuilder::from_arc(Arc::clone(&f.store))
+        .register("alpha", idle)
+        .register("beta", idle)
+        .build_client();
+    for i in 1..=8 {
+        host.spawn("alpha", &format!("A-0{i}"), "x").await.unwrap();
+    }
+    for i in 1..=4 {
+        host.spawn("beta", &format!("b-0{i}"), "x").await.unwrap();
+    }
+    host.cancel("A-03").await.unwrap();
+    host.cancel("b-02").await.unwrap();
+    let (app, _) = app(&f.store, DashboardOptions::default().page_size(3));
+
+    // Search is by substring, ASCII letters in either case.
+    let mut seen = Vec::new();
+    for page in 0.. {
+        let uri = format!("/?search=a-0&sort=id&order=desc&page={page}");
+        let body = text(get(&app, &uri).await).await;
+        assert!(
+            body.contains("data-status=\"running\">7<")
+                && body.contains("data-status=\"cancelled\">1<"),
+            "the counts of the search on every page: {body}"
+        );
+        assert!(body.contains("All 8 matching"), "{body}");
+        let ids = ids_in(&body);
+        assert!(ids.len() <= 3, "one page: {ids:?}");
+        seen.extend(ids);
+        if !body.contains("rel=\"next\"") {
+            break;
+        }
+    }
+    let expected: Vec<String> = (1..=8).rev().map(|i| format!("A-0{i}")).collect();
+    assert_eq!(seen, expected, "every match once, by id descending");
+
+    // A status narrows the rows and the number matching, not the counts.
+    let body = text(get(&app, "/?search=-0&status=cancelled&sort=id").await).await;
+    assert_eq!(ids_in(&body), ["A-03", "b-02"]);
+    assert!(body.contains("All 2 matching"), "{body}");
+    assert!(body.contains("data-status=\"running\">10<"), "{body}");
+    // By kind, descending, second page.
+    let body = text(get(&app, "/?sort=kind&order=desc&page=1").await).await;
+    assert_eq!(ids_in(&body), ["b-01", "A-08", "A-07"]);
+    let body = text(get(&app, "/?kind=beta&search=B-0&sort=status&order=asc").await).await;
+    assert_eq!(ids_in(&body), ["b-02", "b-01", "b-03"]);
+    assert!(body.contains("rel=\"next\""), "a fourth beta process");
+    assert!(body.contains("All 4 matching"), "{body}");
 }

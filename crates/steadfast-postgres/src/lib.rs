@@ -6,9 +6,12 @@
 //!
 //! * **Group commit.** One task per store owns a write connection. Writes
 //!   from all tasks are queued to it and committed together in one
-//!   transaction (each in its own savepoint, so one failing write does not
-//!   affect the others); every caller is answered only after the `COMMIT`,
-//!   with `synchronous_commit = on`.
+//!   transaction (spawns, appends, suspensions and finishes one statement
+//!   per kind that answers each write on its own, other writes in a
+//!   savepoint each, so one failing write does not affect the others);
+//!   every caller is answered only after the `COMMIT`, with
+//!   `synchronous_commit = on`. A write alone in the queue is one
+//!   autocommitted statement.
 //! * **Claims** run on a connection pool with `FOR UPDATE SKIP LOCKED`, so
 //!   concurrent claimers on any number of machines get disjoint processes.
 //! * **Fast wake-ups.** Writes that make work due send a `NOTIFY`; every
@@ -25,11 +28,15 @@
 //!   errors; the store reconnects when PostgreSQL is back.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod clock;
 mod hosts;
 mod listen;
 mod ops;
 mod options;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+mod plans;
 mod reader;
 mod rows;
 mod schema;
@@ -47,8 +54,9 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
+    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -560,6 +568,10 @@ impl StoreAdmin for PostgresStore {
         bounded(reader::counts(&self.inner.pool)).await
     }
 
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
+        bounded(reader::count(&self.inner.pool, filter)).await
+    }
+
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         bounded(reader::parked_counts(&self.inner.pool, kind)).await
     }
@@ -574,6 +586,10 @@ impl StoreAdmin for PostgresStore {
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         bounded(ops::admin::history(&self.inner.pool, id)).await
+    }
+
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        bounded(ops::events::list(&self.inner.pool, id)).await
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {

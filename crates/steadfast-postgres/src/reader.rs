@@ -5,7 +5,7 @@ use sqlx::{PgPool, QueryBuilder, Row};
 use steadfast_core::rules;
 use steadfast_core::{
     Counts, JournalEntry, ListFilter, Listed, ParkedCount, ParkedCounts, PendingSignal, ProcessId,
-    ProcessRecord, SourceLocation, Status, StoreError, Timestamp,
+    ProcessRecord, SortKey, SourceLocation, Status, StoreError, Timestamp,
 };
 
 use crate::rows::{
@@ -119,6 +119,36 @@ pub(crate) async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Liste
         process_columns!(),
         " FROM processes WHERE true"
     ));
+    push_filter(&mut q, filter);
+    let column = match filter.order.by {
+        SortKey::Created => Some("created_at"),
+        SortKey::Updated => Some("updated_at"),
+        SortKey::Kind => Some("kind COLLATE \"C\""),
+        SortKey::Status => Some("status COLLATE \"C\""),
+        _ => None,
+    };
+    let direction = if filter.order.descending {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    q.push(" ORDER BY ");
+    if let Some(column) = column {
+        q.push(format!("{column} {direction}, "));
+    }
+    q.push(format!("id {direction}"));
+    let limit = if filter.limit == 0 { 100 } else { filter.limit };
+    q.push(" LIMIT ")
+        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    q.push(" OFFSET ")
+        .push_bind(i64::try_from(filter.offset).unwrap_or(i64::MAX));
+    let rows = q.build().fetch_all(pool).await.db()?;
+    rows.iter().map(listed_from_row).collect()
+}
+
+/// Appends `filter`'s conditions (all but its paging fields) to `q`, a
+/// query over `processes` ending in `WHERE true`.
+fn push_filter(q: &mut QueryBuilder<sqlx::Postgres>, filter: &ListFilter) {
     if let Some(status) = filter.status {
         q.push(" AND status = ").push_bind(status.as_str());
     }
@@ -131,6 +161,24 @@ pub(crate) async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Liste
             q.push(" AND id < ").push_bind(end);
         }
     }
+    // Under the "C" collation lower() changes ASCII letters only, like the
+    // lowering here.
+    if let Some(text) = filter.id_contains.as_deref().filter(|t| !t.is_empty()) {
+        q.push(" AND strpos(lower(id COLLATE \"C\"), ")
+            .push_bind(text.to_ascii_lowercase())
+            .push(") > 0");
+    }
+    if let Some(text) = filter.reason_contains.as_deref().filter(|t| !t.is_empty()) {
+        q.push(" AND strpos(lower(error COLLATE \"C\"), ")
+            .push_bind(text.to_ascii_lowercase())
+            .push(") > 0");
+    }
+    if let Some(from) = filter.created_from {
+        q.push(" AND created_at >= ").push_bind(from.as_micros());
+    }
+    if let Some(before) = filter.created_before {
+        q.push(" AND created_at < ").push_bind(before.as_micros());
+    }
     if let Some(after) = &filter.after {
         q.push(" AND id > ").push_bind(after.as_str().to_owned());
     }
@@ -138,11 +186,28 @@ pub(crate) async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Liste
         q.push(" AND parent = ")
             .push_bind(parent.as_str().to_owned());
     }
-    let limit = if filter.limit == 0 { 100 } else { filter.limit };
-    q.push(" ORDER BY id LIMIT ")
-        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+}
+
+/// [`steadfast_core::StoreAdmin::count`], in [`Status::ALL`] order.
+pub(crate) async fn count(pool: &PgPool, filter: &ListFilter) -> Result<Counts, StoreError> {
+    let filter = ListFilter {
+        after: None,
+        ..filter.clone()
+    };
+    let mut q = QueryBuilder::new("SELECT status, count(*) FROM processes WHERE true");
+    push_filter(&mut q, &filter);
+    q.push(" GROUP BY status");
     let rows = q.build().fetch_all(pool).await.db()?;
-    rows.iter().map(listed_from_row).collect()
+    let mut groups = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let status: Option<String> = r.try_get(0).db()?;
+        groups.push((status, r.try_get::<i64, _>(1).db()?));
+    }
+    Ok(rules::counts(
+        groups
+            .iter()
+            .map(|(status, count)| (status.as_deref(), *count)),
+    ))
 }
 
 /// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.

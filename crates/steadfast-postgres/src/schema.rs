@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -133,7 +133,27 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE journal ADD COLUMN db_started_at BIGINT;
     ALTER TABLE journal ADD COLUMN db_finished_at BIGINT;
     "#,
-    // Version 8: a signal sent by a message keeps the message's id, unique
+    // Version 8: each process's history besides its journal (claims with
+    // host and epoch, blocks, ends, cancels, retries, rewinds, generations),
+    // one row written in the transaction of the operation it records.
+    // Processes stored before have entries from now on. Lists sort by
+    // creation or update time through an index.
+    r#"
+    CREATE TABLE events (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        process_id TEXT COLLATE "C" NOT NULL,
+        at         BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        host       TEXT,
+        epoch      BIGINT NOT NULL,
+        generation BIGINT NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_process ON events (process_id, id);
+    CREATE INDEX processes_created ON processes (created_at, id);
+    CREATE INDEX processes_updated ON processes (updated_at, id);
+    "#,
+    // Version 9: a signal sent by a message keeps the message's id, unique
     // per process, so a re-delivered message is not stored twice.
     r#"
     ALTER TABLE signals ADD COLUMN message_id TEXT;

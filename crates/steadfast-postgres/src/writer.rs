@@ -1,6 +1,6 @@
 //! The writer task: it owns one connection and commits the writes of all
-//! callers in batches (group commit), one savepoint per write, answering
-//! every caller only after the `COMMIT`.
+//! callers in batches (group commit, see [`crate::batch`]), answering every
+//! caller only after the `COMMIT`.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
 use crate::clock::Now;
-use crate::ops::{admin, append_many, claim, journal, signal, spawn};
+use crate::ops::{admin, claim, journal, signal, spawn};
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
 
@@ -235,7 +235,12 @@ impl Writer {
         let channel = self.channel.clone();
         let outcome = match self.connection().await {
             Ok(conn) => {
-                match tokio::time::timeout(OP_TIMEOUT, run_batch(conn, &channel, batch)).await {
+                match tokio::time::timeout(
+                    OP_TIMEOUT,
+                    crate::batch::run_batch(conn, &channel, batch),
+                )
+                .await
+                {
                     Ok(Ok(results)) => Ok(results),
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, writes = batch.len(), "a write batch failed");
@@ -276,71 +281,12 @@ impl Writer {
     }
 }
 
-/// Runs every write of `batch` in its own savepoint of one transaction;
-/// a write that fails rolls back only itself.
-async fn run_batch(
+/// Runs one write (inside a savepoint of the batch's transaction).
+pub(crate) async fn apply(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
-) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    let mut i = 0;
-    while i < batch.len() {
-        // Consecutive appends go in one statement that refuses each cleanly:
-        // one round trip, no savepoints.
-        let run: Vec<(&Lease, &JournalEntry)> = batch[i..]
-            .iter()
-            .map_while(|(op, _)| match op {
-                Op::Append(lease, entry) if journal::append_is_checked(entry) => {
-                    Some((lease, entry))
-                }
-                _ => None,
-            })
-            .collect();
-        if !run.is_empty() {
-            i += run.len();
-            match append_many::append_many(&mut tx, &run).await {
-                Ok(each) => results.extend(each.into_iter().map(|r| r.map(|()| Value::Unit))),
-                Err(StoreError::Backend {
-                    source, message, ..
-                }) => {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "{message}{}",
-                        source.map(|s| format!(": {s}")).unwrap_or_default()
-                    )));
-                }
-                Err(other) => results.extend(run.iter().map(|_| Err(clone_error(&other)))),
-            }
-            continue;
-        }
-        let (op, _) = &batch[i];
-        i += 1;
-        if let Op::Spawn(p, now) = op
-            && spawn::spawn_is_checked(p)
-        {
-            // One statement that refuses cleanly: no savepoint needed.
-            results.push(
-                spawn::spawn(&mut tx, channel, p, *now)
-                    .await
-                    .map(Value::Spawn),
-            );
-            continue;
-        }
-        let mut savepoint = tx.begin().await?;
-        let result = apply(&mut savepoint, channel, op).await;
-        if result.is_err() {
-            savepoint.rollback().await?;
-        } else {
-            savepoint.commit().await?;
-        }
-        results.push(result);
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
-async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value, StoreError> {
+    op: &Op,
+) -> Result<Value, StoreError> {
     Ok(match op {
         Op::Spawn(p, now) => Value::Spawn(spawn::spawn(conn, channel, p, *now).await?),
         Op::Append(lease, entry) => {
@@ -393,13 +339,4 @@ async fn apply(conn: &mut PgConnection, channel: &str, op: &Op) -> Result<Value,
         }
         Op::Show(setting) => Value::Text(admin::show(conn, setting).await?),
     })
-}
-
-/// A copy of a store error for every append of a batch that failed as one.
-fn clone_error(e: &StoreError) -> StoreError {
-    StoreError::Backend {
-        message: e.to_string(),
-        retryable: e.is_retryable(),
-        source: None,
-    }
 }

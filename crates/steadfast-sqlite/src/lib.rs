@@ -36,8 +36,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
-    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SignalRecord,
-    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
+    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -572,6 +573,11 @@ impl StoreAdmin for SqliteStore {
         self.read(reader::counts).await
     }
 
+    async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| reader::count(conn, &filter)).await
+    }
+
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         let kind = kind.to_owned();
         self.read(move |conn| reader::parked_counts(conn, &kind))
@@ -590,6 +596,11 @@ impl StoreAdmin for SqliteStore {
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         let id = id.clone();
         self.read(move |conn| reader::history(conn, &id)).await
+    }
+
+    async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| ops::events::list(conn, &id)).await
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {

@@ -12,8 +12,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use steadfast_core::rules;
 use steadfast_core::{
     Counts, FunctionSource, Generation, JournalEntry, ListFilter, Listed, ParkedCount,
-    ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SourceLocation, Status, StoreError,
-    Timestamp,
+    ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SortKey, SourceLocation, Status,
+    StoreError, Timestamp,
 };
 
 use crate::rows::{
@@ -257,60 +257,125 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     end
 }
 
-/// [`steadfast_core::StoreAdmin::list`].
-pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
-    let mut sql = String::with_capacity(400);
-    sql.push_str(concat!(
-        "SELECT ",
-        process_columns!(),
-        " FROM processes WHERE 1"
-    ));
-    let mut args: Vec<Value> = Vec::with_capacity(6);
+/// Appends `filter`'s conditions (all but its paging fields) to `sql`, a
+/// query over `processes` ending in `WHERE 1`, with their values to `args`.
+fn push_filter(sql: &mut String, args: &mut Vec<Value>, filter: &ListFilter) {
     let mut arg = |sql: &mut String, clause: &str, value: Value| {
         args.push(value);
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
     if let Some(status) = filter.status {
         arg(
-            &mut sql,
+            sql,
             " AND status = ?",
             Value::Text(status.as_str().to_owned()),
         );
     }
     if let Some(kind) = &filter.kind {
-        arg(&mut sql, " AND kind = ?", Value::Text(kind.clone()));
+        arg(sql, " AND kind = ?", Value::Text(kind.clone()));
     }
     if let Some(prefix) = filter.id_prefix.as_deref().filter(|p| !p.is_empty()) {
-        arg(&mut sql, " AND id >= ?", Value::Text(prefix.to_owned()));
+        arg(sql, " AND id >= ?", Value::Text(prefix.to_owned()));
         arg(
-            &mut sql,
+            sql,
             " AND id < CAST(? AS TEXT)",
             Value::Blob(prefix_end(prefix)),
         );
     }
-    if let Some(after) = &filter.after {
+    // SQLite's lower() changes ASCII letters only, like the lowering here.
+    if let Some(text) = filter.id_contains.as_deref().filter(|t| !t.is_empty()) {
+        let text = text.to_ascii_lowercase();
+        arg(sql, " AND instr(lower(id), ?) > 0", Value::Text(text));
+    }
+    if let Some(text) = filter.reason_contains.as_deref().filter(|t| !t.is_empty()) {
+        let text = text.to_ascii_lowercase();
+        arg(sql, " AND instr(lower(error), ?) > 0", Value::Text(text));
+    }
+    if let Some(from) = filter.created_from {
         arg(
-            &mut sql,
-            " AND id > ?",
-            Value::Text(after.as_str().to_owned()),
+            sql,
+            " AND created_at >= ?",
+            Value::Integer(from.as_micros()),
         );
+    }
+    if let Some(before) = filter.created_before {
+        arg(
+            sql,
+            " AND created_at < ?",
+            Value::Integer(before.as_micros()),
+        );
+    }
+    if let Some(after) = &filter.after {
+        arg(sql, " AND id > ?", Value::Text(after.as_str().to_owned()));
     }
     if let Some(parent) = &filter.parent {
         arg(
-            &mut sql,
+            sql,
             " AND parent = ?",
             Value::Text(parent.as_str().to_owned()),
         );
     }
+}
+
+/// [`steadfast_core::StoreAdmin::list`].
+pub(crate) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
+    let mut sql = String::with_capacity(500);
+    sql.push_str(concat!(
+        "SELECT ",
+        process_columns!(),
+        " FROM processes WHERE 1"
+    ));
+    let mut args: Vec<Value> = Vec::with_capacity(8);
+    push_filter(&mut sql, &mut args, filter);
+    let column = match filter.order.by {
+        SortKey::Created => Some("created_at"),
+        SortKey::Updated => Some("updated_at"),
+        SortKey::Kind => Some("kind"),
+        SortKey::Status => Some("status"),
+        _ => None,
+    };
+    let direction = if filter.order.descending {
+        "DESC"
+    } else {
+        "ASC"
+    };
+    sql.push_str(" ORDER BY ");
+    if let Some(column) = column {
+        sql.push_str(&format!("{column} {direction}, "));
+    }
+    sql.push_str(&format!("id {direction}"));
     let limit = if filter.limit == 0 { 100 } else { filter.limit };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    arg(&mut sql, " ORDER BY id LIMIT ?", Value::Integer(limit));
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    args.push(Value::Integer(
+        i64::try_from(filter.offset).unwrap_or(i64::MAX),
+    ));
+    sql.push_str(&format!(" OFFSET ?{}", args.len()));
     let mut stmt = conn.prepare_cached(&sql).db()?;
     collect(
         &mut stmt,
         rusqlite::params_from_iter(args.iter()),
         listed_from_row,
     )
+}
+
+/// [`steadfast_core::StoreAdmin::count`], in [`Status::ALL`] order.
+pub(crate) fn count(conn: &Connection, filter: &ListFilter) -> Result<Counts, StoreError> {
+    let filter = ListFilter {
+        after: None,
+        ..filter.clone()
+    };
+    let mut sql = String::from("SELECT status, count(*) FROM processes WHERE 1");
+    let mut args: Vec<Value> = Vec::with_capacity(8);
+    push_filter(&mut sql, &mut args, &filter);
+    sql.push_str(" GROUP BY status");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let groups = collect(&mut stmt, rusqlite::params_from_iter(args.iter()), |r| {
+        Ok((r.get::<_, String>(0).ok(), r.get::<_, i64>(1).db()?))
+    })?;
+    Ok(rules::counts(
+        groups.iter().map(|(status, n)| (status.as_deref(), *n)),
+    ))
 }
 
 /// [`steadfast_core::StoreAdmin::counts`], in [`Status::ALL`] order.

@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -143,7 +143,27 @@ const MIGRATIONS: &[&str] = &[
       AND processes.id = j.process_id || '/' || substr(j.name, 1, length(j.name) - 9)
       AND processes.parent IS NULL;
     ",
-    // Version 8: a signal sent by a message keeps the message's id, unique
+    // Version 8: each process's history besides its journal (claims with
+    // host and epoch, blocks, ends, cancels, retries, rewinds, generations),
+    // one row written in the transaction of the operation it records.
+    // Processes stored before have entries from now on. Lists sort by
+    // creation or update time through an index.
+    "
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY,
+        process_id TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        host       TEXT,
+        epoch      INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        detail     TEXT
+    );
+    CREATE INDEX events_process ON events (process_id, id);
+    CREATE INDEX processes_created ON processes (created_at, id);
+    CREATE INDEX processes_updated ON processes (updated_at, id);
+    ",
+    // Version 9: a signal sent by a message keeps the message's id, unique
     // per process, so a re-delivered message is not stored twice.
     "
     ALTER TABLE signals ADD COLUMN message_id TEXT;

@@ -964,22 +964,23 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
             .await
             .expect("append");
     }
-    // Back to version 6, before the column (migration 7) and the signals'
-    // message ids (8), as an older build left it.
-    assert_eq!(
-        steadfast_sqlite::SCHEMA_VERSION,
-        8,
-        "this downgrade undoes migrations 7 and 8"
-    );
+    // Back to the schema before the column, as an older build left it (the
+    // column's migration is 7, the history's and the sort indexes' 8, the
+    // signals' message ids 9).
+    assert_eq!(steadfast_sqlite::SCHEMA_VERSION, 9, "undoes 7, 8 and 9");
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "DROP INDEX signals_message_id;
              ALTER TABLE signals DROP COLUMN message_id;
+             DROP TABLE events;
+             DROP INDEX processes_created;
+             DROP INDEX processes_updated;
              DROP INDEX processes_parent;
              ALTER TABLE processes DROP COLUMN parent;
-             UPDATE steadfast_meta SET value = '6' WHERE key = 'schema_version';",
-        )
+             UPDATE steadfast_meta SET value = '{}' WHERE key = 'schema_version';",
+            steadfast_sqlite::SCHEMA_VERSION - 3
+        ))
         .expect("downgrade");
     }
     let store = open(&path).await;
@@ -990,4 +991,18 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
     assert_eq!(parent("o/payment").await, Some(pid("o")));
     assert_eq!(parent("o/other").await, None);
     assert_eq!(parent("o").await, None);
+    // A process from before the stored history has none, and gets entries
+    // from the upgrade on.
+    assert_eq!(store.events(&pid("o")).await.expect("events"), vec![]);
+    // Still under its old lease: the cancel is requested.
+    let status = store.cancel(&pid("o/other"), now()).await.expect("cancel");
+    assert_eq!(status, steadfast_core::Status::Running);
+    let kinds: Vec<_> = store
+        .events(&pid("o/other"))
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [steadfast_core::EventKind::CancelRequested]);
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
-    Backend, EntryKind, EntryStatus, JournalEntry, ListFilter, Listed, ProcessId, ProcessRecord,
-    SignalRecord, Status,
+    Backend, JournalEntry, ListFilter, Listed, ProcessId, ProcessRecord, SignalRecord, Status,
 };
 
-use crate::error::{Error, StepFailed};
+use crate::error::Error;
 use crate::handle::Handle;
 use crate::host::{Host, HostBuilder, Spawned};
 use crate::typed::ProcessKind;
@@ -256,27 +255,11 @@ impl Host {
     }
 }
 
-/// The error of failed process `id`: its text, and the step failure it
-/// returned when its journal has a failed step whose failure reads the same.
-pub(crate) async fn failed(store: &dyn Backend, id: ProcessId, record: ProcessRecord) -> Error {
-    let error = record.error.unwrap_or_default();
-    let step = match store.journal(&id).await {
-        Ok(journal) => step_failure(&journal, &error).map(Box::new),
-        // The text alone still says what failed.
-        Err(err) => {
-            tracing::debug!(process = %id, error = %err, "could not read the journal of a failed process");
-            None
-        }
-    };
-    Error::Failed { id, error, step }
-}
-
-/// The latest failed step of `journal` whose failure displays as `error`.
-fn step_failure(journal: &[JournalEntry], error: &str) -> Option<StepFailed> {
-    journal
-        .iter()
-        .rev()
-        .filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Failed)
-        .filter_map(|e| serde_json::from_str::<StepFailed>(e.outcome.as_deref()?).ok())
-        .find(|failed| failed.to_string() == error)
+impl HostBuilder {
+    /// A [`Client`]: spawns, signals, cancels and reads processes
+    /// and never runs any. The kinds registered here check spawn inputs
+    /// (their provided values are not needed).
+    pub fn client(self) -> Client {
+        Client::from_host(self.build_client())
+    }
 }

@@ -3,7 +3,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use steadfast_core::{InvalidId, ProcessId, StoreError, shorten};
+use steadfast_core::{
+    Backend, EntryKind, EntryStatus, InvalidId, JournalEntry, ProcessId, ProcessRecord, StoreError,
+    shorten,
+};
 
 /// What a [`crate::Host`] call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -396,4 +399,29 @@ impl StepFailed {
     pub fn error<E: serde::de::DeserializeOwned>(&self) -> Option<E> {
         serde_json::from_value(self.error_value.clone()?).ok()
     }
+}
+
+/// The error of failed process `id`: its text, and the step failure it
+/// returned when its journal has a failed step whose failure reads the same.
+pub(crate) async fn failed(store: &dyn Backend, id: ProcessId, record: ProcessRecord) -> Error {
+    let error = record.error.unwrap_or_default();
+    let step = match store.journal(&id).await {
+        Ok(journal) => step_failure(&journal, &error).map(Box::new),
+        // The text alone still says what failed.
+        Err(err) => {
+            tracing::debug!(process = %id, error = %err, "could not read the journal of a failed process");
+            None
+        }
+    };
+    Error::Failed { id, error, step }
+}
+
+/// The latest failed step of `journal` whose failure displays as `error`.
+fn step_failure(journal: &[JournalEntry], error: &str) -> Option<StepFailed> {
+    journal
+        .iter()
+        .rev()
+        .filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Failed)
+        .filter_map(|e| serde_json::from_str::<StepFailed>(e.outcome.as_deref()?).ok())
+        .find(|failed| failed.to_string() == error)
 }

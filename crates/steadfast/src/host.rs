@@ -293,13 +293,6 @@ impl HostBuilder {
         self.start(false)
     }
 
-    /// A [`crate::Client`]: spawns, signals, cancels and reads processes
-    /// and never runs any. The kinds registered here check spawn inputs
-    /// (their provided values are not needed).
-    pub fn client(self) -> crate::Client {
-        crate::Client::from_host(self.start(false))
-    }
-
     fn start(mut self, run_processes: bool) -> Host {
         for typed in std::mem::take(&mut self.typed) {
             let kind = match (typed.resolve)(&self.provided) {
@@ -678,7 +671,7 @@ impl Host {
                     });
                 }
                 Status::Failed => {
-                    return Err(crate::client::failed(&*shared.store, id, record).await);
+                    return Err(crate::error::failed(&*shared.store, id, record).await);
                 }
                 Status::Cancelled => return Err(Error::Cancelled { id }),
                 _ => {}

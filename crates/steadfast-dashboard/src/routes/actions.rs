@@ -20,7 +20,7 @@ use serde_json::json;
 use super::host_status;
 use steadfast::{ProcessRecord, Status};
 
-use super::lists::{LIST_SCAN_CAP, load_list};
+use super::lists::{scan, store_filter};
 use super::pages::{error_page, load_process};
 use crate::AppState;
 use crate::views::list::ListQuery;
@@ -242,7 +242,7 @@ fn bulk_applies(action: &str, status: Status) -> bool {
 pub async fn bulk(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(mut f): Form<BulkForm>,
+    Form(f): Form<BulkForm>,
 ) -> Response {
     if f.action != "cancel" && f.action != "retry" {
         let outcome = Err((
@@ -251,19 +251,20 @@ pub async fn bulk(
         ));
         return respond(&app, &headers, "/", outcome);
     }
-    f.filters.sort = "id".to_owned();
-    let data = match load_list(&app, &f.filters, LIST_SCAN_CAP).await {
-        Ok(data) => data,
+    let (filter, problems) = store_filter(&f.filters);
+    if !problems.is_empty() {
+        let outcome = Err((StatusCode::BAD_REQUEST, problems.join("; ")));
+        return respond(&app, &headers, "/", outcome);
+    }
+    // Every matching process, by id (no cap: the store pages).
+    let all = match scan(&app, &filter, usize::MAX).await {
+        Ok(scanned) => scanned.records,
         Err(e) => {
             let outcome = Err((super::store_status(&e), e.to_string()));
             return respond(&app, &headers, "/", outcome);
         }
     };
-    if let Some(problem) = data.problem {
-        return respond(&app, &headers, "/", Err((StatusCode::BAD_REQUEST, problem)));
-    }
-    let targets: Vec<&ProcessRecord> = data
-        .all
+    let targets: Vec<&ProcessRecord> = all
         .iter()
         .filter(|r| bulk_applies(&f.action, r.status))
         .collect();
@@ -273,7 +274,7 @@ pub async fn bulk(
             &f.action,
             &f.filters,
             &targets,
-            data.all.len(),
+            all.len(),
             &app.inner.csrf,
             &back,
         );
@@ -295,7 +296,7 @@ pub async fn bulk(
     } else {
         "retried"
     };
-    let mut message = format!("{verb} {done} of {} matching processes", data.all.len());
+    let mut message = format!("{verb} {done} of {} matching processes", all.len());
     if !failed_ids.is_empty() {
         message.push_str(&format!(
             "; {} failed ({})",

@@ -44,13 +44,16 @@ pub async fn list(State(app): State<AppState>, Query(mut q): Query<ListQuery>) -
     }
 }
 
-/// `GET /api/process?id=`: a process, its journal and its signals.
+/// `GET /api/process?id=`: a process, its journal, its signals and the
+/// store's history of it (`events`: claims with host and epoch, blocks,
+/// retries, rewinds, cancels, ends).
 pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> Response {
     match load_process(&app, &q.id).await {
         Ok(data) => Json(json!({
             "process": data.record,
             "journal": data.journal,
             "signals": data.signals,
+            "events": data.events,
         }))
         .into_response(),
         Err(e) => error(&e),

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use steadfast::core::ParkedCounts;
-use steadfast::{ListFilter, Listed, ProcessId, SourceLocation, Status};
+use steadfast::{ListFilter, Listed, SourceLocation, Status};
 
 use super::pages::{PageResult, error_page, full, store_error};
 use crate::AppState;
@@ -17,38 +17,27 @@ pub struct KindQuery {
     pub name: String,
 }
 
-/// At most this many waiting processes are counted one by one on a kind
-/// page (the store has no filtered count); more shows as "more than".
+/// At most this many processes are read to count the kinds page's
+/// processes per kind and status (the store counts by filter, not by kind).
 pub const KIND_COUNT_CAP: usize = 10_000;
 
-/// How many processes of `kind` are in `status`, counted by keyset pages
-/// up to [`KIND_COUNT_CAP`]; `(count, capped)`.
+/// How many processes of `kind` are in `status`, counted by the store;
+/// `(count, capped)` (never capped).
 async fn count_in(
     app: &AppState,
     kind: &str,
     status: Status,
 ) -> Result<(usize, bool), steadfast::StoreError> {
-    const PAGE: usize = 500;
-    let mut count = 0;
-    let mut after = None;
-    loop {
-        let filter = ListFilter {
-            status: Some(status),
-            kind: Some(kind.to_owned()),
-            after: after.take(),
-            limit: PAGE,
-            ..ListFilter::default()
-        };
-        let rows = app.inner.store.list(&filter).await?;
-        count += rows.len();
-        if rows.len() < PAGE {
-            return Ok((count, false));
-        }
-        if count >= KIND_COUNT_CAP {
-            return Ok((count, true));
-        }
-        after = rows.iter().rev().find_map(|r| ProcessId::new(r.id()).ok());
-    }
+    let filter = ListFilter {
+        status: Some(status),
+        kind: Some(kind.to_owned()),
+        ..ListFilter::default()
+    };
+    let counts = app.inner.store.count(&filter).await?;
+    Ok((
+        usize::try_from(counts.of(status)).unwrap_or(usize::MAX),
+        false,
+    ))
 }
 
 async fn kind_view(app: &AppState, name: &str, live: Option<&HeaderMap>) -> PageResult {

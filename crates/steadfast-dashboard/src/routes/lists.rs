@@ -3,17 +3,13 @@
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use steadfast::core::{ListOrder, SortKey};
 use steadfast::{ListFilter, Listed, ProcessId, ProcessRecord, Status, Timestamp};
 
 use super::kind::KIND_COUNT_CAP;
 use super::pages::{PageResult, full, store_error};
 use crate::AppState;
 use crate::views::list;
-
-/// At most this many processes are read for one list page (counts,
-/// search and sorting other than by id work on them in memory; the store
-/// lists by id only).
-pub const LIST_SCAN_CAP: usize = 5_000;
 
 /// One list page.
 pub struct ListData {
@@ -22,17 +18,13 @@ pub struct ListData {
     /// Whether a next page exists.
     pub more: bool,
     /// Counts per status of the processes matching every filter but the
-    /// status.
+    /// status (counted by the store).
     pub counts: Vec<(Status, usize)>,
-    /// Whether the scan stopped at [`LIST_SCAN_CAP`].
-    pub capped: bool,
     /// How many processes match every filter.
     pub matching: usize,
     /// A filter value that was ignored, and why.
     pub problem: Option<String>,
-    /// Every process matching the filters (for bulk actions), in id order.
-    pub all: Vec<ProcessRecord>,
-    /// Rows among the scanned ones that do not decode: id and error.
+    /// Rows of this page that do not decode: id and error.
     pub unreadable: Vec<(String, String)>,
 }
 
@@ -55,13 +47,12 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
         .map_err(|_| format!("“{t}” is not a time like 2026-11-28T09:30 (UTC); ignored"))
 }
 
-/// Reads the processes matching the store-side filters (kind, id prefix)
-/// by keyset pages, up to `cap` rows; rows that do not decode are kept
-/// apart, so one corrupt row never hides the others.
+/// Reads the processes matching `filter` by keyset pages of ids, up to
+/// `cap` rows; rows that do not decode are kept apart, so one corrupt row
+/// never hides the others.
 pub async fn scan(
     app: &AppState,
-    kind: Option<String>,
-    prefix: Option<String>,
+    filter: &ListFilter,
     cap: usize,
 ) -> Result<Scanned, steadfast::StoreError> {
     const PAGE: usize = 500;
@@ -73,11 +64,11 @@ pub async fn scan(
     let mut after: Option<ProcessId> = None;
     loop {
         let filter = ListFilter {
-            kind: kind.clone(),
-            id_prefix: prefix.clone(),
             after: after.clone(),
+            order: ListOrder::default(),
+            offset: 0,
             limit: PAGE,
-            ..ListFilter::default()
+            ..filter.clone()
         };
         let rows = app.inner.store.list(&filter).await?;
         let last = rows.len() < PAGE;
@@ -110,13 +101,9 @@ pub async fn scan(
     }
 }
 
-/// Loads one list page for `q`: the matching processes (up to
-/// [`LIST_SCAN_CAP`]), filtered, counted, sorted and cut to `limit`.
-pub async fn load_list(
-    app: &AppState,
-    q: &list::ListQuery,
-    limit: usize,
-) -> Result<ListData, steadfast::StoreError> {
+/// The store filter for `q`'s filters (the status among them), and the
+/// problems of values that were ignored.
+pub fn store_filter(q: &list::ListQuery) -> (ListFilter, Vec<String>) {
     let mut problems = Vec::new();
     let status = match q.status.as_str() {
         "" => None,
@@ -133,73 +120,88 @@ pub async fn load_list(
         t => parse_time(t).map_err(|e| problems.push(e)).ok(),
     };
     let (from, to) = (bound(&q.from), bound(&q.to));
-    let Scanned {
-        records: scanned,
-        unreadable,
-        capped,
-    } = scan(
-        app,
-        (!q.kind.is_empty()).then(|| q.kind.clone()),
-        (!q.prefix.is_empty()).then(|| q.prefix.clone()),
-        LIST_SCAN_CAP,
-    )
-    .await?;
-    let search = q.search.to_lowercase();
-    let reason = q.reason.to_lowercase();
-    let matches = |r: &ProcessRecord| {
-        (search.is_empty() || r.id.as_str().to_lowercase().contains(&search))
-            && (reason.is_empty()
-                || r.error
-                    .as_deref()
-                    .is_some_and(|e| e.to_lowercase().contains(&reason)))
-            && from.is_none_or(|f| r.created_at >= f)
-            && to.is_none_or(|t| r.created_at < t)
+    let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    let filter = ListFilter {
+        status,
+        kind: text(&q.kind),
+        id_prefix: (!q.prefix.is_empty()).then(|| q.prefix.clone()),
+        id_contains: text(&q.search),
+        reason_contains: text(&q.reason),
+        created_from: from,
+        created_before: to,
+        ..ListFilter::default()
     };
-    let filtered: Vec<ProcessRecord> = scanned.into_iter().filter(|r| matches(r)).collect();
+    (filter, problems)
+}
+
+/// Loads one list page for `q`, `limit` rows at most: the store filters,
+/// counts, sorts and pages (newest first unless `q` says otherwise).
+pub async fn load_list(
+    app: &AppState,
+    q: &list::ListQuery,
+    limit: usize,
+) -> Result<ListData, steadfast::StoreError> {
+    let (filter, problems) = store_filter(q);
+    let store = &app.inner.store;
+    let all_statuses = ListFilter {
+        status: None,
+        ..filter.clone()
+    };
+    let counted = store.count(&all_statuses).await?;
+    let matching = match filter.status {
+        Some(s) => counted.of(s),
+        None => counted.total(),
+    };
     let counts: Vec<(Status, usize)> = Status::ALL
         .into_iter()
-        .map(|s| (s, filtered.iter().filter(|r| r.status == s).count()))
+        .map(|s| (s, usize::try_from(counted.of(s)).unwrap_or(usize::MAX)))
         .collect();
-    let all: Vec<ProcessRecord> = filtered
-        .into_iter()
-        .filter(|r| status.is_none_or(|s| r.status == s))
-        .collect();
-    let matching = all.len();
-    let mut rows = all.clone();
-    let (more, rows) = if q.sort() == "id" {
-        // Keyset paging by id, as the store lists.
-        let after = q.after.as_str();
-        rows.retain(|r| after.is_empty() || r.id.as_str() > after);
-        if q.order == "desc" {
-            rows.reverse();
-        }
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        (more, rows)
-    } else {
-        let key = |r: &ProcessRecord| match q.sort() {
-            "updated" => (r.updated_at.as_micros(), String::new()),
-            "kind" => (0, r.kind.clone()),
-            "status" => (0, r.status.as_str().to_owned()),
-            _ => (r.created_at.as_micros(), String::new()),
-        };
-        rows.sort_by(|a, b| {
-            let o = key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id));
-            if q.ascending() { o } else { o.reverse() }
-        });
-        let start = q.page().saturating_mul(limit).min(rows.len());
-        let more = rows.len() > start + limit;
-        let page: Vec<ProcessRecord> = rows.drain(start..).take(limit).collect();
-        (more, page)
+    let by = match q.sort() {
+        "id" => SortKey::Id,
+        "updated" => SortKey::Updated,
+        "kind" => SortKey::Kind,
+        "status" => SortKey::Status,
+        _ => SortKey::Created,
     };
+    // Newest (largest) first, except by id: ascending unless asked.
+    let descending = if by == SortKey::Id {
+        q.order == "desc"
+    } else {
+        !q.ascending()
+    };
+    // By id, ascending: keyset paging (`after`); otherwise pages by offset.
+    let keyset = by == SortKey::Id && !descending;
+    let after = keyset
+        .then(|| ProcessId::new(q.after.as_str()).ok())
+        .flatten();
+    let offset = if keyset {
+        0
+    } else {
+        q.page().saturating_mul(limit)
+    };
+    let page = ListFilter {
+        order: ListOrder { by, descending },
+        after,
+        offset,
+        limit: limit.saturating_add(1),
+        ..filter
+    };
+    let mut listed = store.list(&page).await?;
+    let more = listed.len() > limit;
+    listed.truncate(limit);
+    let (mut rows, mut unreadable) = (Vec::new(), Vec::new());
+    for row in listed {
+        match row {
+            Listed::Process(record) => rows.push(*record),
+            Listed::Unreadable { id, error } => unreadable.push((id, error.to_string())),
+        }
+    }
     Ok(ListData {
         rows,
         more,
         counts,
-        capped,
-        matching,
+        matching: usize::try_from(matching).unwrap_or(usize::MAX),
         problem: (!problems.is_empty()).then(|| problems.join("; ")),
-        all,
         unreadable,
     })
 }
@@ -214,7 +216,6 @@ async fn list_view(app: &AppState, q: &list::ListQuery, live: Option<&HeaderMap>
         unreadable: &data.unreadable,
         more: data.more,
         counts: &data.counts,
-        capped: data.capped,
         matching: data.matching,
         problem: data.problem.clone(),
         csrf: &app.inner.csrf,
@@ -247,7 +248,7 @@ pub async fn kinds(State(app): State<AppState>) -> PageResult {
         records: all,
         capped,
         ..
-    } = scan(&app, None, None, KIND_COUNT_CAP)
+    } = scan(&app, &ListFilter::default(), KIND_COUNT_CAP)
         .await
         .map_err(|e| store_error(&app, &e))?;
     let mut by_kind: std::collections::BTreeMap<String, Vec<(Status, usize)>> =

@@ -16,7 +16,6 @@ use steadfast::StoreError;
 use crate::{AppState, auth, metrics};
 
 pub use kind::KIND_COUNT_CAP;
-pub use lists::LIST_SCAN_CAP;
 
 /// One route of the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -67,6 +67,9 @@ pub struct ProcessData {
     pub signals: Vec<SignalRecord>,
     /// Earlier generations (continued as new), oldest first.
     pub generations: Vec<steadfast::core::Generation>,
+    /// The store's history of the process (claims, blocks, retries,
+    /// rewinds, cancels, ends), oldest first.
+    pub events: Vec<steadfast::core::ProcessEvent>,
 }
 
 /// Loads a process, its journal and the sources.
@@ -79,6 +82,7 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
     let pending = store.pending_signals(&id).await?;
     let signals = store.signals(&id).await?;
     let generations = store.history(&id).await?;
+    let events = store.events(&id).await?;
     Ok(ProcessData {
         record,
         journal,
@@ -86,6 +90,7 @@ pub async fn load_process(app: &AppState, id: &str) -> Result<ProcessData, stead
         pending,
         signals,
         generations,
+        events,
     })
 }
 
@@ -100,6 +105,7 @@ async fn process_view(app: &AppState, id: &str, live: Option<&HeaderMap>) -> Pag
         pending: &data.pending,
         signals: &data.signals,
         generations: &data.generations,
+        events: &data.events,
         now: app.inner.clock.now(),
     };
     Ok(if let Some(headers) = live {

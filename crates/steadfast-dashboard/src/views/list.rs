@@ -19,7 +19,7 @@ pub struct ListQuery {
     /// Only ids with this prefix.
     #[serde(default)]
     pub prefix: String,
-    /// Only ids after this one (paging when sorted by id).
+    /// Only ids after this one (paging when sorted by id, ascending).
     #[serde(default)]
     pub after: String,
     /// Only ids containing this text (any case).
@@ -42,7 +42,7 @@ pub struct ListQuery {
     /// `desc` (the default) or `asc`.
     #[serde(default)]
     pub order: String,
-    /// The page (from 0) when not sorted by id.
+    /// The page (from 0) when not sorted by id ascending.
     #[serde(default)]
     pub page: String,
 }
@@ -107,8 +107,6 @@ pub struct ListView<'a> {
     /// Counts per status of the processes matching the filters (all but
     /// the status filter).
     pub counts: &'a [(Status, usize)],
-    /// Whether counting stopped at the scan cap (counts are lower bounds).
-    pub capped: bool,
     /// How many processes match every filter.
     pub matching: usize,
     /// A filter that could not be used, if any.
@@ -153,7 +151,7 @@ pub fn body(view: &ListView<'_>) -> Markup {
             form.bulk method="post" action="/actions/bulk" {
                 (csrf_field(view.csrf))
                 @for (k, v) in q.filters() { @if !v.is_empty() { input type="hidden" name=(k) value=(v); } }
-                span.muted { "All " (view.matching) @if view.capped { "+" } " matching processes: " }
+                span.muted { "All " (view.matching) " matching processes: " }
                 button.danger type="submit" name="action" value="cancel" { "Cancel…" }
                 button type="submit" name="action" value="retry" { "Retry…" }
                 span.muted { "(you confirm on the next page)" }
@@ -191,14 +189,13 @@ fn with_status(q: &ListQuery, status: Status) -> Vec<(&'static str, &str)> {
 /// The part that refreshes itself: counts, table, paging.
 pub fn live_part(view: &ListView<'_>) -> Markup {
     let q = view.query;
-    let plus = if view.capped { "+" } else { "" };
     html! {
         ul.counts {
             @for s in Status::ALL {
                 @let n = view.counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
                 @let p = with_status(q, s);
                 li { a href=(url("/", &p)) {
-                    (status_badge(s)) " " span.count data-status=(s.as_str()) { (n) (plus) }
+                    (status_badge(s)) " " span.count data-status=(s.as_str()) { (n) }
                 } }
             }
             @if !view.unreadable.is_empty() {
@@ -207,10 +204,6 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
         }
         @if let Some(p) = &view.problem { p.notice { (p) } }
         (super::clock_note(view.rows.iter().map(|r| r.updated_at).max(), view.now))
-        @if view.capped {
-            p.notice { "More than " (crate::routes::LIST_SCAN_CAP) " processes match: counts and sorting cover the first "
-                (crate::routes::LIST_SCAN_CAP) " by id. Narrow the filters, or page through all of them sorted by id." }
-        }
         table.list {
             thead { tr {
                 th { (sort_link(q, "id", "Id")) }
@@ -241,7 +234,7 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
             }
         }
         nav.paging {
-            @if q.sort() == "id" {
+            @if q.sort() == "id" && q.order != "desc" {
                 @if !q.after.is_empty() { a href=(url("/", &q.params(&[]))) { "first page" } }
                 @if let (true, Some(last)) = (view.more, view.rows.last()) {
                     a.next rel="next" href=(url("/", &q.params(&[("after", last.id.as_str())]))) { "next page" }

@@ -2,7 +2,9 @@
 //! with the line where the process stands highlighted.
 
 use maud::{Markup, html};
-use steadfast::core::{FunctionSource, Generation, PendingSignal, SignalRecord, SignalState};
+use steadfast::core::{
+    FunctionSource, Generation, PendingSignal, ProcessEvent, SignalRecord, SignalState,
+};
 use steadfast::{EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status};
 
 use super::source::{self, LineNote, Notes};
@@ -23,6 +25,9 @@ pub struct ProcessView<'a> {
     pub signals: &'a [SignalRecord],
     /// Earlier generations (continued as new), oldest first.
     pub generations: &'a [Generation],
+    /// The store's history of the process (claims, blocks, retries,
+    /// rewinds, cancels, ends), oldest first.
+    pub events: &'a [ProcessEvent],
     /// This dashboard's time.
     pub now: steadfast::Timestamp,
 }
@@ -54,6 +59,7 @@ pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
         signals: view.signals,
         open_waits: &open_waits,
         abandoned: &abandoned,
+        stored: view.events,
     };
     let events = timeline::events(&history);
     let mut notes = notes(view.journal, &at);

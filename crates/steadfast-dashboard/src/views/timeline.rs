@@ -1,10 +1,12 @@
 //! A process's history as one timeline: spawned, earlier generations, each
 //! journal entry (steps with attempts and durations as bars on a time axis,
-//! values, timers scheduled / fired / abandoned, waits), signals, blocks,
-//! cancels and the end, each linked to its source line.
+//! values, timers scheduled / fired / abandoned, waits), signals, and the
+//! store's history of the process (each claim with its host and epoch,
+//! blocks, retries, rewinds, cancels, generations) and the end, each linked
+//! to its source line where it has one.
 
 use maud::{Markup, html};
-use steadfast::core::{Generation, SignalRecord, SignalState};
+use steadfast::core::{EventKind, Generation, ProcessEvent, SignalRecord, SignalState};
 use steadfast::{
     EntryKind, EntryStatus, JournalEntry, ProcessRecord, SourceLocation, Status, Timestamp,
 };
@@ -72,6 +74,10 @@ pub struct History<'a> {
     pub open_waits: &'a [(SourceLocation, String)],
     /// The journal entries (by name) of timers `select!` abandoned.
     pub abandoned: &'a [String],
+    /// The store's history of the process (claims, blocks, retries,
+    /// rewinds, cancels, ends, generations), oldest first; empty for a
+    /// process stored before stores kept it.
+    pub stored: &'a [ProcessEvent],
 }
 
 /// The timeline's entries in time order.
@@ -88,6 +94,13 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
             "continued as new after {} journal entries",
             g.journal.len()
         ));
+        let by = h
+            .stored
+            .iter()
+            .find(|s| s.kind == EventKind::ContinuedAsNew && s.generation == g.generation);
+        if let Some(by) = by {
+            e.facts.extend(host_and_epoch(by));
+        }
         e.value = Some(g.input.clone());
         e.order = -1;
         out.push(e);
@@ -112,15 +125,27 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
     for s in h.signals {
         out.push(signal_event(s, h.journal));
     }
-    if r.cancel_requested {
+    let final_end = final_end(r, h.stored);
+    for (i, s) in h.stored.iter().enumerate() {
+        if Some(i) != final_end {
+            out.extend(stored_event(s));
+        }
+    }
+    let asked = h
+        .stored
+        .iter()
+        .any(|s| s.kind == EventKind::CancelRequested);
+    if r.cancel_requested && !asked {
         let mut e = Event::new(r.updated_at, "cancel", "cancel requested");
         e.facts
             .push("the host running it stops it at its next step".to_owned());
         e.order = i64::MAX - 1;
         out.push(e);
     }
+    let claims = h.stored.iter().any(|s| s.kind == EventKind::Claimed);
     if let Some(owner) = &r.owner
         && r.status == Status::Running
+        && !claims
     {
         let mut e = Event::new(r.updated_at, "claimed", owner.clone());
         e.facts.push(format!(
@@ -151,12 +176,81 @@ pub fn events(h: &History<'_>) -> Vec<Event> {
         if r.status == Status::Blocked {
             e.location = r.parked_at.first().cloned();
         }
-        e.facts.push(format!("epoch {}", r.epoch));
+        match final_end.map(|i| &h.stored[i]) {
+            Some(by) => e.facts.extend(host_and_epoch(by)),
+            None => e.facts.push(format!("epoch {}", r.epoch)),
+        }
         e.order = i64::MAX;
         out.push(e);
     }
     out.sort_by(|a, b| a.at.cmp(&b.at).then(a.order.cmp(&b.order)));
     out
+}
+
+/// The stored entry that recorded how the process ended, when it ended and
+/// that entry is the last one (it is shown as the end, with its host).
+fn final_end(r: &ProcessRecord, stored: &[ProcessEvent]) -> Option<usize> {
+    let kind = match r.status {
+        Status::Blocked => EventKind::Blocked,
+        Status::Completed => EventKind::Completed,
+        Status::Failed => EventKind::Failed,
+        Status::Cancelled => EventKind::Cancelled,
+        _ => return None,
+    };
+    let last = stored.len().checked_sub(1)?;
+    (stored[last].kind == kind).then_some(last)
+}
+
+/// "by host `h`" (when a host did it) and "epoch `n`".
+fn host_and_epoch(s: &ProcessEvent) -> Vec<String> {
+    let mut facts = Vec::new();
+    if let Some(host) = &s.host {
+        facts.push(format!("by host {host}"));
+    }
+    facts.push(format!("epoch {}", s.epoch));
+    facts
+}
+
+/// How many stored entries keep their order among entries at one instant.
+const STORED_SPAN: i64 = 1 << 40;
+
+/// One entry of the store's history: a claim (host, epoch), a block or an
+/// end before the last, a cancel, a retry or a rewind. Continue-as-new is
+/// shown on its generation's entry instead.
+fn stored_event(s: &ProcessEvent) -> Option<Event> {
+    let (what, name) = match s.kind {
+        EventKind::Claimed => ("claimed", s.host.clone().unwrap_or_default()),
+        EventKind::Retried => ("retried", "retry".to_owned()),
+        EventKind::Rewound => ("rewound", "rewind".to_owned()),
+        EventKind::CancelRequested => ("cancel", "cancel requested".to_owned()),
+        EventKind::Cancelled => ("cancelled", String::new()),
+        EventKind::Blocked => ("blocked", String::new()),
+        EventKind::Failed => ("failed", "run failed".to_owned()),
+        EventKind::Completed => ("completed", String::new()),
+        _ => return None,
+    };
+    let mut e = Event::new(s.at, what, name);
+    // At one instant a claim comes before the run's journal entries, and
+    // everything else after them; stored entries keep their stored order.
+    let place = s.id.clamp(0, STORED_SPAN - 1);
+    e.order = if s.kind == EventKind::Claimed {
+        -STORED_SPAN - 8 + place
+    } else {
+        i64::MAX - 8 - STORED_SPAN + place
+    };
+    if s.kind == EventKind::Claimed {
+        e.facts.push(format!("epoch {}", s.epoch));
+    } else {
+        e.facts.extend(host_and_epoch(s));
+    }
+    if s.generation > 0 {
+        e.facts.push(format!("generation {}", s.generation));
+    }
+    match s.kind {
+        EventKind::Blocked | EventKind::Failed => e.reason = s.detail.clone(),
+        _ => e.facts.extend(s.detail.clone()),
+    }
+    Some(e)
 }
 
 /// One signal: received (and consumed by a wait, at that wait's line),

@@ -5,11 +5,12 @@
 //! history; and `SHOW` for settings.
 
 use sqlx::{PgConnection, PgPool, Row};
-use steadfast_core::rules::{self, Action, CancelEffect};
+use steadfast_core::rules::{self, Action, CancelEffect, Recorded};
 use steadfast_core::{
     Finish, FunctionSource, Generation, ProcessId, Status, StoreError, Timestamp,
 };
 
+use super::events::record;
 use super::journal::notify_parent;
 use super::{lock_status, micros, notify};
 use crate::clock::{Now, db_now};
@@ -74,6 +75,14 @@ pub(crate) async fn rewind(
     .execute(&mut *conn)
     .await
     .db()?;
+    record(
+        conn,
+        id.as_str(),
+        Recorded::Rewind { step, dropped },
+        None,
+        now,
+    )
+    .await?;
     notify(conn, channel).await?;
     Ok(dropped)
 }
@@ -108,6 +117,7 @@ pub(crate) async fn purge_chunk(
         "DELETE FROM signals WHERE process_id = ANY($1)",
         "DELETE FROM journal_history WHERE process_id = ANY($1)",
         "DELETE FROM generations WHERE process_id = ANY($1)",
+        "DELETE FROM events WHERE process_id = ANY($1)",
     ] {
         sqlx::query(sql).bind(&ids).execute(&mut *tx).await.db()?;
     }
@@ -214,7 +224,7 @@ pub(crate) async fn cancel(
 ) -> Result<Status, StoreError> {
     let (status, owner, live) = lock_status(conn, id, now).await?;
     rules::check(Action::Cancel, id, status)?;
-    let after = cancel_one(conn, channel, id, status, owner, live, now).await?;
+    let after = cancel_one(conn, channel, (id, None), status, owner, live, now).await?;
     let descendants: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
              SELECT id FROM processes WHERE parent = $1
@@ -238,30 +248,37 @@ pub(crate) async fn cancel(
             Err(other) => return Err(other),
         };
         if !status.is_finished() {
-            cancel_one(conn, channel, &child, status, owner, live, now).await?;
+            cancel_one(conn, channel, (&child, Some(id)), status, owner, live, now).await?;
         }
     }
     Ok(after)
 }
 
 /// Cancels one unfinished (locked) process: at once when no live lease
-/// holds it (telling its parent), otherwise by requesting it.
+/// holds it (telling its parent), otherwise by requesting it. The target is
+/// the process and, when the cancel cascaded, the ancestor it was asked for.
 async fn cancel_one(
     conn: &mut PgConnection,
     channel: &str,
-    id: &ProcessId,
+    (id, requested_on): (&ProcessId, Option<&ProcessId>),
     status: Status,
     owner: Option<String>,
     live: bool,
     now: Now,
 ) -> Result<Status, StoreError> {
-    if rules::cancel_effect(status, owner.is_some(), live) == CancelEffect::Request {
+    let effect = rules::cancel_effect(status, owner.is_some(), live);
+    let recorded = Recorded::Cancel {
+        effect,
+        requested_on,
+    };
+    if effect == CancelEffect::Request {
         sqlx::query("UPDATE processes SET cancel_requested = true, updated_at = $2 WHERE id = $1")
             .bind(id.as_str())
             .bind(micros(now.host()))
             .execute(&mut *conn)
             .await
             .db()?;
+        record(conn, id.as_str(), recorded, None, now).await?;
         return Ok(Status::Running);
     }
     sqlx::query(
@@ -275,6 +292,7 @@ async fn cancel_one(
     .execute(&mut *conn)
     .await
     .db()?;
+    record(conn, id.as_str(), recorded, None, now).await?;
     notify_parent(conn, channel, id, &Finish::Cancelled, now).await?;
     Ok(Status::Cancelled)
 }
@@ -302,6 +320,14 @@ pub(crate) async fn retry(
     .execute(&mut *conn)
     .await
     .db()?;
+    record(
+        conn,
+        id.as_str(),
+        Recorded::Retry { from: status },
+        None,
+        now,
+    )
+    .await?;
     notify(conn, channel).await
 }
 

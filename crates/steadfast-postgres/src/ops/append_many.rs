@@ -1,19 +1,85 @@
-//! Many journal appends in one statement: the writer folds consecutive
-//! appends of a batch (from any processes) into a single round trip, each
-//! still fenced, cancel-checked and duplicate-checked on its own.
+//! Many journal appends in one statement: the writer folds the appends of a
+//! batch (from any processes) into a single round trip, each still fenced,
+//! cancel-checked and duplicate-checked on its own.
 
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::PgArguments;
+use sqlx::{PgConnection, Postgres, Row, SqlSafeStr};
 use steadfast_core::{JournalEntry, Lease, StoreError};
 
 use crate::clock::db_now;
 use crate::rows::Db;
 
-/// One statement for all of `appends`; the result of each, in order.
-/// Every entry must pass [`crate::ops::journal::append_is_checked`].
-pub(crate) async fn append_many(
-    conn: &mut PgConnection,
-    appends: &[(&Lease, &JournalEntry)],
-) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+/// A statement with its parameters bound.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// The statement of [`append_many`]: `$1`…`$16` are the columns of the
+/// appends as arrays, one element per append.
+pub(crate) const APPEND_MANY: &str = concat!(
+    "WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+             $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+             $11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[],
+             $16::bigint[])
+         WITH ORDINALITY AS t(process_id, name, seq, kind, status, outcome, attempts,
+             started_at, finished_at, due_at, file, line, consumed_signal, epoch, owner,
+             consumed_at, ord)
+     ), checked AS (
+         -- The fence: each input row looks its process up by primary key
+         -- (a lateral join cannot become a hash join over every running
+         -- process, whatever the statistics say) and locks it.
+         SELECT i.*, pr.cancel_requested,
+             (i.consumed_signal IS NULL OR EXISTS (
+                 SELECT 1 FROM signals s WHERE s.id = i.consumed_signal
+                     AND s.process_id = i.process_id AND s.consumed_at IS NULL
+             )) AS signal_ok
+         FROM input i LEFT JOIN LATERAL (
+             SELECT pr.cancel_requested FROM processes pr
+             WHERE pr.id = i.process_id AND pr.epoch = i.epoch
+                 AND pr.owner = i.owner AND pr.status = 'running'
+             FOR NO KEY UPDATE
+         ) pr ON true
+     ), up AS (
+         INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
+             started_at, finished_at, due_at, file, line, consumed_signal,
+             db_started_at, db_finished_at)
+         SELECT process_id, name, seq, kind, status, outcome, attempts, started_at,
+             finished_at, due_at, file, line, consumed_signal, ",
+    db_now!(),
+    ", CASE WHEN status = 'scheduled' THEN NULL ELSE ",
+    db_now!(),
+    " END
+         FROM checked WHERE cancel_requested = false AND signal_ok
+         ON CONFLICT (process_id, name) DO UPDATE SET status = excluded.status,
+             db_finished_at = excluded.db_finished_at,
+             outcome = excluded.outcome, attempts = excluded.attempts,
+             finished_at = excluded.finished_at,
+             due_at = coalesce(excluded.due_at, journal.due_at),
+             file = coalesce(excluded.file, journal.file),
+             line = coalesce(excluded.line, journal.line),
+             consumed_signal = excluded.consumed_signal, seq = excluded.seq
+         WHERE journal.status = 'scheduled'
+         RETURNING process_id, name
+     ), consumed AS (
+         -- Only entries that consume a signal touch `signals`; rows are
+         -- matched to `up` by a join (hashed), not a probe per row.
+         UPDATE signals s SET consumed_at = c.consumed_at
+         FROM checked c JOIN up ON up.process_id = c.process_id AND up.name = c.name
+         WHERE c.consumed_signal IS NOT NULL AND s.id = c.consumed_signal
+             AND s.process_id = c.process_id AND s.consumed_at IS NULL
+         RETURNING s.id
+     )
+     SELECT c.ord, c.cancel_requested, c.signal_ok, up.name IS NOT NULL,
+         (SELECT count(*) FROM consumed)
+     FROM checked c LEFT JOIN up ON up.process_id = c.process_id AND up.name = c.name
+     ORDER BY c.ord"
+);
+
+/// [`APPEND_MANY`] (or a statement with its parameters, such as its
+/// `EXPLAIN`) with the columns of `appends` bound.
+pub(crate) fn bound<'q>(
+    sql: impl SqlSafeStr,
+    appends: &[(&'q Lease, &'q JournalEntry)],
+) -> PgQuery<'q> {
     let n = appends.len();
     let mut ids = Vec::with_capacity(n);
     let mut names = Vec::with_capacity(n);
@@ -49,81 +115,36 @@ pub(crate) async fn append_many(
         owners.push(lease.owner.as_str());
         consumed_at.push(e.finished_at.unwrap_or(e.started_at).as_micros());
     }
-    let rows = sqlx::query(concat!(
-        "WITH input AS (
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                 $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
-                 $11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[],
-                 $16::bigint[])
-             WITH ORDINALITY AS t(process_id, name, seq, kind, status, outcome, attempts,
-                 started_at, finished_at, due_at, file, line, consumed_signal, epoch, owner,
-                 consumed_at, ord)
-         ), p AS (
-             SELECT i.ord, pr.cancel_requested
-             FROM input i JOIN processes pr ON pr.id = i.process_id AND pr.epoch = i.epoch
-                 AND pr.owner = i.owner AND pr.status = 'running'
-             FOR NO KEY UPDATE OF pr
-         ), checked AS (
-             SELECT i.*, p.cancel_requested,
-                 (i.consumed_signal IS NULL OR EXISTS (
-                     SELECT 1 FROM signals s WHERE s.id = i.consumed_signal
-                         AND s.process_id = i.process_id AND s.consumed_at IS NULL
-                 )) AS signal_ok
-             FROM input i LEFT JOIN p ON p.ord = i.ord
-         ), up AS (
-             INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
-                 started_at, finished_at, due_at, file, line, consumed_signal,
-                 db_started_at, db_finished_at)
-             SELECT process_id, name, seq, kind, status, outcome, attempts, started_at,
-                 finished_at, due_at, file, line, consumed_signal, ",
-        db_now!(),
-        ", CASE WHEN status = 'scheduled' THEN NULL ELSE ",
-        db_now!(),
-        " END
-             FROM checked WHERE cancel_requested = false AND signal_ok
-             ON CONFLICT (process_id, name) DO UPDATE SET status = excluded.status,
-                 db_finished_at = excluded.db_finished_at,
-                 outcome = excluded.outcome, attempts = excluded.attempts,
-                 finished_at = excluded.finished_at,
-                 due_at = coalesce(excluded.due_at, journal.due_at),
-                 file = coalesce(excluded.file, journal.file),
-                 line = coalesce(excluded.line, journal.line),
-                 consumed_signal = excluded.consumed_signal, seq = excluded.seq
-             WHERE journal.status = 'scheduled'
-             RETURNING process_id, name
-         ), consumed AS (
-             UPDATE signals s SET consumed_at = c.consumed_at
-             FROM checked c
-             WHERE s.id = c.consumed_signal AND s.process_id = c.process_id
-                 AND s.consumed_at IS NULL
-                 AND EXISTS (SELECT 1 FROM up WHERE up.process_id = c.process_id
-                     AND up.name = c.name)
-             RETURNING s.id
-         )
-         SELECT c.ord, c.cancel_requested, c.signal_ok,
-             EXISTS (SELECT 1 FROM up WHERE up.process_id = c.process_id AND up.name = c.name),
-             (SELECT count(*) FROM consumed)
-         FROM checked c ORDER BY c.ord"
-    ))
-    .bind(&ids)
-    .bind(&names)
-    .bind(&seqs)
-    .bind(&kinds)
-    .bind(&statuses)
-    .bind(&outcomes)
-    .bind(&attempts)
-    .bind(&started)
-    .bind(&finished)
-    .bind(&due)
-    .bind(&files)
-    .bind(&lines)
-    .bind(&signals)
-    .bind(&epochs)
-    .bind(&owners)
-    .bind(&consumed_at)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
+    sqlx::query(sql)
+        .bind(ids)
+        .bind(names)
+        .bind(seqs)
+        .bind(kinds)
+        .bind(statuses)
+        .bind(outcomes)
+        .bind(attempts)
+        .bind(started)
+        .bind(finished)
+        .bind(due)
+        .bind(files)
+        .bind(lines)
+        .bind(signals)
+        .bind(epochs)
+        .bind(owners)
+        .bind(consumed_at)
+}
+
+/// One statement for all of `appends`; the result of each, in order.
+/// Every entry must pass [`crate::ops::journal::append_is_checked`].
+pub(crate) async fn append_many(
+    conn: &mut PgConnection,
+    appends: &[(&Lease, &JournalEntry)],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let n = appends.len();
+    let rows = bound(APPEND_MANY, appends)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
     if rows.len() != n {
         return Err(StoreError::Corrupt(format!(
             "a batch of {n} appends returned {} results",

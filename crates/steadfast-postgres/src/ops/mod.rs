@@ -1,5 +1,5 @@
-//! The write operations, each run by the writer task inside its own
-//! savepoint of the batch transaction, one file per area: `spawn`, `claim`,
+//! The write operations, run by the writer task in its batches (see
+//! [`crate::batch`]), one file per area: `spawn`, `claim`,
 //! `journal` (and `append_many`), `signal`, `admin`. This file holds the
 //! checks they share.
 //!
@@ -15,6 +15,7 @@ use steadfast_core::{Lease, ProcessId, Status, StoreError, Timestamp};
 pub(crate) mod admin;
 pub(crate) mod append_many;
 pub(crate) mod claim;
+pub(crate) mod events;
 pub(crate) mod journal;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -1,7 +1,8 @@
 //! Starting processes: spawning one, and continuing one as a new generation
 //! under the same id.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
+use steadfast_core::rules::Recorded;
 use steadfast_core::{Lease, NewProcess, ProcessId, SpawnOutcome, StoreError};
 
 use super::micros;
@@ -47,6 +48,86 @@ pub(crate) async fn spawn(
     if inserted == 1 {
         return Ok(SpawnOutcome::Created);
     }
+    existing(conn, p).await
+}
+
+/// Many spawns in one statement (inside the caller's transaction, which
+/// sends the one notification of its batch when any was created): the
+/// result of each, in order. Every spawn must pass [`spawn_is_checked`].
+/// A spawn of an id already stored (or spawned earlier in `spawns`) is
+/// answered like [`spawn`] answers it.
+pub(crate) async fn spawn_many(
+    conn: &mut PgConnection,
+    spawns: &[(&NewProcess, Now)],
+) -> Result<Vec<Result<SpawnOutcome, StoreError>>, StoreError> {
+    let n = spawns.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut inputs = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut parents = Vec::with_capacity(n);
+    let mut wakes = Vec::with_capacity(n);
+    for (p, now) in spawns {
+        ids.push(p.id.as_str());
+        kinds.push(p.kind.as_str());
+        inputs.push(p.input.as_str());
+        created.push(micros(p.now));
+        versions.push(i64::from(p.version));
+        parents.push(p.parent.as_ref().map(ProcessId::as_str));
+        wakes.push(now.bind());
+    }
+    let rows = sqlx::query(concat!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
+                 $5::bigint[], $6::text[], $7::bigint[])
+             WITH ORDINALITY AS t(id, kind, input, created_at, version, parent, wake_at, ord)
+         ), ins AS (
+             INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
+                 waiting_for, epoch, cancel_requested, version, parent)
+             SELECT id, kind, input, 'running', created_at, created_at, COALESCE(wake_at, ",
+        db_now!(),
+        "), '{}', 0, false, version, parent
+             FROM input ORDER BY ord
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id
+         )
+         SELECT i.ord, ins.id IS NOT NULL FROM input i LEFT JOIN ins ON ins.id = i.id
+         ORDER BY i.ord"
+    ))
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&inputs)
+    .bind(&created)
+    .bind(&versions)
+    .bind(&parents)
+    .bind(&wakes)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    if rows.len() != n {
+        return Err(StoreError::Corrupt(format!(
+            "a batch of {n} spawns returned {} results",
+            rows.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut results = Vec::with_capacity(n);
+    for (row, (p, _)) in rows.iter().zip(spawns) {
+        let inserted: bool = row.try_get(1).db()?;
+        // An id spawned twice in one batch was inserted once, by the first.
+        if inserted && seen.insert(p.id.as_str()) {
+            results.push(Ok(SpawnOutcome::Created));
+        } else {
+            results.push(existing(conn, p).await);
+        }
+    }
+    Ok(results)
+}
+
+/// The answer to a spawn of an id already stored: the stored process if it
+/// has the same kind and input, a conflict otherwise.
+async fn existing(conn: &mut PgConnection, p: &NewProcess) -> Result<SpawnOutcome, StoreError> {
     let row = sqlx::query(concat!(
         "SELECT ",
         process_columns!(),
@@ -86,11 +167,13 @@ pub(crate) async fn continue_as_new(
     input: &str,
     now: Now,
 ) -> Result<(), StoreError> {
-    let (now, decide) = (now.host(), now.bind());
     if super::fence(conn, lease).await? {
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();
+    let host = Some(lease.owner.as_str());
+    super::events::record(conn, id, Recorded::ContinueAsNew, host, now).await?;
+    let (now, decide) = (now.host(), now.bind());
     sqlx::query(
         "INSERT INTO generations (process_id, generation, input, ended_at)
          SELECT id, generation, input, $2 FROM processes WHERE id = $1",

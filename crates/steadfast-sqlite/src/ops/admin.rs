@@ -4,9 +4,10 @@
 //! on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::rules::{self, Action, CancelEffect};
+use steadfast_core::rules::{self, Action, CancelEffect, Recorded};
 use steadfast_core::{Finish, FunctionSource, ProcessId, Status, StoreError, Timestamp};
 
+use super::events::{self, Row};
 use super::journal::notify_parent;
 use super::{micros, status_of};
 use crate::rows::{Db, collect};
@@ -58,7 +59,15 @@ pub(crate) fn rewind(
     .db()?
     .execute(params![id.as_str(), now.as_micros()])
     .db()?;
-    Ok(dropped as u64)
+    let dropped = dropped as u64;
+    events::record(
+        conn,
+        Row::Id(id.as_str()),
+        Recorded::Rewind { step, dropped },
+        None,
+        now,
+    )?;
+    Ok(dropped)
 }
 
 /// [`steadfast_core::StoreAdmin::purge`], one chunk: returns how many
@@ -85,6 +94,7 @@ pub(crate) fn purge_chunk(
         "DELETE FROM signals WHERE process_id IN (SELECT id FROM temp.purged)",
         "DELETE FROM journal_history WHERE process_id IN (SELECT id FROM temp.purged)",
         "DELETE FROM generations WHERE process_id IN (SELECT id FROM temp.purged)",
+        "DELETE FROM events WHERE process_id IN (SELECT id FROM temp.purged)",
     ] {
         conn.prepare_cached(table).db()?.execute([]).db()?;
     }
@@ -125,7 +135,7 @@ pub(crate) fn cancel(
 ) -> Result<Status, StoreError> {
     let (status, owner, wake_at) = status_of(conn, id)?;
     rules::check(Action::Cancel, id, status)?;
-    let after = cancel_one(conn, id, status, owner, wake_at, now)?;
+    let after = cancel_one(conn, id, None, status, owner, wake_at, now)?;
     let descendants: Vec<String> = {
         let mut stmt = conn
             .prepare_cached(
@@ -152,30 +162,38 @@ pub(crate) fn cancel(
             continue;
         };
         if !status.is_finished() {
-            cancel_one(conn, &child, status, owner, wake_at, now)?;
+            cancel_one(conn, &child, Some(id), status, owner, wake_at, now)?;
         }
     }
     Ok(after)
 }
 
 /// Cancels one unfinished process: at once when no live lease holds it
-/// (telling its parent), otherwise by requesting it.
+/// (telling its parent), otherwise by requesting it. `requested_on` is the
+/// ancestor the cancel was asked for, when it cascaded.
 fn cancel_one(
     conn: &Connection,
     id: &ProcessId,
+    requested_on: Option<&ProcessId>,
     status: Status,
     owner: Option<String>,
     wake_at: Option<i64>,
     now: Timestamp,
 ) -> Result<Status, StoreError> {
     let unexpired = wake_at.is_some_and(|w| w > micros(now));
-    if rules::cancel_effect(status, owner.is_some(), unexpired) == CancelEffect::Request {
+    let effect = rules::cancel_effect(status, owner.is_some(), unexpired);
+    let recorded = Recorded::Cancel {
+        effect,
+        requested_on,
+    };
+    if effect == CancelEffect::Request {
         conn.prepare_cached(
             "UPDATE processes SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1",
         )
         .db()?
         .execute(params![id.as_str(), micros(now)])
         .db()?;
+        events::record(conn, Row::Id(id.as_str()), recorded, None, now)?;
         return Ok(Status::Running);
     }
     conn.prepare_cached(
@@ -186,6 +204,7 @@ fn cancel_one(
     .db()?
     .execute(params![id.as_str(), micros(now)])
     .db()?;
+    events::record(conn, Row::Id(id.as_str()), recorded, None, now)?;
     notify_parent(conn, id, &Finish::Cancelled, now)?;
     Ok(Status::Cancelled)
 }
@@ -194,6 +213,7 @@ fn cancel_one(
 pub(crate) fn retry(conn: &Connection, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
     let (status, _, _) = status_of(conn, id)?;
     rules::check(Action::Retry, id, status)?;
+    let recorded = Recorded::Retry { from: status };
     conn.prepare_cached(
         "UPDATE processes SET status = 'running', wake_at = ?2, error = NULL,
              blocked_step = NULL, output = NULL, owner = NULL, cancel_requested = 0,
@@ -203,7 +223,7 @@ pub(crate) fn retry(conn: &Connection, id: &ProcessId, now: Timestamp) -> Result
     .db()?
     .execute(params![id.as_str(), micros(now)])
     .db()?;
-    Ok(())
+    events::record(conn, Row::Id(id.as_str()), recorded, None, now)
 }
 
 /// Reads `journal_mode` and `synchronous` back from the writer connection.

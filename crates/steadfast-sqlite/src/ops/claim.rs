@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
+use steadfast_core::rules::Recorded;
 use steadfast_core::{Claimed, HostId, Lease, RowError, StoreError, Timestamp};
 
+use super::events::{self, Row};
 use super::{micros, pending_signals};
 use crate::hosts::{Hosts, Liveness};
 use crate::rows::{
@@ -92,7 +94,16 @@ pub(crate) fn claim(
     let mut claimed = Vec::with_capacity(rows.len());
     for rowid in rows {
         match claim_one(conn, rowid, owner, expiry, now) {
-            Ok(Some(one)) => claimed.push(one),
+            Ok(Some(one)) => {
+                events::record(
+                    conn,
+                    Row::Rowid(rowid),
+                    Recorded::Claim,
+                    Some(owner.as_str()),
+                    now,
+                )?;
+                claimed.push(one);
+            }
             Ok(None) => {}
             Err(StoreError::CorruptRow(error)) => park(conn, rowid, &error, now)?,
             Err(other) => return Err(other),
@@ -161,7 +172,13 @@ fn park(conn: &Connection, rowid: i64, error: &RowError, now: Timestamp) -> Resu
     .db()?
     .execute(params![rowid, reason, micros(now)])
     .db()?;
-    Ok(())
+    events::record(
+        conn,
+        Row::Rowid(rowid),
+        Recorded::Park { reason: &reason },
+        None,
+        now,
+    )
 }
 
 /// [`steadfast_core::Store::renew`].

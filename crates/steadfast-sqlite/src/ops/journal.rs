@@ -2,12 +2,13 @@
 //! finishing (and telling a waiting parent).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use steadfast_core::rules;
+use steadfast_core::rules::{self, Recorded};
 use steadfast_core::{
     EntryStatus, Finish, JournalEntry, Lease, ProcessId, RowError, Status, StoreError,
     SuspendOutcome, Suspension, Timestamp,
 };
 
+use super::events::{self, Row};
 use super::signal::insert_signal;
 use super::{fence, micros, pending_signals};
 use crate::rows::{Db, first, locations_json, shown};
@@ -166,6 +167,13 @@ pub(crate) fn finish(
         locations_json(&parked)?,
     ])
     .db()?;
+    events::record(
+        conn,
+        Row::Id(lease.id.as_str()),
+        Recorded::Finish(f),
+        Some(lease.owner.as_str()),
+        now,
+    )?;
     notify_parent(conn, &lease.id, f, now)
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod claim;
+pub(crate) mod events;
 pub(crate) mod journal;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -2,8 +2,10 @@
 //! under the same id.
 
 use rusqlite::{Connection, params};
+use steadfast_core::rules::Recorded;
 use steadfast_core::{Lease, NewProcess, ProcessId, SpawnOutcome, StoreError, Timestamp};
 
+use super::events::{self, Row};
 use super::micros;
 use crate::rows::{Db, SELECT_PROCESS, first, process_from_row};
 
@@ -51,6 +53,13 @@ pub(crate) fn continue_as_new(
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();
+    events::record(
+        conn,
+        Row::Id(id),
+        Recorded::ContinueAsNew,
+        Some(lease.owner.as_str()),
+        now,
+    )?;
     conn.prepare_cached(
         "INSERT INTO generations (process_id, generation, input, ended_at)
          SELECT id, generation, input, ?2 FROM processes WHERE id = ?1",

@@ -1,0 +1,219 @@
+//! The hot statements find their rows by key whatever the planner's
+//! statistics say: `EXPLAIN` of each, at batch sizes 1, 50 and 500, on a
+//! schema holding 20,000 runnable processes and 20,000 journal entries,
+//! both before the tables were analysed and after (the claim: after),
+//! shows no scan of a whole table (`Seq Scan`) and no scan of every
+//! running process (the `processes_status` index with only the status as
+//! its condition).
+
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use steadfast_core::{
+    EntryKind, EntryStatus, Finish, HostId, JournalEntry, Lease, ProcessId, Timestamp,
+};
+
+use crate::clock::Now;
+
+fn url() -> String {
+    std::env::var("STEADFAST_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Plan lines that mean a statement reads more than the rows it is about.
+const WHOLE_TABLE: &[&str] = &[
+    "Seq Scan on processes",
+    "Seq Scan on journal",
+    "Seq Scan on signals",
+    "Bitmap Index Scan on processes_status",
+];
+
+fn entry(name: &str) -> JournalEntry {
+    JournalEntry {
+        seq: 10,
+        name: name.to_owned(),
+        kind: EntryKind::Step,
+        status: EntryStatus::Completed,
+        outcome: Some("\"value\"".to_owned()),
+        attempts: 1,
+        started_at: Timestamp::from_micros(1),
+        finished_at: Some(Timestamp::from_micros(2)),
+        due_at: None,
+        location: None,
+        consumed_signal: None,
+    }
+}
+
+fn lease(i: usize) -> Lease {
+    Lease {
+        id: ProcessId::new(format!("p{:07}", i * 37 % 20_000)).expect("id"),
+        owner: HostId::new("h"),
+        epoch: 1,
+    }
+}
+
+/// The plan's lines that read a whole table (empty when none does).
+fn whole_table_scans(what: &str, plan: Vec<String>) -> Vec<String> {
+    plan.into_iter()
+        .filter(|line| WHOLE_TABLE.iter().any(|bad| line.contains(bad)))
+        .map(|line| format!("{what}: {}", line.trim()))
+        .collect()
+}
+
+fn lines(rows: &[sqlx::postgres::PgRow]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).expect("plan line"))
+        .collect()
+}
+
+async fn explain_all(conn: &mut PgConnection, analysed: bool) -> Vec<String> {
+    let mut bad = Vec::new();
+    let entries: Vec<JournalEntry> = (0..500).map(|i| entry(&format!("new {i}"))).collect();
+    let leases: Vec<Lease> = (0..500).map(lease).collect();
+    let finishes: Vec<Finish> = (0..500)
+        .map(|_| Finish::Completed {
+            output: "null".to_owned(),
+        })
+        .collect();
+    let now = Now::new(Timestamp::from_micros(3), true);
+    for n in [1, 50, 500] {
+        let appends: Vec<(&Lease, &JournalEntry)> = leases.iter().zip(&entries).take(n).collect();
+        let plan = crate::ops::append_many::bound(
+            AssertSqlSafe(format!("EXPLAIN {}", crate::ops::append_many::APPEND_MANY)),
+            &appends,
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain the appends");
+        bad.extend(whole_table_scans(&format!("append x{n}"), lines(&plan)));
+
+        let ends: Vec<(&Lease, &Finish, Now)> = leases
+            .iter()
+            .zip(&finishes)
+            .take(n)
+            .map(|(l, f)| (l, f, now))
+            .collect();
+        let plan = crate::ops::journal::finish_query(
+            AssertSqlSafe(format!("EXPLAIN {}", crate::ops::journal::FINISH_MANY)),
+            &ends,
+            false,
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain the finishes");
+        bad.extend(whole_table_scans(&format!("finish x{n}"), lines(&plan)));
+
+        // The claim picks due processes in `processes_wake` order; only
+        // statistics tell the planner that this beats reading every
+        // runnable process through `processes_status` (autovacuum gathers
+        // them).
+        if analysed {
+            let plan = sqlx::query(AssertSqlSafe(format!(
+                "EXPLAIN {}",
+                crate::ops::claim::CLAIM
+            )))
+            .bind("h2")
+            .bind(30_000_000_i64)
+            .bind(None::<i64>)
+            .bind(i64::try_from(n).expect("n"))
+            .bind(0_i64)
+            .bind("claimed")
+            .bind(None::<String>)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain the claim");
+            bad.extend(whole_table_scans(&format!("claim x{n}"), lines(&plan)));
+        }
+
+        let ids: Vec<&str> = leases.iter().take(n).map(|l| l.id.as_str()).collect();
+        for (what, sql) in [
+            ("journals", crate::ops::claim::JOURNALS),
+            ("signals", crate::ops::claim::SIGNALS),
+        ] {
+            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}")))
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await
+                .expect("explain the claim's reads");
+            bad.extend(whole_table_scans(&format!("{what} x{n}"), lines(&plan)));
+        }
+    }
+    bad
+}
+
+async fn plans_in(url: &str, schema: &str) {
+    let store =
+        crate::PostgresStore::connect_with(url, crate::PostgresOptions::default().schema(schema))
+            .await
+            .expect("create the schema");
+    drop(store);
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    crate::schema::setup(&mut conn, schema)
+        .await
+        .expect("setup");
+    sqlx::raw_sql(
+        "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at, owner,
+             epoch)
+         SELECT 'p' || lpad(i::text, 7, '0'), 'w', 'null', 'running', 0, 0, 1, 'h', 1
+         FROM generate_series(0, 19999) AS i;
+         INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
+             started_at, finished_at)
+         SELECT 'p' || lpad(i::text, 7, '0'), 'step ' || s, s, 'step', 'completed',
+             '\"value\"', 1, 0, 0
+         FROM generate_series(0, 1999) AS i, generate_series(0, 9) AS s;
+         INSERT INTO signals (process_id, name, payload, sent_at, consumed_at)
+         SELECT 'p' || lpad(i::text, 7, '0'), 'done', 'null', 0, 1
+         FROM generate_series(0, 19999) AS i;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("fill the tables");
+    let mut bad = explain_all(&mut conn, false).await;
+    sqlx::raw_sql("ANALYZE processes, journal, signals")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
+    bad.extend(
+        explain_all(&mut conn, true)
+            .await
+            .into_iter()
+            .map(|b| format!("analysed, {b}")),
+    );
+    assert!(
+        bad.is_empty(),
+        "statements that read whole tables:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn hot_statements_find_their_rows_by_key() {
+    let url = url();
+    let Ok(Ok(probe)) =
+        tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
+    else {
+        assert!(
+            std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
+            "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
+        );
+        eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
+        return;
+    };
+    probe.close().await.expect("close");
+    let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
+    let outcome = tokio::spawn({
+        let (url, schema) = (url.clone(), schema.clone());
+        async move { plans_in(&url, &schema).await }
+    })
+    .await;
+    let mut admin = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the schema");
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
