@@ -70,7 +70,10 @@ async fn the_production_worker_does_not_run_the_bench_sleeper() {
         drop(client);
         store.close().await.unwrap();
     }
+    // The generic binary's worker with the example kinds: what a user runs
+    // without kinds of their own. The bench's sleeper is not among them.
     let worker = Command::new(BIN)
+        .arg("--examples")
         .arg("--db")
         .arg(&db)
         .args(["worker", "--exit-when-idle"])

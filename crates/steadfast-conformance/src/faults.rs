@@ -319,6 +319,20 @@ impl<F: Faults> Store for FaultyStore<F> {
         self.inner.signal(id, name, payload, now).await
     }
 
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<steadfast_core::SignalSent, StoreError> {
+        self.gate("signal_message", None)?;
+        self.inner
+            .signal_message(id, name, payload, now, message_id)
+            .await
+    }
+
     async fn reject_signal(
         &self,
         lease: &Lease,

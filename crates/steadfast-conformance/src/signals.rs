@@ -1,12 +1,14 @@
 //! `signal`, `pending_signals` and `suspend`: unloading a process, waking it
 //! with a signal or its timer, and handing pending signals back.
 
-use steadfast_core::{Finish, PendingSignal, Status, StoreError, SuspendOutcome, Suspension};
+use steadfast_core::{
+    Finish, PendingSignal, SignalSent, Status, StoreError, SuspendOutcome, Suspension,
+};
 
 use crate::assert_err;
 use crate::fixture::{
-    DynStore, LEASE, T0, append, assert_nothing_claimable, at, claim_one, completed, get, host,
-    pid, spawn_claimed, spawn_finished, suspend, wait_consuming,
+    DynStore, LEASE, T0, append, assert_nothing_claimable, at, claim_one, completed, finish, get,
+    host, pid, spawn, spawn_claimed, spawn_finished, suspend, wait_consuming,
 };
 
 /// Signalling an unknown id fails with `NotFound` naming it.
@@ -50,6 +52,88 @@ pub async fn signal_finished_process_is_invalid_state(store: DynStore) {
             "a rejected signal is not stored: {pending:?}"
         );
     }
+}
+
+/// A signal sent by a message is stored once per process and message id:
+/// sending it again (a broker's re-delivery) stores nothing and returns the
+/// first signal's id — also once the process has finished — while the same
+/// message id may still signal another process. A bad message id is
+/// refused and stores nothing; an unknown process is `NotFound`.
+pub async fn redelivered_message_is_not_stored_twice(store: DynStore) {
+    let lease = spawn_claimed(&store, "p", &host("a"), T0).await.lease;
+    spawn(&store, "q", T0).await;
+    let send = |id: &'static str, payload: &'static str, secs: u64, message: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .signal_message(&pid(id), "paid", payload, at(secs), message)
+                .await
+        }
+    };
+    let first = match send("p", "1", 1, "m-1").await {
+        Ok(SignalSent::Stored(id)) => id,
+        other => panic!("the first signal of message m-1 must be stored, got {other:?}"),
+    };
+    assert_eq!(
+        send("p", "2", 2, "m-1").await.expect("signal_message"),
+        SignalSent::Duplicate(first),
+        "a re-delivered message is recognised by its id"
+    );
+    let pending = store.pending_signals(&pid("p")).await.expect("pending");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|s| s.payload.as_str())
+            .collect::<Vec<_>>(),
+        ["1"],
+        "one signal stored, with the first delivery's payload"
+    );
+    assert!(
+        matches!(send("q", "1", 3, "m-1").await, Ok(SignalSent::Stored(id)) if id != first),
+        "message ids are unique per process, not across processes"
+    );
+    assert!(
+        matches!(send("p", "3", 4, "m-2").await, Ok(SignalSent::Stored(_))),
+        "another message id is another signal"
+    );
+    for bad in ["", "a\u{7}b"] {
+        assert_err!(
+            store
+                .signal_message(&pid("p"), "paid", "9", at(5), bad)
+                .await,
+            StoreError::InvalidInput(_),
+            "message id {bad:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .pending_signals(&pid("p"))
+            .await
+            .expect("pending")
+            .len(),
+        2,
+        "a refused message id stores nothing"
+    );
+    assert_err!(
+        send("ghost", "1", 6, "m-1").await,
+        StoreError::NotFound(ref id) if *id == pid("ghost"),
+        "a message to an unknown process"
+    );
+    // Finished: a re-delivery is still recognised, a new message refused.
+    finish(&store, &lease, completed("1"), at(7)).await;
+    assert_eq!(
+        send("p", "1", 8, "m-1").await.expect("signal_message"),
+        SignalSent::Duplicate(first),
+        "a re-delivery to a finished process is recognised, not refused"
+    );
+    assert_err!(
+        send("p", "1", 9, "m-3").await,
+        StoreError::InvalidState {
+            status: Status::Completed,
+            ..
+        },
+        "a new message to a finished process"
+    );
 }
 
 /// A process suspended with no timer (`wake_at` None) is never due until a

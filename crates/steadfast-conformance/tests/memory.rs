@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Counts, EntryStatus, EventKind, Finish, FunctionSource, Generation, HostId,
     JournalEntry, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts, PendingSignal,
-    ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalState, SortKey, SourceLocation,
-    SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
-    Timestamp,
+    ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState, SortKey,
+    SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp, check_message_id,
 };
 
 #[derive(Default)]
@@ -24,6 +24,8 @@ struct State {
     processes: BTreeMap<ProcessId, ProcessRecord>,
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
     signals: BTreeMap<ProcessId, Vec<SignalRecord>>,
+    /// The message id each signal sent by a message came from.
+    message_ids: BTreeMap<i64, String>,
     next_signal: i64,
     events: BTreeMap<ProcessId, Vec<ProcessEvent>>,
     next_event: i64,
@@ -51,6 +53,8 @@ enum Fault {
     ContinueAsNewDropsSignals,
     /// Entries read back without their `consumed_signal`.
     LaxConsumedSignal,
+    /// `signal_message` stores a re-delivered message's signal again.
+    MessageIdsIgnored,
     /// A refused operation still leaves its history entry (not written in
     /// the operation's transaction).
     EventOfRefusedOperation,
@@ -537,6 +541,37 @@ impl Store for MemoryStore {
         Ok(s.push_signal(id, name, payload, now))
     }
 
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<SignalSent, StoreError> {
+        check_message_id(message_id)?;
+        let mut s = self.0.lock().unwrap();
+        let status = s.record(id)?.status;
+        if s.fault != Some(Fault::MessageIdsIgnored) {
+            let earlier = s
+                .signals
+                .get(id)
+                .into_iter()
+                .flatten()
+                .find(|sig| s.message_ids.get(&sig.id).map(String::as_str) == Some(message_id));
+            if let Some(earlier) = earlier {
+                return Ok(SignalSent::Duplicate(earlier.id));
+            }
+        }
+        if status.is_finished() {
+            let r = s.record(id)?;
+            return Err(invalid(r, "signal", "not finished"));
+        }
+        let signal = s.push_signal(id, name, payload, now);
+        s.message_ids.insert(signal, message_id.to_owned());
+        Ok(SignalSent::Stored(signal))
+    }
+
     async fn reject_signal(
         &self,
         lease: &Lease,
@@ -861,7 +896,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 63);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 64);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
@@ -940,6 +975,14 @@ fn lax_consumed_signal_read_back_is_caught() {
     assert_caught(
         Fault::LaxConsumedSignal,
         "journal::entries_round_trip_every_field",
+    );
+}
+
+#[test]
+fn ignoring_message_ids_is_caught() {
+    assert_caught(
+        Fault::MessageIdsIgnored,
+        "signals::redelivered_message_is_not_stored_twice",
     );
 }
 

@@ -11,6 +11,7 @@ mod clock;
 mod error;
 mod events;
 mod id;
+mod message_id;
 mod record;
 pub mod rules;
 mod store;
@@ -21,6 +22,7 @@ pub use clock::{Clock, OffsetClock, ScaledClock, SystemClock};
 pub use error::{RowError, StoreError};
 pub use events::{EventKind, ProcessEvent};
 pub use id::{HostId, InvalidId, MAX_ID_LEN, MESSAGE_TEXT_LEN, ProcessId, shorten};
+pub use message_id::{MAX_MESSAGE_ID_LEN, SignalSent, check_message_id};
 pub use record::{
     EntryKind, EntryStatus, Finish, FunctionSource, Generation, JournalEntry, PendingSignal,
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,

@@ -379,6 +379,24 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<i64, StoreError>;
 
+    /// [`Store::signal`] for a signal sent by a message whose id is
+    /// `message_id` (checked with [`crate::check_message_id`] first): when
+    /// the process already has a signal from that message id — pending,
+    /// consumed, rejected or discarded, and also once the process has
+    /// finished — nothing is stored and that signal's id is returned as
+    /// [`crate::SignalSent::Duplicate`]. A message id is unique per process
+    /// (the same id may signal other processes). Otherwise as
+    /// [`Store::signal`]: [`StoreError::NotFound`] for an unknown id,
+    /// [`StoreError::InvalidState`] for a finished process.
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<crate::SignalSent, StoreError>;
+
     /// Rejects the pending signal `signal` of the leased process: the waits
     /// for its name saw it and none could decode its payload. It is kept
     /// with `reason` and `now` as rejected and never handed to a wait again.

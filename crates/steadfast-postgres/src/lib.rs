@@ -478,6 +478,25 @@ impl Store for PostgresStore {
         self.call(op, Reply::Id).await
     }
 
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<steadfast_core::SignalSent, StoreError> {
+        steadfast_core::check_message_id(message_id)?;
+        let op = Op::SignalMessage {
+            id: id.clone(),
+            name: name.to_owned(),
+            payload: payload.to_owned(),
+            now: self.now(now),
+            message_id: message_id.to_owned(),
+        };
+        self.call(op, Reply::Sent).await
+    }
+
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
         bounded(reader::pending_signals(&self.inner.pool, id)).await
     }

@@ -8,8 +8,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
-    Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SpawnOutcome, Status, StoreError,
-    SuspendOutcome, Suspension, Timestamp,
+    Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SignalSent, SpawnOutcome, Status,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -42,6 +42,14 @@ pub(crate) enum Op {
         payload: String,
         now: Now,
     },
+    /// [`steadfast_core::Store::signal_message`].
+    SignalMessage {
+        id: ProcessId,
+        name: String,
+        payload: String,
+        now: Now,
+        message_id: String,
+    },
     Cancel(ProcessId, Now),
     Retry(ProcessId, Now),
     RejectSignal(Lease, i64, String, Timestamp),
@@ -59,6 +67,7 @@ pub(crate) enum Value {
     Suspend(SuspendOutcome),
     Count(u64),
     Id(i64),
+    Sent(SignalSent),
     Status(Status),
     Text(String),
 }
@@ -70,6 +79,7 @@ pub(crate) enum Reply {
     Suspend(Sender<SuspendOutcome>),
     Count(Sender<u64>),
     Id(Sender<i64>),
+    Sent(Sender<SignalSent>),
     Status(Sender<Status>),
     Text(Sender<String>),
 }
@@ -105,6 +115,7 @@ impl Reply {
             Reply::Suspend(tx) => answer!(tx, result, Suspend(v)),
             Reply::Count(tx) => answer!(tx, result, Count(v)),
             Reply::Id(tx) => answer!(tx, result, Id(v)),
+            Reply::Sent(tx) => answer!(tx, result, Sent(v)),
             Reply::Status(tx) => answer!(tx, result, Status(v)),
             Reply::Text(tx) => answer!(tx, result, Text(v)),
         }
@@ -301,6 +312,15 @@ pub(crate) async fn apply(
             payload,
             now,
         } => Value::Id(signal::signal(conn, channel, id, name, payload, *now).await?),
+        Op::SignalMessage {
+            id,
+            name,
+            payload,
+            now,
+            message_id,
+        } => Value::Sent(
+            signal::signal_message(conn, channel, id, name, payload, *now, message_id).await?,
+        ),
         Op::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
         Op::Retry(id, now) => {
             admin::retry(conn, channel, id, *now).await?;

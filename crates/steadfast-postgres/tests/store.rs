@@ -862,14 +862,17 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
         drop(store);
     }
     // Back to version 5, before the parent migration (6), the journal's
-    // database times (7) and the stored history and sort indexes (8).
+    // database times (7), the stored history and sort indexes (8) and the
+    // signals' message ids (9).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 8,
-        "this downgrade undoes migrations 6, 7 and 8"
+        SCHEMA_VERSION, 9,
+        "this downgrade undoes migrations 6, 7, 8 and 9"
     );
     exec(format!(
         "SET search_path TO \"{}\";
+         DROP INDEX signals_message_id;
+         ALTER TABLE signals DROP COLUMN message_id;
          DROP TABLE events;
          DROP INDEX processes_created;
          DROP INDEX processes_updated;

@@ -478,6 +478,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn signal_message(
+        &self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        message_id: &str,
+    ) -> Result<steadfast_core::SignalSent, StoreError> {
+        steadfast_core::check_message_id(message_id)?;
+        let now = self.inner.clock.now(now);
+        let (id, name, payload, message_id) = (
+            id.clone(),
+            name.to_owned(),
+            payload.to_owned(),
+            message_id.to_owned(),
+        );
+        self.call(|reply| Command::SignalMessage {
+            id,
+            name,
+            payload,
+            now,
+            message_id,
+            reply,
+        })
+        .await
+    }
+
     async fn reject_signal(
         &self,
         lease: &Lease,

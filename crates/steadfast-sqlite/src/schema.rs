@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -162,6 +162,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_process ON events (process_id, id);
     CREATE INDEX processes_created ON processes (created_at, id);
     CREATE INDEX processes_updated ON processes (updated_at, id);
+    ",
+    // Version 9: a signal sent by a message keeps the message's id, unique
+    // per process, so a re-delivered message is not stored twice.
+    "
+    ALTER TABLE signals ADD COLUMN message_id TEXT;
+    CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
+        WHERE message_id IS NOT NULL;
     ",
 ];
 

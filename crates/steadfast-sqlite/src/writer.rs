@@ -7,7 +7,8 @@ use rusqlite::Connection;
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
     Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
-    SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp, TransactionBody,
+    SignalSent, SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
+    TransactionBody,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,6 +42,15 @@ pub(crate) enum Command {
         now: Timestamp,
         reply: Reply<i64>,
     },
+    /// [`steadfast_core::Store::signal_message`].
+    SignalMessage {
+        id: ProcessId,
+        name: String,
+        payload: String,
+        now: Timestamp,
+        message_id: String,
+        reply: Reply<SignalSent>,
+    },
     Cancel(ProcessId, Timestamp, Reply<Status>),
     Retry(ProcessId, Timestamp, Reply<()>),
     /// [`steadfast_core::Store::reject_signal`].
@@ -70,6 +80,7 @@ enum Done {
     Count(Reply<u64>, Result<u64, StoreError>),
     Release(HostId, Reply<u64>, Result<u64, StoreError>),
     Id(Reply<i64>, Result<i64, StoreError>),
+    Sent(Reply<SignalSent>, Result<SignalSent, StoreError>),
     Status(Reply<Status>, Result<Status, StoreError>),
     Pragmas(Reply<(String, i64)>, Result<(String, i64), StoreError>),
     Transaction(Reply<bool>, Result<bool, StoreError>),
@@ -94,6 +105,7 @@ impl Done {
             Done::Suspend(_, r) => r.is_err(),
             Done::Count(_, r) | Done::Release(_, _, r) => r.is_err(),
             Done::Id(_, r) => r.is_err(),
+            Done::Sent(_, r) => r.is_err(),
             Done::Status(_, r) => r.is_err(),
             Done::Pragmas(_, r) => r.is_err(),
             // A body that failed is rolled back like an error.
@@ -112,6 +124,7 @@ impl Done {
             Done::Suspend(_, r) => text(r.as_ref().map(drop)),
             Done::Count(_, r) | Done::Release(_, _, r) => text(r.as_ref().map(drop)),
             Done::Id(_, r) => text(r.as_ref().map(drop)),
+            Done::Sent(_, r) => text(r.as_ref().map(drop)),
             Done::Status(_, r) => text(r.as_ref().map(drop)),
             Done::Pragmas(_, r) => text(r.as_ref().map(drop)),
             Done::Transaction(_, r) => text(r.as_ref().map(drop)),
@@ -132,6 +145,7 @@ impl Done {
                 send(tx, r, failure)
             }
             Done::Id(tx, r) => send(tx, r, failure),
+            Done::Sent(tx, r) => send(tx, r, failure),
             Done::Status(tx, r) => send(tx, r, failure),
             Done::Pragmas(tx, r) => send(tx, r, failure),
             Done::Transaction(tx, r) => send(tx, r, failure),
@@ -158,6 +172,7 @@ impl Command {
             | Command::Rewind(_, _, _, tx)
             | Command::PurgeChunk(_, tx) => Done::Count(tx, Err(StoreError::Closed)),
             Command::Signal { reply, .. } => Done::Id(reply, Err(StoreError::Closed)),
+            Command::SignalMessage { reply, .. } => Done::Sent(reply, Err(StoreError::Closed)),
             Command::Cancel(_, _, tx) => Done::Status(tx, Err(StoreError::Closed)),
             Command::Pragmas(tx) => Done::Pragmas(tx, Err(StoreError::Closed)),
             Command::Transaction(_, _, _, tx) => Done::Transaction(tx, Err(StoreError::Closed)),
@@ -321,6 +336,17 @@ impl Writer {
                 now,
                 reply,
             } => Done::Id(reply, signal::signal(conn, &id, &name, &payload, now)),
+            Command::SignalMessage {
+                id,
+                name,
+                payload,
+                now,
+                message_id,
+                reply,
+            } => Done::Sent(
+                reply,
+                signal::signal_message(conn, &id, &name, &payload, now, &message_id),
+            ),
             Command::Cancel(id, now, tx) => Done::Status(tx, admin::cancel(conn, &id, now)),
             Command::Retry(id, now, tx) => Done::Unit(tx, admin::retry(conn, &id, now)),
             Command::RejectSignal(lease, signal, reason, now, tx) => {

@@ -546,6 +546,45 @@ impl Host {
 
     /// [`Host::signal`] with the payload as JSON text.
     pub async fn signal_json(&self, id: &str, name: &str, payload: &str) -> Result<(), Error> {
+        self.send_signal(id, name, payload, None).await.map(drop)
+    }
+
+    /// [`Host::signal_json`] for a signal sent by a message (a bus
+    /// subscription): the store keeps `message_id` with the signal, and a
+    /// message with the same id sent to the same process again — a broker's
+    /// re-delivery — stores nothing and returns
+    /// [`SignalSent::Duplicate`](steadfast_core::SignalSent::Duplicate),
+    /// also once the process has finished.
+    ///
+    /// ```
+    /// # use steadfast::{Process, StepFailed, SignalSent};
+    /// # async fn waits(p: Process, _: ()) -> Result<u32, StepFailed> { Ok(p.wait("paid").await) }
+    /// # #[tokio::main] async fn main() {
+    /// # let t = steadfast::testing::TestHost::start(|b| b.register("order", waits)).await;
+    /// let host = t.host();
+    /// host.spawn("order", "order-1", &()).await.unwrap();
+    /// let first = host.signal_message_json("order-1", "paid", "42", "payments/7").await.unwrap();
+    /// let again = host.signal_message_json("order-1", "paid", "42", "payments/7").await.unwrap();
+    /// assert_eq!(again, SignalSent::Duplicate(first.id()));
+    /// # }
+    /// ```
+    pub async fn signal_message_json(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        message_id: &str,
+    ) -> Result<steadfast_core::SignalSent, Error> {
+        self.send_signal(id, name, payload, Some(message_id)).await
+    }
+
+    async fn send_signal(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &str,
+        message_id: Option<&str>,
+    ) -> Result<steadfast_core::SignalSent, Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
         if name.is_empty() {
@@ -577,7 +616,20 @@ impl Host {
         })?;
         let payload = value.to_string();
         let now = shared.clock.now();
-        let signal_id = shared.store.signal(&id, name, &payload, now).await?;
+        let sent = match message_id {
+            None => steadfast_core::SignalSent::Stored(
+                shared.store.signal(&id, name, &payload, now).await?,
+            ),
+            Some(message_id) => {
+                shared
+                    .store
+                    .signal_message(&id, name, &payload, now, message_id)
+                    .await?
+            }
+        };
+        let steadfast_core::SignalSent::Stored(signal_id) = sent else {
+            return Ok(sent);
+        };
         if let Some(ctx) = shared.loaded(&id) {
             ctx.deliver(vec![PendingSignal {
                 id: signal_id,
@@ -587,7 +639,7 @@ impl Host {
             }]);
         }
         shared.work.notify_one();
-        Ok(())
+        Ok(sent)
     }
 
     /// The stored state of process `id`.

@@ -62,8 +62,8 @@ pub mod __private {
 pub use steadfast_core::{
     Backend, Clock, Counts, EntryKind, EntryStatus, FunctionSource, JournalEntry, ListFilter,
     Listed, ParkedCount, ParkedCounts, ProcessId, ProcessRecord, RowError, ScaledClock,
-    SignalRecord, SignalState, SourceLocation, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SystemClock, Timestamp, TransactionalStore, shorten,
+    SignalRecord, SignalSent, SignalState, SourceLocation, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SystemClock, Timestamp, TransactionalStore, shorten,
 };
 #[cfg(feature = "postgres")]
 pub use steadfast_postgres::{PostgresOptions, PostgresStore, PostgresUrl, redact, sqlx};

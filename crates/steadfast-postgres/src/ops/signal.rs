@@ -4,7 +4,10 @@
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use steadfast_core::rules::{self, Action};
-use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
+use steadfast_core::{
+    Lease, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
+    check_message_id,
+};
 
 use super::{fence, lock_status, micros, notify};
 use crate::clock::{Now, db_now};
@@ -171,4 +174,41 @@ pub(crate) async fn signal(
     let (status, _, _) = lock_status(conn, id, now).await?;
     rules::check(Action::Signal, id, status)?;
     insert_signal(conn, channel, id, name, payload, now).await
+}
+
+/// [`steadfast_core::Store::signal_message`]: a signal that remembers the
+/// message it came from, so a re-delivery is not stored twice. Runs in the
+/// writer's savepoint. The process row is locked first, so two stores
+/// sending the same message to one process are serialized and the second
+/// finds the first's signal (the unique index `signals_message_id` backs
+/// it).
+pub(crate) async fn signal_message(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Now,
+    message_id: &str,
+) -> Result<SignalSent, StoreError> {
+    check_message_id(message_id)?;
+    lock_status(conn, id, now).await?;
+    let earlier: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM signals WHERE process_id = $1 AND message_id = $2")
+            .bind(id.as_str())
+            .bind(message_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    if let Some(earlier) = earlier {
+        return Ok(SignalSent::Duplicate(earlier));
+    }
+    let stored = signal(conn, channel, id, name, payload, now).await?;
+    sqlx::query("UPDATE signals SET message_id = $2 WHERE id = $1")
+        .bind(stored)
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(SignalSent::Stored(stored))
 }

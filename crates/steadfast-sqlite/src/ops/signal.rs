@@ -4,7 +4,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::rules::{self, Action};
-use steadfast_core::{Lease, ProcessId, SignalRecord, SignalState, StoreError, Timestamp};
+use steadfast_core::{
+    Lease, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
+    check_message_id,
+};
 
 use super::{fence, micros, status_of};
 use crate::reader::{exists, snapshot};
@@ -162,4 +165,34 @@ pub(crate) fn signal(
     let (status, _, _) = status_of(conn, id)?;
     rules::check(Action::Signal, id, status)?;
     insert_signal(conn, id, name, payload, now)
+}
+
+/// [`steadfast_core::Store::signal_message`]: a signal that remembers the
+/// message it came from, so a re-delivery is not stored twice. Runs on the
+/// writer thread, in the batch's savepoint: the look-up, the insert and the
+/// id are one atomic step (the unique index `signals_message_id` backs it).
+pub(crate) fn signal_message(
+    conn: &Connection,
+    id: &ProcessId,
+    name: &str,
+    payload: &str,
+    now: Timestamp,
+    message_id: &str,
+) -> Result<SignalSent, StoreError> {
+    check_message_id(message_id)?;
+    let earlier: Option<i64> = conn
+        .prepare_cached("SELECT id FROM signals WHERE process_id = ?1 AND message_id = ?2")
+        .db()?
+        .query_row(params![id.as_str(), message_id], |r| r.get(0))
+        .optional()
+        .db()?;
+    if let Some(earlier) = earlier {
+        return Ok(SignalSent::Duplicate(earlier));
+    }
+    let stored = signal(conn, id, name, payload, now)?;
+    conn.prepare_cached("UPDATE signals SET message_id = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![stored, message_id])
+        .db()?;
+    Ok(SignalSent::Stored(stored))
 }
