@@ -63,7 +63,8 @@ use kinds::Kinds;
 #[derive(Debug, Parser)]
 #[command(name = "steadfast", version, about, propagate_version = true)]
 struct Cli {
-    /// The store: a file path, `sqlite:PATH` or `sqlite://PATH`.
+    /// The store: a SQLite file path, `sqlite:PATH`, `sqlite://PATH`, or a
+    /// PostgreSQL URL `postgres://USER@HOST/DB?schema=NAME`.
     #[arg(
         long,
         global = true,
