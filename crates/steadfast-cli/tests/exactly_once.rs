@@ -11,7 +11,8 @@
 #[allow(dead_code, reason = "this test uses only part of the helper")]
 mod pg;
 
-#[path = "support/metrics.rs"]
+// The engine tests' recorder helper, shared rather than copied.
+#[path = "../../steadfast/tests/support/metrics.rs"]
 mod metrics_support;
 
 use std::collections::BTreeMap;
