@@ -266,6 +266,7 @@ async fn spawn_kind(store: &DynStore, id: &str, kind: &str, now: steadfast_core:
             input: "{}".to_owned(),
             now,
             parent: None,
+            traceparent: None,
         })
         .await
         .expect("spawn");

@@ -156,6 +156,7 @@ pub async fn concurrent_spawns_of_one_id_create_once(store: DynStore) {
                         input: "{\"x\":1}".to_owned(),
                         now: T0,
                         parent: None,
+                        traceparent: None,
                     })
                     .await
             })

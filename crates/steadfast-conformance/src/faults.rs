@@ -308,29 +308,18 @@ impl<F: Faults> Store for FaultyStore<F> {
         self.inner.release(owner, now).await
     }
 
-    async fn signal(
+    async fn send_signal(
         &self,
         id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        self.gate("signal", None)?;
-        self.inner.signal(id, name, payload, now).await
-    }
-
-    async fn signal_message(
-        &self,
-        id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-        message_id: &str,
+        signal: steadfast_core::NewSignal,
     ) -> Result<steadfast_core::SignalSent, StoreError> {
-        self.gate("signal_message", None)?;
-        self.inner
-            .signal_message(id, name, payload, now, message_id)
-            .await
+        let op = if signal.message_id.is_some() {
+            "signal_message"
+        } else {
+            "signal"
+        };
+        self.gate(op, None)?;
+        self.inner.send_signal(id, signal).await
     }
 
     async fn reject_signal(

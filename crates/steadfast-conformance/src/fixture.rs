@@ -52,6 +52,7 @@ pub fn new_process(id: &str, now: Timestamp) -> NewProcess {
         input: "{}".to_owned(),
         now,
         parent: None,
+        traceparent: None,
     }
 }
 

@@ -307,12 +307,14 @@ pub async fn consumed_signal_is_marked_consumed(store: DynStore) {
             name: "go".to_owned(),
             payload: "2".to_owned(),
             sent_at: at(2),
+            traceparent: None,
         },
         PendingSignal {
             id: other,
             name: "other".to_owned(),
             payload: "3".to_owned(),
             sent_at: at(3),
+            traceparent: None,
         },
     ];
     let pending = store.pending_signals(&id).await.expect("pending_signals");

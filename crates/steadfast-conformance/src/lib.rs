@@ -140,6 +140,7 @@ macro_rules! __with_checks {
                 signal_unknown_process_is_not_found,
                 signal_finished_process_is_invalid_state,
                 redelivered_message_is_not_stored_twice,
+                trace_context_round_trips,
                 signal_wakes_process_waiting_only_for_signals,
                 signal_wakes_suspended_process_before_its_timer,
                 signals_keep_send_order_and_payload,

@@ -27,6 +27,7 @@ async fn world(store: &DynStore) {
                 input: "{}".to_owned(),
                 now: at(secs),
                 parent: None,
+                traceparent: None,
             })
             .await
             .expect("spawn");

@@ -2,13 +2,14 @@
 //! with a signal or its timer, and handing pending signals back.
 
 use steadfast_core::{
-    Finish, PendingSignal, SignalSent, Status, StoreError, SuspendOutcome, Suspension,
+    Finish, NewProcess, NewSignal, PendingSignal, SignalSent, Status, StoreError, SuspendOutcome,
+    Suspension,
 };
 
 use crate::assert_err;
 use crate::fixture::{
     DynStore, LEASE, T0, append, assert_nothing_claimable, at, claim_one, completed, finish, get,
-    host, pid, spawn, spawn_claimed, spawn_finished, suspend, wait_consuming,
+    host, new_process, pid, spawn, spawn_claimed, spawn_finished, suspend, wait_consuming,
 };
 
 /// Signalling an unknown id fails with `NotFound` naming it.
@@ -182,6 +183,7 @@ pub async fn signal_wakes_process_waiting_only_for_signals(store: DynStore) {
             name: "approve".to_owned(),
             payload: "{\"by\":\"ünï\"}".to_owned(),
             sent_at: at(100),
+            traceparent: None,
         }],
         "the claim hands over the signal"
     );
@@ -248,6 +250,7 @@ pub async fn signals_keep_send_order_and_payload(store: DynStore) {
             name: name.to_owned(),
             payload: payload.to_owned(),
             sent_at: now,
+            traceparent: None,
         });
     }
     let pending = store
@@ -384,4 +387,95 @@ pub async fn non_matching_or_consumed_signals_do_not_prevent_suspension(store: D
         Status::Suspended,
         "suspended"
     );
+}
+
+/// The W3C trace context of the span that spawned a process or sent a
+/// signal is stored with it and read back unchanged wherever the record is:
+/// `get`, `list` and `claim` for the process (a repeated spawn from another
+/// trace keeps the first one); `pending_signals`, `claim` and `signals` for
+/// a signal, also one sent by a message. A process or signal without one
+/// reads back `None`.
+pub async fn trace_context_round_trips(store: DynStore) {
+    const SPAWNED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const SIGNALLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const BY_MESSAGE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-53995c3f42cd8ad8-00";
+    let traced = |id: &str, traceparent: &str| NewProcess {
+        traceparent: Some(traceparent.to_owned()),
+        ..new_process(id, T0)
+    };
+    store.spawn(traced("p", SPAWNED)).await.expect("spawn");
+    // Due later than "p", so the claim below takes "p".
+    spawn(&store, "plain", at(1)).await;
+    store
+        .spawn(traced("p", BY_MESSAGE))
+        .await
+        .expect("a repeated spawn from another trace is the same process");
+    assert_eq!(
+        get(&store, "p").await.traceparent.as_deref(),
+        Some(SPAWNED),
+        "get returns the traceparent of the first spawn"
+    );
+    assert_eq!(get(&store, "plain").await.traceparent, None);
+    let listed = store
+        .list(&steadfast_core::ListFilter::default())
+        .await
+        .expect("list");
+    let traces: Vec<_> = listed
+        .iter()
+        .filter_map(|l| l.record())
+        .map(|r| (r.id.as_str(), r.traceparent.as_deref()))
+        .collect();
+    assert_eq!(traces, [("p", Some(SPAWNED)), ("plain", None)], "list");
+
+    let send = |signal: NewSignal| {
+        let store = store.clone();
+        async move { store.send_signal(&pid("p"), signal).await }
+    };
+    let first = send(NewSignal {
+        traceparent: Some(SIGNALLED.to_owned()),
+        ..NewSignal::new("go", "1", at(1))
+    })
+    .await
+    .expect("signal");
+    let second = send(NewSignal {
+        message_id: Some("m-1".to_owned()),
+        traceparent: Some(BY_MESSAGE.to_owned()),
+        ..NewSignal::new("go", "2", at(2))
+    })
+    .await
+    .expect("signal by a message");
+    let third = store
+        .signal(&pid("p"), "go", "3", at(3))
+        .await
+        .expect("signal without trace context");
+    let expected = [
+        (first.id(), Some(SIGNALLED)),
+        (second.id(), Some(BY_MESSAGE)),
+        (third, None),
+    ];
+    let pending = store.pending_signals(&pid("p")).await.expect("pending");
+    let read: Vec<_> = pending
+        .iter()
+        .map(|s| (s.id, s.traceparent.as_deref()))
+        .collect();
+    assert_eq!(read, expected, "pending_signals returns each traceparent");
+    let records = store.signals(&pid("p")).await.expect("signals");
+    let read: Vec<_> = records
+        .iter()
+        .map(|s| (s.id, s.traceparent.as_deref()))
+        .collect();
+    assert_eq!(read, expected, "signals returns each traceparent");
+
+    let claimed = claim_one(&store, "p", &host("a"), at(4)).await;
+    assert_eq!(
+        claimed.record.traceparent.as_deref(),
+        Some(SPAWNED),
+        "claim returns the process's traceparent"
+    );
+    let read: Vec<_> = claimed
+        .signals
+        .iter()
+        .map(|s| (s.id, s.traceparent.as_deref()))
+        .collect();
+    assert_eq!(read, expected, "claim returns each signal's traceparent");
 }

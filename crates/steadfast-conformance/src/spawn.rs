@@ -25,6 +25,7 @@ pub async fn new_process_is_runnable(store: DynStore) {
             input: TRICKY_JSON.to_owned(),
             now: T0,
             parent: None,
+            traceparent: None,
         })
         .await
         .expect("spawn of a new id");
@@ -82,6 +83,7 @@ pub async fn spawn_is_idempotent(store: DynStore) {
         input: TRICKY_JSON.to_owned(),
         now,
         parent: None,
+        traceparent: None,
     };
     let created = store.spawn(request(T0)).await.expect("first spawn");
     assert_eq!(created, SpawnOutcome::Created, "first spawn");
@@ -144,6 +146,7 @@ pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
         input: "{\"n\":1}".to_owned(),
         now: T0,
         parent: None,
+        traceparent: None,
     };
     store.spawn(original.clone()).await.expect("first spawn");
     let before = get(&store, "p").await;

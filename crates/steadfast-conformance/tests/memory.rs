@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Counts, EntryStatus, EventKind, Finish, FunctionSource, Generation, HostId,
-    JournalEntry, Lease, ListFilter, Listed, NewProcess, ParkedCount, ParkedCounts, PendingSignal,
-    ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState, SortKey,
-    SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
+    JournalEntry, Lease, ListFilter, Listed, NewProcess, NewSignal, ParkedCount, ParkedCounts,
+    PendingSignal, ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState,
+    SortKey, SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
     SuspendOutcome, Suspension, Timestamp, check_message_id,
 };
 
@@ -64,6 +64,8 @@ enum Fault {
     ListIgnoresOrder,
     /// `count` counts every process, whatever the filter.
     CountIgnoresFilter,
+    /// Signals are stored without their trace context.
+    TraceContextDropped,
 }
 
 /// Whether `r` matches every filter of `f` but its paging fields.
@@ -151,7 +153,14 @@ impl State {
     }
 
     /// Stores a signal; a suspended process becomes due.
-    fn push_signal(&mut self, id: &ProcessId, name: &str, payload: &str, now: Timestamp) -> i64 {
+    fn push_signal(
+        &mut self,
+        id: &ProcessId,
+        name: &str,
+        payload: &str,
+        now: Timestamp,
+        traceparent: Option<String>,
+    ) -> i64 {
         if let Some(r) = self.processes.get_mut(id)
             && r.status == Status::Suspended
         {
@@ -166,6 +175,7 @@ impl State {
             state: SignalState::Pending,
             settled_at: None,
             reason: None,
+            traceparent: traceparent.filter(|_| self.fault != Some(Fault::TraceContextDropped)),
         };
         self.signals.entry(id.clone()).or_default().push(sig);
         self.next_signal
@@ -184,7 +194,7 @@ impl State {
             .get(&parent)
             .is_some_and(|p| !p.status.is_finished())
         {
-            self.push_signal(&parent, &notice.signal, &notice.payload, now);
+            self.push_signal(&parent, &notice.signal, &notice.payload, now, None);
         }
     }
 
@@ -278,6 +288,7 @@ impl Store for MemoryStore {
             generation: 0,
             version: p.version,
             parent: p.parent,
+            traceparent: p.traceparent,
         };
         s.processes.insert(p.id, r);
         Ok(SpawnOutcome::Created)
@@ -526,39 +537,32 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
-    async fn signal(
+    async fn send_signal(
         &self,
         id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let mut s = self.0.lock().unwrap();
-        let r = s.record(id)?;
-        if r.status.is_finished() {
-            return Err(invalid(r, "signal", "not finished"));
-        }
-        Ok(s.push_signal(id, name, payload, now))
-    }
-
-    async fn signal_message(
-        &self,
-        id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-        message_id: &str,
+        signal: NewSignal,
     ) -> Result<SignalSent, StoreError> {
-        check_message_id(message_id)?;
+        let NewSignal {
+            name,
+            payload,
+            now,
+            message_id,
+            traceparent,
+        } = signal;
+        if let Some(message_id) = &message_id {
+            check_message_id(message_id)?;
+        }
         let mut s = self.0.lock().unwrap();
         let status = s.record(id)?.status;
-        if s.fault != Some(Fault::MessageIdsIgnored) {
+        if let Some(message_id) = &message_id
+            && s.fault != Some(Fault::MessageIdsIgnored)
+        {
             let earlier = s
                 .signals
                 .get(id)
                 .into_iter()
                 .flatten()
-                .find(|sig| s.message_ids.get(&sig.id).map(String::as_str) == Some(message_id));
+                .find(|sig| s.message_ids.get(&sig.id) == Some(message_id));
             if let Some(earlier) = earlier {
                 return Ok(SignalSent::Duplicate(earlier.id));
             }
@@ -567,9 +571,11 @@ impl Store for MemoryStore {
             let r = s.record(id)?;
             return Err(invalid(r, "signal", "not finished"));
         }
-        let signal = s.push_signal(id, name, payload, now);
-        s.message_ids.insert(signal, message_id.to_owned());
-        Ok(SignalSent::Stored(signal))
+        let stored = s.push_signal(id, &name, &payload, now, traceparent);
+        if let Some(message_id) = message_id {
+            s.message_ids.insert(stored, message_id);
+        }
+        Ok(SignalSent::Stored(stored))
     }
 
     async fn reject_signal(
@@ -896,7 +902,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 64);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 65);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
@@ -983,6 +989,14 @@ fn ignoring_message_ids_is_caught() {
     assert_caught(
         Fault::MessageIdsIgnored,
         "signals::redelivered_message_is_not_stored_twice",
+    );
+}
+
+#[test]
+fn dropping_trace_context_is_caught() {
+    assert_caught(
+        Fault::TraceContextDropped,
+        "signals::trace_context_round_trips",
     );
 }
 

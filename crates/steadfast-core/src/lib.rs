@@ -28,9 +28,9 @@ pub use record::{
     ProcessRecord, SignalRecord, SignalState, SourceLocation, Status,
 };
 pub use store::{
-    Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, ParkedCount,
-    ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome,
-    Suspension,
+    Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, NewSignal,
+    ParkedCount, ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin,
+    SuspendOutcome, Suspension,
 };
 pub use time::Timestamp;
 pub use transaction::{TransactionBody, TransactionalStore};

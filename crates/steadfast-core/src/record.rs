@@ -126,6 +126,11 @@ pub struct ProcessRecord {
     /// to the parent.
     #[serde(default)]
     pub parent: Option<ProcessId>,
+    /// The W3C trace context (`traceparent`) of the span that spawned the
+    /// process, when the spawning program traces with OpenTelemetry: every
+    /// run of the process, on any host, continues that trace.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// What a journal entry records.
@@ -257,6 +262,11 @@ pub struct PendingSignal {
     pub payload: String,
     /// When it was sent.
     pub sent_at: Timestamp,
+    /// The W3C trace context (`traceparent`) of the span that sent it, when
+    /// the sender traces with OpenTelemetry; the wait that takes it links
+    /// to that span.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// What became of a signal.
@@ -345,6 +355,10 @@ pub struct SignalRecord {
     pub settled_at: Option<Timestamp>,
     /// Why it was rejected (which waits saw it, what the decoder said).
     pub reason: Option<String>,
+    /// The W3C trace context (`traceparent`) of the span that sent it, if
+    /// any.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 impl SignalRecord {
@@ -355,6 +369,7 @@ impl SignalRecord {
             name: self.name.clone(),
             payload: self.payload.clone(),
             sent_at: self.sent_at,
+            traceparent: self.traceparent.clone(),
         }
     }
 }

@@ -23,6 +23,48 @@ pub struct NewProcess {
     /// The parent process, for a child spawned by `Process::child`: stored
     /// as [`ProcessRecord::parent`]; `None` otherwise.
     pub parent: Option<ProcessId>,
+    /// The W3C `traceparent` of the span that spawned it, stored as
+    /// [`ProcessRecord::traceparent`]; not compared by the idempotent spawn
+    /// (a repeated spawn from another trace is still the same process).
+    pub traceparent: Option<String>,
+}
+
+/// A signal to store with [`Store::send_signal`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSignal {
+    /// The signal name.
+    pub name: String,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// The time it is sent.
+    pub now: Timestamp,
+    /// The id of the message that sent it, for a signal sent by a message
+    /// (see [`Store::signal_message`]); `None` otherwise.
+    pub message_id: Option<String>,
+    /// The W3C `traceparent` of the span that sent it, stored as
+    /// [`crate::PendingSignal::traceparent`].
+    pub traceparent: Option<String>,
+}
+
+impl NewSignal {
+    /// A signal with no message id and no trace context.
+    ///
+    /// ```
+    /// use steadfast_core::{NewSignal, Timestamp};
+    ///
+    /// let signal = NewSignal::new("paid", "42", Timestamp::from_micros(0));
+    /// assert_eq!(signal.message_id, None);
+    /// assert_eq!(signal.traceparent, None);
+    /// ```
+    pub fn new(name: &str, payload: &str, now: Timestamp) -> Self {
+        NewSignal {
+            name: name.to_owned(),
+            payload: payload.to_owned(),
+            now,
+            message_id: None,
+            traceparent: None,
+        }
+    }
 }
 
 /// What [`Store::spawn`] did.
@@ -368,26 +410,41 @@ pub trait Store: Send + Sync + 'static {
     /// processes become runnable at `now` for any host.
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError>;
 
-    /// Stores a signal for a process and returns its id. A suspended process
-    /// becomes runnable at once. Fails with [`StoreError::NotFound`] for an
-    /// unknown id and [`StoreError::InvalidState`] for a finished process.
+    /// Stores a signal for a process (with its `traceparent`, kept as
+    /// [`crate::PendingSignal::traceparent`] and
+    /// [`crate::SignalRecord::traceparent`]). A suspended process becomes
+    /// runnable at once. Fails with [`StoreError::NotFound`] for an unknown
+    /// id and [`StoreError::InvalidState`] for a finished process.
+    ///
+    /// With a `message_id` (checked with [`crate::check_message_id`] first):
+    /// when the process already has a signal from that message id —
+    /// pending, consumed, rejected or discarded, and also once the process
+    /// has finished — nothing is stored and that signal's id is returned as
+    /// [`crate::SignalSent::Duplicate`]. A message id is unique per process
+    /// (the same id may signal other processes).
+    async fn send_signal(
+        &self,
+        id: &ProcessId,
+        signal: NewSignal,
+    ) -> Result<crate::SignalSent, StoreError>;
+
+    /// [`Store::send_signal`] without a message id or trace context;
+    /// returns the new signal's id.
     async fn signal(
         &self,
         id: &ProcessId,
         name: &str,
         payload: &str,
         now: Timestamp,
-    ) -> Result<i64, StoreError>;
+    ) -> Result<i64, StoreError> {
+        self.send_signal(id, NewSignal::new(name, payload, now))
+            .await
+            .map(crate::SignalSent::id)
+    }
 
-    /// [`Store::signal`] for a signal sent by a message whose id is
-    /// `message_id` (checked with [`crate::check_message_id`] first): when
-    /// the process already has a signal from that message id — pending,
-    /// consumed, rejected or discarded, and also once the process has
-    /// finished — nothing is stored and that signal's id is returned as
-    /// [`crate::SignalSent::Duplicate`]. A message id is unique per process
-    /// (the same id may signal other processes). Otherwise as
-    /// [`Store::signal`]: [`StoreError::NotFound`] for an unknown id,
-    /// [`StoreError::InvalidState`] for a finished process.
+    /// [`Store::send_signal`] for a signal sent by a message whose id is
+    /// `message_id`, without trace context: a message id already stored for
+    /// the process gives [`crate::SignalSent::Duplicate`].
     async fn signal_message(
         &self,
         id: &ProcessId,
@@ -395,7 +452,13 @@ pub trait Store: Send + Sync + 'static {
         payload: &str,
         now: Timestamp,
         message_id: &str,
-    ) -> Result<crate::SignalSent, StoreError>;
+    ) -> Result<crate::SignalSent, StoreError> {
+        let signal = NewSignal {
+            message_id: Some(message_id.to_owned()),
+            ..NewSignal::new(name, payload, now)
+        };
+        self.send_signal(id, signal).await
+    }
 
     /// Rejects the pending signal `signal` of the leased process: the waits
     /// for its name saw it and none could decode its payload. It is kept

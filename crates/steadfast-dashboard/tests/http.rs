@@ -1402,6 +1402,7 @@ async fn the_timeline_lists_claims_with_host_and_epoch_rewinds_and_cancels() {
             input: "{}".into(),
             now: t0,
             parent: None,
+            traceparent: None,
         })
         .await
         .unwrap();

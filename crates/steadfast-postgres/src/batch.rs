@@ -248,6 +248,7 @@ mod tests {
             input: input.to_owned(),
             now,
             parent: parent.map(|p| ProcessId::new(p).unwrap()),
+            traceparent: None,
         }
     }
 
@@ -350,6 +351,7 @@ mod tests {
                 name: "ping".to_owned(),
                 payload: "1".to_owned(),
                 now: at,
+                traceparent: None,
             },
             Op::Spawn(new_process("stored", "1", None, now), at),
             Op::Finish(kid.clone(), completed("7"), at),

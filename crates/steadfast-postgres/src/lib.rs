@@ -462,39 +462,44 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    async fn signal(
+    async fn send_signal(
         &self,
         id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let op = Op::Signal {
-            id: id.clone(),
-            name: name.to_owned(),
-            payload: payload.to_owned(),
-            now: self.now(now),
-        };
-        self.call(op, Reply::Id).await
-    }
-
-    async fn signal_message(
-        &self,
-        id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-        message_id: &str,
+        signal: steadfast_core::NewSignal,
     ) -> Result<steadfast_core::SignalSent, StoreError> {
-        steadfast_core::check_message_id(message_id)?;
-        let op = Op::SignalMessage {
-            id: id.clone(),
-            name: name.to_owned(),
-            payload: payload.to_owned(),
-            now: self.now(now),
-            message_id: message_id.to_owned(),
-        };
-        self.call(op, Reply::Sent).await
+        let steadfast_core::NewSignal {
+            name,
+            payload,
+            now,
+            message_id,
+            traceparent,
+        } = signal;
+        match message_id {
+            None => {
+                let op = Op::Signal {
+                    id: id.clone(),
+                    name,
+                    payload,
+                    now: self.now(now),
+                    traceparent,
+                };
+                self.call(op, Reply::Id)
+                    .await
+                    .map(steadfast_core::SignalSent::Stored)
+            }
+            Some(message_id) => {
+                steadfast_core::check_message_id(&message_id)?;
+                let op = Op::SignalMessage {
+                    id: id.clone(),
+                    name,
+                    payload,
+                    now: self.now(now),
+                    message_id,
+                    traceparent,
+                };
+                self.call(op, Reply::Sent).await
+            }
+        }
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {

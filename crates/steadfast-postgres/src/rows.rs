@@ -14,7 +14,7 @@ macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
          epoch, cancel_requested, output, error, blocked_step, parked_files, parked_lines, \
-         generation, version, parent"
+         generation, version, parent, traceparent"
     };
 }
 pub(crate) use process_columns;
@@ -31,7 +31,7 @@ pub(crate) use journal_columns;
 /// The columns of `signals`, in the order [`signal_from_row`] reads them.
 macro_rules! signal_columns {
     () => {
-        "process_id, id, name, payload, sent_at"
+        "process_id, id, name, payload, sent_at, traceparent"
     };
 }
 pub(crate) use signal_columns;
@@ -170,6 +170,7 @@ pub(crate) fn process_from_row(row: &PgRow) -> Result<ProcessRecord, StoreError>
         parent: col::<Option<String>>(row, 18, T, key)?
             .map(|p| ProcessId::new(p).map_err(|e| corrupt(T, key, "parent", &e.to_string())))
             .transpose()?,
+        traceparent: col(row, 19, T, key)?,
         id: parse_id(raw_id, T)?,
     })
 }
@@ -247,6 +248,7 @@ pub(crate) fn signal_from_row(row: &PgRow) -> Result<(String, PendingSignal), St
         name: col(row, 2, T, &key)?,
         payload: col(row, 3, T, &key)?,
         sent_at: ts(col(row, 4, T, &key)?),
+        traceparent: col(row, 5, T, &key)?,
     };
     Ok((process, signal))
 }
@@ -281,7 +283,7 @@ pub(crate) fn split_locations(locations: &[SourceLocation]) -> (Vec<String>, Vec
 /// The columns of `signals` as tools see them, in the order
 /// [`signal_record_from_row`] reads them.
 pub(crate) const SIGNAL_RECORD_COLUMNS: &str =
-    "id, name, payload, sent_at, consumed_at, disposition, reason";
+    "id, name, payload, sent_at, consumed_at, disposition, reason, traceparent";
 
 /// Reads a `signals` row selected with [`SIGNAL_RECORD_COLUMNS`].
 pub(crate) fn signal_record_from_row(row: &PgRow) -> Result<SignalRecord, StoreError> {
@@ -300,6 +302,7 @@ pub(crate) fn signal_record_from_row(row: &PgRow) -> Result<SignalRecord, StoreE
         state,
         settled_at: settled_at.map(ts),
         reason: col(row, 6, T, &key)?,
+        traceparent: col(row, 7, T, &key)?,
     })
 }
 

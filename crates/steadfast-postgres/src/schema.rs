@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -159,6 +159,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signals ADD COLUMN message_id TEXT;
     CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
         WHERE message_id IS NOT NULL;
+    "#,
+    // Version 10: the W3C trace context (`traceparent`) of the span that
+    // spawned a process or sent a signal, so its runs continue that trace
+    // on any host. Rows stored before have none.
+    r#"
+    ALTER TABLE processes ADD COLUMN traceparent TEXT;
+    ALTER TABLE signals ADD COLUMN traceparent TEXT;
     "#,
 ];
 

@@ -41,6 +41,7 @@ pub(crate) enum Op {
         name: String,
         payload: String,
         now: Now,
+        traceparent: Option<String>,
     },
     /// [`steadfast_core::Store::signal_message`].
     SignalMessage {
@@ -49,6 +50,7 @@ pub(crate) enum Op {
         payload: String,
         now: Now,
         message_id: String,
+        traceparent: Option<String>,
     },
     Cancel(ProcessId, Now),
     Retry(ProcessId, Now),
@@ -311,15 +313,38 @@ pub(crate) async fn apply(
             name,
             payload,
             now,
-        } => Value::Id(signal::signal(conn, channel, id, name, payload, *now).await?),
+            traceparent,
+        } => Value::Id(
+            signal::signal(
+                conn,
+                channel,
+                id,
+                name,
+                payload,
+                *now,
+                traceparent.as_deref(),
+            )
+            .await?,
+        ),
         Op::SignalMessage {
             id,
             name,
             payload,
             now,
             message_id,
+            traceparent,
         } => Value::Sent(
-            signal::signal_message(conn, channel, id, name, payload, *now, message_id).await?,
+            signal::signal_message(
+                conn,
+                channel,
+                id,
+                name,
+                payload,
+                *now,
+                message_id,
+                traceparent.as_deref(),
+            )
+            .await?,
         ),
         Op::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
         Op::Retry(id, now) => {

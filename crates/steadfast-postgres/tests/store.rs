@@ -40,6 +40,7 @@ fn new_process(id: &str, now: Timestamp) -> NewProcess {
         input: "{\"n\": 1}".to_owned(),
         now,
         parent: None,
+        traceparent: None,
     }
 }
 
@@ -862,15 +863,17 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
         drop(store);
     }
     // Back to version 5, before the parent migration (6), the journal's
-    // database times (7), the stored history and sort indexes (8) and the
-    // signals' message ids (9).
+    // database times (7), the stored history and sort indexes (8), the
+    // signals' message ids (9) and the trace contexts (10).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 9,
-        "this downgrade undoes migrations 6, 7, 8 and 9"
+        SCHEMA_VERSION, 10,
+        "this downgrade undoes migrations 6, 7, 8, 9 and 10"
     );
     exec(format!(
         "SET search_path TO \"{}\";
+         ALTER TABLE processes DROP COLUMN traceparent;
+         ALTER TABLE signals DROP COLUMN traceparent;
          DROP INDEX signals_message_id;
          ALTER TABLE signals DROP COLUMN message_id;
          DROP TABLE events;

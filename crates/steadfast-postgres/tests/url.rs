@@ -32,6 +32,7 @@ async fn connect_writes_into_the_schema_the_url_names() {
             input: "{}".to_owned(),
             now: Timestamp::now_system(),
             parent: None,
+            traceparent: None,
         })
         .await
         .expect("spawn");

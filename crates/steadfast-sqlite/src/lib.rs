@@ -459,50 +459,46 @@ impl Store for SqliteStore {
         self.call(|tx| Command::Release(owner, now, tx)).await
     }
 
-    async fn signal(
+    async fn send_signal(
         &self,
         id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let now = self.inner.clock.now(now);
-        let (id, name, payload) = (id.clone(), name.to_owned(), payload.to_owned());
-        self.call(|reply| Command::Signal {
-            id,
-            name,
-            payload,
-            now,
-            reply,
-        })
-        .await
-    }
-
-    async fn signal_message(
-        &self,
-        id: &ProcessId,
-        name: &str,
-        payload: &str,
-        now: Timestamp,
-        message_id: &str,
+        signal: steadfast_core::NewSignal,
     ) -> Result<steadfast_core::SignalSent, StoreError> {
-        steadfast_core::check_message_id(message_id)?;
-        let now = self.inner.clock.now(now);
-        let (id, name, payload, message_id) = (
-            id.clone(),
-            name.to_owned(),
-            payload.to_owned(),
-            message_id.to_owned(),
-        );
-        self.call(|reply| Command::SignalMessage {
-            id,
+        let now = self.inner.clock.now(signal.now);
+        let id = id.clone();
+        let steadfast_core::NewSignal {
             name,
             payload,
-            now,
             message_id,
-            reply,
-        })
-        .await
+            traceparent,
+            ..
+        } = signal;
+        match message_id {
+            None => self
+                .call(|reply| Command::Signal {
+                    id,
+                    name,
+                    payload,
+                    now,
+                    traceparent,
+                    reply,
+                })
+                .await
+                .map(steadfast_core::SignalSent::Stored),
+            Some(message_id) => {
+                steadfast_core::check_message_id(&message_id)?;
+                self.call(|reply| Command::SignalMessage {
+                    id,
+                    name,
+                    payload,
+                    now,
+                    message_id,
+                    traceparent,
+                    reply,
+                })
+                .await
+            }
+        }
     }
 
     async fn reject_signal(

@@ -14,7 +14,7 @@ macro_rules! process_columns {
     () => {
         "id, kind, input, status, created_at, updated_at, wake_at, waiting_for, owner, \
          epoch, cancel_requested, output, error, blocked_step, parked_at, generation, version, \
-         parent"
+         parent, traceparent"
     };
 }
 pub(crate) use process_columns;
@@ -31,7 +31,7 @@ pub(crate) use journal_columns;
 /// The columns of `signals`, in the order [`signal_from_row`] reads them.
 macro_rules! signal_columns {
     () => {
-        "id, name, payload, sent_at"
+        "id, name, payload, sent_at, traceparent"
     };
 }
 
@@ -163,6 +163,7 @@ pub(crate) fn process_from_row(row: &Row<'_>) -> Result<ProcessRecord, StoreErro
         parent: col::<Option<String>>(row, 17, T, key)?
             .map(|p| ProcessId::new(p).map_err(|e| corrupt(T, key, "parent", &e.to_string())))
             .transpose()?,
+        traceparent: col(row, 18, T, key)?,
         id: parse_id(raw_id, T)?,
     };
     Ok(record)
@@ -221,13 +222,14 @@ pub(crate) fn signal_from_row(row: &Row<'_>, process: &str) -> Result<PendingSig
         name: col(row, 1, T, &key)?,
         payload: col(row, 2, T, &key)?,
         sent_at: ts(col(row, 3, T, &key)?),
+        traceparent: col(row, 4, T, &key)?,
     })
 }
 
 /// The columns of `signals` as tools see them, in the order
 /// [`signal_record_from_row`] reads them.
 pub(crate) const SIGNAL_RECORD_COLUMNS: &str =
-    "id, name, payload, sent_at, consumed_at, disposition, reason";
+    "id, name, payload, sent_at, consumed_at, disposition, reason, traceparent";
 
 /// Reads a `signals` row selected with [`SIGNAL_RECORD_COLUMNS`].
 pub(crate) fn signal_record_from_row(row: &Row<'_>) -> Result<SignalRecord, StoreError> {
@@ -246,6 +248,7 @@ pub(crate) fn signal_record_from_row(row: &Row<'_>) -> Result<SignalRecord, Stor
         state,
         settled_at: settled_at.map(ts),
         reason: col(row, 6, T, &key)?,
+        traceparent: col(row, 7, T, &key)?,
     })
 }
 

@@ -19,6 +19,7 @@ fn process(id: &str, clock: &OffsetClock) -> NewProcess {
         input: "{}".to_owned(),
         now: clock.now(),
         parent: None,
+        traceparent: None,
     }
 }
 

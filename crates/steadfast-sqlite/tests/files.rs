@@ -23,6 +23,7 @@ fn new_process(id: &str) -> NewProcess {
         input: "{}".to_owned(),
         now: Timestamp::now_system(),
         parent: None,
+        traceparent: None,
     }
 }
 

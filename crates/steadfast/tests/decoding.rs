@@ -163,6 +163,7 @@ proptest! {
                 input: "null".to_owned(),
                 now: FUTURE,
                 parent: None,
+                traceparent: None,
             }).await.expect("spawn");
             let mut stored = 0;
             for payload in &payloads {
@@ -203,6 +204,7 @@ proptest! {
                     input: r#"{"age":4,"email":"a@example.com"}"#.to_owned(),
                     now: FUTURE,
                     parent: None,
+                    traceparent: None,
                 }).await.expect("spawn");
                 let claimed = f.store
                     .claim(&other, FUTURE, Duration::from_secs(3600), 1)

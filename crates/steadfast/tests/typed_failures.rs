@@ -154,6 +154,7 @@ async fn an_old_format_failure_row_still_decodes() {
             input: "500".to_owned(),
             now: future,
             parent: None,
+            traceparent: None,
         })
         .await
         .expect("spawn");

@@ -250,6 +250,7 @@ mod tests {
             generation: 0,
             parked_at: Vec::new(),
             parent: None,
+            traceparent: None,
         };
         let entry = JournalEntry {
             seq: 1,

@@ -526,6 +526,7 @@ mod tests {
             generation: 0,
             parked_at: Vec::new(),
             parent: None,
+            traceparent: None,
         }
     }
 

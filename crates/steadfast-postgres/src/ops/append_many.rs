@@ -223,6 +223,7 @@ mod tests {
             input: "null".to_owned(),
             now,
             parent: None,
+            traceparent: None,
         }
     }
 

@@ -547,6 +547,15 @@ async fn notify_parent_of(
     if status.parse::<Status>().is_ok_and(Status::is_finished) {
         return Ok(());
     }
-    insert_signal(conn, channel, &parent, &notice.signal, &notice.payload, now).await?;
+    insert_signal(
+        conn,
+        channel,
+        &parent,
+        &notice.signal,
+        &notice.payload,
+        now,
+        None,
+    )
+    .await?;
     Ok(())
 }

@@ -130,15 +130,18 @@ pub(crate) async fn insert_signal(
     name: &str,
     payload: &str,
     now: Now,
+    traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let signal_id: i64 = sqlx::query_scalar(
-        "INSERT INTO signals (process_id, name, payload, sent_at) VALUES ($1, $2, $3, $4)
+        "INSERT INTO signals (process_id, name, payload, sent_at, traceparent)
+         VALUES ($1, $2, $3, $4, $5)
          RETURNING id",
     )
     .bind(id.as_str())
     .bind(name)
     .bind(payload)
     .bind(micros(now.host()))
+    .bind(traceparent)
     .fetch_one(&mut *conn)
     .await
     .db()?;
@@ -170,10 +173,11 @@ pub(crate) async fn signal(
     name: &str,
     payload: &str,
     now: Now,
+    traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = lock_status(conn, id, now).await?;
     rules::check(Action::Signal, id, status)?;
-    insert_signal(conn, channel, id, name, payload, now).await
+    insert_signal(conn, channel, id, name, payload, now, traceparent).await
 }
 
 /// [`steadfast_core::Store::signal_message`]: a signal that remembers the
@@ -190,6 +194,7 @@ pub(crate) async fn signal_message(
     payload: &str,
     now: Now,
     message_id: &str,
+    traceparent: Option<&str>,
 ) -> Result<SignalSent, StoreError> {
     check_message_id(message_id)?;
     lock_status(conn, id, now).await?;
@@ -203,7 +208,7 @@ pub(crate) async fn signal_message(
     if let Some(earlier) = earlier {
         return Ok(SignalSent::Duplicate(earlier));
     }
-    let stored = signal(conn, channel, id, name, payload, now).await?;
+    let stored = signal(conn, channel, id, name, payload, now, traceparent).await?;
     sqlx::query("UPDATE signals SET message_id = $2 WHERE id = $1")
         .bind(stored)
         .bind(message_id)

@@ -23,10 +23,10 @@ pub(crate) async fn spawn(
     let inserted: i64 = sqlx::query_scalar(concat!(
         "WITH ins AS (
              INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-                 waiting_for, epoch, cancel_requested, version, parent)
+                 waiting_for, epoch, cancel_requested, version, parent, traceparent)
              VALUES ($1, $2, $3, 'running', $4, $4, COALESCE($8::bigint, ",
         db_now!(),
-        "), '{}', 0, false, $5, $7)
+        "), '{}', 0, false, $5, $7, $9)
              ON CONFLICT (id) DO NOTHING
              RETURNING 1
          ), told AS (
@@ -42,6 +42,7 @@ pub(crate) async fn spawn(
     .bind(channel)
     .bind(p.parent.as_ref().map(ProcessId::as_str))
     .bind(now.bind())
+    .bind(p.traceparent.as_deref())
     .fetch_one(&mut *conn)
     .await
     .db()?;
@@ -68,6 +69,7 @@ pub(crate) async fn spawn_many(
     let mut versions = Vec::with_capacity(n);
     let mut parents = Vec::with_capacity(n);
     let mut wakes = Vec::with_capacity(n);
+    let mut traces = Vec::with_capacity(n);
     for (p, now) in spawns {
         ids.push(p.id.as_str());
         kinds.push(p.kind.as_str());
@@ -76,18 +78,20 @@ pub(crate) async fn spawn_many(
         versions.push(i64::from(p.version));
         parents.push(p.parent.as_ref().map(ProcessId::as_str));
         wakes.push(now.bind());
+        traces.push(p.traceparent.as_deref());
     }
     let rows = sqlx::query(concat!(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],
-                 $5::bigint[], $6::text[], $7::bigint[])
-             WITH ORDINALITY AS t(id, kind, input, created_at, version, parent, wake_at, ord)
+                 $5::bigint[], $6::text[], $7::bigint[], $8::text[])
+             WITH ORDINALITY AS t(id, kind, input, created_at, version, parent, wake_at,
+                 traceparent, ord)
          ), ins AS (
              INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-                 waiting_for, epoch, cancel_requested, version, parent)
+                 waiting_for, epoch, cancel_requested, version, parent, traceparent)
              SELECT id, kind, input, 'running', created_at, created_at, COALESCE(wake_at, ",
         db_now!(),
-        "), '{}', 0, false, version, parent
+        "), '{}', 0, false, version, parent, traceparent
              FROM input ORDER BY ord
              ON CONFLICT (id) DO NOTHING
              RETURNING id
@@ -102,6 +106,7 @@ pub(crate) async fn spawn_many(
     .bind(&versions)
     .bind(&parents)
     .bind(&wakes)
+    .bind(&traces)
     .fetch_all(&mut *conn)
     .await
     .db()?;

@@ -236,6 +236,6 @@ pub(crate) fn notify_parent(
         Some(Some(status)) if status.is_finished() => return Ok(()),
         Some(_) => {}
     }
-    insert_signal(conn, &parent, &notice.signal, &notice.payload, now)?;
+    insert_signal(conn, &parent, &notice.signal, &notice.payload, now, None)?;
     Ok(())
 }

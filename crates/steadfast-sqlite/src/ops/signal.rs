@@ -133,16 +133,19 @@ pub(crate) fn insert_signal(
     name: &str,
     payload: &str,
     now: Timestamp,
+    traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let signal_id: i64 = conn
         .prepare_cached(
-            "INSERT INTO signals (process_id, name, payload, sent_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO signals (process_id, name, payload, sent_at, traceparent)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              RETURNING id",
         )
         .db()?
-        .query_row(params![id.as_str(), name, payload, micros(now)], |r| {
-            r.get(0)
-        })
+        .query_row(
+            params![id.as_str(), name, payload, micros(now), traceparent],
+            |r| r.get(0),
+        )
         .db()?;
     conn.prepare_cached(
         "UPDATE processes SET wake_at = ?2, updated_at = ?2
@@ -161,10 +164,11 @@ pub(crate) fn signal(
     name: &str,
     payload: &str,
     now: Timestamp,
+    traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = status_of(conn, id)?;
     rules::check(Action::Signal, id, status)?;
-    insert_signal(conn, id, name, payload, now)
+    insert_signal(conn, id, name, payload, now, traceparent)
 }
 
 /// [`steadfast_core::Store::signal_message`]: a signal that remembers the
@@ -178,6 +182,7 @@ pub(crate) fn signal_message(
     payload: &str,
     now: Timestamp,
     message_id: &str,
+    traceparent: Option<&str>,
 ) -> Result<SignalSent, StoreError> {
     check_message_id(message_id)?;
     let earlier: Option<i64> = conn
@@ -189,7 +194,7 @@ pub(crate) fn signal_message(
     if let Some(earlier) = earlier {
         return Ok(SignalSent::Duplicate(earlier));
     }
-    let stored = signal(conn, id, name, payload, now)?;
+    let stored = signal(conn, id, name, payload, now, traceparent)?;
     conn.prepare_cached("UPDATE signals SET message_id = ?2 WHERE id = ?1")
         .db()?
         .execute(params![stored, message_id])

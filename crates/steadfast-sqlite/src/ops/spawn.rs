@@ -26,8 +26,8 @@ pub(crate) fn spawn(conn: &Connection, p: &NewProcess) -> Result<SpawnOutcome, S
     }
     conn.prepare_cached(
         "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
-             waiting_for, epoch, cancel_requested, version, parent)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0, ?5, ?6)",
+             waiting_for, epoch, cancel_requested, version, parent, traceparent)
+         VALUES (?1, ?2, ?3, 'running', ?4, ?4, ?4, '[]', 0, 0, ?5, ?6, ?7)",
     )
     .db()?
     .execute(params![
@@ -37,6 +37,7 @@ pub(crate) fn spawn(conn: &Connection, p: &NewProcess) -> Result<SpawnOutcome, S
         micros(p.now),
         p.version,
         p.parent.as_ref().map(ProcessId::as_str),
+        p.traceparent,
     ])
     .db()?;
     Ok(SpawnOutcome::Created)
