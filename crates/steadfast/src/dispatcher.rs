@@ -52,12 +52,8 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                         };
                         shared.leases.hold(&process.lease, expires);
                         let shared = Arc::clone(&shared);
-                        let span = tracing::info_span!(
-                            "process",
-                            id = %process.record.id,
-                            kind = %process.record.kind,
-                            epoch = process.lease.epoch
-                        );
+                        // A child of the span that spawned the process.
+                        let span = crate::trace::run_span(&process.record, process.lease.epoch);
                         tokio::spawn(
                             async move {
                                 run::run(Arc::clone(&shared), process).await;

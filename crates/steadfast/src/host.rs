@@ -512,6 +512,7 @@ impl Host {
                 input,
                 now: shared.clock.now(),
                 parent: None,
+                traceparent: crate::trace::current(),
             })
             .await?;
         Ok(match outcome {
@@ -616,17 +617,20 @@ impl Host {
         })?;
         let payload = value.to_string();
         let now = shared.clock.now();
-        let sent = match message_id {
-            None => steadfast_core::SignalSent::Stored(
-                shared.store.signal(&id, name, &payload, now).await?,
-            ),
-            Some(message_id) => {
-                shared
-                    .store
-                    .signal_message(&id, name, &payload, now, message_id)
-                    .await?
-            }
-        };
+        let traceparent = crate::trace::current();
+        let sent = shared
+            .store
+            .send_signal(
+                &id,
+                steadfast_core::NewSignal {
+                    name: name.to_owned(),
+                    payload: payload.clone(),
+                    now,
+                    message_id: message_id.map(str::to_owned),
+                    traceparent: traceparent.clone(),
+                },
+            )
+            .await?;
         let steadfast_core::SignalSent::Stored(signal_id) = sent else {
             return Ok(sent);
         };
@@ -636,6 +640,7 @@ impl Host {
                 name: name.to_owned(),
                 payload,
                 sent_at: now,
+                traceparent,
             }]);
         }
         shared.work.notify_one();
@@ -815,6 +820,7 @@ impl Host {
                 name: name.to_owned(),
                 payload: payload.to_owned(),
                 sent_at: now,
+                traceparent: None,
             }]);
         }
         shared.work.notify_one();

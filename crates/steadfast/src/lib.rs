@@ -15,6 +15,8 @@ mod metrics;
 mod offset;
 mod open;
 mod ops;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod persist;
 mod process;
 mod provided;
@@ -27,6 +29,7 @@ mod sources;
 mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 mod typed;
 
 pub use check::CheckReport;

@@ -439,6 +439,8 @@ impl<S: ProcessStore> Process<S> {
                         input,
                         now: clock.now(),
                         parent,
+                        // Inside the step's span: the child's runs are its children.
+                        traceparent: crate::trace::current(),
                     };
                     match store.spawn(new).await {
                         Ok(_) => Ok(()),

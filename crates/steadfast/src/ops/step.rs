@@ -161,9 +161,11 @@ where
         attempts += 1;
         let attempt = async { run().await.map_err(Into::into) }.instrument(tracing::debug_span!(
             "step",
-            process = %ctx.id,
-            step = %name,
-            attempt = attempts
+            steadfast.process.id = %ctx.id,
+            steadfast.process.kind = %ctx.kind,
+            steadfast.step.name = %name,
+            // OpenTelemetry attributes are i64 (a u64 would be exported as text).
+            steadfast.step.attempt = i64::from(attempts)
         ));
         let outcome = match timeout {
             None => attempt.await,

@@ -75,7 +75,10 @@ pub(crate) async fn wait<T: DeserializeOwned>(
                 ctx.reject(&name, &bad, &reason).await;
                 drop(token);
             }
-            Some(Taken::Signal(signal_row, token)) => break Some((signal_row, token)),
+            Some(Taken::Signal(signal_row, token)) => {
+                crate::trace::signal_received(ctx.id.as_str(), &ctx.kind, &name, &signal_row);
+                break Some((signal_row, token));
+            }
             None => break None,
         }
     };
