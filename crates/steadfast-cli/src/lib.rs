@@ -392,6 +392,13 @@ pub(crate) struct WorkerArgs {
     /// The HTTP API on this worker's host.
     #[command(flatten)]
     pub api: commands::serve::ApiArgs,
+    /// Export this worker's spans (each run of a process, each step
+    /// attempt, each signal taken) to the OpenTelemetry collector at this
+    /// base URL over OTLP/HTTP (`/v1/traces` is appended); the service name
+    /// is `OTEL_SERVICE_NAME` (default `steadfast`).
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp: Option<String>,
 }
 
 /// Arguments of `steadfast demo`.
@@ -465,12 +472,27 @@ fn main_with(kinds: Kinds) -> ExitCode {
     } else {
         "warn"
     };
-    if matches!(cli.command, Command::Bench(_)) {
+    #[cfg(feature = "otel")]
+    let otlp = match &cli.command {
+        Command::Worker(args) => args.otlp.clone(),
+        _ => None,
+    };
+    #[cfg(not(feature = "otel"))]
+    let otlp: Option<String> = None;
+    // Kept until the command ends: dropping it exports the last spans.
+    let _otel = if matches!(cli.command, Command::Bench(_)) {
         // The bench's logging also counts the statements sent to PostgreSQL.
         steadfast_bench::init_logging();
+        None
     } else {
-        init_logging(default_log);
-    }
+        match init_logging(default_log, otlp.as_deref()) {
+            Ok(guard) => guard,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     let kinds = if cli.examples {
         Kinds::examples()
     } else {
@@ -513,16 +535,44 @@ fn broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `default`).
-fn init_logging(default: &str) {
+/// What keeps the span exporter running (nothing without the `otel`
+/// feature).
+#[cfg(feature = "otel")]
+type OtelGuard = steadfast::otel::OtelGuard;
+#[cfg(not(feature = "otel"))]
+type OtelGuard = std::convert::Infallible;
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `default`); with an
+/// OTLP endpoint (feature `otel`), spans are exported there too.
+fn init_logging(default: &str, otlp: Option<&str>) -> anyhow::Result<Option<OtelGuard>> {
+    #[cfg(feature = "otel")]
+    use anyhow::Context as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Fails only when a subscriber is already set, which is harmless.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_filter(filter);
+    #[cfg(feature = "otel")]
+    if let Some(url) = otlp.filter(|url| !url.is_empty()) {
+        let (otel, guard) =
+            steadfast::otel::layer(steadfast::otel::OtelConfig::from_env().endpoint(url))
+                .with_context(|| format!("cannot export spans to {url}"))?;
+        // Fails only when a subscriber is already set, which is harmless.
+        let _ = tracing_subscriber::registry()
+            .with(log)
+            .with(otel)
+            .try_init();
+        return Ok(Some(guard));
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = otlp;
+    // Fails only when a subscriber is already set, which is harmless.
+    let _ = tracing_subscriber::registry().with(log).try_init();
+    Ok(None)
 }
 
 /// Runs the command on a fresh Tokio runtime.

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -37,14 +37,38 @@ where
     }
 }
 
+/// The request's W3C `traceparent` header, when it is a valid one (an
+/// invalid one is ignored, as the W3C recommendation asks).
+fn traceparent(headers: &HeaderMap) -> Option<steadfast::trace::Traceparent> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    match steadfast::trace::Traceparent::parse(value) {
+        Ok(traceparent) => Some(traceparent),
+        Err(err) => {
+            tracing::debug!(error = %err, "ignoring the request's traceparent");
+            None
+        }
+    }
+}
+
+/// Runs `future` with the request's trace context, if it has one.
+async fn traced<F: Future>(headers: &HeaderMap, future: F) -> F::Output {
+    match traceparent(headers) {
+        Some(traceparent) => steadfast::trace::with_traceparent(traceparent, future).await,
+        None => future.await,
+    }
+}
+
 /// Start a process.
 ///
 /// Idempotent by process id: the same id with the same kind and input
-/// answers 200 with `created: false`; another kind or input is 409.
+/// answers 200 with `created: false`; another kind or input is 409. A W3C
+/// `traceparent` header is stored with a new process: its runs are spans in
+/// the caller's trace.
 #[utoipa::path(
     post,
     path = "/api/v1/processes",
     tag = "processes",
+    params(("traceparent" = Option<String>, Header, description = "The caller's W3C trace context, stored with the process.")),
     request_body = SpawnRequest,
     responses(
         (status = 201, description = "The process was created.", body = SpawnResponse),
@@ -60,9 +84,10 @@ where
 )]
 pub async fn spawn(
     State(api): State<ApiState>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<SpawnRequest>,
 ) -> Result<Response, ApiError> {
-    let spawned = ops::spawn(&api.host, &request).await?;
+    let spawned = traced(&headers, ops::spawn(&api.host, &request)).await?;
     let status = if spawned.created {
         StatusCode::CREATED
     } else {
@@ -95,12 +120,16 @@ pub async fn status(
 /// Send a signal to a process.
 ///
 /// Stored durably before the answer; kept until a wait for its name takes
-/// it. Each request stores one signal.
+/// it. Each request stores one signal. A W3C `traceparent` header is stored
+/// with it: the wait that takes it links to the caller's span.
 #[utoipa::path(
     post,
     path = "/api/v1/processes/{id}/signals",
     tag = "processes",
-    params(("id" = String, Path, description = "The process id (percent-encode `/` as `%2F`).")),
+    params(
+        ("id" = String, Path, description = "The process id (percent-encode `/` as `%2F`)."),
+        ("traceparent" = Option<String>, Header, description = "The caller's W3C trace context, stored with the signal."),
+    ),
     request_body = SignalRequest,
     responses(
         (status = 202, description = "The signal is stored.", body = SignalResponse),
@@ -116,10 +145,15 @@ pub async fn status(
 pub async fn signal(
     State(api): State<ApiState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<SignalRequest>,
 ) -> Result<(StatusCode, Json<SignalResponse>), ApiError> {
     let payload = request.payload.to_string();
-    let sent = ops::signal(&api.host, &id, &request.name, &payload).await?;
+    let sent = traced(
+        &headers,
+        ops::signal(&api.host, &id, &request.name, &payload),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(sent)))
 }
 

@@ -539,3 +539,66 @@ async fn the_openapi_document_parses_and_lists_every_route() {
     );
     s.host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_header_is_stored_with_the_spawn_and_the_signal() {
+    const SPAWNER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const SIGNALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-53995c3f42cd8ad8-01";
+    let s = server(ApiOptions::default().token(Some(TOKEN.into()))).await;
+    let auth = format!("Bearer {TOKEN}");
+    let post = |path: &'static str, body: Value, traceparent: &'static str| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            s.send(
+                Method::POST,
+                path,
+                Some(body.to_string()),
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                    ("traceparent", traceparent),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = post(
+        "/api/v1/processes",
+        json!({"kind": "greet", "id": "t-1", "input": "ada"}),
+        SPAWNER,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // An invalid header is ignored, not refused.
+    let (status, body) = post(
+        "/api/v1/processes",
+        json!({"kind": "greet", "id": "t-2", "input": "bob"}),
+        "00-not-a-trace-01",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = post(
+        "/api/v1/processes/t-1/signals",
+        json!({"name": "go", "payload": 1}),
+        SIGNALLER,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let stored = |id: &'static str| {
+        let host = s.host.clone();
+        async move { host.status(id).await.unwrap().traceparent }
+    };
+    assert_eq!(stored("t-1").await.as_deref(), Some(SPAWNER));
+    assert_eq!(stored("t-2").await, None);
+    let signals = s.host.signals("t-1").await.unwrap();
+    assert_eq!(
+        signals
+            .iter()
+            .map(|sig| sig.traceparent.as_deref())
+            .collect::<Vec<_>>(),
+        [Some(SIGNALLER)]
+    );
+    s.host.shutdown().await;
+}
