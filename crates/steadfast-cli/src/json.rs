@@ -77,6 +77,7 @@ mod tests {
             state: steadfast::SignalState::Pending,
             settled_at: None,
             reason: None,
+            message_id: None,
         };
         let v = super::signal(&signal);
         assert_eq!(v["payload"]["secret"], "s3");

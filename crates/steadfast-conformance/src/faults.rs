@@ -535,6 +535,19 @@ impl<F: Faults> StoreAdmin for FaultyStore<F> {
         self.answer("events", None, answer)
     }
 
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        self.gate("save_subscription", None)?;
+        self.inner.save_subscription(report).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        self.gate("subscriptions", None)?;
+        self.inner.subscriptions().await
+    }
+
     async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
         self.gate("count", None)?;
         let answer = self.inner.count(filter).await;

@@ -54,6 +54,7 @@ pub async fn rejected_signal_is_kept_and_never_handed_out(store: DynStore) {
                 state: SignalState::Rejected,
                 settled_at: Some(at(3)),
                 reason: Some("does not decode into Verification".to_owned()),
+                message_id: None,
             },
             SignalRecord {
                 id: good,
@@ -63,6 +64,7 @@ pub async fn rejected_signal_is_kept_and_never_handed_out(store: DynStore) {
                 state: SignalState::Pending,
                 settled_at: None,
                 reason: None,
+                message_id: None,
             },
         ],
         "signals lists the rejected signal with its reason beside the pending one"

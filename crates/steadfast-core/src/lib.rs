@@ -15,6 +15,7 @@ mod message_id;
 mod record;
 pub mod rules;
 mod store;
+mod subscription;
 mod time;
 mod transaction;
 
@@ -31,6 +32,10 @@ pub use store::{
     Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, ParkedCount,
     ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin, SuspendOutcome,
     Suspension,
+};
+pub use subscription::{
+    MAX_DEAD_LETTER_REASON_LEN, MAX_SUBSCRIPTION_NAME_LEN, SubscriptionReport,
+    check_subscription_report,
 };
 pub use time::Timestamp;
 pub use transaction::{TransactionBody, TransactionalStore};

@@ -345,6 +345,10 @@ pub struct SignalRecord {
     pub settled_at: Option<Timestamp>,
     /// Why it was rejected (which waits saw it, what the decoder said).
     pub reason: Option<String>,
+    /// The id of the message that sent it ([`crate::Store::signal_message`]);
+    /// `None` for a signal sent otherwise.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 impl SignalRecord {

@@ -584,6 +584,17 @@ impl StoreAdmin for PostgresStore {
         bounded(ops::admin::sources(&self.inner.pool)).await
     }
 
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        bounded(ops::admin::save_subscription(&self.inner.pool, report)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        bounded(ops::admin::subscriptions(&self.inner.pool)).await
+    }
+
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         bounded(ops::admin::history(&self.inner.pool, id)).await
     }

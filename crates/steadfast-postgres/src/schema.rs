@@ -7,7 +7,7 @@ use steadfast_core::StoreError;
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -159,6 +159,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signals ADD COLUMN message_id TEXT;
     CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
         WHERE message_id IS NOT NULL;
+    "#,
+    // Version 10: what each running subscription has done, per name and
+    // host, saved periodically for tools in other programs.
+    r#"
+    CREATE TABLE subscriptions (
+        name                    TEXT NOT NULL,
+        host                    TEXT NOT NULL,
+        source                  TEXT NOT NULL,
+        received                BIGINT NOT NULL,
+        routed                  BIGINT NOT NULL,
+        dead_lettered           BIGINT NOT NULL,
+        lag                     BIGINT,
+        lag_read_at             BIGINT,
+        last_dead_letter_reason TEXT,
+        updated_at              BIGINT NOT NULL,
+        PRIMARY KEY (name, host)
+    );
     "#,
 ];
 

@@ -862,15 +862,16 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
         drop(store);
     }
     // Back to version 5, before the parent migration (6), the journal's
-    // database times (7), the stored history and sort indexes (8) and the
-    // signals' message ids (9).
+    // database times (7), the stored history and sort indexes (8), the
+    // signals' message ids (9) and the subscription reports (10).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 9,
-        "this downgrade undoes migrations 6, 7, 8 and 9"
+        SCHEMA_VERSION, 10,
+        "this downgrade undoes migrations 6 to 10"
     );
     exec(format!(
         "SET search_path TO \"{}\";
+         DROP TABLE subscriptions;
          DROP INDEX signals_message_id;
          ALTER TABLE signals DROP COLUMN message_id;
          DROP TABLE events;

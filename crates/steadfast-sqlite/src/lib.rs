@@ -598,6 +598,19 @@ impl StoreAdmin for SqliteStore {
         self.read(move |conn| reader::history(conn, &id)).await
     }
 
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        steadfast_core::check_subscription_report(report)?;
+        let report = Box::new(report.clone());
+        self.call(|tx| Command::SaveSubscription(report, tx)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        self.read(reader::subscriptions).await
+    }
+
     async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
         let id = id.clone();
         self.read(move |conn| ops::events::list(conn, &id)).await

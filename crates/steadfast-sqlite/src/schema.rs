@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -169,6 +169,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE signals ADD COLUMN message_id TEXT;
     CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
         WHERE message_id IS NOT NULL;
+    ",
+    // Version 10: what each running subscription has done, per name and
+    // host, saved periodically for tools in other programs.
+    "
+    CREATE TABLE subscriptions (
+        name                    TEXT NOT NULL,
+        host                    TEXT NOT NULL,
+        source                  TEXT NOT NULL,
+        received                INTEGER NOT NULL,
+        routed                  INTEGER NOT NULL,
+        dead_lettered           INTEGER NOT NULL,
+        lag                     INTEGER,
+        lag_read_at             INTEGER,
+        last_dead_letter_reason TEXT,
+        updated_at              INTEGER NOT NULL,
+        PRIMARY KEY (name, host)
+    ) WITHOUT ROWID;
     ",
 ];
 

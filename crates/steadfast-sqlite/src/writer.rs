@@ -7,8 +7,8 @@ use rusqlite::Connection;
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
     Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
-    SignalSent, SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
-    TransactionBody,
+    SignalSent, SpawnOutcome, Status, StoreError, SubscriptionReport, SuspendOutcome, Suspension,
+    Timestamp, TransactionBody,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,6 +66,8 @@ pub(crate) enum Command {
         Reply<bool>,
     ),
     SaveSources(Vec<FunctionSource>, Reply<()>),
+    /// [`steadfast_core::StoreAdmin::save_subscription`].
+    SaveSubscription(Box<SubscriptionReport>, Reply<()>),
     ContinueAsNew(Lease, String, Timestamp, Reply<()>),
     PurgeChunk(Timestamp, Reply<u64>),
     Pragmas(Reply<(String, i64)>),
@@ -165,6 +167,7 @@ impl Command {
             | Command::RejectSignal(_, _, _, _, tx)
             | Command::DiscardSignal(_, _, _, tx)
             | Command::SaveSources(_, tx)
+            | Command::SaveSubscription(_, tx)
             | Command::ContinueAsNew(_, _, _, tx) => Done::Unit(tx, Err(StoreError::Closed)),
             Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
             Command::Renew(_, _, _, _, tx)
@@ -365,6 +368,9 @@ impl Writer {
             }
             Command::SaveSources(sources, tx) => {
                 Done::Unit(tx, admin::save_sources(conn, &sources))
+            }
+            Command::SaveSubscription(report, tx) => {
+                Done::Unit(tx, admin::save_subscription(conn, &report))
             }
             Command::Transaction(lease, entry, body, tx) => {
                 Done::Transaction(tx, transaction::apply(&mut self.conn, &lease, entry, body))

@@ -966,12 +966,13 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
     }
     // Back to the schema before the column, as an older build left it (the
     // column's migration is 7, the history's and the sort indexes' 8, the
-    // signals' message ids 9).
-    assert_eq!(steadfast_sqlite::SCHEMA_VERSION, 9, "undoes 7, 8 and 9");
+    // signals' message ids 9, the subscription reports 10).
+    assert_eq!(steadfast_sqlite::SCHEMA_VERSION, 10, "undoes 7 to 10");
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
         conn.execute_batch(&format!(
-            "DROP INDEX signals_message_id;
+            "DROP TABLE subscriptions;
+             DROP INDEX signals_message_id;
              ALTER TABLE signals DROP COLUMN message_id;
              DROP TABLE events;
              DROP INDEX processes_created;
@@ -979,7 +980,7 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
              DROP INDEX processes_parent;
              ALTER TABLE processes DROP COLUMN parent;
              UPDATE steadfast_meta SET value = '{}' WHERE key = 'schema_version';",
-            steadfast_sqlite::SCHEMA_VERSION - 3
+            steadfast_sqlite::SCHEMA_VERSION - 4
         ))
         .expect("downgrade");
     }
