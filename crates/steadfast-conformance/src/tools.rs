@@ -268,7 +268,13 @@ pub async fn sources_are_saved_and_replaced(store: DynStore) {
 /// that breaks `check_subscription_report` is refused and stores nothing,
 /// and `subscriptions` lists them by name, then host.
 pub async fn subscription_reports_are_kept_per_name_and_host(store: DynStore) {
-    assert!(store.subscriptions().await.expect("subscriptions").is_empty());
+    assert!(
+        store
+            .subscriptions()
+            .await
+            .expect("subscriptions")
+            .is_empty()
+    );
     let report = |name: &str, host: &str, received: u64, secs: u64| SubscriptionReport {
         name: name.to_owned(),
         host: host.to_owned(),
@@ -309,7 +315,9 @@ pub async fn subscription_reports_are_kept_per_name_and_host(store: DynStore) {
     };
     save(later.clone()).await.expect("save later");
     // An older save (retried late) changes nothing.
-    save(report("orders", "h-2", 4, 3)).await.expect("save older");
+    save(report("orders", "h-2", 4, 3))
+        .await
+        .expect("save older");
     assert_eq!(
         store.subscriptions().await.expect("subscriptions"),
         [other_host.clone(), later.clone(), payments.clone()],

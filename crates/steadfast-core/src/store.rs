@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use crate::{
     Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessEvent,
-    ProcessId, ProcessRecord, SignalRecord, SourceLocation, Status, StoreError,
-    SubscriptionReport, Timestamp,
+    ProcessId, ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, SubscriptionReport,
+    Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
