@@ -540,12 +540,14 @@ impl<F: Faults> StoreAdmin for FaultyStore<F> {
         report: &steadfast_core::SubscriptionReport,
     ) -> Result<(), StoreError> {
         self.gate("save_subscription", None)?;
-        self.inner.save_subscription(report).await
+        let answer = self.inner.save_subscription(report).await;
+        self.answer("save_subscription", None, answer)
     }
 
     async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
         self.gate("subscriptions", None)?;
-        self.inner.subscriptions().await
+        let answer = self.inner.subscriptions().await;
+        self.answer("subscriptions", None, answer)
     }
 
     async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
