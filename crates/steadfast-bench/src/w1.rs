@@ -93,11 +93,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         .set("floor_commits", FLOOR_COMMITS)
         .ms("floor_ms", floor_ms)
         .num("p50_over_floor", ratio(latency.p50, floor_ms), 2)
-        .num(
-            "floor_p99_over_p50",
-            ratio(floor_run.p99, floor_run.p50),
-            2,
-        );
+        .num("floor_p99_over_p50", ratio(floor_run.p99, floor_run.p50), 2);
     if matches!(ctx.target, Target::Sqlite { .. }) {
         // The names earlier versions reported: the floor's sample is the fsync.
         report

@@ -169,7 +169,11 @@ async fn run_together(
     // its one statement, autocommitted: no `BEGIN` and `COMMIT` round trips.
     // Each of those statements writes only what it checked, row by row, so
     // it needs no transaction around it; spawns notify from inside theirs.
-    let kinds = [!spawns.is_empty(), !appends.is_empty(), !suspensions.is_empty()];
+    let kinds = [
+        !spawns.is_empty(),
+        !appends.is_empty(),
+        !suspensions.is_empty(),
+    ];
     if finishes.is_empty() && others.is_empty() && kinds.iter().filter(|k| **k).count() == 1 {
         if !spawns.is_empty() {
             let (at, args): (Vec<usize>, Vec<_>) = spawns.into_iter().unzip();
@@ -566,13 +570,12 @@ mod tests {
             got.push(answer.await.unwrap());
         }
         let mut admin = PgConnection::connect(url).await.unwrap();
-        let last: String = sqlx::query_scalar(
-            "SELECT query FROM pg_stat_activity WHERE application_name = $1",
-        )
-        .bind(app)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
+        let last: String =
+            sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
         drop(tx);
         writer.await.unwrap();
         (got, last)
