@@ -4,6 +4,9 @@
 //!   a suspension or a finish of a process without a parent is one
 //!   autocommitted statement that checks the fence and writes — one round
 //!   trip, no `BEGIN`/`COMMIT`.
+//! * **One kind** (only spawns, only appends or only suspensions, e.g. the
+//!   steps of many processes between two commits): that kind's one
+//!   statement, autocommitted, spawns notifying from inside it.
 //! * **Together**: one transaction. Its spawns are one statement, its
 //!   appends one, its finishes one, its suspensions one (each row still
 //!   fenced, checked and answered on its own, without a savepoint); only
@@ -162,10 +165,36 @@ async fn run_together(
         std::iter::repeat_with(|| None).take(batch.len()).collect();
     let mut created = false;
 
+    // A batch of one kind of write (spawns, appends or suspensions only) is
+    // its one statement, autocommitted: no `BEGIN` and `COMMIT` round trips.
+    // Each of those statements writes only what it checked, row by row, so
+    // it needs no transaction around it; spawns notify from inside theirs.
+    let kinds = [
+        !spawns.is_empty(),
+        !appends.is_empty(),
+        !suspensions.is_empty(),
+    ];
+    if finishes.is_empty() && others.is_empty() && kinds.iter().filter(|k| **k).count() == 1 {
+        if !spawns.is_empty() {
+            let (at, args): (Vec<usize>, Vec<_>) = spawns.into_iter().unzip();
+            let group = spawn::spawn_many(conn, &args, Some(channel)).await;
+            place(&mut results, &at, group, Value::Spawn)?;
+        } else if !appends.is_empty() {
+            let (at, args): (Vec<usize>, Vec<_>) = appends.into_iter().unzip();
+            let group = crate::ops::append_many::append_many(conn, &args).await;
+            place(&mut results, &at, group, |()| Value::Unit)?;
+        } else {
+            let (at, args): (Vec<usize>, Vec<_>) = suspensions.into_iter().unzip();
+            let group = journal::suspend_many(conn, &args).await;
+            place(&mut results, &at, group, Value::Suspend)?;
+        }
+        return Ok(answered(results));
+    }
+
     sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
     if !spawns.is_empty() {
         let (at, args): (Vec<usize>, Vec<_>) = spawns.into_iter().unzip();
-        let group = spawn::spawn_many(conn, &args).await;
+        let group = spawn::spawn_many(conn, &args, None).await;
         if let Ok(each) = &group {
             created = each.iter().any(|r| matches!(r, Ok(SpawnOutcome::Created)));
         }
@@ -206,7 +235,13 @@ async fn run_together(
     sqlx::raw_sql(AssertSqlSafe(commit))
         .execute(&mut *conn)
         .await?;
-    Ok(results
+    Ok(answered(results))
+}
+
+/// The result of every write of a batch (a write that got none is an
+/// internal error).
+fn answered(results: Vec<Option<Result<Value, StoreError>>>) -> Vec<Result<Value, StoreError>> {
+    results
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
@@ -215,7 +250,7 @@ async fn run_together(
                 ))
             })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -232,7 +267,7 @@ mod tests {
     use tokio::sync::{mpsc, oneshot};
 
     use crate::clock::Now;
-    use crate::writer::{Op, Reply, Writer};
+    use crate::writer::{Op, Reply, Value, Writer};
     use crate::{PostgresOptions, PostgresStore};
 
     fn url() -> String {
@@ -456,6 +491,194 @@ mod tests {
         for id in ["fresh", "twice"] {
             let record = store.get(&ProcessId::new(id).unwrap()).await.unwrap();
             assert_eq!(record.status, Status::Running);
+        }
+    }
+
+    /// A batch of new spawns only, then a batch of appends only, each queued
+    /// whole before the writer takes it: each is answered, the spawns wake
+    /// the store's listeners, and the writer's session ran each batch as
+    /// its one statement, autocommitted (the last statement the server saw
+    /// from it is that statement, not a `COMMIT`).
+    #[tokio::test]
+    async fn a_batch_of_one_kind_is_one_autocommitted_statement() {
+        let url = url();
+        let Ok(Ok(probe)) =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
+        else {
+            assert!(
+                std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
+                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
+            );
+            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
+            return;
+        };
+        probe.close().await.unwrap();
+        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
+        let outcome = tokio::spawn(one_kind_batches(url.clone(), schema.clone())).await;
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    /// Runs `ops` as one batch on a writer whose session is named `app`
+    /// and returns each answer and the last statement of that session.
+    async fn one_batch(
+        url: &str,
+        schema: &str,
+        app: &str,
+        ops: Vec<Op>,
+    ) -> (Vec<Result<Value, StoreError>>, String) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut answers = Vec::new();
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            let reply = match op {
+                Op::Spawn(..) => Reply::Spawn(reply_spawn(reply)),
+                _ => Reply::Unit(reply_unit(reply)),
+            };
+            tx.send((op, reply)).unwrap_or_else(|_| panic!("queue"));
+            answers.push(answer);
+        }
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .unwrap()
+            .application_name(app);
+        let mut conn = PgConnection::connect_with(&options).await.unwrap();
+        crate::schema::setup(&mut conn, schema).await.unwrap();
+        // Queued before the writer starts: one batch. The queue stays open,
+        // so the writer (and its session) lives on after answering.
+        let writer = tokio::spawn(
+            Writer::new(
+                conn,
+                options,
+                schema.to_owned(),
+                crate::schema::channel(schema),
+                Duration::from_secs(5),
+                512,
+            )
+            .run(rx),
+        );
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(answer.await.unwrap());
+        }
+        let mut admin = PgConnection::connect(url).await.unwrap();
+        let last: String =
+            sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        drop(tx);
+        writer.await.unwrap();
+        (got, last)
+    }
+
+    /// The answers of [`one_batch`] arrive typed; these turn them into
+    /// [`Value`]s so that one list holds them all.
+    fn reply_spawn(
+        tx: oneshot::Sender<Result<Value, StoreError>>,
+    ) -> crate::writer::Sender<SpawnOutcome> {
+        let (inner, rx) = oneshot::channel::<Result<SpawnOutcome, StoreError>>();
+        tokio::spawn(async move {
+            if let Ok(result) = rx.await {
+                let _ = tx.send(result.map(Value::Spawn));
+            }
+        });
+        inner
+    }
+
+    fn reply_unit(tx: oneshot::Sender<Result<Value, StoreError>>) -> crate::writer::Sender<()> {
+        let (inner, rx) = oneshot::channel::<Result<(), StoreError>>();
+        tokio::spawn(async move {
+            if let Ok(result) = rx.await {
+                let _ = tx.send(result.map(|()| Value::Unit));
+            }
+        });
+        inner
+    }
+
+    async fn one_kind_batches(url: String, schema: String) {
+        let store = PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema))
+            .await
+            .unwrap();
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let at = Now::new(now, false);
+        store.follow_host_clock();
+        let mut events = store.work_events().unwrap();
+        drop(events.borrow_and_update());
+        let app = format!("{schema}_writer");
+
+        let spawns = vec![
+            Op::Spawn(new_process("a", "1", None, now), at),
+            Op::Spawn(new_process("b", "2", None, now), at),
+            Op::Spawn(new_process("c", "3", None, now), at),
+        ];
+        let (got, last) = one_batch(&url, &schema, &app, spawns).await;
+        assert!(
+            matches!(got[0], Ok(Value::Spawn(SpawnOutcome::Created))),
+            "{:?}",
+            got.iter().map(|r| r.is_ok()).collect::<Vec<_>>()
+        );
+        assert!(matches!(got[1], Ok(Value::Spawn(SpawnOutcome::Created))));
+        assert!(matches!(got[2], Ok(Value::Spawn(SpawnOutcome::Created))));
+        assert!(
+            last.contains("INSERT INTO processes") && last.contains("pg_notify"),
+            "the spawns' last statement: {last}"
+        );
+        tokio::time::timeout(Duration::from_secs(10), events.changed())
+            .await
+            .expect("the spawns notify the listeners")
+            .unwrap();
+
+        let h = HostId::new("h");
+        let ttl = Duration::from_secs(3600);
+        let leases: Vec<_> = store
+            .claim(&h, now, ttl, 3)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.lease)
+            .collect();
+        assert_eq!(leases.len(), 3);
+        let appends = leases
+            .iter()
+            .map(|lease| {
+                Op::Append(
+                    lease.clone(),
+                    steadfast_core::JournalEntry {
+                        seq: 0,
+                        name: "one".to_owned(),
+                        kind: steadfast_core::EntryKind::Step,
+                        status: steadfast_core::EntryStatus::Completed,
+                        outcome: Some("1".to_owned()),
+                        attempts: 1,
+                        started_at: now,
+                        finished_at: Some(now),
+                        due_at: None,
+                        location: None,
+                        consumed_signal: None,
+                    },
+                )
+            })
+            .collect();
+        let (got, last) = one_batch(&url, &schema, &app, appends).await;
+        assert!(got.iter().all(Result::is_ok), "every append is written");
+        assert!(
+            // The server keeps the first 1 KiB of a statement's text.
+            last.trim_start().starts_with("WITH input AS") && last.contains("process_id, name"),
+            "the appends' last statement: {last}"
+        );
+        for lease in &leases {
+            let journal = store.journal(&lease.id).await.unwrap();
+            assert_eq!(journal.len(), 1, "{:?}", lease.id);
         }
     }
 }
