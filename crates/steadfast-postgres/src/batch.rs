@@ -22,10 +22,11 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use steadfast_core::{
     Finish, JournalEntry, Lease, NewProcess, SpawnOutcome, StoreError, Suspension,
 };
+use steadfast_core::group_commit::Value;
 
 use crate::clock::Now;
 use crate::ops::{journal, spawn};
-use crate::writer::{Command, Op, Value, apply};
+use crate::writer::{Op, apply};
 
 /// Runs `batch` and returns the result of each write, in order; `Err` when
 /// the batch failed as a whole (nothing of it was committed, or the outcome
@@ -33,9 +34,9 @@ use crate::writer::{Command, Op, Value, apply};
 pub(crate) async fn run_batch(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
-    if let [(op, _)] = batch
+    if let [op] = batch
         && let Some(result) = run_alone(conn, channel, op).await?
     {
         return Ok(vec![result]);
@@ -136,14 +137,14 @@ fn place<T>(
 async fn run_together(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     let mut spawns: Vec<(usize, (&NewProcess, Now))> = Vec::new();
     let mut appends: Vec<(usize, (&Lease, &JournalEntry))> = Vec::new();
     let mut finishes: Vec<(usize, (&Lease, &Finish, Now))> = Vec::new();
     let mut suspensions: Vec<(usize, (&Lease, &Suspension, Now))> = Vec::new();
     let mut others: Vec<(usize, &Op)> = Vec::new();
-    for (i, (op, _)) in batch.iter().enumerate() {
+    for (i, op) in batch.iter().enumerate() {
         match op {
             Op::Spawn(p, now) if spawn::spawn_is_checked(p) => spawns.push((i, (p, *now))),
             Op::Append(lease, entry) if journal::append_is_checked(entry) => {
@@ -229,10 +230,10 @@ mod tests {
         Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
         Timestamp,
     };
-    use tokio::sync::{mpsc, oneshot};
+    use steadfast_core::group_commit;
 
     use crate::clock::Now;
-    use crate::writer::{Op, Reply, Writer};
+    use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
 
     fn url() -> String {
@@ -355,33 +356,18 @@ mod tests {
             Op::Finish(kid.clone(), completed("7"), at),
             Op::Spawn(new_process("stored", "other", None, now), at),
         ];
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, inbox) = group_commit::queue();
         let mut spawns = Vec::new();
         let mut units = Vec::new();
         let mut ids = Vec::new();
         for op in ops {
             match op {
-                Op::Spawn(..) => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Spawn(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    spawns.push(answer);
-                }
-                Op::Signal { .. } => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Id(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    ids.push(answer);
-                }
-                _ => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Unit(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    units.push(answer);
-                }
+                Op::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
+                Op::Signal { .. } => ids.push(queue.submit::<i64>(op).unwrap()),
+                _ => units.push(queue.submit::<()>(op).unwrap()),
             }
         }
-        drop(tx);
+        drop(queue);
         // Every write is queued before the writer starts: one batch.
         let mut conn = PgConnection::connect(&url).await.unwrap();
         crate::schema::setup(&mut conn, &schema).await.unwrap();
@@ -394,12 +380,12 @@ mod tests {
             Duration::from_secs(5),
             512,
         )
-        .run(rx)
+        .run(inbox)
         .await;
 
         let mut spawned = Vec::new();
         for answer in spawns {
-            spawned.push(answer.await.unwrap());
+            spawned.push(answer.await);
         }
         assert!(
             matches!(spawned[0], Ok(SpawnOutcome::Created)),
@@ -423,7 +409,7 @@ mod tests {
         );
         let mut ended = Vec::new();
         for answer in units {
-            ended.push(answer.await.unwrap());
+            ended.push(answer.await);
         }
         assert!(
             matches!(&ended[0], Err(StoreError::Fenced { id, epoch })
@@ -432,7 +418,7 @@ mod tests {
         );
         assert!(ended[1].is_ok(), "{ended:?}");
         assert!(ended[2].is_ok(), "{ended:?}");
-        let signal = ids.pop().unwrap().await.unwrap();
+        let signal = ids.pop().unwrap().await;
         assert!(signal.is_ok(), "{signal:?}");
 
         let moved = store.get(&current.id).await.unwrap();
