@@ -589,10 +589,7 @@ mod tests {
             vec![Write::Put(1), Write::Break, Write::Put(3)],
         );
         for answer in &answers {
-            assert_eq!(
-                backend(answer),
-                ("write: disk I/O error".to_owned(), false)
-            );
+            assert_eq!(backend(answer), ("write: disk I/O error".to_owned(), false));
         }
         let log = log.lock().unwrap();
         assert_eq!(log.applied, ["Put(1)", "Break"], "nothing runs after it");

@@ -19,10 +19,10 @@
 //! orders they could have run in.
 
 use sqlx::{AssertSqlSafe, PgConnection};
+use steadfast_core::group_commit::Value;
 use steadfast_core::{
     Finish, JournalEntry, Lease, NewProcess, SpawnOutcome, StoreError, Suspension,
 };
-use steadfast_core::group_commit::Value;
 
 use crate::clock::Now;
 use crate::ops::{journal, spawn};
@@ -226,11 +226,11 @@ mod tests {
 
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use steadfast_core::group_commit;
     use steadfast_core::{
         Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
         Timestamp,
     };
-    use steadfast_core::group_commit;
 
     use crate::clock::Now;
     use crate::writer::{Op, Writer};

@@ -385,8 +385,7 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
-        self.call(Op::Append(lease.clone(), entry))
-            .await
+        self.call(Op::Append(lease.clone(), entry)).await
     }
 
     async fn suspend(
@@ -395,8 +394,7 @@ impl Store for PostgresStore {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         let now = self.now(suspension.now);
-        self.call(Op::Suspend(lease.clone(), suspension, now))
-            .await
+        self.call(Op::Suspend(lease.clone(), suspension, now)).await
     }
 
     async fn finish(
@@ -405,10 +403,8 @@ impl Store for PostgresStore {
         finish: Finish,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(
-            Op::Finish(lease.clone(), finish, self.now(now))
-        )
-        .await
+        self.call(Op::Finish(lease.clone(), finish, self.now(now)))
+            .await
     }
 
     async fn continue_as_new(
@@ -417,9 +413,11 @@ impl Store for PostgresStore {
         input: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(
-            Op::ContinueAsNew(lease.clone(), input.to_owned(), self.now(now))
-        )
+        self.call(Op::ContinueAsNew(
+            lease.clone(),
+            input.to_owned(),
+            self.now(now),
+        ))
         .await
     }
 
@@ -434,9 +432,12 @@ impl Store for PostgresStore {
             return Ok(0);
         }
         let n = self
-            .call::<u64>(
-                Op::Renew(owner.clone(), leases.to_vec(), self.now(now), lease)
-            )
+            .call::<u64>(Op::Renew(
+                owner.clone(),
+                leases.to_vec(),
+                self.now(now),
+                lease,
+            ))
             .await?;
         if n > 0 {
             // The leases were renewed; a missing host lock is retried at
@@ -496,13 +497,11 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.call(Op::Cancel(id.clone(), self.now(now)))
-            .await
+        self.call(Op::Cancel(id.clone(), self.now(now))).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.call(Op::Retry(id.clone(), self.now(now)))
-            .await
+        self.call(Op::Retry(id.clone(), self.now(now))).await
     }
 
     async fn reject_signal(
@@ -596,15 +595,12 @@ impl StoreAdmin for PostgresStore {
         signal: i64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::DiscardSignal(id.clone(), signal, now))
-            .await
+        self.call(Op::DiscardSignal(id.clone(), signal, now)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.call(
-            Op::Rewind(id.clone(), step.to_owned(), self.now(now))
-        )
-        .await
+        self.call(Op::Rewind(id.clone(), step.to_owned(), self.now(now)))
+            .await
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {

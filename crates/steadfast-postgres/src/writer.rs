@@ -153,7 +153,6 @@ impl Writer {
             }),
         }
     }
-
 }
 
 /// A batch runs as [`crate::batch::run_batch`] says: one write alone is one
@@ -163,7 +162,10 @@ impl GroupCommit for Writer {
     type Write = Op;
     const STORE: &'static str = "postgres";
 
-    async fn run(&mut self, writes: Vec<Op>) -> Result<Vec<Result<Value, StoreError>>, BatchFailure> {
+    async fn run(
+        &mut self,
+        writes: Vec<Op>,
+    ) -> Result<Vec<Result<Value, StoreError>>, BatchFailure> {
         let channel = self.channel.clone();
         let conn = self.connection().await?;
         let failure = match tokio::time::timeout(

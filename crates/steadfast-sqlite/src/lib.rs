@@ -409,8 +409,7 @@ impl Store for SqliteStore {
     ) -> Result<SuspendOutcome, StoreError> {
         let lease = lease.clone();
         let suspension = self.inner.clock.suspension(suspension);
-        self.call(Write::Suspend(lease, suspension))
-            .await
+        self.call(Write::Suspend(lease, suspension)).await
     }
 
     async fn finish(
@@ -420,8 +419,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let lease = lease.clone();
-        self.call(Write::Finish(lease, finish, now))
-            .await
+        self.call(Write::Finish(lease, finish, now)).await
     }
 
     async fn continue_as_new(
@@ -432,8 +430,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let now = self.inner.clock.now(now);
         let (lease, input) = (lease.clone(), input.to_owned());
-        self.call(Write::ContinueAsNew(lease, input, now))
-            .await
+        self.call(Write::ContinueAsNew(lease, input, now)).await
     }
 
     async fn renew(
@@ -448,8 +445,7 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let (owner, leases) = (owner.clone(), leases.to_vec());
-        self.call(Write::Renew(owner, leases, now, lease))
-            .await
+        self.call(Write::Renew(owner, leases, now, lease)).await
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
@@ -612,8 +608,7 @@ impl StoreAdmin for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let id = id.clone();
-        self.call(Write::DiscardSignal(id, signal, now))
-            .await
+        self.call(Write::DiscardSignal(id, signal, now)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
@@ -625,9 +620,7 @@ impl StoreAdmin for SqliteStore {
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let deleted = self
-                .call::<u64>(Write::PurgeChunk(finished_before))
-                .await?;
+            let deleted = self.call::<u64>(Write::PurgeChunk(finished_before)).await?;
             total += deleted;
             if deleted < ops::admin::PURGE_CHUNK as u64 {
                 return Ok(total);

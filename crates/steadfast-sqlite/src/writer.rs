@@ -55,7 +55,11 @@ pub(crate) enum Write {
     Rewind(ProcessId, String, Timestamp),
     /// [`steadfast_core::TransactionalStore::transaction`] (the body runs
     /// once: it is taken when the write runs).
-    Transaction(Lease, JournalEntry, Option<TransactionBody<crate::SqliteStore>>),
+    Transaction(
+        Lease,
+        JournalEntry,
+        Option<TransactionBody<crate::SqliteStore>>,
+    ),
     SaveSources(Vec<FunctionSource>),
     ContinueAsNew(Lease, String, Timestamp),
     PurgeChunk(Timestamp),
@@ -168,9 +172,7 @@ impl Writer {
             Write::SaveSources(sources) => admin::save_sources(conn, sources)?.into(),
             Write::Transaction(lease, entry, body) => {
                 let body = body.take().ok_or_else(|| {
-                    StoreError::Corrupt(
-                        "internal error: a transactional step ran twice".to_owned(),
-                    )
+                    StoreError::Corrupt("internal error: a transactional step ran twice".to_owned())
                 })?;
                 transaction::apply(&mut self.conn, lease, entry.clone(), body)?.into()
             }

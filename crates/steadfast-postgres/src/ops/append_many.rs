@@ -185,11 +185,11 @@ mod tests {
 
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use steadfast_core::group_commit;
     use steadfast_core::{
         EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, Store, StoreAdmin,
         StoreError, Timestamp,
     };
-    use steadfast_core::group_commit;
 
     use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
