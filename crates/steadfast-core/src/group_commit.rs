@@ -401,6 +401,9 @@ mod tests {
         early: usize,
     }
 
+    /// A caller's wait for its answer.
+    type Answer = oneshot::Receiver<Result<u64, StoreError>>;
+
     /// An in-memory transaction: staged values, kept on commit.
     struct Store {
         log: Arc<Mutex<Log>>,
@@ -408,7 +411,7 @@ mod tests {
         fail_begin: bool,
         fail_commit: bool,
         /// Receivers of the callers, checked at commit: none answered yet.
-        watch: Arc<Mutex<Vec<oneshot::Receiver<Result<u64, StoreError>>>>>,
+        watch: Arc<Mutex<Vec<Answer>>>,
     }
 
     impl Store {
