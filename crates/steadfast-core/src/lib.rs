@@ -10,6 +10,7 @@ pub mod child;
 mod clock;
 mod error;
 mod events;
+pub mod group_commit;
 mod id;
 mod message_id;
 mod record;

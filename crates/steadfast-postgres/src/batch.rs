@@ -22,13 +22,14 @@
 //! orders they could have run in.
 
 use sqlx::{AssertSqlSafe, PgConnection};
+use steadfast_core::group_commit::Value;
 use steadfast_core::{
     Finish, JournalEntry, Lease, NewProcess, SpawnOutcome, StoreError, Suspension,
 };
 
 use crate::clock::Now;
 use crate::ops::{journal, spawn};
-use crate::writer::{Command, Op, Value, apply};
+use crate::writer::{Op, apply};
 
 /// Runs `batch` and returns the result of each write, in order; `Err` when
 /// the batch failed as a whole (nothing of it was committed, or the outcome
@@ -36,9 +37,9 @@ use crate::writer::{Command, Op, Value, apply};
 pub(crate) async fn run_batch(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
-    if let [(op, _)] = batch
+    if let [op] = batch
         && let Some(result) = run_alone(conn, channel, op).await?
     {
         return Ok(vec![result]);
@@ -139,14 +140,14 @@ fn place<T>(
 async fn run_together(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     let mut spawns: Vec<(usize, (&NewProcess, Now))> = Vec::new();
     let mut appends: Vec<(usize, (&Lease, &JournalEntry))> = Vec::new();
     let mut finishes: Vec<(usize, (&Lease, &Finish, Now))> = Vec::new();
     let mut suspensions: Vec<(usize, (&Lease, &Suspension, Now))> = Vec::new();
     let mut others: Vec<(usize, &Op)> = Vec::new();
-    for (i, (op, _)) in batch.iter().enumerate() {
+    for (i, op) in batch.iter().enumerate() {
         match op {
             Op::Spawn(p, now) if spawn::spawn_is_checked(p) => spawns.push((i, (p, *now))),
             Op::Append(lease, entry) if journal::append_is_checked(entry) => {
@@ -264,11 +265,11 @@ mod tests {
         Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
         Timestamp,
     };
-    use tokio::sync::{mpsc, oneshot};
 
     use crate::clock::Now;
-    use crate::writer::{Op, Reply, Value, Writer};
+    use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
+    use steadfast_core::group_commit::{self, Value};
 
     fn url() -> String {
         std::env::var("STEADFAST_TEST_PG")
@@ -390,33 +391,18 @@ mod tests {
             Op::Finish(kid.clone(), completed("7"), at),
             Op::Spawn(new_process("stored", "other", None, now), at),
         ];
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, inbox) = group_commit::queue();
         let mut spawns = Vec::new();
         let mut units = Vec::new();
         let mut ids = Vec::new();
         for op in ops {
             match op {
-                Op::Spawn(..) => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Spawn(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    spawns.push(answer);
-                }
-                Op::Signal { .. } => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Id(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    ids.push(answer);
-                }
-                _ => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Unit(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    units.push(answer);
-                }
+                Op::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
+                Op::Signal { .. } => ids.push(queue.submit::<i64>(op).unwrap()),
+                _ => units.push(queue.submit::<()>(op).unwrap()),
             }
         }
-        drop(tx);
+        drop(queue);
         // Every write is queued before the writer starts: one batch.
         let mut conn = PgConnection::connect(&url).await.unwrap();
         crate::schema::setup(&mut conn, &schema).await.unwrap();
@@ -429,12 +415,12 @@ mod tests {
             Duration::from_secs(5),
             512,
         )
-        .run(rx)
+        .run(inbox)
         .await;
 
         let mut spawned = Vec::new();
         for answer in spawns {
-            spawned.push(answer.await.unwrap());
+            spawned.push(answer.await);
         }
         assert!(
             matches!(spawned[0], Ok(SpawnOutcome::Created)),
@@ -458,7 +444,7 @@ mod tests {
         );
         let mut ended = Vec::new();
         for answer in units {
-            ended.push(answer.await.unwrap());
+            ended.push(answer.await);
         }
         assert!(
             matches!(&ended[0], Err(StoreError::Fenced { id, epoch })
@@ -467,7 +453,7 @@ mod tests {
         );
         assert!(ended[1].is_ok(), "{ended:?}");
         assert!(ended[2].is_ok(), "{ended:?}");
-        let signal = ids.pop().unwrap().await.unwrap();
+        let signal = ids.pop().unwrap().await;
         assert!(signal.is_ok(), "{signal:?}");
 
         let moved = store.get(&current.id).await.unwrap();
@@ -535,16 +521,21 @@ mod tests {
         app: &str,
         ops: Vec<Op>,
     ) -> (Vec<Result<Value, StoreError>>, String) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut answers = Vec::new();
+        let (queue, inbox) = group_commit::queue();
+        let mut answers: Vec<
+            std::pin::Pin<Box<dyn Future<Output = Result<Value, StoreError>> + Send>>,
+        > = Vec::new();
         for op in ops {
-            let (reply, answer) = oneshot::channel();
-            let reply = match op {
-                Op::Spawn(..) => Reply::Spawn(reply_spawn(reply)),
-                _ => Reply::Unit(reply_unit(reply)),
-            };
-            tx.send((op, reply)).unwrap_or_else(|_| panic!("queue"));
-            answers.push(answer);
+            match op {
+                Op::Spawn(..) => {
+                    let answer = queue.submit::<SpawnOutcome>(op).unwrap();
+                    answers.push(Box::pin(async move { answer.await.map(Value::Spawn) }));
+                }
+                _ => {
+                    let answer = queue.submit::<()>(op).unwrap();
+                    answers.push(Box::pin(async move { answer.await.map(|()| Value::Unit) }));
+                }
+            }
         }
         let options: PgConnectOptions = url
             .parse::<PgConnectOptions>()
@@ -563,7 +554,7 @@ mod tests {
                 Duration::from_secs(5),
                 512,
             )
-            .run(rx),
+            .run(inbox),
         );
         let mut got = Vec::new();
         for answer in answers {
@@ -576,33 +567,9 @@ mod tests {
                 .fetch_one(&mut admin)
                 .await
                 .unwrap();
-        drop(tx);
+        drop(queue);
         writer.await.unwrap();
         (got, last)
-    }
-
-    /// The answers of [`one_batch`] arrive typed; these turn them into
-    /// [`Value`]s so that one list holds them all.
-    fn reply_spawn(
-        tx: oneshot::Sender<Result<Value, StoreError>>,
-    ) -> crate::writer::Sender<SpawnOutcome> {
-        let (inner, rx) = oneshot::channel::<Result<SpawnOutcome, StoreError>>();
-        tokio::spawn(async move {
-            if let Ok(result) = rx.await {
-                let _ = tx.send(result.map(Value::Spawn));
-            }
-        });
-        inner
-    }
-
-    fn reply_unit(tx: oneshot::Sender<Result<Value, StoreError>>) -> crate::writer::Sender<()> {
-        let (inner, rx) = oneshot::channel::<Result<(), StoreError>>();
-        tokio::spawn(async move {
-            if let Ok(result) = rx.await {
-                let _ = tx.send(result.map(|()| Value::Unit));
-            }
-        });
-        inner
     }
 
     async fn one_kind_batches(url: String, schema: String) {
