@@ -558,7 +558,7 @@ mod tests {
         );
         let mut got = Vec::new();
         for answer in answers {
-            got.push(answer.await.unwrap());
+            got.push(answer.await);
         }
         let mut admin = PgConnection::connect(url).await.unwrap();
         let last: String =
