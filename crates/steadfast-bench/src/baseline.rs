@@ -103,6 +103,7 @@ fn child_args(db: Option<&str>, args: &BenchArgs, workload: WorkloadArg) -> Vec<
         WorkloadArg::W3 => "w3",
         WorkloadArg::W4 => "w4",
         WorkloadArg::W5 => "w5",
+        WorkloadArg::W6 => "w6",
         WorkloadArg::All => "all",
     };
     let mut out: Vec<OsString> = vec!["--workload".into(), name.into(), "--json".into()];

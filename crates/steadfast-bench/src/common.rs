@@ -182,6 +182,103 @@ pub async fn wait_for(
     }
 }
 
+/// How often [`wait_until_none_in`] counts every status (for its stall
+/// check and the final tally); between counts it only asks whether a row is
+/// left.
+const FULL_COUNT_EVERY: Duration = Duration::from_secs(10);
+
+/// The first process of the run (ids starting with `prefix`) in one of
+/// `statuses`, as its id: one keyset query per status (the status index,
+/// one row each), however many processes the run holds.
+async fn first_left(
+    store: &Arc<dyn Backend>,
+    prefix: &str,
+    statuses: &[Status],
+) -> anyhow::Result<Option<String>> {
+    let mut first: Option<String> = None;
+    for &status in statuses {
+        let filter = ListFilter {
+            status: Some(status),
+            id_prefix: Some(prefix.to_owned()),
+            limit: 1,
+            ..ListFilter::default()
+        };
+        let page = store
+            .list(&filter)
+            .await
+            .context("cannot look for a process left")?;
+        if let Some(row) = page.first() {
+            let id = row.id().to_owned();
+            if first.as_ref().is_none_or(|f| id < *f) {
+                first = Some(id);
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// The processes a wait waits to be gone: those of the run (ids starting
+/// with `prefix`) in one of `statuses`.
+#[derive(Clone, Copy, Debug)]
+pub struct Left<'a> {
+    /// The run's id prefix.
+    pub prefix: &'a str,
+    /// The statuses no process of the run may be left in.
+    pub statuses: &'a [Status],
+}
+
+/// Polls every `poll` until no process of [`Left`] is left; returns when that was seen and the
+/// status counts then. Each poll is a keyset query per status (one row),
+/// not a count: counting a million processes several times a second was
+/// most of what the database did while W3 put them to sleep. The counts
+/// are taken every 10 s (and once at the end); `check` runs at every poll
+/// with the latest counts, and its error ends the wait. The wait fails when neither the counts nor the first process left changed
+/// for `stall`.
+pub async fn wait_until_none_in(
+    store: &Arc<dyn Backend>,
+    baseline: &Baseline,
+    left: Left<'_>,
+    poll: Duration,
+    stall: Duration,
+    what: &str,
+    mut check: impl FnMut(&Tally) -> anyhow::Result<()>,
+) -> anyhow::Result<(Instant, Tally)> {
+    let mut tally = baseline.tally(store).await?;
+    check(&tally)?;
+    let mut counted = Instant::now();
+    let mut first = first_left(store, left.prefix, left.statuses).await?;
+    let mut last_change = Instant::now();
+    loop {
+        let Some(first_id) = &first else {
+            let seen = Instant::now();
+            let tally = baseline.tally(store).await?;
+            check(&tally)?;
+            return Ok((seen, tally));
+        };
+        if counted.elapsed() >= FULL_COUNT_EVERY {
+            let now = baseline.tally(store).await?;
+            counted = Instant::now();
+            if now != tally {
+                tally = now;
+                last_change = counted;
+            }
+        }
+        check(&tally)?;
+        if last_change.elapsed() > stall {
+            bail!(
+                "no progress for {} s while waiting until {what}: {tally:?}, first left {first_id}",
+                stall.as_secs()
+            );
+        }
+        tokio::time::sleep(poll).await;
+        let next = first_left(store, left.prefix, left.statuses).await?;
+        if next != first {
+            last_change = Instant::now();
+            first = next;
+        }
+    }
+}
+
 /// Pages through the processes of one status and id prefix, by id.
 pub struct Pages {
     filter: ListFilter,

@@ -10,6 +10,9 @@
 //!   process whose memory is measured alone (`w3.rs`).
 //! * W4 crash: W2 on a worker child that is SIGKILLed and restarted (`w4.rs`).
 //! * W5 scale-out: W2 on 1, 2 and 3 worker children (`w5.rs`).
+//! * W6 bus: messages through a RabbitMQ subscription, a signal, one step
+//!   and a confirmed publish, alternating with W2 rounds (`w6.rs`; cargo
+//!   feature `bus`, on by default).
 //!
 //! Every workload runs on a fresh store (`target.rs`). Results are printed as
 //! a table or, with `--json`, as one JSON object per workload per line
@@ -39,6 +42,8 @@ mod w2;
 mod w3;
 mod w4;
 mod w5;
+#[cfg(feature = "bus")]
+mod w6;
 mod worker;
 mod workers;
 
@@ -73,7 +78,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// How many processes (W1: runs) instead of the workload's standard
-    /// number (W1 200, W2 2,000, W3 10,000, W4 2,000, W5 2,000).
+    /// number (W1 200, W2 2,000, W3 10,000, W4 2,000, W5 2,000, W6 1,000
+    /// messages per round).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub count: Option<u64>,
     /// W5 only: run with this many worker processes (default: 1, 2 and 3).
@@ -95,7 +101,8 @@ pub struct BenchArgs {
     /// and print both and the ratio of their medians.
     #[arg(long, value_name = "OLD_BINARY")]
     pub baseline: Option<PathBuf>,
-    /// With `--baseline`: rounds per binary (1 to 99).
+    /// With `--baseline`: rounds per binary; W6: rounds of W6, each
+    /// followed by a W2 round of the same count (1 to 99).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=99))]
     pub rounds: u64,
 }
@@ -169,7 +176,10 @@ pub enum WorkloadArg {
     W4,
     /// Several worker processes on one store.
     W5,
-    /// W1 to W5 one after the other.
+    /// Messages through a subscription, a signal, a step and a publish
+    /// (RabbitMQ), alternating with W2.
+    W6,
+    /// W1 to W5 one after the other (not W6, which needs a broker).
     All,
 }
 
@@ -253,9 +263,12 @@ pub async fn run(db: Option<&str>, args: BenchArgs, launch: Launch) -> anyhow::R
         return worker::run(worker).await;
     }
     let Some(workload) = args.workload else {
-        bail!("--workload is required (w1, w2, w3, w4, w5 or all)");
+        bail!("--workload is required (w1, w2, w3, w4, w5, w6 or all)");
     };
     if let Some(old) = &args.baseline {
+        if workload == WorkloadArg::W6 {
+            bail!("W6 compares itself with W2 in the same run; --baseline does not apply to it");
+        }
         return baseline::run(db, &args, workload, old, &launch).await;
     }
     let target = Target::parse(db)?;
@@ -313,10 +326,26 @@ pub async fn run(db: Option<&str>, args: BenchArgs, launch: Launch) -> anyhow::R
             WorkloadArg::W3 => w3::run(&ctx).await?,
             WorkloadArg::W4 => w4::run(&ctx).await?,
             WorkloadArg::W5 | WorkloadArg::All => w5::run(&ctx).await?,
+            WorkloadArg::W6 => w6(&ctx, args.rounds).await?,
         };
         print(&ctx, &report, args.json)?;
     }
     Ok(())
+}
+
+/// W6, in a build with the `bus` feature.
+async fn w6(ctx: &Ctx, rounds: u64) -> anyhow::Result<Report> {
+    #[cfg(feature = "bus")]
+    {
+        w6::run(ctx, usize::try_from(rounds).unwrap_or(1)).await
+    }
+    #[cfg(not(feature = "bus"))]
+    {
+        let _ = (ctx, rounds);
+        bail!(
+            "W6 needs the `bus` feature of steadfast-bench (on by default), which brings the RabbitMQ client"
+        )
+    }
 }
 
 /// Prints one report, as a JSON line or as a table.

@@ -1,11 +1,11 @@
-//! `steadfast-bench`: the standard workloads W1–W5 (see the repository's
+//! `steadfast-bench`: the standard workloads W1–W6 (see the repository's
 //! `BENCHMARKS.md`). `steadfast bench` runs the same code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Runs the standard Steadfast workloads W1–W5 and prints their figures.
+/// Runs the standard Steadfast workloads W1–W6 and prints their figures.
 #[derive(Debug, Parser)]
 #[command(name = "steadfast-bench", version, about)]
 struct Cli {

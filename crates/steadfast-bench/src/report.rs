@@ -61,7 +61,7 @@ impl Report {
     }
 
     /// The figure `key`, if set.
-    #[cfg(test)]
+    #[cfg_attr(not(feature = "bus"), cfg(test))]
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }

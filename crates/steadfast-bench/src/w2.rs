@@ -33,7 +33,11 @@ pub const IN_FLIGHT: usize = 100;
 
 /// Runs W2.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
-    let count = ctx.count_or(STANDARD);
+    run_count(ctx, ctx.count_or(STANDARD)).await
+}
+
+/// Runs W2 with `count` processes (W6 alternates with it).
+pub async fn run_count(ctx: &Ctx, count: usize) -> anyhow::Result<Report> {
     let fresh = ctx
         .target
         .fresh("w2", ctx.durability.level(), ctx.keep)

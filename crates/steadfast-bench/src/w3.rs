@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use steadfast::{Durability, HostBuilder, Status, Timestamp};
 
-use super::common::{Baseline, Pages, poll_interval, spawn_all, wait_for};
+use super::common::{Baseline, Left, Pages, poll_interval, spawn_all, wait_until_none_in};
 use super::report::Report;
 use super::workers::{Worker, WorkerSpec};
 use super::{Ctx, sleeper, sys};
@@ -64,17 +64,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         exit_when_idle: false,
     })?;
     let worker_started = Instant::now();
-    let target = count as u64;
-    let (asleep_at, asleep) = wait_for(
+    // Every sleeper was spawned before the worker started: none running
+    // means each is suspended or settled.
+    let (asleep_at, asleep) = wait_until_none_in(
         store,
         &baseline,
+        Left {
+            prefix: &fresh.prefix,
+            statuses: &[Status::Running],
+        },
         poll,
         STALL,
         "every sleeper is suspended",
-        |t| {
-            worker.check_alive()?;
-            Ok(t.running == 0 && t.suspended + t.settled() >= target)
-        },
+        |_| worker.check_alive(),
     )
     .await?;
     if asleep.other > 0 {
@@ -97,16 +99,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let scan_started = Instant::now();
     let latest_due = latest_due(store, &fresh.prefix).await?;
     let scan = scan_started.elapsed();
-    let (_, done) = wait_for(
+    let (_, done) = wait_until_none_in(
         store,
         &baseline,
+        Left {
+            prefix: &fresh.prefix,
+            statuses: &[Status::Running, Status::Suspended],
+        },
         poll,
         STALL + ctx.sleep,
         "every sleeper has finished",
-        |t| {
-            worker.check_alive()?;
-            Ok(t.settled() >= target)
-        },
+        |_| worker.check_alive(),
     )
     .await?;
     let done_at = Timestamp::now_system();

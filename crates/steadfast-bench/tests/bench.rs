@@ -212,6 +212,26 @@ fn w5_scale_out() {
     assert!(steps[0].as_f64().is_some_and(|v| v > 0.0), "{report}");
 }
 
+/// W6 on RabbitMQ (127.0.0.1:5672), one round of each.
+#[test]
+fn w6_bus() {
+    let report = bench(&["--workload", "w6", "--count", "30", "--rounds", "1"]);
+    common(&report, "w6", 30);
+    assert_eq!(report["broker"], "rabbitmq");
+    assert_eq!(report["rounds"], 1);
+    figures(
+        &report,
+        &[
+            "messages_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "w2_processes_per_s",
+            "ratio_w6_over_w2",
+        ],
+    );
+    assert_eq!(report["messages_per_s_rounds"].as_array().unwrap().len(), 1);
+}
+
 #[test]
 fn refuses_an_existing_database_file() {
     let dir = tempfile::tempdir().unwrap();

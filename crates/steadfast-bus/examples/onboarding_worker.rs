@@ -9,13 +9,14 @@
 //! with the code moves it on; it activates the user and publishes
 //! `UserActivated` to the queue `user.activated`.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use steadfast::{Host, Process, SqliteStore, StepError, StepFailed};
 use steadfast_bus::rabbitmq::{DEFAULT_URL, RabbitMqSink, RabbitMqSource, RabbitMqSourceOptions};
 use steadfast_bus::route::{Route, Selector};
-use steadfast_bus::{Publisher, Subscription};
+use steadfast_bus::{Publisher, StatsSnapshot, Subscription};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SignedUp {
@@ -28,20 +29,52 @@ struct EmailVerified {
     code: String,
 }
 
-/// The folder the "mails" go to, shared with the web app.
-fn mail_dir() -> PathBuf {
-    std::env::temp_dir()
-        .join("steadfast-example-bus-onboarding")
-        .join("mail")
+/// Where the worker reads and writes: the queues (after a prefix: empty
+/// from the README, a test's own in tests) and the folder of its database
+/// and of the "mails" the web app reads.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The queue the web app's events come in on.
+    pub inbox: String,
+    /// The queue `UserActivated` goes to.
+    pub activated: String,
+    /// The folder.
+    pub dir: PathBuf,
 }
 
-async fn onboarding(p: Process, user: SignedUp, bus: Publisher) -> Result<String, StepFailed> {
+impl Place {
+    /// `onboarding` and `user.activated` after `prefix`, in `dir`.
+    pub fn new(prefix: &str, dir: &Path) -> Self {
+        Place {
+            inbox: format!("{prefix}onboarding"),
+            activated: format!("{prefix}user.activated"),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Where the mail to `user_id` goes.
+    pub fn mail(&self, user_id: &str) -> PathBuf {
+        self.dir.join("mail").join(format!("{user_id}.txt"))
+    }
+}
+
+/// The process: mail a code, wait for it to come back, activate, announce.
+async fn onboarding(
+    p: Process,
+    user: SignedUp,
+    bus: Publisher,
+    place: Place,
+) -> Result<String, StepFailed> {
     let code = p.uuid("code").await.simple().to_string()[..6].to_owned();
-    let (email, mail_code) = (user.email.clone(), code.clone());
-    p.step("verification mail sent", move || {
-        let path = mail_dir().join(format!("{email}.txt"));
-        let text = format!("Your code is {mail_code}\n");
-        async move { std::fs::write(path, text).map_err(StepError::from) }
+    let who = user.user_id.clone();
+    p.step("verification mail sent", || async {
+        // Written whole and then renamed, so the reader never sees half a mail.
+        let path = place.mail(&user.user_id);
+        let part = path.with_extension("part");
+        std::fs::write(&part, format!("Your code is {code}\n"))?;
+        std::fs::rename(&part, &path)?;
+        println!("{who}: signed up as {}; mailed the code {code}", user.email);
+        Ok::<_, StepError>(())
     })
     .await?;
     // Until the right code comes back (a wrong one is just ignored).
@@ -56,13 +89,16 @@ async fn onboarding(p: Process, user: SignedUp, bus: Publisher) -> Result<String
         }
         round += 1;
     }
-    p.step("activated", || async { Ok::<_, StepError>(()) })
-        .await?;
+    p.step("activated", || async {
+        println!("{who}: email verified with the right code; user activated");
+        Ok::<_, StepError>(())
+    })
+    .await?;
     let id = bus
         .publish_with_headers(
             &p,
             "user activated",
-            "user.activated",
+            &place.activated,
             &[("type", "UserActivated")],
             &serde_json::json!({"user_id": user.user_id, "email": user.email}),
         )
@@ -70,16 +106,16 @@ async fn onboarding(p: Process, user: SignedUp, bus: Publisher) -> Result<String
     Ok(id)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    std::fs::create_dir_all(mail_dir())?;
-    let dir = mail_dir().parent().map(PathBuf::from).unwrap_or_default();
+/// Runs the worker until `stop` completes; returns its subscription's counts.
+pub async fn run(place: &Place, stop: impl Future<Output = ()>) -> anyhow::Result<StatsSnapshot> {
+    std::fs::create_dir_all(place.dir.join("mail"))?;
     let sink = RabbitMqSink::new(DEFAULT_URL, "");
-    sink.declare_queue("user.activated").await?;
+    sink.declare_queue(&place.activated).await?;
     let bus = Publisher::new(sink);
-    let host = Host::builder(SqliteStore::open(dir.join("steadfast.db")).await?)
-        .register("onboarding", move |p: Process, user: SignedUp| {
-            onboarding(p, user, bus.clone())
+    let host = Host::builder(SqliteStore::open(place.dir.join("steadfast.db")).await?)
+        .register("onboarding", {
+            let place = place.clone();
+            move |p: Process, user: SignedUp| onboarding(p, user, bus.clone(), place.clone())
         })
         .build();
     let routes = vec![
@@ -88,22 +124,39 @@ async fn main() -> anyhow::Result<()> {
         Route::signal("email verified", Selector::field("user_id"))
             .when(Selector::header("type"), "EmailVerified"),
     ];
-    let source = RabbitMqSource::connect(RabbitMqSourceOptions::new("onboarding")).await?;
+    let source = RabbitMqSource::connect(RabbitMqSourceOptions::new(&place.inbox)).await?;
     let running = Subscription::new("onboarding", host.clone(), routes)
         .map_err(anyhow::Error::msg)?
         .start(source);
     println!(
-        "onboarding worker: consuming the queue `onboarding`, mails in {}",
-        mail_dir().display()
+        "The onboarding worker takes UserSignedUp and EmailVerified from the RabbitMQ queue \
+         `{}` and mails codes into {} (Ctrl-C to stop)",
+        place.inbox,
+        place.dir.join("mail").display()
     );
-    println!("Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
-    let s = running.stats();
-    println!(
-        "received {}, spawned {}, signalled {}, dead-lettered {}",
-        s.received, s.spawned, s.signalled, s.dead_lettered
-    );
+    stop.await;
+    let stats = running.stats_handle();
     running.stop().await;
     host.shutdown().await;
+    let s = stats.snapshot();
+    println!(
+        "Stopped: {} messages received, {} started a process, {} signalled one, {} dead-lettered",
+        s.received, s.spawned, s.signalled, s.dead_lettered
+    );
+    Ok(s)
+}
+
+/// The example's folder, shared with the web app.
+fn example_dir() -> PathBuf {
+    std::env::temp_dir().join("steadfast-example-bus-onboarding")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let place = Place::new("", &example_dir());
+    run(&place, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -49,7 +49,10 @@ pub use message::{
     DEAD_LETTER_REASON, Delivery, Message, MessageSink, MessageSource, OutgoingMessage, Settle,
 };
 pub use publish::Publisher;
-pub use subscription::{RunningSubscription, StatsSnapshot, Subscription, SubscriptionStats};
+pub use subscription::{
+    REPORT_HEARTBEAT, REPORT_INTERVAL, RunningSubscription, StatsDetail, StatsSnapshot,
+    Subscription, SubscriptionStats,
+};
 
 /// Capped exponential backoff with jitter: 50 ms doubling to 5 s.
 #[derive(Debug, Clone)]

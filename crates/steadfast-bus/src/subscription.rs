@@ -1,19 +1,26 @@
 //! A subscription: messages from a [`MessageSource`] routed into spawns
 //! and signals, acknowledged only once the store has them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use steadfast::{Error, Host, StoreError};
-use tokio::sync::{Semaphore, watch};
+use steadfast::core::{MAX_DEAD_LETTER_REASON_LEN, SubscriptionReport};
+use steadfast::{Error, Host, StoreError, Timestamp};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::route::{self, Action, Route};
 use crate::{Backoff, Delivery, MessageSource};
 
-/// How often a running subscription asks its source for the consumer lag.
-const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a running subscription saves its figures in the store (when
+/// they changed) and asks its source for the consumer lag, by default.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A running subscription saves its figures at least this many report
+/// intervals apart even when nothing changed, so tools can tell a live one
+/// from one that stopped without saying so.
+pub const REPORT_HEARTBEAT: u32 = 10;
 
 /// Counters of a subscription.
 #[derive(Debug)]
@@ -25,6 +32,9 @@ pub struct SubscriptionStats {
     store_retries: AtomicU64,
     settle_failures: AtomicU64,
     lag: AtomicI64,
+    /// When `lag` was read (µs), -1 before.
+    lag_read_at: AtomicI64,
+    last_dead_letter_reason: Mutex<Option<String>>,
 }
 
 /// A copy of a subscription's counters.
@@ -48,6 +58,16 @@ pub struct StatsSnapshot {
     pub lag: Option<u64>,
 }
 
+/// The last consumer lag a subscription read, and why it last
+/// dead-lettered a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsDetail {
+    /// When the lag in [`StatsSnapshot::lag`] was read.
+    pub lag_read_at: Option<Timestamp>,
+    /// Why the last dead-lettered message was dead-lettered.
+    pub last_dead_letter_reason: Option<String>,
+}
+
 impl StatsSnapshot {
     /// Messages routed: spawned plus signalled.
     pub fn routed(&self) -> u64 {
@@ -65,6 +85,8 @@ impl Default for SubscriptionStats {
             store_retries: AtomicU64::new(0),
             settle_failures: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
+            lag_read_at: AtomicI64::new(-1),
+            last_dead_letter_reason: Mutex::new(None),
         }
     }
 }
@@ -131,6 +153,37 @@ impl SubscriptionStats {
         out
     }
 
+    /// When the lag was last read and the last dead-letter reason.
+    pub fn detail(&self) -> StatsDetail {
+        let read_at = self.lag_read_at.load(Ordering::Relaxed);
+        StatsDetail {
+            lag_read_at: (read_at >= 0).then(|| Timestamp::from_micros(read_at)),
+            last_dead_letter_reason: self
+                .last_dead_letter_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    fn set_lag(&self, lag: Option<u64>, now: Timestamp) {
+        let lag = lag.and_then(|l| i64::try_from(l).ok()).unwrap_or(-1);
+        self.lag.store(lag, Ordering::Relaxed);
+        self.lag_read_at.store(now.as_micros(), Ordering::Relaxed);
+    }
+
+    fn record_dead_letter(&self, reason: &str) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        let mut cut = reason.len().min(MAX_DEAD_LETTER_REASON_LEN);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        *self
+            .last_dead_letter_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason[..cut].to_owned());
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         let lag = self.lag.load(Ordering::Relaxed);
@@ -177,6 +230,7 @@ pub struct Subscription {
     host: Host,
     routes: Arc<Vec<Route>>,
     concurrency: usize,
+    report_interval: Duration,
 }
 
 impl Subscription {
@@ -197,12 +251,24 @@ impl Subscription {
             host,
             routes: Arc::new(routes),
             concurrency: 16,
+            report_interval: REPORT_INTERVAL,
         })
     }
 
     /// How many messages are handled at once (default 16, at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// How often the running subscription reads the consumer lag and saves
+    /// its figures in the store ([`steadfast::StoreAdmin::save_subscription`],
+    /// one row per name and host: received, routed, dead-lettered, the lag
+    /// and when it was read, the last dead-letter reason) when they changed,
+    /// and at least every [`REPORT_HEARTBEAT`] intervals; also once when it
+    /// stops. Default [`REPORT_INTERVAL`] (1 s); at least 10 ms.
+    pub fn report_interval(mut self, every: Duration) -> Self {
+        self.report_interval = every.max(Duration::from_millis(10));
         self
     }
 
@@ -259,8 +325,20 @@ async fn run(
     stats: Arc<SubscriptionStats>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let (reported_tx, reported_rx) = oneshot::channel();
+    let reporter = tokio::spawn(report(
+        Reporter {
+            name: sub.name.clone(),
+            source: source.name().to_owned(),
+            host: sub.host.clone(),
+            every: sub.report_interval,
+        },
+        Arc::clone(&stats),
+        reported_rx,
+    ));
     let slots = Arc::new(Semaphore::new(sub.concurrency));
-    let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
+    let mut lag_tick = tokio::time::interval(sub.report_interval);
+    lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Backoff::default();
     'receive: loop {
         let slot = tokio::select! {
@@ -274,8 +352,8 @@ async fn run(
             tokio::select! {
                 d = source.receive() => break d,
                 _ = lag_tick.tick() => {
-                    let lag = source.lag().await.and_then(|l| i64::try_from(l).ok()).unwrap_or(-1);
-                    stats.lag.store(lag, Ordering::Relaxed);
+                    let lag = source.lag().await;
+                    stats.set_lag(lag, sub.host.clock().now());
                 }
                 _ = stop.changed() => break 'receive,
             }
@@ -303,9 +381,95 @@ async fn run(
             drop(slot);
         });
     }
-    // Wait for the messages in hand.
+    // Wait for the messages in hand, then save the figures a last time.
     let all = u32::try_from(sub.concurrency).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
+    let _ = reported_tx.send(());
+    let _ = reporter.await;
+}
+
+/// What the reporting task of a subscription needs.
+struct Reporter {
+    name: String,
+    source: String,
+    host: Host,
+    every: Duration,
+}
+
+impl Reporter {
+    /// The figures now, as the store keeps them.
+    fn report(&self, stats: &SubscriptionStats) -> SubscriptionReport {
+        let s = stats.snapshot();
+        let detail = stats.detail();
+        SubscriptionReport {
+            name: self.name.clone(),
+            host: self.host.id().as_str().to_owned(),
+            source: self.source.clone(),
+            received: s.received,
+            routed: s.routed(),
+            dead_lettered: s.dead_lettered,
+            lag: s.lag,
+            lag_read_at: detail.lag_read_at,
+            last_dead_letter_reason: detail.last_dead_letter_reason,
+            updated_at: self.host.clock().now(),
+        }
+    }
+
+    async fn save(&self, report: &SubscriptionReport) -> bool {
+        match self.host.store().save_subscription(report).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(subscription = %self.name, error = %err, "saving the subscription's figures failed");
+                false
+            }
+        }
+    }
+}
+
+/// Saves the subscription's figures every `every` when they changed (the
+/// lag's read time aside), at least every [`REPORT_HEARTBEAT`] intervals,
+/// and once more when `done` fires — never per message.
+async fn report(
+    reporter: Reporter,
+    stats: Arc<SubscriptionStats>,
+    mut done: oneshot::Receiver<()>,
+) {
+    let start = tokio::time::Instant::now() + reporter.every;
+    let mut tick = tokio::time::interval_at(start, reporter.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let same = |a: &SubscriptionReport, b: &SubscriptionReport| {
+        (
+            a.received,
+            a.routed,
+            a.dead_lettered,
+            a.lag,
+            &a.last_dead_letter_reason,
+        ) == (
+            b.received,
+            b.routed,
+            b.dead_lettered,
+            b.lag,
+            &b.last_dead_letter_reason,
+        )
+    };
+    let mut saved: Option<SubscriptionReport> = None;
+    let mut quiet = 0u32;
+    loop {
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut done => true,
+        };
+        let now = reporter.report(&stats);
+        let unchanged = saved.as_ref().is_some_and(|s| same(s, &now));
+        quiet = if unchanged { quiet + 1 } else { 0 };
+        if (last || !unchanged || quiet >= REPORT_HEARTBEAT) && reporter.save(&now).await {
+            saved = Some(now);
+            quiet = 0;
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// What became of one message.
@@ -361,9 +525,7 @@ async fn handle(
 async fn dead_letter(name: &str, delivery: Delivery, reason: &str, stats: &SubscriptionStats) {
     tracing::info!(subscription = name, message = ?delivery.message.id, reason, "dead-lettering a message");
     match delivery.dead_letter(reason).await {
-        Ok(()) => {
-            stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        }
+        Ok(()) => stats.record_dead_letter(reason),
         Err(err) => {
             stats.settle_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(subscription = name, error = %err, "dead-lettering failed; the broker delivers the message again");

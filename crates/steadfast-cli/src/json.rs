@@ -78,6 +78,7 @@ mod tests {
             settled_at: None,
             reason: None,
             traceparent: None,
+            message_id: None,
         };
         let v = super::signal(&signal);
         assert_eq!(v["payload"]["secret"], "s3");

@@ -41,6 +41,11 @@ macro_rules! out {
     }};
 }
 
+#[cfg(feature = "bus")]
+mod bus;
+#[cfg(not(feature = "bus"))]
+#[path = "no_bus.rs"]
+mod bus;
 mod commands;
 mod db;
 mod input;
@@ -128,7 +133,7 @@ enum Command {
     /// Run the four classic examples, crash the worker midway, and show
     /// that nothing was lost.
     Demo(DemoArgs),
-    /// Run the standard benchmark workloads W1–W5 (see BENCHMARKS.md).
+    /// Run the standard benchmark workloads W1–W6 (see BENCHMARKS.md).
     Bench(steadfast_bench::BenchArgs),
     /// Serve the web dashboard: processes, journals beside their source,
     /// signals and admin actions.
@@ -389,6 +394,13 @@ pub(crate) struct WorkerArgs {
     /// retries, step latency) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Run the subscriptions of this route file: messages of RabbitMQ
+    /// queues or NATS JetStream consumers become spawns and signals (TOML,
+    /// or JSON when the name ends in `.json`; one file may hold several
+    /// subscriptions, and the flag may be repeated). The files are checked
+    /// before anything starts.
+    #[arg(long, value_name = "ROUTES")]
+    pub subscribe: Vec<PathBuf>,
     /// The HTTP API on this worker's host.
     #[command(flatten)]
     pub api: commands::serve::ApiArgs,

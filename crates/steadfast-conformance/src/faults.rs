@@ -3,9 +3,16 @@
 //!
 //! [`FaultyStore`] forwards every call of [`Store`] and [`StoreAdmin`] to the
 //! store it wraps, but first asks its [`Faults`] policy whether the call
-//! should fail instead. A failed call never reaches the wrapped store, so
-//! nothing is written by it: the fault happens before the commit, as a busy
-//! or full store's does.
+//! should fail instead. A call failed that way never reaches the wrapped
+//! store, so nothing is written by it: the fault happens before the commit,
+//! as a busy or full store's does.
+//!
+//! A policy can also lose the answer of a call that succeeded
+//! ([`Faults::lost_answer`]): the call reaches the wrapped store and its
+//! writes commit, then the caller gets an error instead of the store's
+//! answer, as when a connection drops between the commit and its
+//! acknowledgement. A caller that retries such a write finds it already
+//! done.
 //!
 //! [`RandomFaults`] is the policy for soak tests: it draws from a seeded
 //! generator and fails the plan's share of calls with a retryable
@@ -105,6 +112,35 @@ pub struct Call<'a> {
 pub trait Faults: Send + Sync + 'static {
     /// The error `call` fails with instead of reaching the store, if any.
     fn fault(&self, call: &Call<'_>) -> Option<StoreError>;
+
+    /// The error `call` answers with *after* the store carried it out
+    /// successfully, if any: its writes are committed, but the caller is
+    /// told it failed (a lost answer). Asked only for calls the store
+    /// answered with success; a store error is passed on as it is. The
+    /// default loses no answer.
+    ///
+    /// ```
+    /// use steadfast_conformance::faults::{Call, Faults, injected_error};
+    /// use steadfast_core::StoreError;
+    ///
+    /// /// Loses the answer of every journal append (each is retried and
+    /// /// found already written).
+    /// struct LoseAppends;
+    ///
+    /// impl Faults for LoseAppends {
+    ///     fn fault(&self, _call: &Call<'_>) -> Option<StoreError> {
+    ///         None
+    ///     }
+    ///
+    ///     fn lost_answer(&self, call: &Call<'_>) -> Option<StoreError> {
+    ///         (call.operation == "append").then(|| injected_error(call.operation, true))
+    ///     }
+    /// }
+    /// ```
+    fn lost_answer(&self, call: &Call<'_>) -> Option<StoreError> {
+        let _ = call;
+        None
+    }
 }
 
 /// Fails a random share of calls, as a [`FaultPlan`] says, until healed.
@@ -208,6 +244,21 @@ impl<F: Faults> FaultyStore<F> {
             None => Ok(()),
         }
     }
+
+    /// The wrapped store's `answer` to the call, or the error the policy
+    /// replaces a successful answer with (a lost answer).
+    fn answer<T>(
+        &self,
+        operation: &'static str,
+        lease: Option<&Lease>,
+        answer: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let value = answer?;
+        match self.faults.lost_answer(&Call { operation, lease }) {
+            Some(err) => Err(err),
+            None => Ok(value),
+        }
+    }
 }
 
 /// The splitmix64 generator: tiny, seedable, and good enough to pick faults.
@@ -244,7 +295,8 @@ pub fn injected_error(operation: &'static str, retryable: bool) -> StoreError {
 impl<F: Faults> Store for FaultyStore<F> {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         self.gate("spawn", None)?;
-        self.inner.spawn(process).await
+        let answer = self.inner.spawn(process).await;
+        self.answer("spawn", None, answer)
     }
 
     async fn claim(
@@ -255,12 +307,14 @@ impl<F: Faults> Store for FaultyStore<F> {
         limit: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         self.gate("claim", None)?;
-        self.inner.claim(owner, now, lease, limit).await
+        let answer = self.inner.claim(owner, now, lease, limit).await;
+        self.answer("claim", None, answer)
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
         self.gate("append", Some(lease))?;
-        self.inner.append(lease, entry).await
+        let answer = self.inner.append(lease, entry).await;
+        self.answer("append", Some(lease), answer)
     }
 
     async fn suspend(
@@ -269,7 +323,8 @@ impl<F: Faults> Store for FaultyStore<F> {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         self.gate("suspend", Some(lease))?;
-        self.inner.suspend(lease, suspension).await
+        let answer = self.inner.suspend(lease, suspension).await;
+        self.answer("suspend", Some(lease), answer)
     }
 
     async fn finish(
@@ -279,7 +334,8 @@ impl<F: Faults> Store for FaultyStore<F> {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.gate("finish", Some(lease))?;
-        self.inner.finish(lease, finish, now).await
+        let answer = self.inner.finish(lease, finish, now).await;
+        self.answer("finish", Some(lease), answer)
     }
 
     async fn continue_as_new(
@@ -289,7 +345,8 @@ impl<F: Faults> Store for FaultyStore<F> {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.gate("continue_as_new", Some(lease))?;
-        self.inner.continue_as_new(lease, input, now).await
+        let answer = self.inner.continue_as_new(lease, input, now).await;
+        self.answer("continue_as_new", Some(lease), answer)
     }
 
     async fn renew(
@@ -300,12 +357,14 @@ impl<F: Faults> Store for FaultyStore<F> {
         lease: Duration,
     ) -> Result<u64, StoreError> {
         self.gate("renew", None)?;
-        self.inner.renew(owner, leases, now, lease).await
+        let answer = self.inner.renew(owner, leases, now, lease).await;
+        self.answer("renew", None, answer)
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
         self.gate("release", None)?;
-        self.inner.release(owner, now).await
+        let answer = self.inner.release(owner, now).await;
+        self.answer("release", None, answer)
     }
 
     async fn send_signal(
@@ -319,7 +378,8 @@ impl<F: Faults> Store for FaultyStore<F> {
             "signal"
         };
         self.gate(op, None)?;
-        self.inner.send_signal(id, signal).await
+        let answer = self.inner.send_signal(id, signal).await;
+        self.answer(op, None, answer)
     }
 
     async fn reject_signal(
@@ -330,32 +390,38 @@ impl<F: Faults> Store for FaultyStore<F> {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.gate("reject_signal", Some(lease))?;
-        self.inner.reject_signal(lease, signal, reason, now).await
+        let answer = self.inner.reject_signal(lease, signal, reason, now).await;
+        self.answer("reject_signal", Some(lease), answer)
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
         self.gate("pending_signals", None)?;
-        self.inner.pending_signals(id).await
+        let answer = self.inner.pending_signals(id).await;
+        self.answer("pending_signals", None, answer)
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
         self.gate("cancel", None)?;
-        self.inner.cancel(id, now).await
+        let answer = self.inner.cancel(id, now).await;
+        self.answer("cancel", None, answer)
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
         self.gate("retry", None)?;
-        self.inner.retry(id, now).await
+        let answer = self.inner.retry(id, now).await;
+        self.answer("retry", None, answer)
     }
 
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
         self.gate("get", None)?;
-        self.inner.get(id).await
+        let answer = self.inner.get(id).await;
+        self.answer("get", None, answer)
     }
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
         self.gate("next_wake", None)?;
-        self.inner.next_wake().await
+        let answer = self.inner.next_wake().await;
+        self.answer("next_wake", None, answer)
     }
 
     fn work_events(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -364,7 +430,8 @@ impl<F: Faults> Store for FaultyStore<F> {
 
     async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
         self.gate("store_time", None)?;
-        self.inner.store_time().await
+        let answer = self.inner.store_time().await;
+        self.answer("store_time", None, answer)
     }
 
     fn follow_host_clock(&self) {
@@ -380,27 +447,32 @@ impl<F: Faults> Store for FaultyStore<F> {
 impl<F: Faults> StoreAdmin for FaultyStore<F> {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Listed>, StoreError> {
         self.gate("list", None)?;
-        self.inner.list(filter).await
+        let answer = self.inner.list(filter).await;
+        self.answer("list", None, answer)
     }
 
     async fn journal(&self, id: &ProcessId) -> Result<Vec<JournalEntry>, StoreError> {
         self.gate("journal", None)?;
-        self.inner.journal(id).await
+        let answer = self.inner.journal(id).await;
+        self.answer("journal", None, answer)
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         self.gate("counts", None)?;
-        self.inner.counts().await
+        let answer = self.inner.counts().await;
+        self.answer("counts", None, answer)
     }
 
     async fn parked_counts(&self, kind: &str) -> Result<ParkedCounts, StoreError> {
         self.gate("parked_counts", None)?;
-        self.inner.parked_counts(kind).await
+        let answer = self.inner.parked_counts(kind).await;
+        self.answer("parked_counts", None, answer)
     }
 
     async fn signals(&self, id: &ProcessId) -> Result<Vec<SignalRecord>, StoreError> {
         self.gate("signals", None)?;
-        self.inner.signals(id).await
+        let answer = self.inner.signals(id).await;
+        self.answer("signals", None, answer)
     }
 
     async fn discard_signal(
@@ -410,42 +482,65 @@ impl<F: Faults> StoreAdmin for FaultyStore<F> {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.gate("discard_signal", None)?;
-        self.inner.discard_signal(id, signal, now).await
+        let answer = self.inner.discard_signal(id, signal, now).await;
+        self.answer("discard_signal", None, answer)
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
         self.gate("rewind", None)?;
-        self.inner.rewind(id, step, now).await
+        let answer = self.inner.rewind(id, step, now).await;
+        self.answer("rewind", None, answer)
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
         self.gate("purge", None)?;
-        self.inner.purge(finished_before).await
+        let answer = self.inner.purge(finished_before).await;
+        self.answer("purge", None, answer)
     }
 
     async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
         self.gate("save_sources", None)?;
-        self.inner.save_sources(sources).await
+        let answer = self.inner.save_sources(sources).await;
+        self.answer("save_sources", None, answer)
     }
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
         self.gate("sources", None)?;
-        self.inner.sources().await
+        let answer = self.inner.sources().await;
+        self.answer("sources", None, answer)
     }
 
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         self.gate("history", None)?;
-        self.inner.history(id).await
+        let answer = self.inner.history(id).await;
+        self.answer("history", None, answer)
     }
 
     async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
         self.gate("events", None)?;
-        self.inner.events(id).await
+        let answer = self.inner.events(id).await;
+        self.answer("events", None, answer)
+    }
+
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        self.gate("save_subscription", None)?;
+        let answer = self.inner.save_subscription(report).await;
+        self.answer("save_subscription", None, answer)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        self.gate("subscriptions", None)?;
+        let answer = self.inner.subscriptions().await;
+        self.answer("subscriptions", None, answer)
     }
 
     async fn count(&self, filter: &ListFilter) -> Result<Counts, StoreError> {
         self.gate("count", None)?;
-        self.inner.count(filter).await
+        let answer = self.inner.count(filter).await;
+        self.answer("count", None, answer)
     }
 }
 

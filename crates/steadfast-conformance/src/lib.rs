@@ -184,6 +184,7 @@ macro_rules! __with_checks {
                 rewind_refuses_bad_requests,
                 purge_deletes_only_old_finished_processes,
                 sources_are_saved_and_replaced,
+                subscription_reports_are_kept_per_name_and_host,
                 continue_as_new_keeps_history,
             }
             children {

@@ -55,6 +55,7 @@ pub async fn rejected_signal_is_kept_and_never_handed_out(store: DynStore) {
                 settled_at: Some(at(3)),
                 reason: Some("does not decode into Verification".to_owned()),
                 traceparent: None,
+                message_id: None,
             },
             SignalRecord {
                 id: good,
@@ -65,6 +66,7 @@ pub async fn rejected_signal_is_kept_and_never_handed_out(store: DynStore) {
                 settled_at: None,
                 reason: None,
                 traceparent: None,
+                message_id: None,
             },
         ],
         "signals lists the rejected signal with its reason beside the pending one"

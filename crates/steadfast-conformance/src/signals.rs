@@ -97,6 +97,27 @@ pub async fn redelivered_message_is_not_stored_twice(store: DynStore) {
         matches!(send("p", "3", 4, "m-2").await, Ok(SignalSent::Stored(_))),
         "another message id is another signal"
     );
+    let plain = store
+        .signal(&pid("p"), "paid", "0", at(4))
+        .await
+        .expect("signal");
+    let message_ids: Vec<(i64, Option<String>)> = store
+        .signals(&pid("p"))
+        .await
+        .expect("signals")
+        .into_iter()
+        .map(|s| (s.id, s.message_id))
+        .collect();
+    assert_eq!(
+        message_ids.first(),
+        Some(&(first, Some("m-1".to_owned()))),
+        "signals lists the message id a signal came from"
+    );
+    assert_eq!(
+        message_ids.last(),
+        Some(&(plain, None)),
+        "a signal sent otherwise has no message id"
+    );
     for bad in ["", "a\u{7}b"] {
         assert_err!(
             store
@@ -112,7 +133,7 @@ pub async fn redelivered_message_is_not_stored_twice(store: DynStore) {
             .await
             .expect("pending")
             .len(),
-        2,
+        3,
         "a refused message id stores nothing"
     );
     assert_err!(

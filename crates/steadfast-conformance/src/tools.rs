@@ -1,9 +1,10 @@
 //! What tools (CLI, dashboard) need beyond reading: where processes stand in
-//! their source (`parked_at`, `parked_counts`), `rewind` and `purge`.
+//! their source (`parked_at`, `parked_counts`), `rewind` and `purge`, and
+//! the subscription reports they show.
 
 use steadfast_core::{
-    Finish, FunctionSource, ParkedCount, SourceLocation, Status, StoreError, SuspendOutcome,
-    Suspension,
+    Finish, FunctionSource, ParkedCount, SourceLocation, Status, StoreError, SubscriptionReport,
+    SuspendOutcome, Suspension,
 };
 
 use crate::assert_err;
@@ -258,6 +259,87 @@ pub async fn sources_are_saved_and_replaced(store: DynStore) {
     );
     assert!(moved.contains(&line_in("src/b.rs", 12)));
     assert!(!moved.contains(&line_in("src/b.rs", 13)));
+}
+
+/// `save_subscription` keeps one row per subscription name and host with
+/// every field as saved (the lag and its time, the last dead-letter reason
+/// included, text byte-exact), a later save of the same name and host
+/// replaces it, an older one (by `updated_at`) changes nothing, a report
+/// that breaks `check_subscription_report` is refused and stores nothing,
+/// and `subscriptions` lists them by name, then host.
+pub async fn subscription_reports_are_kept_per_name_and_host(store: DynStore) {
+    assert!(
+        store
+            .subscriptions()
+            .await
+            .expect("subscriptions")
+            .is_empty()
+    );
+    let report = |name: &str, host: &str, received: u64, secs: u64| SubscriptionReport {
+        name: name.to_owned(),
+        host: host.to_owned(),
+        source: "rabbitmq queue orders".to_owned(),
+        received,
+        routed: received.saturating_sub(1),
+        dead_lettered: received.min(1),
+        lag: None,
+        lag_read_at: None,
+        last_dead_letter_reason: None,
+        updated_at: at(secs),
+    };
+    let save = |r: SubscriptionReport| {
+        let store = store.clone();
+        async move { store.save_subscription(&r).await }
+    };
+    let first = SubscriptionReport {
+        lag: Some(7),
+        lag_read_at: Some(at(1)),
+        last_dead_letter_reason: Some("no route takes the message: “ü” <b>".to_owned()),
+        ..report("orders", "h-2", 3, 2)
+    };
+    save(first.clone()).await.expect("save");
+    let payments = report("payments", "h-1", 0, 2);
+    save(payments.clone()).await.expect("save");
+    let other_host = report("orders", "h-1", 5, 2);
+    save(other_host.clone()).await.expect("save");
+    assert_eq!(
+        store.subscriptions().await.expect("subscriptions"),
+        [other_host.clone(), first.clone(), payments.clone()],
+        "one row per name and host, by name then host, every field as saved"
+    );
+    // A later save replaces the row (the lag may become unknown again).
+    let later = SubscriptionReport {
+        lag: Some(u64::try_from(i64::MAX).expect("fits")),
+        lag_read_at: Some(at(4)),
+        ..report("orders", "h-2", 9, 5)
+    };
+    save(later.clone()).await.expect("save later");
+    // An older save (retried late) changes nothing.
+    save(report("orders", "h-2", 4, 3))
+        .await
+        .expect("save older");
+    assert_eq!(
+        store.subscriptions().await.expect("subscriptions"),
+        [other_host.clone(), later.clone(), payments.clone()],
+        "a later save replaces the row, an older one is ignored"
+    );
+    for bad in [
+        report("", "h-1", 1, 9),
+        report("orders", "", 1, 9),
+        report("orders\n", "h-1", 1, 9),
+        report("orders", "h-1", u64::MAX, 9),
+    ] {
+        assert_err!(
+            store.save_subscription(&bad).await,
+            StoreError::InvalidInput(_),
+            "report {bad:?}"
+        );
+    }
+    assert_eq!(
+        store.subscriptions().await.expect("subscriptions"),
+        [other_host, later, payments],
+        "a refused report stores nothing"
+    );
 }
 
 fn line_in(file: &str, line: u32) -> SourceLocation {

@@ -14,12 +14,15 @@ use steadfast_core::{
     JournalEntry, Lease, ListFilter, Listed, NewProcess, NewSignal, ParkedCount, ParkedCounts,
     PendingSignal, ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState,
     SortKey, SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SuspendOutcome, Suspension, Timestamp, check_message_id,
+    SubscriptionReport, SuspendOutcome, Suspension, Timestamp, check_message_id,
+    check_subscription_report,
 };
 
 #[derive(Default)]
 struct State {
     sources: BTreeMap<(String, String), FunctionSource>,
+    /// Subscription reports by name and host.
+    subscriptions: BTreeMap<(String, String), SubscriptionReport>,
     history: BTreeMap<ProcessId, Vec<Generation>>,
     processes: BTreeMap<ProcessId, ProcessRecord>,
     journals: BTreeMap<ProcessId, Vec<JournalEntry>>,
@@ -55,6 +58,8 @@ enum Fault {
     LaxConsumedSignal,
     /// `signal_message` stores a re-delivered message's signal again.
     MessageIdsIgnored,
+    /// `save_subscription` replaces a newer stored report with an older one.
+    LateSubscriptionReportWins,
     /// A refused operation still leaves its history entry (not written in
     /// the operation's transaction).
     EventOfRefusedOperation,
@@ -176,6 +181,7 @@ impl State {
             settled_at: None,
             reason: None,
             traceparent: traceparent.filter(|_| self.fault != Some(Fault::TraceContextDropped)),
+            message_id: None,
         };
         self.signals.entry(id.clone()).or_default().push(sig);
         self.next_signal
@@ -573,7 +579,14 @@ impl Store for MemoryStore {
         }
         let stored = s.push_signal(id, &name, &payload, now, traceparent);
         if let Some(message_id) = message_id {
-            s.message_ids.insert(stored, message_id);
+            s.message_ids.insert(stored, message_id.clone());
+            if let Some(sig) = s
+                .signals
+                .get_mut(id)
+                .and_then(|sigs| sigs.iter_mut().find(|sig| sig.id == stored))
+            {
+                sig.message_id = Some(message_id);
+            }
         }
         Ok(SignalSent::Stored(stored))
     }
@@ -856,6 +869,25 @@ impl StoreAdmin for MemoryStore {
         Ok(all)
     }
 
+    async fn save_subscription(&self, report: &SubscriptionReport) -> Result<(), StoreError> {
+        check_subscription_report(report)?;
+        let mut s = self.0.lock().unwrap();
+        let key = (report.name.clone(), report.host.clone());
+        let newer_stored = s.subscriptions.get(&key).is_some_and(|stored| {
+            s.fault != Some(Fault::LateSubscriptionReportWins)
+                && stored.updated_at > report.updated_at
+        });
+        if !newer_stored {
+            s.subscriptions.insert(key, report.clone());
+        }
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionReport>, StoreError> {
+        let s = self.0.lock().unwrap();
+        Ok(s.subscriptions.values().cloned().collect())
+    }
+
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         let mut s = self.0.lock().unwrap();
         s.record(id)?;
@@ -981,6 +1013,14 @@ fn lax_consumed_signal_read_back_is_caught() {
     assert_caught(
         Fault::LaxConsumedSignal,
         "journal::entries_round_trip_every_field",
+    );
+}
+
+#[test]
+fn late_subscription_report_winning_is_caught() {
+    assert_caught(
+        Fault::LateSubscriptionReportWins,
+        "tools::subscription_reports_are_kept_per_name_and_host",
     );
 }
 

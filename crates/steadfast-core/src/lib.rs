@@ -10,11 +10,13 @@ pub mod child;
 mod clock;
 mod error;
 mod events;
+pub mod group_commit;
 mod id;
 mod message_id;
 mod record;
 pub mod rules;
 mod store;
+mod subscription;
 mod time;
 mod transaction;
 
@@ -31,6 +33,10 @@ pub use store::{
     Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, NewSignal,
     ParkedCount, ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin,
     SuspendOutcome, Suspension,
+};
+pub use subscription::{
+    MAX_DEAD_LETTER_REASON_LEN, MAX_SUBSCRIPTION_NAME_LEN, SubscriptionReport,
+    check_subscription_report,
 };
 pub use time::Timestamp;
 pub use transaction::{TransactionBody, TransactionalStore};

@@ -359,6 +359,10 @@ pub struct SignalRecord {
     /// any.
     #[serde(default)]
     pub traceparent: Option<String>,
+    /// The id of the message that sent it ([`crate::Store::signal_message`]);
+    /// `None` for a signal sent otherwise.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 impl SignalRecord {

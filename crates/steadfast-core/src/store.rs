@@ -4,7 +4,8 @@ use async_trait::async_trait;
 
 use crate::{
     Finish, FunctionSource, Generation, HostId, JournalEntry, PendingSignal, ProcessEvent,
-    ProcessId, ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, Timestamp,
+    ProcessId, ProcessRecord, SignalRecord, SourceLocation, Status, StoreError, SubscriptionReport,
+    Timestamp,
 };
 
 /// A process to create with [`Store::spawn`].
@@ -610,6 +611,17 @@ pub trait StoreAdmin: Send + Sync + 'static {
     /// Processes stored before the store kept this history have entries
     /// only from then on.
     async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError>;
+
+    /// Saves what a running subscription has done (checked with
+    /// [`crate::check_subscription_report`] first): one row per name and
+    /// host, replaced by each save — unless the stored row has a later
+    /// `updated_at`, in which case nothing changes (a late save never
+    /// overwrites newer figures). Running subscriptions call it
+    /// periodically, never per message.
+    async fn save_subscription(&self, report: &SubscriptionReport) -> Result<(), StoreError>;
+
+    /// Every saved subscription report, ordered by name, then host.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionReport>, StoreError>;
 }
 
 /// A complete store: the hot path and the admin queries.

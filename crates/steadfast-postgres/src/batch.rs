@@ -4,6 +4,9 @@
 //!   a suspension or a finish of a process without a parent is one
 //!   autocommitted statement that checks the fence and writes — one round
 //!   trip, no `BEGIN`/`COMMIT`.
+//! * **One kind** (only spawns, only appends or only suspensions, e.g. the
+//!   steps of many processes between two commits): that kind's one
+//!   statement, autocommitted, spawns notifying from inside it.
 //! * **Together**: one transaction. Its spawns are one statement, its
 //!   appends one, its finishes one, its suspensions one (each row still
 //!   fenced, checked and answered on its own, without a savepoint); only
@@ -19,13 +22,14 @@
 //! orders they could have run in.
 
 use sqlx::{AssertSqlSafe, PgConnection};
+use steadfast_core::group_commit::Value;
 use steadfast_core::{
     Finish, JournalEntry, Lease, NewProcess, SpawnOutcome, StoreError, Suspension,
 };
 
 use crate::clock::Now;
 use crate::ops::{journal, spawn};
-use crate::writer::{Command, Op, Value, apply};
+use crate::writer::{Op, apply};
 
 /// Runs `batch` and returns the result of each write, in order; `Err` when
 /// the batch failed as a whole (nothing of it was committed, or the outcome
@@ -33,9 +37,9 @@ use crate::writer::{Command, Op, Value, apply};
 pub(crate) async fn run_batch(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
-    if let [(op, _)] = batch
+    if let [op] = batch
         && let Some(result) = run_alone(conn, channel, op).await?
     {
         return Ok(vec![result]);
@@ -136,14 +140,14 @@ fn place<T>(
 async fn run_together(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Command],
+    batch: &[Op],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     let mut spawns: Vec<(usize, (&NewProcess, Now))> = Vec::new();
     let mut appends: Vec<(usize, (&Lease, &JournalEntry))> = Vec::new();
     let mut finishes: Vec<(usize, (&Lease, &Finish, Now))> = Vec::new();
     let mut suspensions: Vec<(usize, (&Lease, &Suspension, Now))> = Vec::new();
     let mut others: Vec<(usize, &Op)> = Vec::new();
-    for (i, (op, _)) in batch.iter().enumerate() {
+    for (i, op) in batch.iter().enumerate() {
         match op {
             Op::Spawn(p, now) if spawn::spawn_is_checked(p) => spawns.push((i, (p, *now))),
             Op::Append(lease, entry) if journal::append_is_checked(entry) => {
@@ -162,10 +166,36 @@ async fn run_together(
         std::iter::repeat_with(|| None).take(batch.len()).collect();
     let mut created = false;
 
+    // A batch of one kind of write (spawns, appends or suspensions only) is
+    // its one statement, autocommitted: no `BEGIN` and `COMMIT` round trips.
+    // Each of those statements writes only what it checked, row by row, so
+    // it needs no transaction around it; spawns notify from inside theirs.
+    let kinds = [
+        !spawns.is_empty(),
+        !appends.is_empty(),
+        !suspensions.is_empty(),
+    ];
+    if finishes.is_empty() && others.is_empty() && kinds.iter().filter(|k| **k).count() == 1 {
+        if !spawns.is_empty() {
+            let (at, args): (Vec<usize>, Vec<_>) = spawns.into_iter().unzip();
+            let group = spawn::spawn_many(conn, &args, Some(channel)).await;
+            place(&mut results, &at, group, Value::Spawn)?;
+        } else if !appends.is_empty() {
+            let (at, args): (Vec<usize>, Vec<_>) = appends.into_iter().unzip();
+            let group = crate::ops::append_many::append_many(conn, &args).await;
+            place(&mut results, &at, group, |()| Value::Unit)?;
+        } else {
+            let (at, args): (Vec<usize>, Vec<_>) = suspensions.into_iter().unzip();
+            let group = journal::suspend_many(conn, &args).await;
+            place(&mut results, &at, group, Value::Suspend)?;
+        }
+        return Ok(answered(results));
+    }
+
     sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
     if !spawns.is_empty() {
         let (at, args): (Vec<usize>, Vec<_>) = spawns.into_iter().unzip();
-        let group = spawn::spawn_many(conn, &args).await;
+        let group = spawn::spawn_many(conn, &args, None).await;
         if let Ok(each) = &group {
             created = each.iter().any(|r| matches!(r, Ok(SpawnOutcome::Created)));
         }
@@ -206,7 +236,13 @@ async fn run_together(
     sqlx::raw_sql(AssertSqlSafe(commit))
         .execute(&mut *conn)
         .await?;
-    Ok(results
+    Ok(answered(results))
+}
+
+/// The result of every write of a batch (a write that got none is an
+/// internal error).
+fn answered(results: Vec<Option<Result<Value, StoreError>>>) -> Vec<Result<Value, StoreError>> {
+    results
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
@@ -215,7 +251,7 @@ async fn run_together(
                 ))
             })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -229,11 +265,11 @@ mod tests {
         Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
         Timestamp,
     };
-    use tokio::sync::{mpsc, oneshot};
 
     use crate::clock::Now;
-    use crate::writer::{Op, Reply, Writer};
+    use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
+    use steadfast_core::group_commit::{self, Value};
 
     fn url() -> String {
         std::env::var("STEADFAST_TEST_PG")
@@ -357,33 +393,18 @@ mod tests {
             Op::Finish(kid.clone(), completed("7"), at),
             Op::Spawn(new_process("stored", "other", None, now), at),
         ];
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, inbox) = group_commit::queue();
         let mut spawns = Vec::new();
         let mut units = Vec::new();
         let mut ids = Vec::new();
         for op in ops {
             match op {
-                Op::Spawn(..) => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Spawn(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    spawns.push(answer);
-                }
-                Op::Signal { .. } => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Id(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    ids.push(answer);
-                }
-                _ => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((op, Reply::Unit(reply)))
-                        .unwrap_or_else(|_| panic!("queue"));
-                    units.push(answer);
-                }
+                Op::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
+                Op::Signal { .. } => ids.push(queue.submit::<i64>(op).unwrap()),
+                _ => units.push(queue.submit::<()>(op).unwrap()),
             }
         }
-        drop(tx);
+        drop(queue);
         // Every write is queued before the writer starts: one batch.
         let mut conn = PgConnection::connect(&url).await.unwrap();
         crate::schema::setup(&mut conn, &schema).await.unwrap();
@@ -396,12 +417,12 @@ mod tests {
             Duration::from_secs(5),
             512,
         )
-        .run(rx)
+        .run(inbox)
         .await;
 
         let mut spawned = Vec::new();
         for answer in spawns {
-            spawned.push(answer.await.unwrap());
+            spawned.push(answer.await);
         }
         assert!(
             matches!(spawned[0], Ok(SpawnOutcome::Created)),
@@ -425,7 +446,7 @@ mod tests {
         );
         let mut ended = Vec::new();
         for answer in units {
-            ended.push(answer.await.unwrap());
+            ended.push(answer.await);
         }
         assert!(
             matches!(&ended[0], Err(StoreError::Fenced { id, epoch })
@@ -434,7 +455,7 @@ mod tests {
         );
         assert!(ended[1].is_ok(), "{ended:?}");
         assert!(ended[2].is_ok(), "{ended:?}");
-        let signal = ids.pop().unwrap().await.unwrap();
+        let signal = ids.pop().unwrap().await;
         assert!(signal.is_ok(), "{signal:?}");
 
         let moved = store.get(&current.id).await.unwrap();
@@ -458,6 +479,176 @@ mod tests {
         for id in ["fresh", "twice"] {
             let record = store.get(&ProcessId::new(id).unwrap()).await.unwrap();
             assert_eq!(record.status, Status::Running);
+        }
+    }
+
+    /// A batch of new spawns only, then a batch of appends only, each queued
+    /// whole before the writer takes it: each is answered, the spawns wake
+    /// the store's listeners, and the writer's session ran each batch as
+    /// its one statement, autocommitted (the last statement the server saw
+    /// from it is that statement, not a `COMMIT`).
+    #[tokio::test]
+    async fn a_batch_of_one_kind_is_one_autocommitted_statement() {
+        let url = url();
+        let Ok(Ok(probe)) =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
+        else {
+            assert!(
+                std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
+                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
+            );
+            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
+            return;
+        };
+        probe.close().await.unwrap();
+        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
+        let outcome = tokio::spawn(one_kind_batches(url.clone(), schema.clone())).await;
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    /// One queued write's answer, as a [`Value`].
+    type Answer = std::pin::Pin<Box<dyn Future<Output = Result<Value, StoreError>> + Send>>;
+
+    /// Runs `ops` as one batch on a writer whose session is named `app`
+    /// and returns each answer and the last statement of that session.
+    async fn one_batch(
+        url: &str,
+        schema: &str,
+        app: &str,
+        ops: Vec<Op>,
+    ) -> (Vec<Result<Value, StoreError>>, String) {
+        let (queue, inbox) = group_commit::queue();
+        let mut answers: Vec<Answer> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Spawn(..) => {
+                    let answer = queue.submit::<SpawnOutcome>(op).unwrap();
+                    answers.push(Box::pin(async move { answer.await.map(Value::Spawn) }));
+                }
+                _ => {
+                    let answer = queue.submit::<()>(op).unwrap();
+                    answers.push(Box::pin(async move { answer.await.map(|()| Value::Unit) }));
+                }
+            }
+        }
+        let options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()
+            .unwrap()
+            .application_name(app);
+        let mut conn = PgConnection::connect_with(&options).await.unwrap();
+        crate::schema::setup(&mut conn, schema).await.unwrap();
+        // Queued before the writer starts: one batch. The queue stays open,
+        // so the writer (and its session) lives on after answering.
+        let writer = tokio::spawn(
+            Writer::new(
+                conn,
+                options,
+                schema.to_owned(),
+                crate::schema::channel(schema),
+                Duration::from_secs(5),
+                512,
+            )
+            .run(inbox),
+        );
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(answer.await);
+        }
+        let mut admin = PgConnection::connect(url).await.unwrap();
+        let last: String =
+            sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        drop(queue);
+        writer.await.unwrap();
+        (got, last)
+    }
+
+    async fn one_kind_batches(url: String, schema: String) {
+        let store = PostgresStore::connect_with(&url, PostgresOptions::default().schema(&schema))
+            .await
+            .unwrap();
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let at = Now::new(now, false);
+        store.follow_host_clock();
+        let mut events = store.work_events().unwrap();
+        drop(events.borrow_and_update());
+        let app = format!("{schema}_writer");
+
+        let spawns = vec![
+            Op::Spawn(new_process("a", "1", None, now), at),
+            Op::Spawn(new_process("b", "2", None, now), at),
+            Op::Spawn(new_process("c", "3", None, now), at),
+        ];
+        let (got, last) = one_batch(&url, &schema, &app, spawns).await;
+        assert!(
+            matches!(got[0], Ok(Value::Spawn(SpawnOutcome::Created))),
+            "{:?}",
+            got.iter().map(|r| r.is_ok()).collect::<Vec<_>>()
+        );
+        assert!(matches!(got[1], Ok(Value::Spawn(SpawnOutcome::Created))));
+        assert!(matches!(got[2], Ok(Value::Spawn(SpawnOutcome::Created))));
+        assert!(
+            last.contains("INSERT INTO processes") && last.contains("pg_notify"),
+            "the spawns' last statement: {last}"
+        );
+        tokio::time::timeout(Duration::from_secs(10), events.changed())
+            .await
+            .expect("the spawns notify the listeners")
+            .unwrap();
+
+        let h = HostId::new("h");
+        let ttl = Duration::from_secs(3600);
+        let leases: Vec<_> = store
+            .claim(&h, now, ttl, 3)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.lease)
+            .collect();
+        assert_eq!(leases.len(), 3);
+        let appends = leases
+            .iter()
+            .map(|lease| {
+                Op::Append(
+                    lease.clone(),
+                    steadfast_core::JournalEntry {
+                        seq: 0,
+                        name: "one".to_owned(),
+                        kind: steadfast_core::EntryKind::Step,
+                        status: steadfast_core::EntryStatus::Completed,
+                        outcome: Some("1".to_owned()),
+                        attempts: 1,
+                        started_at: now,
+                        finished_at: Some(now),
+                        due_at: None,
+                        location: None,
+                        consumed_signal: None,
+                    },
+                )
+            })
+            .collect();
+        let (got, last) = one_batch(&url, &schema, &app, appends).await;
+        assert!(got.iter().all(Result::is_ok), "every append is written");
+        assert!(
+            // The server keeps the first 1 KiB of a statement's text.
+            last.trim_start().starts_with("WITH input AS") && last.contains("process_id, name"),
+            "the appends' last statement: {last}"
+        );
+        for lease in &leases {
+            let journal = store.journal(&lease.id).await.unwrap();
+            assert_eq!(journal.len(), 1, "{:?}", lease.id);
         }
     }
 }

@@ -31,6 +31,36 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The owners of unexpired leases on running processes (`$1`: the host's
+/// now, or NULL when the database's clock decides).
+///
+/// Read through `processes_owner` only, whatever the statistics say: the
+/// distinct owners one index probe each (a skip scan: a recursive CTE asks
+/// for the next owner after the last one), then, for each, its leased rows
+/// until one is running and unexpired. Only leased processes carry an
+/// owner, so the work is bounded by the leases held, not by the table: a
+/// `DISTINCT owner … WHERE status = 'running'` read every running process
+/// (1,000,000 spawned ones not yet claimed, say) through `processes_status`
+/// on every check. The `OFFSET 0` keeps the status and due-time filters out
+/// of the per-owner subquery, so they cannot pull `processes_status` into
+/// its plan.
+pub(crate) const LEASE_OWNERS: &str = concat!(
+    "WITH RECURSIVE owners(owner) AS (
+         (SELECT owner FROM processes WHERE owner IS NOT NULL ORDER BY owner LIMIT 1)
+         UNION ALL
+         SELECT (SELECT p.owner FROM processes p WHERE p.owner > o.owner
+                 ORDER BY p.owner LIMIT 1)
+         FROM owners o WHERE o.owner IS NOT NULL
+     )
+     SELECT o.owner FROM owners o
+     WHERE o.owner IS NOT NULL AND EXISTS (
+         SELECT 1 FROM (SELECT p.status, p.wake_at FROM processes p
+                        WHERE p.owner = o.owner OFFSET 0) AS leased
+         WHERE leased.status = 'running' AND leased.wake_at > COALESCE($1::bigint, ",
+    db_now!(),
+    "))"
+);
+
 /// The host locks one store holds, on their dedicated connection.
 pub(crate) struct Hosts {
     options: PgConnectOptions,
@@ -246,16 +276,11 @@ impl Hosts {
         }
         state.last_reap = Some(Instant::now());
         self.keep_locks(&mut state).await;
-        let owners: Vec<String> = sqlx::query_scalar(concat!(
-            "SELECT DISTINCT owner FROM processes
-             WHERE status = 'running' AND owner IS NOT NULL AND wake_at > COALESCE($1::bigint, ",
-            db_now!(),
-            ")"
-        ))
-        .bind(now.bind())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
+        let owners: Vec<String> = sqlx::query_scalar(LEASE_OWNERS)
+            .bind(now.bind())
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
         let ours: HashSet<i32> = state.wanted.values().copied().collect();
         let (names, keys): (Vec<String>, Vec<i32>) = owners
             .into_iter()

@@ -58,7 +58,7 @@ use steadfast_core::{
     SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
     Timestamp,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use options::PostgresOptions;
@@ -69,7 +69,8 @@ pub use url::{PostgresUrl, redact};
 use clock::Now;
 use hosts::Hosts;
 use rows::backend;
-use writer::{Command, Op, Reply, Sender, Writer};
+use steadfast_core::group_commit::{self, Queue, Value};
+use writer::{Op, Writer};
 
 /// How long one batch of writes, one claim or one read may take before it
 /// fails with a retryable error (a half-open connection would otherwise
@@ -108,7 +109,7 @@ struct Inner {
     location: String,
     channel: String,
     pool: PgPool,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: Queue<Op>,
     hosts: Hosts,
     events: watch::Receiver<u64>,
     listener: JoinHandle<()>,
@@ -304,7 +305,7 @@ impl PostgresStore {
                 .map_err(backend)?
         };
         let (events, listener) = listen::start(connect.clone(), channel.clone(), timeout).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = group_commit::queue();
         let writer = Writer::new(
             writer_conn,
             connect.clone(),
@@ -337,7 +338,7 @@ impl PostgresStore {
     /// Reads `synchronous_commit` back from the write connection (`"on"`:
     /// every acknowledged write is flushed to the server's disk).
     pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
-        self.call(Op::Show("synchronous_commit"), Reply::Text).await
+        self.call(Op::Show("synchronous_commit")).await
     }
 
     /// The time a decision is made at: the database's clock unless the
@@ -346,17 +347,13 @@ impl PostgresStore {
         Now::new(host, !self.inner.host_clock.load(Ordering::Relaxed))
     }
 
-    async fn call<T>(
-        &self,
-        op: Op,
-        reply: impl FnOnce(Sender<T>) -> Reply,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .send((op, reply(tx)))
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    /// Queues `op` for the writer and waits for its answer (after the
+    /// commit of its batch).
+    async fn call<T>(&self, op: Op) -> Result<T, StoreError>
+    where
+        T: TryFrom<Value, Error = Value> + Send + 'static,
+    {
+        self.inner.commands.call(op).await
     }
 }
 
@@ -364,7 +361,7 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         let now = self.now(process.now);
-        self.call(Op::Spawn(process, now), Reply::Spawn).await
+        self.call(Op::Spawn(process, now)).await
     }
 
     async fn claim(
@@ -388,8 +385,7 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
-        self.call(Op::Append(lease.clone(), entry), Reply::Unit)
-            .await
+        self.call(Op::Append(lease.clone(), entry)).await
     }
 
     async fn suspend(
@@ -398,8 +394,7 @@ impl Store for PostgresStore {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         let now = self.now(suspension.now);
-        self.call(Op::Suspend(lease.clone(), suspension, now), Reply::Suspend)
-            .await
+        self.call(Op::Suspend(lease.clone(), suspension, now)).await
     }
 
     async fn finish(
@@ -408,11 +403,8 @@ impl Store for PostgresStore {
         finish: Finish,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(
-            Op::Finish(lease.clone(), finish, self.now(now)),
-            Reply::Unit,
-        )
-        .await
+        self.call(Op::Finish(lease.clone(), finish, self.now(now)))
+            .await
     }
 
     async fn continue_as_new(
@@ -421,10 +413,11 @@ impl Store for PostgresStore {
         input: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(
-            Op::ContinueAsNew(lease.clone(), input.to_owned(), self.now(now)),
-            Reply::Unit,
-        )
+        self.call(Op::ContinueAsNew(
+            lease.clone(),
+            input.to_owned(),
+            self.now(now),
+        ))
         .await
     }
 
@@ -439,10 +432,12 @@ impl Store for PostgresStore {
             return Ok(0);
         }
         let n = self
-            .call(
-                Op::Renew(owner.clone(), leases.to_vec(), self.now(now), lease),
-                Reply::Count,
-            )
+            .call::<u64>(Op::Renew(
+                owner.clone(),
+                leases.to_vec(),
+                self.now(now),
+                lease,
+            ))
             .await?;
         if n > 0 {
             // The leases were renewed; a missing host lock is retried at
@@ -454,7 +449,7 @@ impl Store for PostgresStore {
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
         let n = self
-            .call(Op::Release(owner.clone(), self.now(now)), Reply::Count)
+            .call::<u64>(Op::Release(owner.clone(), self.now(now)))
             .await?;
         // Dropping the host lock only matters for liveness checks; do not
         // let a hung connection hold the caller up.
@@ -483,7 +478,7 @@ impl Store for PostgresStore {
                     now: self.now(now),
                     traceparent,
                 };
-                self.call(op, Reply::Id)
+                self.call::<i64>(op)
                     .await
                     .map(steadfast_core::SignalSent::Stored)
             }
@@ -497,7 +492,7 @@ impl Store for PostgresStore {
                     message_id,
                     traceparent,
                 };
-                self.call(op, Reply::Sent).await
+                self.call(op).await
             }
         }
     }
@@ -507,13 +502,11 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.call(Op::Cancel(id.clone(), self.now(now)), Reply::Status)
-            .await
+        self.call(Op::Cancel(id.clone(), self.now(now))).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.call(Op::Retry(id.clone(), self.now(now)), Reply::Unit)
-            .await
+        self.call(Op::Retry(id.clone(), self.now(now))).await
     }
 
     async fn reject_signal(
@@ -524,7 +517,7 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let op = Op::RejectSignal(lease.clone(), signal, reason.to_owned(), now);
-        self.call(op, Reply::Unit).await
+        self.call(op).await
     }
 
     async fn get(&self, id: &ProcessId) -> Result<ProcessRecord, StoreError> {
@@ -589,6 +582,17 @@ impl StoreAdmin for PostgresStore {
         bounded(ops::admin::sources(&self.inner.pool)).await
     }
 
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        bounded(ops::admin::save_subscription(&self.inner.pool, report)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        bounded(ops::admin::subscriptions(&self.inner.pool)).await
+    }
+
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         bounded(ops::admin::history(&self.inner.pool, id)).await
     }
@@ -607,16 +611,12 @@ impl StoreAdmin for PostgresStore {
         signal: i64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::DiscardSignal(id.clone(), signal, now), Reply::Unit)
-            .await
+        self.call(Op::DiscardSignal(id.clone(), signal, now)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.call(
-            Op::Rewind(id.clone(), step.to_owned(), self.now(now)),
-            Reply::Count,
-        )
-        .await
+        self.call(Op::Rewind(id.clone(), step.to_owned(), self.now(now)))
+            .await
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {

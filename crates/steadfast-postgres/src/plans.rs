@@ -217,3 +217,111 @@ async fn hot_statements_find_their_rows_by_key() {
         std::panic::resume_unwind(e.into_panic());
     }
 }
+
+/// The dead-host check (`hosts::LEASE_OWNERS`) among 50,000 runnable
+/// processes nobody has claimed (no owner) and 300 leased ones: before
+/// and after `ANALYZE`, its plan reads no whole table and not every
+/// running process (the `DISTINCT owner … WHERE status = 'running'` it
+/// replaced read all 50,300 through `processes_status` before the table
+/// was analysed), and it finds exactly the owners of unexpired leases on
+/// running processes.
+async fn lease_owners_in(url: &str, schema: &str) {
+    let store =
+        crate::PostgresStore::connect_with(url, crate::PostgresOptions::default().schema(schema))
+            .await
+            .expect("create the schema");
+    drop(store);
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    crate::schema::setup(&mut conn, schema)
+        .await
+        .expect("setup");
+    // "h0".."h2": leases that run until 10,000; "expired": leases that ran
+    // out at 500; "h-asleep": owner of suspended processes only (a row
+    // that kept its owner, which the check must not count).
+    sqlx::raw_sql(
+        "INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at)
+         SELECT 'new' || lpad(i::text, 7, '0'), 'w', 'null', 'running', 0, 0, 1
+         FROM generate_series(0, 49999) AS i;
+         INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at, owner,
+             epoch)
+         SELECT 'leased' || lpad(i::text, 7, '0'), 'w', 'null', 'running', 0, 0, 10000,
+             'h' || (i % 3), 1
+         FROM generate_series(0, 299) AS i;
+         INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at, owner,
+             epoch)
+         SELECT 'late' || i, 'w', 'null', 'running', 0, 0, 500, 'expired', 1
+         FROM generate_series(0, 9) AS i;
+         INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at, owner,
+             epoch)
+         SELECT 'asleep' || i, 'w', 'null', 'suspended', 0, 0, 10000, 'h-asleep', 1
+         FROM generate_series(0, 9) AS i;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("fill the table");
+    let mut bad = Vec::new();
+    for analysed in [false, true] {
+        if analysed {
+            sqlx::raw_sql("ANALYZE processes")
+                .execute(&mut conn)
+                .await
+                .expect("analyze");
+        }
+        let plan = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            crate::hosts::LEASE_OWNERS
+        )))
+        .bind(Some(1000_i64))
+        .fetch_all(&mut conn)
+        .await
+        .expect("explain the dead-host check");
+        bad.extend(whole_table_scans(
+            &format!("lease owners (analysed: {analysed})"),
+            lines(&plan),
+        ));
+        let mut owners: Vec<String> = sqlx::query_scalar(crate::hosts::LEASE_OWNERS)
+            .bind(Some(1000_i64))
+            .fetch_all(&mut conn)
+            .await
+            .expect("run the dead-host check");
+        owners.sort();
+        assert_eq!(owners, ["h0", "h1", "h2"], "analysed: {analysed}");
+    }
+    assert!(
+        bad.is_empty(),
+        "the dead-host check reads whole tables:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn dead_host_check_reads_the_leases_only() {
+    let url = url();
+    let Ok(Ok(probe)) =
+        tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
+    else {
+        assert!(
+            std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
+            "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
+        );
+        eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
+        return;
+    };
+    probe.close().await.expect("close");
+    let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
+    let outcome = tokio::spawn({
+        let (url, schema) = (url.clone(), schema.clone());
+        async move { lease_owners_in(&url, &schema).await }
+    })
+    .await;
+    let mut admin = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the schema");
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

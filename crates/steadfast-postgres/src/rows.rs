@@ -283,7 +283,7 @@ pub(crate) fn split_locations(locations: &[SourceLocation]) -> (Vec<String>, Vec
 /// The columns of `signals` as tools see them, in the order
 /// [`signal_record_from_row`] reads them.
 pub(crate) const SIGNAL_RECORD_COLUMNS: &str =
-    "id, name, payload, sent_at, consumed_at, disposition, reason, traceparent";
+    "id, name, payload, sent_at, consumed_at, disposition, reason, traceparent, message_id";
 
 /// Reads a `signals` row selected with [`SIGNAL_RECORD_COLUMNS`].
 pub(crate) fn signal_record_from_row(row: &PgRow) -> Result<SignalRecord, StoreError> {
@@ -303,6 +303,7 @@ pub(crate) fn signal_record_from_row(row: &PgRow) -> Result<SignalRecord, StoreE
         settled_at: settled_at.map(ts),
         reason: col(row, 6, T, &key)?,
         traceparent: col(row, 7, T, &key)?,
+        message_id: col(row, 8, T, &key)?,
     })
 }
 

@@ -1,17 +1,17 @@
-//! The writer task: it owns one connection and commits the writes of all
-//! callers in batches (group commit, see [`crate::batch`]), answering every
-//! caller only after the `COMMIT`.
+//! The writer task: it owns one connection and runs the store's side of the
+//! shared group commit ([`steadfast_core::group_commit`]): each batch in one
+//! transaction (see [`crate::batch`]), every caller answered only after the
+//! `COMMIT`.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use steadfast_core::group_commit::{self, GroupCommit, Inbox, Value};
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
-    Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, SignalSent, SpawnOutcome, Status,
-    StoreError, SuspendOutcome, Suspension, Timestamp,
+    Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, StoreError, Suspension, Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
@@ -25,10 +25,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Where a write's result goes.
-pub(crate) type Sender<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// One write for the writer task.
+/// One write for the writer task; its caller waits in the queue beside it
+/// ([`group_commit::Queue::call`]).
 pub(crate) enum Op {
     Spawn(NewProcess, Now),
     Append(Lease, JournalEntry),
@@ -61,71 +59,6 @@ pub(crate) enum Op {
     /// Reads a setting of the writer's session (`SHOW`).
     Show(&'static str),
 }
-
-/// What a write returned.
-pub(crate) enum Value {
-    Spawn(SpawnOutcome),
-    Unit,
-    Suspend(SuspendOutcome),
-    Count(u64),
-    Id(i64),
-    Sent(SignalSent),
-    Status(Status),
-    Text(String),
-}
-
-/// The caller waiting for a write, typed by what it expects.
-pub(crate) enum Reply {
-    Spawn(Sender<SpawnOutcome>),
-    Unit(Sender<()>),
-    Suspend(Sender<SuspendOutcome>),
-    Count(Sender<u64>),
-    Id(Sender<i64>),
-    Sent(Sender<SignalSent>),
-    Status(Sender<Status>),
-    Text(Sender<String>),
-}
-
-fn mismatch() -> StoreError {
-    StoreError::Backend {
-        message: "internal error: a write returned a value of the wrong type".to_owned(),
-        retryable: false,
-        source: None,
-    }
-}
-
-/// Sends `result` if it has the type the caller expects; the caller may
-/// have gone away, in which case its write stands regardless.
-macro_rules! answer {
-    ($tx:expr, $result:expr, $variant:ident $(($v:ident))?) => {{
-        let result = match $result {
-            Ok(Value::$variant $(($v))?) => Ok(answer!(@value $($v)?)),
-            Ok(_) => Err(mismatch()),
-            Err(e) => Err(e),
-        };
-        let _ = $tx.send(result);
-    }};
-    (@value $v:ident) => { $v };
-    (@value) => { () };
-}
-
-impl Reply {
-    fn send(self, result: Result<Value, StoreError>) {
-        match self {
-            Reply::Spawn(tx) => answer!(tx, result, Spawn(v)),
-            Reply::Unit(tx) => answer!(tx, result, Unit),
-            Reply::Suspend(tx) => answer!(tx, result, Suspend(v)),
-            Reply::Count(tx) => answer!(tx, result, Count(v)),
-            Reply::Id(tx) => answer!(tx, result, Id(v)),
-            Reply::Sent(tx) => answer!(tx, result, Sent(v)),
-            Reply::Status(tx) => answer!(tx, result, Status(v)),
-            Reply::Text(tx) => answer!(tx, result, Text(v)),
-        }
-    }
-}
-
-/// A queued write and its caller.
-pub(crate) type Command = (Op, Reply);
 
 /// The state owned by the writer task.
 pub(crate) struct Writer {
@@ -161,24 +94,12 @@ impl Writer {
         }
     }
 
-    /// Runs until every sender is gone and the queue is drained.
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        let mut batch = Vec::with_capacity(self.max_batch.min(1024));
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
-                    Err(_) => break,
-                }
-            }
-            // One group commit: how many writes it carries (exported by
-            // whatever `metrics` recorder the application installed).
-            metrics::histogram!("steadfast_store_batch_size", "store" => "postgres")
-                .record(batch.len() as f64);
-            self.execute(&mut batch).await;
-        }
-        if let Some(conn) = self.conn.take() {
+    /// Runs the group commit until every sender is gone and the queue is
+    /// drained.
+    pub(crate) async fn run(self, inbox: Inbox<Op>) {
+        let max_batch = self.max_batch;
+        let mut writer = group_commit::run(self, inbox, max_batch).await;
+        if let Some(conn) = writer.conn.take() {
             let _ = conn.close().await;
         }
         tracing::debug!("steadfast postgres writer stopped");
@@ -234,56 +155,43 @@ impl Writer {
             }),
         }
     }
+}
 
-    /// Runs a batch in one transaction and answers every caller after the
-    /// commit (or with the batch's failure).
-    async fn execute(&mut self, batch: &mut Vec<Command>) {
+/// A batch runs as [`crate::batch::run_batch`] says: one write alone is one
+/// autocommitted statement, more share one transaction with the writes of
+/// a kind grouped into one statement.
+impl GroupCommit for Writer {
+    type Write = Op;
+    const STORE: &'static str = "postgres";
+
+    async fn run(
+        &mut self,
+        writes: Vec<Op>,
+    ) -> Result<Vec<Result<Value, StoreError>>, BatchFailure> {
         let channel = self.channel.clone();
-        let outcome = match self.connection().await {
-            Ok(conn) => {
-                match tokio::time::timeout(
-                    OP_TIMEOUT,
-                    crate::batch::run_batch(conn, &channel, batch),
-                )
-                .await
-                {
-                    Ok(Ok(results)) => Ok(results),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, writes = batch.len(), "a write batch failed");
-                        Err(BatchFailure {
-                            message: format!("the write transaction failed: {e}"),
-                            retryable: is_retryable(&e),
-                        })
-                    }
-                    Err(_) => {
-                        tracing::warn!(writes = batch.len(), "a write batch timed out");
-                        Err(BatchFailure {
-                            message: format!(
-                                "the write transaction took longer than {OP_TIMEOUT:?}; \
-                             its outcome is unknown"
-                            ),
-                            retryable: true,
-                        })
-                    }
-                }
-            }
-            Err(failure) => Err(failure),
+        let conn = self.connection().await?;
+        let failure = match tokio::time::timeout(
+            OP_TIMEOUT,
+            crate::batch::run_batch(conn, &channel, &writes),
+        )
+        .await
+        {
+            Ok(Ok(results)) => return Ok(results),
+            Ok(Err(e)) => BatchFailure {
+                message: format!("the write transaction failed: {e}"),
+                retryable: is_retryable(&e),
+            },
+            Err(_) => BatchFailure {
+                message: format!(
+                    "the write transaction took longer than {OP_TIMEOUT:?}; its outcome is unknown"
+                ),
+                retryable: true,
+            },
         };
-        match outcome {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    reply.send(result);
-                }
-            }
-            Err(failure) => {
-                // The connection may be broken or mid-transaction: drop it;
-                // the next batch reconnects.
-                self.conn = None;
-                for (_, reply) in batch.drain(..) {
-                    reply.send(Err(failure.error()));
-                }
-            }
-        }
+        // The connection may be broken or mid-transaction: drop it; the
+        // next batch reconnects.
+        self.conn = None;
+        Err(failure)
     }
 }
 

@@ -864,16 +864,18 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
     }
     // Back to version 5, before the parent migration (6), the journal's
     // database times (7), the stored history and sort indexes (8), the
-    // signals' message ids (9) and the trace contexts (10).
+    // signals' message ids (9), the subscription reports (10) and the trace
+    // contexts (11).
     let previous = 5;
     assert_eq!(
-        SCHEMA_VERSION, 10,
-        "this downgrade undoes migrations 6, 7, 8, 9 and 10"
+        SCHEMA_VERSION, 11,
+        "this downgrade undoes migrations 6 to 11"
     );
     exec(format!(
         "SET search_path TO \"{}\";
          ALTER TABLE processes DROP COLUMN traceparent;
          ALTER TABLE signals DROP COLUMN traceparent;
+         DROP TABLE subscriptions;
          DROP INDEX signals_message_id;
          ALTER TABLE signals DROP COLUMN message_id;
          DROP TABLE events;

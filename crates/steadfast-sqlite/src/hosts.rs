@@ -132,6 +132,17 @@ impl Hosts {
         }
     }
 
+    /// When the last dead-host check ran, for [`Hosts::undo_reap`].
+    pub(crate) fn last_reap(&self) -> Option<Instant> {
+        self.last_reap
+    }
+
+    /// Forgets the dead-host checks since `mark` (their writes were rolled
+    /// back), so the next claim checks again.
+    pub(crate) fn undo_reap(&mut self, mark: Option<Instant>) {
+        self.last_reap = mark;
+    }
+
     /// Whether a dead-host check is due (at most every 500 ms); marks it done.
     pub(crate) fn reap_due(&mut self) -> bool {
         let due = self

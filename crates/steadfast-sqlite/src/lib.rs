@@ -40,7 +40,6 @@ use steadfast_core::{
     SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
     Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
 
 pub use options::{Access, Durability, SqliteOptions};
 /// The SQLite binding transactional steps receive their connection from.
@@ -48,7 +47,8 @@ pub use rusqlite;
 pub use transaction::WriteConnection;
 
 use reader::Readers;
-use writer::{Command, Reply, Writer};
+use steadfast_core::group_commit::{self, Queue, Value};
+use writer::{Write, Writer};
 
 /// The newest schema version this build of the store reads and writes.
 pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
@@ -70,7 +70,7 @@ enum WriterState {
     /// [`Access::WriteOnDemand`] at the first write.
     Idle,
     /// Running: commands go here.
-    Running(mpsc::UnboundedSender<Command>, JoinHandle<()>),
+    Running(Queue<Write>, JoinHandle<()>),
     /// Closed by [`SqliteStore::close`].
     Closed,
 }
@@ -263,7 +263,7 @@ impl SqliteStore {
         let conn = schema::open_writer(path, &location, options, found)?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let hosts = hosts::Hosts::new(&canonical);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = group_commit::queue();
         let writer = Writer::new(conn, hosts, options.max_batch);
         let handle = std::thread::Builder::new()
             .name("steadfast-sqlite-writer".to_owned())
@@ -310,12 +310,12 @@ impl SqliteStore {
     /// connection: `("wal", 2)` for [`Durability::Full`], `("wal", 1)` for
     /// [`Durability::ProcessCrash`].
     pub async fn pragmas(&self) -> Result<(String, i64), StoreError> {
-        self.call(Command::Pragmas).await
+        self.call(Write::Pragmas).await
     }
 
     /// The writer's queue, starting the writer first for
     /// [`Access::WriteOnDemand`].
-    async fn commands(&self) -> Result<mpsc::UnboundedSender<Command>, StoreError> {
+    async fn commands(&self) -> Result<Queue<Write>, StoreError> {
         if let Some(tx) = self.running() {
             return tx;
         }
@@ -346,7 +346,7 @@ impl SqliteStore {
     }
 
     /// The queue of a running writer; `None` when it has not started.
-    fn running(&self) -> Option<Result<mpsc::UnboundedSender<Command>, StoreError>> {
+    fn running(&self) -> Option<Result<Queue<Write>, StoreError>> {
         match &*self.inner.writer() {
             WriterState::Running(tx, _) => Some(Ok(tx.clone())),
             WriterState::Closed => Some(Err(StoreError::Closed)),
@@ -354,13 +354,13 @@ impl SqliteStore {
         }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands()
-            .await?
-            .send(make(tx))
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    /// Queues `write` for the writer and waits for its answer (after the
+    /// commit of its batch).
+    async fn call<T>(&self, write: Write) -> Result<T, StoreError>
+    where
+        T: TryFrom<Value, Error = Value> + Send + 'static,
+    {
+        self.commands().await?.call(write).await
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -376,7 +376,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn spawn(&self, mut process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         process.now = self.inner.clock.now(process.now);
-        self.call(|tx| Command::Spawn(process, tx)).await
+        self.call(Write::Spawn(process)).await
     }
 
     async fn claim(
@@ -388,19 +388,18 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = self.inner.clock.now(now);
         let owner = owner.clone();
-        self.call(|reply| Command::Claim {
+        self.call(Write::Claim {
             owner,
             now,
             lease,
             limit,
-            reply,
         })
         .await
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
         let lease = lease.clone();
-        self.call(|tx| Command::Append(lease, entry, tx)).await
+        self.call(Write::Append(lease, entry)).await
     }
 
     async fn suspend(
@@ -410,8 +409,7 @@ impl Store for SqliteStore {
     ) -> Result<SuspendOutcome, StoreError> {
         let lease = lease.clone();
         let suspension = self.inner.clock.suspension(suspension);
-        self.call(|tx| Command::Suspend(lease, suspension, tx))
-            .await
+        self.call(Write::Suspend(lease, suspension)).await
     }
 
     async fn finish(
@@ -421,8 +419,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let lease = lease.clone();
-        self.call(|tx| Command::Finish(lease, finish, now, tx))
-            .await
+        self.call(Write::Finish(lease, finish, now)).await
     }
 
     async fn continue_as_new(
@@ -433,8 +430,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let now = self.inner.clock.now(now);
         let (lease, input) = (lease.clone(), input.to_owned());
-        self.call(|tx| Command::ContinueAsNew(lease, input, now, tx))
-            .await
+        self.call(Write::ContinueAsNew(lease, input, now)).await
     }
 
     async fn renew(
@@ -449,14 +445,13 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let (owner, leases) = (owner.clone(), leases.to_vec());
-        self.call(|tx| Command::Renew(owner, leases, now, lease, tx))
-            .await
+        self.call(Write::Renew(owner, leases, now, lease)).await
     }
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
         let now = self.inner.clock.now(now);
         let owner = owner.clone();
-        self.call(|tx| Command::Release(owner, now, tx)).await
+        self.call(Write::Release(owner, now)).await
     }
 
     async fn send_signal(
@@ -475,26 +470,24 @@ impl Store for SqliteStore {
         } = signal;
         match message_id {
             None => self
-                .call(|reply| Command::Signal {
+                .call::<i64>(Write::Signal {
                     id,
                     name,
                     payload,
                     now,
                     traceparent,
-                    reply,
                 })
                 .await
                 .map(steadfast_core::SignalSent::Stored),
             Some(message_id) => {
                 steadfast_core::check_message_id(&message_id)?;
-                self.call(|reply| Command::SignalMessage {
+                self.call(Write::SignalMessage {
                     id,
                     name,
                     payload,
                     now,
                     message_id,
                     traceparent,
-                    reply,
                 })
                 .await
             }
@@ -509,7 +502,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (lease, reason) = (lease.clone(), reason.to_owned());
-        self.call(|tx| Command::RejectSignal(lease, signal, reason, now, tx))
+        self.call(Write::RejectSignal(lease, signal, reason, now))
             .await
     }
 
@@ -522,13 +515,13 @@ impl Store for SqliteStore {
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
         let now = self.inner.clock.now(now);
         let id = id.clone();
-        self.call(|tx| Command::Cancel(id, now, tx)).await
+        self.call(Write::Cancel(id, now)).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
         let now = self.inner.clock.now(now);
         let id = id.clone();
-        self.call(|tx| Command::Retry(id, now, tx)).await
+        self.call(Write::Retry(id, now)).await
     }
 
     async fn store_time(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -582,7 +575,7 @@ impl StoreAdmin for SqliteStore {
 
     async fn save_sources(&self, sources: &[FunctionSource]) -> Result<(), StoreError> {
         let sources = sources.to_vec();
-        self.call(|tx| Command::SaveSources(sources, tx)).await
+        self.call(Write::SaveSources(sources)).await
     }
 
     async fn sources(&self) -> Result<Vec<FunctionSource>, StoreError> {
@@ -592,6 +585,19 @@ impl StoreAdmin for SqliteStore {
     async fn history(&self, id: &ProcessId) -> Result<Vec<Generation>, StoreError> {
         let id = id.clone();
         self.read(move |conn| reader::history(conn, &id)).await
+    }
+
+    async fn save_subscription(
+        &self,
+        report: &steadfast_core::SubscriptionReport,
+    ) -> Result<(), StoreError> {
+        steadfast_core::check_subscription_report(report)?;
+        let report = Box::new(report.clone());
+        self.call(Write::SaveSubscription(report)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<steadfast_core::SubscriptionReport>, StoreError> {
+        self.read(reader::subscriptions).await
     }
 
     async fn events(&self, id: &ProcessId) -> Result<Vec<ProcessEvent>, StoreError> {
@@ -611,22 +617,19 @@ impl StoreAdmin for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let id = id.clone();
-        self.call(|tx| Command::DiscardSignal(id, signal, now, tx))
-            .await
+        self.call(Write::DiscardSignal(id, signal, now)).await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
         let now = self.inner.clock.now(now);
         let (id, step) = (id.clone(), step.to_owned());
-        self.call(|tx| Command::Rewind(id, step, now, tx)).await
+        self.call(Write::Rewind(id, step, now)).await
     }
 
     async fn purge(&self, finished_before: Timestamp) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let deleted = self
-                .call(|tx| Command::PurgeChunk(finished_before, tx))
-                .await?;
+            let deleted = self.call::<u64>(Write::PurgeChunk(finished_before)).await?;
             total += deleted;
             if deleted < ops::admin::PURGE_CHUNK as u64 {
                 return Ok(total);

@@ -13,7 +13,7 @@ use steadfast_core::rules;
 use steadfast_core::{
     Counts, FunctionSource, Generation, JournalEntry, ListFilter, Listed, ParkedCount,
     ParkedCounts, PendingSignal, ProcessId, ProcessRecord, SortKey, SourceLocation, Status,
-    StoreError, Timestamp,
+    StoreError, SubscriptionReport, Timestamp,
 };
 
 use crate::rows::{
@@ -453,6 +453,43 @@ pub(crate) fn sources(conn: &Connection) -> Result<Vec<FunctionSource>, StoreErr
             name: r.get(1).db()?,
             first_line: r.get(2).db()?,
             text: r.get(3).db()?,
+        })
+    })
+}
+
+/// [`steadfast_core::StoreAdmin::subscriptions`].
+pub(crate) fn subscriptions(conn: &Connection) -> Result<Vec<SubscriptionReport>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name, host, source, received, routed, dead_lettered, lag, lag_read_at,
+                 last_dead_letter_reason, updated_at
+             FROM subscriptions ORDER BY name, host",
+        )
+        .db()?;
+    collect(&mut stmt, [], |r| {
+        let name: String = r.get(0).db()?;
+        let count = |i: usize, column: &str| -> Result<Option<u64>, StoreError> {
+            let v: Option<i64> = r.get(i).db()?;
+            v.map(|v| {
+                u64::try_from(v).map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "subscriptions.{column} of {name:?} is negative ({v})"
+                    ))
+                })
+            })
+            .transpose()
+        };
+        Ok(SubscriptionReport {
+            host: r.get(1).db()?,
+            source: r.get(2).db()?,
+            received: count(3, "received")?.unwrap_or(0),
+            routed: count(4, "routed")?.unwrap_or(0),
+            dead_lettered: count(5, "dead_lettered")?.unwrap_or(0),
+            lag: count(6, "lag")?,
+            lag_read_at: r.get::<_, Option<i64>>(7).db()?.map(Timestamp::from_micros),
+            last_dead_letter_reason: r.get(8).db()?,
+            updated_at: Timestamp::from_micros(r.get(9).db()?),
+            name,
         })
     })
 }

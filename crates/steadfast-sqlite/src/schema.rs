@@ -12,7 +12,7 @@ use crate::reader::{open_read, wal_path};
 use crate::rows::{Db, backend};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 10;
+pub(crate) const SCHEMA_VERSION: i64 = 11;
 
 /// The value of the `magic` key in `steadfast_meta`.
 const MAGIC: &str = "steadfast";
@@ -170,7 +170,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX signals_message_id ON signals (process_id, message_id)
         WHERE message_id IS NOT NULL;
     ",
-    // Version 10: the W3C trace context (`traceparent`) of the span that
+    // Version 10: what each running subscription has done, per name and
+    // host, saved periodically for tools in other programs.
+    "
+    CREATE TABLE subscriptions (
+        name                    TEXT NOT NULL,
+        host                    TEXT NOT NULL,
+        source                  TEXT NOT NULL,
+        received                INTEGER NOT NULL,
+        routed                  INTEGER NOT NULL,
+        dead_lettered           INTEGER NOT NULL,
+        lag                     INTEGER,
+        lag_read_at             INTEGER,
+        last_dead_letter_reason TEXT,
+        updated_at              INTEGER NOT NULL,
+        PRIMARY KEY (name, host)
+    ) WITHOUT ROWID;
+    ",
+    // Version 11: the W3C trace context (`traceparent`) of the span that
     // spawned a process or sent a signal, so its runs continue that trace
     // on any host. Rows stored before have none.
     "

@@ -10,7 +10,7 @@ use steadfast_core::{JournalEntry, Lease, StoreError, TransactionBody, Transacti
 use crate::SqliteStore;
 use crate::ops::fence;
 use crate::ops::journal::append;
-use crate::writer::Command;
+use crate::writer::Write;
 
 /// The store's write connection as a transactional step's body sees it: a
 /// [`rusqlite::Connection`] (through [`Deref`]) inside the batch's open
@@ -56,7 +56,7 @@ impl TransactionalStore for SqliteStore {
         body: TransactionBody<Self>,
     ) -> Result<bool, StoreError> {
         let lease = lease.clone();
-        self.call(|tx| Command::Transaction(lease, entry, body, tx))
+        self.call(Write::Transaction(lease, entry, Some(body)))
             .await
     }
 }

@@ -1,47 +1,43 @@
-//! The writer thread: it owns the write connection and commits the writes
-//! of all callers in batches (group commit), one savepoint per write.
+//! The writer thread: it owns the write connection and runs the store's
+//! side of the shared group commit ([`steadfast_core::group_commit`]): one
+//! immediate transaction per batch, one savepoint per write.
 
 use std::time::Duration;
 
 use rusqlite::Connection;
+use steadfast_core::group_commit::{self, Applied, GroupCommit, Inbox, OneByOne, Value};
 use steadfast_core::rules::BatchFailure;
 use steadfast_core::{
-    Claimed, Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId,
-    SignalSent, SpawnOutcome, Status, StoreError, SuspendOutcome, Suspension, Timestamp,
-    TransactionBody,
+    Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId, StoreError,
+    SubscriptionReport, Suspension, Timestamp, TransactionBody,
 };
-use tokio::sync::{mpsc, oneshot};
 
 use crate::hosts::Hosts;
 use crate::ops::{admin, claim, journal, signal, spawn};
 use crate::rows::is_retryable;
 use crate::transaction::{self, WriteConnection};
 
-/// Where a command's result goes.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// One write (or writer-side read) for the writer thread.
-pub(crate) enum Command {
-    Spawn(NewProcess, Reply<SpawnOutcome>),
+/// One write (or writer-side read) for the writer thread; its caller
+/// waits in the queue beside it ([`group_commit::Queue::call`]).
+pub(crate) enum Write {
+    Spawn(NewProcess),
     Claim {
         owner: HostId,
         now: Timestamp,
         lease: Duration,
         limit: usize,
-        reply: Reply<Vec<Claimed>>,
     },
-    Append(Lease, JournalEntry, Reply<()>),
-    Suspend(Lease, Suspension, Reply<SuspendOutcome>),
-    Finish(Lease, Finish, Timestamp, Reply<()>),
-    Renew(HostId, Vec<Lease>, Timestamp, Duration, Reply<u64>),
-    Release(HostId, Timestamp, Reply<u64>),
+    Append(Lease, JournalEntry),
+    Suspend(Lease, Suspension),
+    Finish(Lease, Finish, Timestamp),
+    Renew(HostId, Vec<Lease>, Timestamp, Duration),
+    Release(HostId, Timestamp),
     Signal {
         id: ProcessId,
         name: String,
         payload: String,
         now: Timestamp,
         traceparent: Option<String>,
-        reply: Reply<i64>,
     },
     /// [`steadfast_core::Store::signal_message`].
     SignalMessage {
@@ -51,41 +47,36 @@ pub(crate) enum Command {
         now: Timestamp,
         message_id: String,
         traceparent: Option<String>,
-        reply: Reply<SignalSent>,
     },
-    Cancel(ProcessId, Timestamp, Reply<Status>),
-    Retry(ProcessId, Timestamp, Reply<()>),
+    Cancel(ProcessId, Timestamp),
+    Retry(ProcessId, Timestamp),
     /// [`steadfast_core::Store::reject_signal`].
-    RejectSignal(Lease, i64, String, Timestamp, Reply<()>),
+    RejectSignal(Lease, i64, String, Timestamp),
     /// [`steadfast_core::StoreAdmin::discard_signal`].
-    DiscardSignal(ProcessId, i64, Timestamp, Reply<()>),
-    Rewind(ProcessId, String, Timestamp, Reply<u64>),
-    /// [`steadfast_core::TransactionalStore::transaction`].
+    DiscardSignal(ProcessId, i64, Timestamp),
+    Rewind(ProcessId, String, Timestamp),
+    /// [`steadfast_core::TransactionalStore::transaction`] (the body runs
+    /// once: it is taken when the write runs).
     Transaction(
         Lease,
         JournalEntry,
-        TransactionBody<crate::SqliteStore>,
-        Reply<bool>,
+        Option<TransactionBody<crate::SqliteStore>>,
     ),
-    SaveSources(Vec<FunctionSource>, Reply<()>),
-    ContinueAsNew(Lease, String, Timestamp, Reply<()>),
-    PurgeChunk(Timestamp, Reply<u64>),
-    Pragmas(Reply<(String, i64)>),
+    SaveSources(Vec<FunctionSource>),
+    /// [`steadfast_core::StoreAdmin::save_subscription`].
+    SaveSubscription(Box<SubscriptionReport>),
+    ContinueAsNew(Lease, String, Timestamp),
+    PurgeChunk(Timestamp),
+    Pragmas,
 }
 
-/// A command that ran, waiting for the batch to commit.
-enum Done {
-    Spawn(Reply<SpawnOutcome>, Result<SpawnOutcome, StoreError>),
-    Claim(Reply<Vec<Claimed>>, Result<Vec<Claimed>, StoreError>),
-    Unit(Reply<()>, Result<(), StoreError>),
-    Suspend(Reply<SuspendOutcome>, Result<SuspendOutcome, StoreError>),
-    Count(Reply<u64>, Result<u64, StoreError>),
-    Release(HostId, Reply<u64>, Result<u64, StoreError>),
-    Id(Reply<i64>, Result<i64, StoreError>),
-    Sent(Reply<SignalSent>, Result<SignalSent, StoreError>),
-    Status(Reply<Status>, Result<Status, StoreError>),
-    Pragmas(Reply<(String, i64)>, Result<(String, i64), StoreError>),
-    Transaction(Reply<bool>, Result<bool, StoreError>),
+impl Write {
+    /// Whether running this write again, after its batch was rolled back,
+    /// does what running it once would have: every write but a
+    /// transactional step, whose body runs once.
+    fn repeatable(&self) -> bool {
+        !matches!(self, Write::Transaction(..))
+    }
 }
 
 /// Why a whole batch failed: `what` failed with SQLite's error `e`.
@@ -93,101 +84,14 @@ fn batch_failure(what: &str, e: &rusqlite::Error) -> BatchFailure {
     BatchFailure::new(what, e, is_retryable(e))
 }
 
-fn send<T>(reply: Reply<T>, result: Result<T, StoreError>, failure: Option<&BatchFailure>) {
-    // The caller may have gone away; its write stands regardless.
-    let _ = reply.send(BatchFailure::answer(failure, result));
-}
-
-impl Done {
-    fn failed(&self) -> bool {
-        match self {
-            Done::Spawn(_, r) => r.is_err(),
-            Done::Claim(_, r) => r.is_err(),
-            Done::Unit(_, r) => r.is_err(),
-            Done::Suspend(_, r) => r.is_err(),
-            Done::Count(_, r) | Done::Release(_, _, r) => r.is_err(),
-            Done::Id(_, r) => r.is_err(),
-            Done::Sent(_, r) => r.is_err(),
-            Done::Status(_, r) => r.is_err(),
-            Done::Pragmas(_, r) => r.is_err(),
-            // A body that failed is rolled back like an error.
-            Done::Transaction(_, r) => !matches!(r, Ok(true)),
-        }
-    }
-
-    /// This command's error (its text and whether it is retryable), when it
-    /// failed with one.
-    fn error_text(&self) -> Option<(String, bool)> {
-        let text = |r: Result<(), &StoreError>| r.err().map(|e| (e.to_string(), e.is_retryable()));
-        match self {
-            Done::Spawn(_, r) => text(r.as_ref().map(drop)),
-            Done::Claim(_, r) => text(r.as_ref().map(drop)),
-            Done::Unit(_, r) => text(r.as_ref().map(drop)),
-            Done::Suspend(_, r) => text(r.as_ref().map(drop)),
-            Done::Count(_, r) | Done::Release(_, _, r) => text(r.as_ref().map(drop)),
-            Done::Id(_, r) => text(r.as_ref().map(drop)),
-            Done::Sent(_, r) => text(r.as_ref().map(drop)),
-            Done::Status(_, r) => text(r.as_ref().map(drop)),
-            Done::Pragmas(_, r) => text(r.as_ref().map(drop)),
-            Done::Transaction(_, r) => text(r.as_ref().map(drop)),
-        }
-    }
-
-    fn deliver(self, failure: Option<&BatchFailure>, hosts: &mut Hosts) {
-        match self {
-            Done::Spawn(tx, r) => send(tx, r, failure),
-            Done::Claim(tx, r) => send(tx, r, failure),
-            Done::Unit(tx, r) => send(tx, r, failure),
-            Done::Suspend(tx, r) => send(tx, r, failure),
-            Done::Count(tx, r) => send(tx, r, failure),
-            Done::Release(owner, tx, r) => {
-                if failure.is_none() && r.is_ok() {
-                    hosts.release(owner.as_str());
-                }
-                send(tx, r, failure)
-            }
-            Done::Id(tx, r) => send(tx, r, failure),
-            Done::Sent(tx, r) => send(tx, r, failure),
-            Done::Status(tx, r) => send(tx, r, failure),
-            Done::Pragmas(tx, r) => send(tx, r, failure),
-            Done::Transaction(tx, r) => send(tx, r, failure),
-        }
-    }
-}
-
-impl Command {
-    /// Fails the command without running it.
-    fn fail(self, failure: &BatchFailure, hosts: &mut Hosts) {
-        let done = match self {
-            Command::Spawn(_, tx) => Done::Spawn(tx, Err(StoreError::Closed)),
-            Command::Claim { reply, .. } => Done::Claim(reply, Err(StoreError::Closed)),
-            Command::Append(_, _, tx)
-            | Command::Finish(_, _, _, tx)
-            | Command::Retry(_, _, tx)
-            | Command::RejectSignal(_, _, _, _, tx)
-            | Command::DiscardSignal(_, _, _, tx)
-            | Command::SaveSources(_, tx)
-            | Command::ContinueAsNew(_, _, _, tx) => Done::Unit(tx, Err(StoreError::Closed)),
-            Command::Suspend(_, _, tx) => Done::Suspend(tx, Err(StoreError::Closed)),
-            Command::Renew(_, _, _, _, tx)
-            | Command::Release(_, _, tx)
-            | Command::Rewind(_, _, _, tx)
-            | Command::PurgeChunk(_, tx) => Done::Count(tx, Err(StoreError::Closed)),
-            Command::Signal { reply, .. } => Done::Id(reply, Err(StoreError::Closed)),
-            Command::SignalMessage { reply, .. } => Done::Sent(reply, Err(StoreError::Closed)),
-            Command::Cancel(_, _, tx) => Done::Status(tx, Err(StoreError::Closed)),
-            Command::Pragmas(tx) => Done::Pragmas(tx, Err(StoreError::Closed)),
-            Command::Transaction(_, _, _, tx) => Done::Transaction(tx, Err(StoreError::Closed)),
-        };
-        done.deliver(Some(failure), hosts);
-    }
-}
-
 /// The state owned by the writer thread.
 pub(crate) struct Writer {
     conn: WriteConnection,
     hosts: Hosts,
     max_batch: usize,
+    /// Owners released by the open batch: their host locks go once it
+    /// commits.
+    released: Vec<HostId>,
 }
 
 impl Writer {
@@ -196,30 +100,18 @@ impl Writer {
             conn: WriteConnection::new(conn),
             hosts,
             max_batch: max_batch.max(1),
+            released: Vec::new(),
         }
     }
 
-    /// Runs until every sender is gone and the queue is drained.
-    pub(crate) fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        let mut batch = Vec::with_capacity(self.max_batch.min(1024));
-        let mut done = Vec::with_capacity(self.max_batch.min(1024));
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
-            while batch.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
-                    Err(_) => break,
-                }
-            }
-            // One group commit: how many writes it carries (exported by
-            // whatever `metrics` recorder the application installed).
-            metrics::histogram!("steadfast_store_batch_size", "store" => "sqlite")
-                .record(batch.len() as f64);
-            self.execute(&mut batch, &mut done);
-        }
+    /// Runs the group commit on this thread until every sender is gone and
+    /// the queue is drained, then checkpoints.
+    pub(crate) fn run(self, inbox: Inbox<Write>) {
+        let max_batch = self.max_batch;
+        let writer = group_commit::run_blocking(self, inbox, max_batch);
         // Everything in the WAL goes into the database file, so the file
         // alone holds every write after a clean shutdown.
-        if let Err(e) = self
+        if let Err(e) = writer
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         {
@@ -232,158 +124,346 @@ impl Writer {
         self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
     }
 
-    /// Runs a batch in one immediate transaction and answers every caller
-    /// after the commit.
-    fn execute(&mut self, batch: &mut Vec<Command>, done: &mut Vec<Done>) {
-        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            let failure = batch_failure("cannot begin a write transaction", &e);
-            for cmd in batch.drain(..) {
-                cmd.fail(&failure, &mut self.hosts);
-            }
-            return;
-        }
-        let mut aborted: Option<BatchFailure> = None;
-        for cmd in batch.drain(..) {
-            if let Some(failure) = &aborted {
-                cmd.fail(failure, &mut self.hosts);
-                continue;
-            }
-            if let Err(e) = self.exec("SAVEPOINT cmd") {
-                aborted = Some(batch_failure("cannot open a savepoint", &e));
-                if let Some(failure) = &aborted {
-                    cmd.fail(failure, &mut self.hosts);
-                }
-                continue;
-            }
-            let result = self.apply(cmd);
-            let cause = result.error_text();
-            let undo = if result.failed() {
-                self.exec("ROLLBACK TO cmd")
-            } else {
-                Ok(())
-            };
-            done.push(result);
-            if let Err(e) = undo.and_then(|()| self.exec("RELEASE cmd")) {
-                aborted = Some(batch_failure("cannot end a savepoint", &e));
-            } else if self.conn.is_autocommit() {
-                // SQLite rolled the whole transaction back: it does that on a
-                // full disk, an I/O error, a busy database or lack of memory,
-                // conditions that may pass, so the batch is repeatable unless
-                // the command's own error says otherwise (a corrupt file).
-                aborted = Some(match cause {
-                    Some((cause, retryable)) => BatchFailure {
-                        message: format!(
-                            "the write transaction was rolled back by SQLite: {cause}"
-                        ),
-                        retryable,
-                    },
-                    None => BatchFailure {
-                        message: "the write transaction was rolled back by SQLite".to_owned(),
-                        retryable: true,
-                    },
-                });
-            }
-        }
-        let failure = match aborted {
-            Some(failure) => Some(failure),
-            None => self
-                .exec("COMMIT")
-                .err()
-                .map(|e| batch_failure("commit failed", &e)),
-        };
-        if failure.is_some() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        if let Some(f) = &failure {
-            tracing::warn!(error = %f.message, writes = done.len(), "a write batch failed");
-        }
-        for d in done.drain(..) {
-            d.deliver(failure.as_ref(), &mut self.hosts);
-        }
-    }
-
-    fn apply(&mut self, cmd: Command) -> Done {
+    /// Runs one write; what it returns is its caller's answer.
+    fn write(&mut self, write: &mut Write) -> Result<Value, StoreError> {
         let conn = &self.conn;
-        match cmd {
-            Command::Spawn(p, tx) => Done::Spawn(tx, spawn::spawn(conn, &p)),
-            Command::Claim {
+        let value = match write {
+            Write::Spawn(p) => spawn::spawn(conn, p)?.into(),
+            Write::Claim {
                 owner,
                 now,
                 lease,
                 limit,
-                reply,
-            } => Done::Claim(
-                reply,
-                claim::claim(conn, &mut self.hosts, &owner, now, lease, limit),
-            ),
-            Command::Append(lease, entry, tx) => {
-                Done::Unit(tx, journal::append(conn, &lease, &entry))
+            } => claim::claim(conn, &mut self.hosts, owner, *now, *lease, *limit)?.into(),
+            Write::Append(lease, entry) => journal::append(conn, lease, entry)?.into(),
+            Write::Suspend(lease, s) => journal::suspend(conn, lease, s)?.into(),
+            Write::Finish(lease, f, now) => journal::finish(conn, lease, f, *now)?.into(),
+            Write::Renew(owner, leases, now, lease) => {
+                claim::renew(conn, &mut self.hosts, owner, leases, *now, *lease)?.into()
             }
-            Command::Suspend(lease, s, tx) => Done::Suspend(tx, journal::suspend(conn, &lease, &s)),
-            Command::Finish(lease, f, now, tx) => {
-                Done::Unit(tx, journal::finish(conn, &lease, &f, now))
+            Write::Release(owner, now) => {
+                let count = claim::release(conn, owner, *now)?;
+                self.released.push(owner.clone());
+                count.into()
             }
-            Command::Renew(owner, leases, now, lease, tx) => Done::Count(
-                tx,
-                claim::renew(conn, &mut self.hosts, &owner, &leases, now, lease),
-            ),
-            Command::Release(owner, now, tx) => {
-                let r = claim::release(conn, &owner, now);
-                Done::Release(owner, tx, r)
-            }
-            Command::Signal {
+            Write::Signal {
                 id,
                 name,
                 payload,
                 now,
                 traceparent,
-                reply,
-            } => Done::Id(
-                reply,
-                signal::signal(conn, &id, &name, &payload, now, traceparent.as_deref()),
-            ),
-            Command::SignalMessage {
+            } => signal::signal(conn, id, name, payload, *now, traceparent.as_deref())?.into(),
+            Write::SignalMessage {
                 id,
                 name,
                 payload,
                 now,
                 message_id,
                 traceparent,
-                reply,
-            } => Done::Sent(
-                reply,
-                signal::signal_message(
-                    conn,
-                    &id,
-                    &name,
-                    &payload,
-                    now,
-                    &message_id,
-                    traceparent.as_deref(),
-                ),
-            ),
-            Command::Cancel(id, now, tx) => Done::Status(tx, admin::cancel(conn, &id, now)),
-            Command::Retry(id, now, tx) => Done::Unit(tx, admin::retry(conn, &id, now)),
-            Command::RejectSignal(lease, signal, reason, now, tx) => {
-                Done::Unit(tx, signal::reject(conn, &lease, signal, &reason, now))
+            } => signal::signal_message(
+                conn,
+                id,
+                name,
+                payload,
+                *now,
+                message_id,
+                traceparent.as_deref(),
+            )?
+            .into(),
+            Write::Cancel(id, now) => admin::cancel(conn, id, *now)?.into(),
+            Write::Retry(id, now) => admin::retry(conn, id, *now)?.into(),
+            Write::RejectSignal(lease, signal, reason, now) => {
+                signal::reject(conn, lease, *signal, reason, *now)?.into()
             }
-            Command::DiscardSignal(id, signal, now, tx) => {
-                Done::Unit(tx, signal::discard(conn, &id, signal, now))
+            Write::DiscardSignal(id, signal, now) => {
+                signal::discard(conn, id, *signal, *now)?.into()
             }
-            Command::Rewind(id, step, now, tx) => {
-                Done::Count(tx, admin::rewind(conn, &id, &step, now))
+            Write::Rewind(id, step, now) => admin::rewind(conn, id, step, *now)?.into(),
+            Write::PurgeChunk(before) => admin::purge_chunk(conn, *before)?.into(),
+            Write::Pragmas => admin::pragmas(conn)?.into(),
+            Write::ContinueAsNew(lease, input, now) => {
+                spawn::continue_as_new(conn, lease, input, *now)?.into()
             }
-            Command::PurgeChunk(before, tx) => Done::Count(tx, admin::purge_chunk(conn, before)),
-            Command::Pragmas(tx) => Done::Pragmas(tx, admin::pragmas(conn)),
-            Command::ContinueAsNew(lease, input, now, tx) => {
-                Done::Unit(tx, spawn::continue_as_new(conn, &lease, &input, now))
+            Write::SaveSources(sources) => admin::save_sources(conn, sources)?.into(),
+            Write::SaveSubscription(report) => admin::save_subscription(conn, report)?.into(),
+            Write::Transaction(lease, entry, body) => {
+                let body = body.take().ok_or_else(|| {
+                    StoreError::Corrupt("internal error: a transactional step ran twice".to_owned())
+                })?;
+                transaction::apply(&mut self.conn, lease, entry.clone(), body)?.into()
             }
-            Command::SaveSources(sources, tx) => {
-                Done::Unit(tx, admin::save_sources(conn, &sources))
+        };
+        Ok(value)
+    }
+}
+
+impl GroupCommit for Writer {
+    type Write = Write;
+    const STORE: &'static str = "sqlite";
+
+    /// First the whole batch without savepoints; when a write fails on its
+    /// own, that attempt is rolled back and the batch runs again write by
+    /// write ([`group_commit::one_by_one`]), each in its savepoint, so the
+    /// failing write fails alone. A batch with a transactional step (whose
+    /// body runs once) goes write by write at once.
+    async fn run(
+        &mut self,
+        mut writes: Vec<Write>,
+    ) -> Result<Vec<Result<Value, StoreError>>, BatchFailure> {
+        if writes.iter().all(Write::repeatable)
+            && let Some(done) = self.run_together(&mut writes)
+        {
+            return done;
+        }
+        group_commit::one_by_one(self, writes).await
+    }
+}
+
+impl Writer {
+    /// The batch in one transaction without savepoints: each write's result,
+    /// the batch's failure, or `None` when a write failed on its own (then
+    /// nothing of the attempt stays).
+    fn run_together(
+        &mut self,
+        writes: &mut [Write],
+    ) -> Option<Result<Vec<Result<Value, StoreError>>, BatchFailure>> {
+        let reaped = self.hosts.last_reap();
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+            return Some(Err(batch_failure("cannot begin a write transaction", &e)));
+        }
+        self.released.clear();
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes.iter_mut() {
+            let result = self.write(write);
+            if self.conn.is_autocommit() {
+                self.released.clear();
+                return Some(Err(rolled_back(result.err().as_ref())));
             }
-            Command::Transaction(lease, entry, body, tx) => {
-                Done::Transaction(tx, transaction::apply(&mut self.conn, &lease, entry, body))
+            match result {
+                Ok(value) => results.push(Ok(value)),
+                Err(_) => {
+                    self.rollback_now();
+                    self.hosts.undo_reap(reaped);
+                    return None;
+                }
             }
         }
+        if let Err(e) = self.exec("COMMIT") {
+            let failure = batch_failure("commit failed", &e);
+            self.rollback_now();
+            return Some(Err(failure));
+        }
+        for owner in self.released.drain(..) {
+            self.hosts.release(owner.as_str());
+        }
+        Some(Ok(results))
+    }
+
+    /// Undoes the open batch, if SQLite has not already.
+    fn rollback_now(&mut self) {
+        self.released.clear();
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// The failure of a batch whose transaction SQLite rolled back itself:
+/// it does that on a full disk, an I/O error, a busy database or lack of
+/// memory, conditions that may pass, so the batch is repeatable unless the
+/// write's own error (`cause`) says otherwise (a corrupt file).
+fn rolled_back(cause: Option<&StoreError>) -> BatchFailure {
+    match cause {
+        Some(cause) => BatchFailure {
+            message: format!("the write transaction was rolled back by SQLite: {cause}"),
+            retryable: cause.is_retryable(),
+        },
+        None => BatchFailure {
+            message: "the write transaction was rolled back by SQLite".to_owned(),
+            retryable: true,
+        },
+    }
+}
+
+/// One immediate transaction per batch; each write in a savepoint of its
+/// own, rolled back when the write fails, so it fails alone.
+impl OneByOne for Writer {
+    async fn begin(&mut self) -> Result<(), BatchFailure> {
+        self.released.clear();
+        self.exec("BEGIN IMMEDIATE")
+            .map_err(|e| batch_failure("cannot begin a write transaction", &e))
+    }
+
+    async fn apply(&mut self, mut write: Write) -> Applied {
+        self.exec("SAVEPOINT cmd")
+            .map_err(|e| batch_failure("cannot open a savepoint", &e))?;
+        let released = self.released.len();
+        let result = self.write(&mut write);
+        // A transactional step whose body failed (`false`) is rolled back
+        // like an error; its caller still gets `Ok(false)`.
+        let undo = matches!(result, Err(_) | Ok(Value::Flag(false)));
+        let ended = if undo {
+            self.released.truncate(released);
+            self.exec("ROLLBACK TO cmd")
+        } else {
+            Ok(())
+        };
+        if let Err(e) = ended.and_then(|()| self.exec("RELEASE cmd")) {
+            return Err(batch_failure("cannot end a savepoint", &e));
+        }
+        if self.conn.is_autocommit() {
+            return Err(rolled_back(result.as_ref().err()));
+        }
+        Ok(result)
+    }
+
+    async fn commit(&mut self) -> Result<(), BatchFailure> {
+        self.exec("COMMIT")
+            .map_err(|e| batch_failure("commit failed", &e))?;
+        for owner in self.released.drain(..) {
+            self.hosts.release(owner.as_str());
+        }
+        Ok(())
+    }
+
+    async fn rollback(&mut self) {
+        self.rollback_now();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use steadfast_core::group_commit;
+    use steadfast_core::{
+        EntryKind, EntryStatus, JournalEntry, Lease, NewProcess, ProcessId, SpawnOutcome, Store,
+        StoreAdmin, StoreError, Timestamp,
+    };
+
+    use super::{Write, Writer};
+    use crate::hosts::Hosts;
+    use crate::{SqliteOptions, SqliteStore, schema};
+
+    fn step(seq: i64, name: &str, now: Timestamp) -> JournalEntry {
+        JournalEntry {
+            seq,
+            name: name.to_owned(),
+            kind: EntryKind::Step,
+            status: EntryStatus::Completed,
+            outcome: Some(format!("{seq}")),
+            attempts: 1,
+            started_at: now,
+            finished_at: Some(now),
+            due_at: None,
+            location: None,
+            consumed_signal: None,
+        }
+    }
+
+    /// Spawns and claims `ids` (in that order) through a store that is then
+    /// closed; returns their leases.
+    async fn leases(path: &Path, ids: &[&str], now: Timestamp) -> Vec<Lease> {
+        let store = SqliteStore::open(path).await.unwrap();
+        store.follow_host_clock();
+        let host = steadfast_core::HostId::new("h1");
+        let mut leases = Vec::new();
+        for id in ids {
+            let spawned = store
+                .spawn(NewProcess {
+                    id: ProcessId::new(*id).unwrap(),
+                    kind: "test".to_owned(),
+                    version: 1,
+                    input: "null".to_owned(),
+                    now,
+                    parent: None,
+                    traceparent: None,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(spawned, SpawnOutcome::Created));
+            let claimed = store
+                .claim(&host, now, Duration::from_secs(3600), 1)
+                .await
+                .unwrap();
+            leases.push(claimed[0].lease.clone());
+        }
+        store.close().await.unwrap();
+        leases
+    }
+
+    /// Queues `writes` (all before the writer starts: one batch), runs the
+    /// writer on this thread until the queue is drained, and returns the
+    /// wait for each caller's answer.
+    fn one_batch(
+        path: &Path,
+        writes: Vec<Write>,
+    ) -> Vec<impl Future<Output = Result<(), StoreError>> + Send + use<>> {
+        let location = path.display().to_string();
+        let options = SqliteOptions::default();
+        let found = schema::inspect(path, &location, &options).unwrap();
+        let conn = schema::open_writer(path, &location, &options, found).unwrap();
+        let (queue, inbox) = group_commit::queue();
+        let answers: Vec<_> = writes
+            .into_iter()
+            .map(|w| queue.submit::<()>(w).unwrap())
+            .collect();
+        drop(queue);
+        Writer::new(conn, Hosts::new(path), 512).run(inbox);
+        answers
+    }
+
+    /// A batch of appends in which one is under a stale lease: the batch
+    /// first runs without savepoints, the fenced append makes it run again
+    /// write by write, and in the end the fenced append fails alone while
+    /// each of its neighbours is stored exactly once.
+    #[tokio::test]
+    async fn a_fenced_append_fails_alone_and_its_neighbours_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("batch.db");
+        let now = Timestamp::from_micros(1_893_456_000_000_000);
+        let held = leases(&path, &["a", "b"], now).await;
+        let (a, b) = (held[0].clone(), held[1].clone());
+        let mut stale = b.clone();
+        stale.epoch -= 1;
+        let waits = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || {
+                one_batch(
+                    &path,
+                    vec![
+                        Write::Append(a.clone(), step(0, "one", now)),
+                        Write::Append(stale, step(0, "lost", now)),
+                        Write::Append(b.clone(), step(0, "one", now)),
+                        Write::Append(a, step(1, "two", now)),
+                    ],
+                )
+            }
+        })
+        .await
+        .unwrap();
+        let mut answers = Vec::new();
+        for wait in waits {
+            answers.push(wait.await);
+        }
+        assert!(answers[0].is_ok(), "{answers:?}");
+        assert!(
+            matches!(&answers[1], Err(StoreError::Fenced { id, .. }) if id.as_str() == "b"),
+            "{answers:?}"
+        );
+        assert!(answers[2].is_ok(), "{answers:?}");
+        assert!(answers[3].is_ok(), "{answers:?}");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let names = |journal: Vec<JournalEntry>| -> Vec<String> {
+            journal.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(
+            names(store.journal(&held[0].id).await.unwrap()),
+            ["one", "two"]
+        );
+        assert_eq!(names(store.journal(&held[1].id).await.unwrap()), ["one"]);
+        store.close().await.unwrap();
     }
 }

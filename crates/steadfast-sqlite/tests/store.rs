@@ -967,17 +967,15 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
     }
     // Back to the schema before the column, as an older build left it (the
     // column's migration is 7, the history's and the sort indexes' 8, the
-    // signals' message ids 9, the trace contexts 10).
-    assert_eq!(
-        steadfast_sqlite::SCHEMA_VERSION,
-        10,
-        "undoes 7, 8, 9 and 10"
-    );
+    // signals' message ids 9, the subscription reports 10, the trace
+    // contexts 11).
+    assert_eq!(steadfast_sqlite::SCHEMA_VERSION, 11, "undoes 7 to 11");
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
         conn.execute_batch(&format!(
             "ALTER TABLE processes DROP COLUMN traceparent;
              ALTER TABLE signals DROP COLUMN traceparent;
+             DROP TABLE subscriptions;
              DROP INDEX signals_message_id;
              ALTER TABLE signals DROP COLUMN message_id;
              DROP TABLE events;
@@ -986,7 +984,7 @@ async fn the_parent_migration_derives_parents_of_earlier_children_only() {
              DROP INDEX processes_parent;
              ALTER TABLE processes DROP COLUMN parent;
              UPDATE steadfast_meta SET value = '{}' WHERE key = 'schema_version';",
-            steadfast_sqlite::SCHEMA_VERSION - 4
+            steadfast_sqlite::SCHEMA_VERSION - 5
         ))
         .expect("downgrade");
     }

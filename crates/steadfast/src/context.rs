@@ -91,8 +91,10 @@ pub(crate) enum Stop {
 #[derive(Default)]
 struct RunState {
     entries: HashMap<String, JournalEntry>,
-    /// Entries in the journal (recorded plus appended in this run).
-    journal_len: usize,
+    /// Names this run added to the journal (not among `entries`): with
+    /// `entries`, the journal's length. A timer or wait scheduled and then
+    /// completed, or a step retried durably, is one entry.
+    appended: HashSet<String>,
     /// Recorded outcomes not yet returned to the function, by `seq`.
     outcomes: BTreeMap<i64, String>,
     used: HashSet<String>,
@@ -203,7 +205,6 @@ impl RunCtx {
             latest_versions: host.latest_versions,
             persist: host.persist,
             state: Mutex::new(RunState {
-                journal_len: entries.len(),
                 entries,
                 outcomes,
                 next_seq,
@@ -364,8 +365,6 @@ impl RunCtx {
     /// only this run writes this name.
     pub(crate) async fn append(self: &Arc<Self>, entry: JournalEntry) {
         let _busy = self.busy();
-        let new_name = entry.status == EntryStatus::Scheduled
-            || !self.state().entries.contains_key(&entry.name);
         let mut tries = 0u32;
         let written = self
             .persist
@@ -382,19 +381,20 @@ impl RunCtx {
             })
             .await;
         match written {
-            Ok(()) if new_name => {
+            Ok(()) => {
                 let mut st = self.state();
-                st.journal_len += 1;
-                if st.journal_len == self.journal_warning {
-                    tracing::warn!(
-                        process = %self.id,
-                        entries = st.journal_len,
-                        "the journal of this process has grown large; a process that loops \
-                         forever should end each round with `continue_as_new` to keep it small"
-                    );
+                if !st.entries.contains_key(&entry.name) && st.appended.insert(entry.name) {
+                    let journal_len = st.entries.len() + st.appended.len();
+                    if journal_len == self.journal_warning {
+                        tracing::warn!(
+                            process = %self.id,
+                            entries = journal_len,
+                            "the journal of this process has grown large; a process that loops \
+                             forever should end each round with `continue_as_new` to keep it small"
+                        );
+                    }
                 }
             }
-            Ok(()) => {}
             Err(StoreError::CancelRequested(_)) => {
                 self.stop(Stop::Cancelled);
                 std::future::pending::<()>().await;

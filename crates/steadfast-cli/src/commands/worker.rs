@@ -1,4 +1,5 @@
-//! `steadfast worker`: runs the example processes of a store.
+//! `steadfast worker`: runs the example processes of a store, and with
+//! `--subscribe` the subscriptions of route files.
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use anyhow::{Context, bail};
 use steadfast::{Backend, HostBuilder, ListFilter, ProcessId, ScaledClock, Status, Timestamp};
 
 use crate::WorkerArgs;
+use crate::bus::Subscriptions;
 use crate::db::{self, Open};
 use crate::kinds::Kinds;
 
@@ -17,6 +19,8 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()> {
     // Without kinds, say so before anything is created.
     kinds.require("worker")?;
+    // Route files are checked before anything is opened or started.
+    let subscriptions = Subscriptions::load(&args.subscribe)?;
     let (store, location) = db::open(db, Open::Create).await?;
     let services_dir = args
         .services
@@ -41,8 +45,20 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
             .unwrap_or_else(Timestamp::now_system);
         builder = builder.clock(ScaledClock::new(origin, scale));
     }
+    // The route files' publisher first: a value the program's own
+    // registration provides replaces it.
+    let builder = subscriptions.provide(builder).await?;
     let host = kinds.register(builder, &services_dir, "worker")?.build();
     args.api.spawn_server(host.clone()).await?;
+    let running = match subscriptions.start(&host).await {
+        Ok(running) => running,
+        Err(err) => {
+            host.shutdown().await;
+            drop(host);
+            db::close(&*store).await?;
+            return Err(err);
+        }
+    };
     if kinds.are_examples() {
         tracing::info!(
             db = %db,
@@ -69,6 +85,8 @@ pub async fn run(db: &str, args: WorkerArgs, kinds: &Kinds) -> anyhow::Result<()
         }
     };
     tracing::info!(reason, "steadfast worker stopping");
+    // No new message is taken; those in hand reach the store first.
+    running.stop().await;
     host.shutdown().await;
     drop(host);
     // The database file alone holds everything after a clean stop.

@@ -10,6 +10,8 @@ use super::pages::{IdQuery, load_process};
 use super::store_status;
 use crate::AppState;
 use crate::views::list::ListQuery;
+use crate::views::messages;
+use crate::views::subscriptions::is_stale;
 
 fn error(err: &steadfast::StoreError) -> Response {
     (store_status(err), Json(json!({ "error": err.to_string() }))).into_response()
@@ -44,9 +46,12 @@ pub async fn list(State(app): State<AppState>, Query(mut q): Query<ListQuery>) -
     }
 }
 
-/// `GET /api/process?id=`: a process, its journal, its signals and the
+/// `GET /api/process?id=`: a process, its journal, its signals, the
 /// store's history of it (`events`: claims with host and epoch, blocks,
-/// retries, rewinds, cancels, ends).
+/// retries, rewinds, cancels, ends) and its `messages`: `received` (signals
+/// sent by a message: signal, name, message id, when) and `published` (the
+/// outbox entries of its journal: name, destination, message id, state,
+/// when).
 pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> Response {
     match load_process(&app, &q.id).await {
         Ok(data) => Json(json!({
@@ -54,6 +59,10 @@ pub async fn process(State(app): State<AppState>, Query(q): Query<IdQuery>) -> R
             "journal": data.journal,
             "signals": data.signals,
             "events": data.events,
+            "messages": {
+                "received": messages::received(&data.signals),
+                "published": messages::published(data.record.id.as_str(), &data.journal),
+            },
         }))
         .into_response(),
         Err(e) => error(&e),
@@ -69,6 +78,30 @@ pub async fn signals(State(app): State<AppState>, Query(q): Query<IdQuery>) -> R
     };
     match listed {
         Ok(signals) => Json(json!({ "signals": signals })).into_response(),
+        Err(e) => error(&e),
+    }
+}
+
+/// `GET /api/subscriptions`: every subscription's saved figures (per name
+/// and host: received, routed, dead-lettered, the lag and when it was read,
+/// the last dead-letter reason, when they were saved), each with `stale`
+/// when it was not saved recently.
+pub async fn subscriptions(State(app): State<AppState>) -> Response {
+    match app.inner.store.subscriptions().await {
+        Ok(reports) => {
+            let now = app.inner.clock.now();
+            let rows: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|r| {
+                    let mut row = json!(r);
+                    if let Some(map) = row.as_object_mut() {
+                        map.insert("stale".to_owned(), is_stale(r, now).into());
+                    }
+                    row
+                })
+                .collect();
+            Json(json!({ "subscriptions": rows })).into_response()
+        }
         Err(e) => error(&e),
     }
 }

@@ -6,6 +6,7 @@ mod kind;
 mod lists;
 pub mod login;
 mod pages;
+mod subscriptions;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -41,11 +42,18 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/live/process", get(pages::process_live)),
         (Method::GET, "/kind", get(kind::kind)),
         (Method::GET, "/live/kind", get(kind::kind_live)),
+        (Method::GET, "/subscriptions", get(subscriptions::page)),
+        (
+            Method::GET,
+            "/live/subscriptions",
+            get(subscriptions::page_live),
+        ),
         (Method::GET, "/purge", get(pages::purge)),
         (Method::GET, "/api/processes", get(api::list)),
         (Method::GET, "/api/process", get(api::process)),
         (Method::GET, "/api/counts", get(api::counts)),
         (Method::GET, "/api/signals", get(api::signals)),
+        (Method::GET, "/api/subscriptions", get(api::subscriptions)),
         (Method::POST, "/actions/signal", post(actions::signal)),
         (Method::POST, "/actions/cancel", post(actions::cancel)),
         (Method::POST, "/actions/retry", post(actions::retry)),

@@ -5,8 +5,10 @@
 pub mod bulk;
 pub mod kind;
 pub mod list;
+pub mod messages;
 pub mod process;
 pub mod source;
+pub mod subscriptions;
 pub mod timeline;
 
 use std::time::Duration;
@@ -50,6 +52,7 @@ pub fn page(title: &str, frame: &Frame<'_>, body: Markup) -> Markup {
                     nav {
                         a href="/" { "Processes" }
                         a href="/kinds" { "Kinds" }
+                        a href="/subscriptions" { "Subscriptions" }
                         a href="/purge" { "Purge" }
                         a href="/metrics" { "Metrics" }
                     }

@@ -95,6 +95,10 @@ pub fn live_part(view: &ProcessView<'_>, csrf: &str) -> Markup {
             }
         }
         (signals(view.record, view.signals, csrf))
+        (super::messages::render(
+            &super::messages::received(view.signals),
+            &super::messages::published(r.id.as_str(), view.journal),
+        ))
         div.split {
             section.timeline {
                 h2 { "Timeline " span.muted { "(" (events.len()) " entries, " (view.journal.len()) " journaled)" } }

@@ -1,13 +1,14 @@
 //! Writes made by operators and tools rather than lease holders: cancel,
 //! retry and rewinding a process to a step (run by the writer task, in a
 //! savepoint like every write), purging old finished processes (in chunks,
-//! each its own transaction on the pool), function sources and generation
-//! history; and `SHOW` for settings.
+//! each its own transaction on the pool), function sources, subscription
+//! reports and generation history; and `SHOW` for settings.
 
 use sqlx::{PgConnection, PgPool, Row};
 use steadfast_core::rules::{self, Action, CancelEffect, Recorded};
 use steadfast_core::{
-    Finish, FunctionSource, Generation, ProcessId, Status, StoreError, Timestamp,
+    Finish, FunctionSource, Generation, ProcessId, Status, StoreError, SubscriptionReport,
+    Timestamp, check_subscription_report,
 };
 
 use super::events::record;
@@ -153,6 +154,87 @@ pub(crate) async fn save_sources(
         .db()?;
     }
     tx.commit().await.db()
+}
+
+/// [`steadfast_core::StoreAdmin::save_subscription`]: one autocommitted
+/// upsert by name and host that keeps a stored row with a later
+/// `updated_at`.
+pub(crate) async fn save_subscription(
+    pool: &PgPool,
+    report: &SubscriptionReport,
+) -> Result<(), StoreError> {
+    check_subscription_report(report)?;
+    // The check keeps every counter within i64.
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO subscriptions (name, host, source, received, routed, dead_lettered, lag,
+             lag_read_at, last_dead_letter_reason, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (name, host) DO UPDATE SET source = excluded.source,
+             received = excluded.received, routed = excluded.routed,
+             dead_lettered = excluded.dead_lettered, lag = excluded.lag,
+             lag_read_at = excluded.lag_read_at,
+             last_dead_letter_reason = excluded.last_dead_letter_reason,
+             updated_at = excluded.updated_at
+         WHERE subscriptions.updated_at <= excluded.updated_at",
+    )
+    .bind(&report.name)
+    .bind(&report.host)
+    .bind(&report.source)
+    .bind(int(report.received))
+    .bind(int(report.routed))
+    .bind(int(report.dead_lettered))
+    .bind(report.lag.map(int))
+    .bind(report.lag_read_at.map(|t| t.as_micros()))
+    .bind(&report.last_dead_letter_reason)
+    .bind(report.updated_at.as_micros())
+    .execute(pool)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// [`steadfast_core::StoreAdmin::subscriptions`].
+pub(crate) async fn subscriptions(pool: &PgPool) -> Result<Vec<SubscriptionReport>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name, host, source, received, routed, dead_lettered, lag, lag_read_at,
+             last_dead_letter_reason, updated_at
+         FROM subscriptions ORDER BY name COLLATE \"C\", host COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let name: String = r.try_get("name").db()?;
+            let count = |column: &str| -> Result<Option<u64>, StoreError> {
+                let v: Option<i64> = r.try_get(column).db()?;
+                v.map(|v| {
+                    u64::try_from(v).map_err(|_| {
+                        StoreError::Corrupt(format!(
+                            "subscriptions.{column} of {name:?} is negative ({v})"
+                        ))
+                    })
+                })
+                .transpose()
+            };
+            Ok(SubscriptionReport {
+                host: r.try_get("host").db()?,
+                source: r.try_get("source").db()?,
+                received: count("received")?.unwrap_or(0),
+                routed: count("routed")?.unwrap_or(0),
+                dead_lettered: count("dead_lettered")?.unwrap_or(0),
+                lag: count("lag")?,
+                lag_read_at: r
+                    .try_get::<Option<i64>, _>("lag_read_at")
+                    .db()?
+                    .map(Timestamp::from_micros),
+                last_dead_letter_reason: r.try_get("last_dead_letter_reason").db()?,
+                updated_at: Timestamp::from_micros(r.try_get("updated_at").db()?),
+                name,
+            })
+        })
+        .collect()
 }
 
 /// [`steadfast_core::StoreAdmin::sources`].

@@ -185,13 +185,13 @@ mod tests {
 
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use steadfast_core::group_commit;
     use steadfast_core::{
         EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, Store, StoreAdmin,
         StoreError, Timestamp,
     };
-    use tokio::sync::{mpsc, oneshot};
 
-    use crate::writer::{Op, Reply, Writer};
+    use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
 
     fn url() -> String {
@@ -289,15 +289,12 @@ mod tests {
             (current.clone(), step(0, "fresh", "2", now)),
             (good.clone(), step(2, "two", "3", now)),
         ];
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, inbox) = group_commit::queue();
         let mut answers = Vec::new();
         for (lease, entry) in batch {
-            let (reply, answer) = oneshot::channel();
-            tx.send((Op::Append(lease, entry), Reply::Unit(reply)))
-                .unwrap_or_else(|_| panic!("queue the append"));
-            answers.push(answer);
+            answers.push(queue.submit::<()>(Op::Append(lease, entry)).unwrap());
         }
-        drop(tx);
+        drop(queue);
         // Every append is queued before the writer starts: it takes them in
         // one batch (and stops once the queue is drained).
         let mut conn = PgConnection::connect(&url).await.unwrap();
@@ -311,11 +308,11 @@ mod tests {
             Duration::from_secs(5),
             512,
         )
-        .run(rx)
+        .run(inbox)
         .await;
         let mut got = Vec::new();
         for answer in answers {
-            got.push(answer.await.unwrap());
+            got.push(answer.await);
         }
         assert!(got[0].is_ok(), "{got:?}");
         assert!(

@@ -186,6 +186,10 @@ pub(crate) async fn signal(
 /// sending the same message to one process are serialized and the second
 /// finds the first's signal (the unique index `signals_message_id` backs
 /// it).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the signal's own columns, as `Op::SignalMessage` carries them"
+)]
 pub(crate) async fn signal_message(
     conn: &mut PgConnection,
     channel: &str,

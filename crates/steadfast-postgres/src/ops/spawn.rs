@@ -52,14 +52,17 @@ pub(crate) async fn spawn(
     existing(conn, p).await
 }
 
-/// Many spawns in one statement (inside the caller's transaction, which
-/// sends the one notification of its batch when any was created): the
-/// result of each, in order. Every spawn must pass [`spawn_is_checked`].
-/// A spawn of an id already stored (or spawned earlier in `spawns`) is
-/// answered like [`spawn`] answers it.
+/// Many spawns in one statement: the result of each, in order. With
+/// `notify` (the channel) the statement itself sends the one notification
+/// when any process was created, so it can run autocommitted; without, it
+/// runs inside the caller's transaction, which sends the notification of
+/// its batch. Every spawn must pass [`spawn_is_checked`]. A spawn of an id
+/// already stored (or spawned earlier in `spawns`) is answered like
+/// [`spawn`] answers it.
 pub(crate) async fn spawn_many(
     conn: &mut PgConnection,
     spawns: &[(&NewProcess, Now)],
+    notify: Option<&str>,
 ) -> Result<Vec<Result<SpawnOutcome, StoreError>>, StoreError> {
     let n = spawns.len();
     let mut ids = Vec::with_capacity(n);
@@ -95,8 +98,12 @@ pub(crate) async fn spawn_many(
              FROM input ORDER BY ord
              ON CONFLICT (id) DO NOTHING
              RETURNING id
+         ), told AS (
+             SELECT pg_notify($9, '') FROM (SELECT 1 FROM ins LIMIT 1) AS created
+             WHERE $9::text IS NOT NULL
          )
-         SELECT i.ord, ins.id IS NOT NULL FROM input i LEFT JOIN ins ON ins.id = i.id
+         SELECT i.ord, ins.id IS NOT NULL, (SELECT count(*) FROM told)
+         FROM input i LEFT JOIN ins ON ins.id = i.id
          ORDER BY i.ord"
     ))
     .bind(&ids)
@@ -107,6 +114,7 @@ pub(crate) async fn spawn_many(
     .bind(&parents)
     .bind(&wakes)
     .bind(&traces)
+    .bind(notify)
     .fetch_all(&mut *conn)
     .await
     .db()?;

@@ -1,11 +1,14 @@
 //! Writes made by operators and tools rather than lease holders: cancel,
 //! retry, rewinding a process to a step, purging old finished processes,
-//! saving function sources; and reading back the writer's pragmas. All run
+//! saving function sources and subscription reports; and reading back the writer's pragmas. All run
 //! on the writer thread.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::rules::{self, Action, CancelEffect, Recorded};
-use steadfast_core::{Finish, FunctionSource, ProcessId, Status, StoreError, Timestamp};
+use steadfast_core::{
+    Finish, FunctionSource, ProcessId, Status, StoreError, SubscriptionReport, Timestamp,
+    check_subscription_report,
+};
 
 use super::events::{self, Row};
 use super::journal::notify_parent;
@@ -123,6 +126,44 @@ pub(crate) fn save_sources(
         stmt.execute(params![s.file, s.name, s.first_line, s.text])
             .db()?;
     }
+    Ok(())
+}
+
+/// [`steadfast_core::StoreAdmin::save_subscription`]: one upsert by name
+/// and host that keeps a stored row with a later `updated_at`.
+pub(crate) fn save_subscription(
+    conn: &Connection,
+    report: &SubscriptionReport,
+) -> Result<(), StoreError> {
+    check_subscription_report(report)?;
+    // The check keeps every counter within i64.
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO subscriptions (name, host, source, received, routed, dead_lettered, lag,
+             lag_read_at, last_dead_letter_reason, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (name, host) DO UPDATE SET source = excluded.source,
+             received = excluded.received, routed = excluded.routed,
+             dead_lettered = excluded.dead_lettered, lag = excluded.lag,
+             lag_read_at = excluded.lag_read_at,
+             last_dead_letter_reason = excluded.last_dead_letter_reason,
+             updated_at = excluded.updated_at
+         WHERE subscriptions.updated_at <= excluded.updated_at",
+    )
+    .db()?
+    .execute(params![
+        report.name,
+        report.host,
+        report.source,
+        int(report.received),
+        int(report.routed),
+        int(report.dead_lettered),
+        report.lag.map(int),
+        report.lag_read_at.map(|t| t.as_micros()),
+        report.last_dead_letter_reason,
+        report.updated_at.as_micros(),
+    ])
+    .db()?;
     Ok(())
 }
 
