@@ -934,7 +934,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 65);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 66);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
