@@ -260,7 +260,7 @@ mod tests {
     use std::time::Duration;
 
     use sqlx::postgres::PgConnectOptions;
-    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use sqlx::{Connection, PgConnection};
     use steadfast_core::{
         Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
         Timestamp,
@@ -270,11 +270,6 @@ mod tests {
     use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
     use steadfast_core::group_commit::{self, Value};
-
-    fn url() -> String {
-        std::env::var("STEADFAST_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
 
     fn new_process(id: &str, input: &str, parent: Option<&str>, now: Timestamp) -> NewProcess {
         NewProcess {
@@ -296,30 +291,7 @@ mod tests {
     /// signal in the same commit.
     #[tokio::test]
     async fn a_batch_of_spawns_finishes_and_a_signal_answers_each() {
-        let url = url();
-        let Ok(Ok(probe)) =
-            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
-        else {
-            assert!(
-                std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
-                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
-            );
-            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
-            return;
-        };
-        probe.close().await.unwrap();
-        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
-        let outcome = tokio::spawn(mixed_batch(url.clone(), schema.clone())).await;
-        let mut admin = PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        crate::test_schema::in_fresh_schema(mixed_batch).await;
     }
 
     async fn mixed_batch(url: String, schema: String) {
@@ -489,30 +461,7 @@ mod tests {
     /// from it is that statement, not a `COMMIT`).
     #[tokio::test]
     async fn a_batch_of_one_kind_is_one_autocommitted_statement() {
-        let url = url();
-        let Ok(Ok(probe)) =
-            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
-        else {
-            assert!(
-                std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
-                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
-            );
-            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
-            return;
-        };
-        probe.close().await.unwrap();
-        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
-        let outcome = tokio::spawn(one_kind_batches(url.clone(), schema.clone())).await;
-        let mut admin = PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        crate::test_schema::in_fresh_schema(one_kind_batches).await;
     }
 
     /// One queued write's answer, as a [`Value`].

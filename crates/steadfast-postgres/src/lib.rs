@@ -40,6 +40,9 @@ mod plans;
 mod reader;
 mod rows;
 mod schema;
+#[cfg(test)]
+#[allow(clippy::expect_used, reason = "test code")]
+mod test_schema;
 mod transaction;
 mod url;
 mod writer;

@@ -6,19 +6,12 @@
 //! running process (the `processes_status` index with only the status as
 //! its condition).
 
-use std::time::Duration;
-
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 use steadfast_core::{
     EntryKind, EntryStatus, Finish, HostId, JournalEntry, Lease, ProcessId, Timestamp,
 };
 
 use crate::clock::Now;
-
-fn url() -> String {
-    std::env::var("STEADFAST_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 /// Plan lines that mean a statement reads more than the rows it is about.
 const WHOLE_TABLE: &[&str] = &[
@@ -188,34 +181,8 @@ async fn plans_in(url: &str, schema: &str) {
 
 #[tokio::test]
 async fn hot_statements_find_their_rows_by_key() {
-    let url = url();
-    let Ok(Ok(probe)) =
-        tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
-    else {
-        assert!(
-            std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
-            "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
-        );
-        eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
-        return;
-    };
-    probe.close().await.expect("close");
-    let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
-    let outcome = tokio::spawn({
-        let (url, schema) = (url.clone(), schema.clone());
-        async move { plans_in(&url, &schema).await }
-    })
-    .await;
-    let mut admin = PgConnection::connect(&url).await.expect("connect");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drop the schema");
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    crate::test_schema::in_fresh_schema(|url, schema| async move { plans_in(&url, &schema).await })
+        .await;
 }
 
 /// The dead-host check (`hosts::LEASE_OWNERS`) among 50,000 runnable
@@ -296,32 +263,8 @@ async fn lease_owners_in(url: &str, schema: &str) {
 
 #[tokio::test]
 async fn dead_host_check_reads_the_leases_only() {
-    let url = url();
-    let Ok(Ok(probe)) =
-        tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
-    else {
-        assert!(
-            std::env::var("STEADFAST_REQUIRE_PG").as_deref() != Ok("1"),
-            "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
-        );
-        eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
-        return;
-    };
-    probe.close().await.expect("close");
-    let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
-    let outcome = tokio::spawn({
-        let (url, schema) = (url.clone(), schema.clone());
-        async move { lease_owners_in(&url, &schema).await }
+    crate::test_schema::in_fresh_schema(|url, schema| async move {
+        lease_owners_in(&url, &schema).await
     })
     .await;
-    let mut admin = PgConnection::connect(&url).await.expect("connect");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drop the schema");
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }

@@ -184,7 +184,7 @@ mod tests {
     use std::time::Duration;
 
     use sqlx::postgres::PgConnectOptions;
-    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+    use sqlx::{Connection, PgConnection};
     use steadfast_core::group_commit;
     use steadfast_core::{
         EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, Store, StoreAdmin,
@@ -193,11 +193,6 @@ mod tests {
 
     use crate::writer::{Op, Writer};
     use crate::{PostgresOptions, PostgresStore};
-
-    fn url() -> String {
-        std::env::var("STEADFAST_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
 
     fn step(seq: i64, name: &str, outcome: &str, at: Timestamp) -> JournalEntry {
         JournalEntry {
@@ -232,32 +227,7 @@ mod tests {
     /// answer and only the good entries are stored.
     #[tokio::test]
     async fn a_batch_mixing_fenced_duplicate_and_good_appends_answers_each() {
-        let url = url();
-        let Ok(Ok(probe)) =
-            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await
-        else {
-            assert!(
-                std::env::var("STEADFAST_REQUIRE_PG").is_ok_and(|v| v != "1")
-                    || std::env::var("STEADFAST_REQUIRE_PG").is_err(),
-                "STEADFAST_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable"
-            );
-            eprintln!("SKIPPED: PostgreSQL at {url} is unreachable");
-            return;
-        };
-        probe.close().await.unwrap();
-        let schema = format!("steadfast_t_{:016x}", rand::random::<u64>());
-        let body = tokio::spawn(mixed_batch(url.clone(), schema.clone()));
-        let outcome = body.await;
-        let mut admin = PgConnection::connect(&url).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
-        }
+        crate::test_schema::in_fresh_schema(mixed_batch).await;
     }
 
     async fn mixed_batch(url: String, schema: String) {
