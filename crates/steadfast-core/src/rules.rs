@@ -14,8 +14,8 @@
 //! ```
 
 use crate::{
-    Counts, EntryKind, EntryStatus, EventKind, Finish, ProcessId, RowError, SourceLocation, Status,
-    StatusCount, StoreError,
+    Counts, EntryKind, EntryStatus, EventKind, Finish, ProcessId, RowError, SignalState,
+    SourceLocation, Status, StatusCount, StoreError,
 };
 
 /// An operation whose allowed states are a rule of the store contract.
@@ -414,6 +414,33 @@ pub fn event(op: Recorded<'_>) -> (EventKind, Option<String>) {
     }
 }
 
+/// The error for a signal id process `id` does not have.
+pub fn no_such_signal(id: &ProcessId, signal: i64) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "process {:?} has no signal with id {signal}",
+        id.as_str()
+    ))
+}
+
+/// The error for rejecting signal `signal`, which is not one of process
+/// `id`'s pending signals.
+pub fn signal_not_pending(id: &ProcessId, signal: i64) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "signal {signal} is not a pending signal of process {:?}",
+        id.as_str()
+    ))
+}
+
+/// The error for discarding signal `signal` of process `id`, which is
+/// already `state` (only a pending signal can be discarded).
+pub fn signal_already_settled(id: &ProcessId, signal: i64, state: SignalState) -> StoreError {
+    StoreError::InvalidInput(format!(
+        "signal {signal} of process {:?} is already {state}; only a pending signal can be \
+         discarded",
+        id.as_str()
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
@@ -680,5 +707,23 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
+    }
+
+    #[test]
+    fn signal_errors_name_the_signal_the_process_and_the_state() {
+        let text = |e: StoreError| e.to_string();
+        assert_eq!(
+            text(no_such_signal(&id(), 7)),
+            "invalid input: process \"p\" has no signal with id 7"
+        );
+        assert_eq!(
+            text(signal_not_pending(&id(), 7)),
+            "invalid input: signal 7 is not a pending signal of process \"p\""
+        );
+        assert_eq!(
+            text(signal_already_settled(&id(), 7, SignalState::Rejected)),
+            "invalid input: signal 7 of process \"p\" is already rejected; only a pending \
+             signal can be discarded"
+        );
     }
 }

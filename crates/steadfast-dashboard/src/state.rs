@@ -7,7 +7,7 @@ use steadfast::{Backend, Clock, Host, HostBuilder};
 
 use crate::DashboardOptions;
 use crate::auth::hosts::HostPolicy;
-use crate::auth::sessions::Sessions;
+use crate::auth::sessions::{Sessions, random_hex};
 use crate::auth::throttle::Throttle;
 
 /// What handlers share: the store, a client host for actions, and the
@@ -92,10 +92,4 @@ impl axum::extract::FromRef<AppState> for steadfast_http::ApiState {
     fn from_ref(app: &AppState) -> Self {
         app.inner.api.clone()
     }
-}
-
-/// 32 random bytes as hex.
-pub(crate) fn random_hex() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -28,8 +28,8 @@ use steadfast_core::{
 };
 
 use crate::clock::Now;
+use crate::op::{Op, apply};
 use crate::ops::{journal, spawn};
-use crate::writer::{Op, apply};
 
 /// Runs `batch` and returns the result of each write, in order; `Err` when
 /// the batch failed as a whole (nothing of it was committed, or the outcome
@@ -262,12 +262,13 @@ mod tests {
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{Connection, PgConnection};
     use steadfast_core::{
-        Finish, HostId, NewProcess, ProcessId, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
-        Timestamp,
+        Finish, HostId, NewProcess, NewSignal, ProcessId, SignalSent, SpawnOutcome, Status, Store,
+        StoreAdmin, StoreError, Timestamp,
     };
 
     use crate::clock::Now;
-    use crate::writer::{Op, Writer};
+    use crate::op::Op;
+    use crate::writer::Writer;
     use crate::{PostgresOptions, PostgresStore};
     use steadfast_core::group_commit::{self, Value};
 
@@ -354,13 +355,11 @@ mod tests {
             Op::Spawn(new_process("twice", "2", None, now), at),
             Op::Finish(done.clone(), completed("\"ok\""), at),
             Op::Spawn(new_process("twice", "2", None, now), at),
-            Op::Signal {
-                id: ProcessId::new("moved").unwrap(),
-                name: "ping".to_owned(),
-                payload: "1".to_owned(),
-                now: at,
-                traceparent: None,
-            },
+            Op::Signal(
+                ProcessId::new("moved").unwrap(),
+                NewSignal::new("ping", "1", now),
+                at,
+            ),
             Op::Spawn(new_process("stored", "1", None, now), at),
             Op::Finish(kid.clone(), completed("7"), at),
             Op::Spawn(new_process("stored", "other", None, now), at),
@@ -372,7 +371,7 @@ mod tests {
         for op in ops {
             match op {
                 Op::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
-                Op::Signal { .. } => ids.push(queue.submit::<i64>(op).unwrap()),
+                Op::Signal(..) => ids.push(queue.submit::<SignalSent>(op).unwrap()),
                 _ => units.push(queue.submit::<()>(op).unwrap()),
             }
         }

@@ -32,6 +32,7 @@ mod batch;
 mod clock;
 mod hosts;
 mod listen;
+mod op;
 mod ops;
 mod options;
 #[cfg(test)]
@@ -71,9 +72,10 @@ pub use url::{PostgresUrl, redact};
 
 use clock::Now;
 use hosts::Hosts;
+use op::Op;
 use rows::backend;
 use steadfast_core::group_commit::{self, Queue, Value};
-use writer::{Op, Writer};
+use writer::Writer;
 
 /// How long one batch of writes, one claim or one read may take before it
 /// fails with a retryable error (a half-open connection would otherwise
@@ -465,39 +467,11 @@ impl Store for PostgresStore {
         id: &ProcessId,
         signal: steadfast_core::NewSignal,
     ) -> Result<steadfast_core::SignalSent, StoreError> {
-        let steadfast_core::NewSignal {
-            name,
-            payload,
-            now,
-            message_id,
-            traceparent,
-        } = signal;
-        match message_id {
-            None => {
-                let op = Op::Signal {
-                    id: id.clone(),
-                    name,
-                    payload,
-                    now: self.now(now),
-                    traceparent,
-                };
-                self.call::<i64>(op)
-                    .await
-                    .map(steadfast_core::SignalSent::Stored)
-            }
-            Some(message_id) => {
-                steadfast_core::check_message_id(&message_id)?;
-                let op = Op::SignalMessage {
-                    id: id.clone(),
-                    name,
-                    payload,
-                    now: self.now(now),
-                    message_id,
-                    traceparent,
-                };
-                self.call(op).await
-            }
+        if let Some(message_id) = &signal.message_id {
+            steadfast_core::check_message_id(message_id)?;
         }
+        let now = self.now(signal.now);
+        self.call(Op::Signal(id.clone(), signal, now)).await
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {

@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use steadfast_core::StoreError;
 use steadfast_core::group_commit::{self, GroupCommit, Inbox, Value};
 use steadfast_core::rules::BatchFailure;
-use steadfast_core::{
-    Finish, HostId, JournalEntry, Lease, NewProcess, ProcessId, StoreError, Suspension, Timestamp,
-};
 use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
-use crate::clock::Now;
-use crate::ops::{admin, claim, journal, signal, spawn};
+use crate::op::Op;
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
 
@@ -24,41 +21,6 @@ use crate::schema::setup;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// One write for the writer task; its caller waits in the queue beside it
-/// ([`group_commit::Queue::call`]).
-pub(crate) enum Op {
-    Spawn(NewProcess, Now),
-    Append(Lease, JournalEntry),
-    Suspend(Lease, Suspension, Now),
-    Finish(Lease, Finish, Now),
-    Renew(HostId, Vec<Lease>, Now, Duration),
-    Release(HostId, Now),
-    Signal {
-        id: ProcessId,
-        name: String,
-        payload: String,
-        now: Now,
-        traceparent: Option<String>,
-    },
-    /// [`steadfast_core::Store::signal_message`].
-    SignalMessage {
-        id: ProcessId,
-        name: String,
-        payload: String,
-        now: Now,
-        message_id: String,
-        traceparent: Option<String>,
-    },
-    Cancel(ProcessId, Now),
-    Retry(ProcessId, Now),
-    RejectSignal(Lease, i64, String, Timestamp),
-    DiscardSignal(ProcessId, i64, Timestamp),
-    Rewind(ProcessId, String, Now),
-    ContinueAsNew(Lease, String, Now),
-    /// Reads a setting of the writer's session (`SHOW`).
-    Show(&'static str),
-}
 
 /// The state owned by the writer task.
 pub(crate) struct Writer {
@@ -193,87 +155,4 @@ impl GroupCommit for Writer {
         self.conn = None;
         Err(failure)
     }
-}
-
-/// Runs one write (inside a savepoint of the batch's transaction).
-pub(crate) async fn apply(
-    conn: &mut PgConnection,
-    channel: &str,
-    op: &Op,
-) -> Result<Value, StoreError> {
-    Ok(match op {
-        Op::Spawn(p, now) => Value::Spawn(spawn::spawn(conn, channel, p, *now).await?),
-        Op::Append(lease, entry) => {
-            journal::append(conn, lease, entry).await?;
-            Value::Unit
-        }
-        Op::Suspend(lease, s, now) => Value::Suspend(journal::suspend(conn, lease, s, *now).await?),
-        Op::Finish(lease, f, now) => {
-            journal::finish(conn, channel, lease, f, *now).await?;
-            Value::Unit
-        }
-        Op::Renew(owner, leases, now, lease) => {
-            Value::Count(claim::renew(conn, owner, leases, *now, *lease).await?)
-        }
-        Op::Release(owner, now) => Value::Count(claim::release(conn, channel, owner, *now).await?),
-        Op::Signal {
-            id,
-            name,
-            payload,
-            now,
-            traceparent,
-        } => Value::Id(
-            signal::signal(
-                conn,
-                channel,
-                id,
-                name,
-                payload,
-                *now,
-                traceparent.as_deref(),
-            )
-            .await?,
-        ),
-        Op::SignalMessage {
-            id,
-            name,
-            payload,
-            now,
-            message_id,
-            traceparent,
-        } => Value::Sent(
-            signal::signal_message(
-                conn,
-                channel,
-                id,
-                name,
-                payload,
-                *now,
-                message_id,
-                traceparent.as_deref(),
-            )
-            .await?,
-        ),
-        Op::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
-        Op::Retry(id, now) => {
-            admin::retry(conn, channel, id, *now).await?;
-            Value::Unit
-        }
-        Op::RejectSignal(lease, signal, reason, now) => {
-            signal::reject(conn, lease, *signal, reason, *now).await?;
-            Value::Unit
-        }
-        Op::DiscardSignal(id, signal, now) => {
-            signal::discard(conn, id, *signal, *now).await?;
-            Value::Unit
-        }
-        Op::Rewind(id, step, now) => {
-            Value::Count(admin::rewind(conn, channel, id, step, *now).await?)
-        }
-        Op::ContinueAsNew(lease, input, now) => {
-            spawn::continue_as_new(conn, channel, lease, input, *now).await?;
-            Value::Unit
-        }
-        Op::Show(setting) => Value::Text(admin::show(conn, setting).await?),
-    })
 }

@@ -26,6 +26,7 @@ mod reader;
 mod rows;
 mod schema;
 mod transaction;
+mod write;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -48,7 +49,8 @@ pub use transaction::WriteConnection;
 
 use reader::Readers;
 use steadfast_core::group_commit::{self, Queue, Value};
-use writer::{Write, Writer};
+use write::Write;
+use writer::Writer;
 
 /// The newest schema version this build of the store reads and writes.
 pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
@@ -459,39 +461,14 @@ impl Store for SqliteStore {
         id: &ProcessId,
         signal: steadfast_core::NewSignal,
     ) -> Result<steadfast_core::SignalSent, StoreError> {
-        let now = self.inner.clock.now(signal.now);
-        let id = id.clone();
-        let steadfast_core::NewSignal {
-            name,
-            payload,
-            message_id,
-            traceparent,
-            ..
-        } = signal;
-        match message_id {
-            None => self
-                .call::<i64>(Write::Signal {
-                    id,
-                    name,
-                    payload,
-                    now,
-                    traceparent,
-                })
-                .await
-                .map(steadfast_core::SignalSent::Stored),
-            Some(message_id) => {
-                steadfast_core::check_message_id(&message_id)?;
-                self.call(Write::SignalMessage {
-                    id,
-                    name,
-                    payload,
-                    now,
-                    message_id,
-                    traceparent,
-                })
-                .await
-            }
+        if let Some(message_id) = &signal.message_id {
+            steadfast_core::check_message_id(message_id)?;
         }
+        let signal = steadfast_core::NewSignal {
+            now: self.inner.clock.now(signal.now),
+            ..signal
+        };
+        self.call(Write::Signal(id.clone(), signal)).await
     }
 
     async fn reject_signal(

@@ -10,7 +10,7 @@ use steadfast_core::{JournalEntry, Lease, StoreError, TransactionBody, Transacti
 use crate::SqliteStore;
 use crate::ops::fence;
 use crate::ops::journal::append;
-use crate::writer::Write;
+use crate::write::Write;
 
 /// The store's write connection as a transactional step's body sees it: a
 /// [`rusqlite::Connection`] (through [`Deref`]) inside the batch's open

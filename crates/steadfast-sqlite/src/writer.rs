@@ -1,83 +1,18 @@
 //! The writer thread: it owns the write connection and runs the store's
 //! side of the shared group commit ([`steadfast_core::group_commit`]): one
-//! immediate transaction per batch, one savepoint per write.
-
-use std::time::Duration;
+//! immediate transaction per batch; a batch in which a write fails (or one
+//! holding a transactional step) runs again with a savepoint per write.
 
 use rusqlite::Connection;
 use steadfast_core::group_commit::{self, Applied, GroupCommit, Inbox, OneByOne, Value};
 use steadfast_core::rules::BatchFailure;
-use steadfast_core::{
-    Finish, FunctionSource, HostId, JournalEntry, Lease, NewProcess, ProcessId, StoreError,
-    SubscriptionReport, Suspension, Timestamp, TransactionBody,
-};
+use steadfast_core::{HostId, StoreError};
 
 use crate::hosts::Hosts;
 use crate::ops::{admin, claim, journal, signal, spawn};
 use crate::rows::is_retryable;
 use crate::transaction::{self, WriteConnection};
-
-/// One write (or writer-side read) for the writer thread; its caller
-/// waits in the queue beside it ([`group_commit::Queue::call`]).
-pub(crate) enum Write {
-    Spawn(NewProcess),
-    Claim {
-        owner: HostId,
-        now: Timestamp,
-        lease: Duration,
-        limit: usize,
-    },
-    Append(Lease, JournalEntry),
-    Suspend(Lease, Suspension),
-    Finish(Lease, Finish, Timestamp),
-    Renew(HostId, Vec<Lease>, Timestamp, Duration),
-    Release(HostId, Timestamp),
-    Signal {
-        id: ProcessId,
-        name: String,
-        payload: String,
-        now: Timestamp,
-        traceparent: Option<String>,
-    },
-    /// [`steadfast_core::Store::signal_message`].
-    SignalMessage {
-        id: ProcessId,
-        name: String,
-        payload: String,
-        now: Timestamp,
-        message_id: String,
-        traceparent: Option<String>,
-    },
-    Cancel(ProcessId, Timestamp),
-    Retry(ProcessId, Timestamp),
-    /// [`steadfast_core::Store::reject_signal`].
-    RejectSignal(Lease, i64, String, Timestamp),
-    /// [`steadfast_core::StoreAdmin::discard_signal`].
-    DiscardSignal(ProcessId, i64, Timestamp),
-    Rewind(ProcessId, String, Timestamp),
-    /// [`steadfast_core::TransactionalStore::transaction`] (the body runs
-    /// once: it is taken when the write runs).
-    Transaction(
-        Lease,
-        JournalEntry,
-        Option<TransactionBody<crate::SqliteStore>>,
-    ),
-    SaveSources(Vec<FunctionSource>),
-    /// [`steadfast_core::StoreAdmin::save_subscription`].
-    SaveSubscription(Box<SubscriptionReport>),
-    ContinueAsNew(Lease, String, Timestamp),
-    PurgeChunk(Timestamp),
-    Pragmas,
-}
-
-impl Write {
-    /// Whether running this write again, after its batch was rolled back,
-    /// does what running it once would have: every write but a
-    /// transactional step, whose body runs once.
-    fn repeatable(&self) -> bool {
-        !matches!(self, Write::Transaction(..))
-    }
-}
+use crate::write::Write;
 
 /// Why a whole batch failed: `what` failed with SQLite's error `e`.
 fn batch_failure(what: &str, e: &rusqlite::Error) -> BatchFailure {
@@ -146,30 +81,7 @@ impl Writer {
                 self.released.push(owner.clone());
                 count.into()
             }
-            Write::Signal {
-                id,
-                name,
-                payload,
-                now,
-                traceparent,
-            } => signal::signal(conn, id, name, payload, *now, traceparent.as_deref())?.into(),
-            Write::SignalMessage {
-                id,
-                name,
-                payload,
-                now,
-                message_id,
-                traceparent,
-            } => signal::signal_message(
-                conn,
-                id,
-                name,
-                payload,
-                *now,
-                message_id,
-                traceparent.as_deref(),
-            )?
-            .into(),
+            Write::Signal(id, sent) => signal::send(conn, id, sent)?.into(),
             Write::Cancel(id, now) => admin::cancel(conn, id, *now)?.into(),
             Write::Retry(id, now) => admin::retry(conn, id, *now)?.into(),
             Write::RejectSignal(lease, signal, reason, now) => {

@@ -19,6 +19,7 @@
 //!    another origin cannot send that without a CORS preflight, which the
 //!    dashboard never allows.
 
+pub mod form;
 pub mod hosts;
 mod origin;
 pub mod sessions;
@@ -155,7 +156,7 @@ fn unauthorized(request: &Request) -> Response {
             .is_some_and(|v| v.contains("text/html"));
     if wants_page {
         let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        return crate::routes::login::page(StatusCode::UNAUTHORIZED, None, here);
+        return form::page(StatusCode::UNAUTHORIZED, None, here);
     }
     let mut response = refuse(
         StatusCode::UNAUTHORIZED,

@@ -18,6 +18,12 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How many sessions are kept at most.
 pub const MAX_SESSIONS: usize = 1024;
 
+/// 32 random bytes as hex.
+pub(crate) fn random_hex() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The live sessions.
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -28,7 +34,7 @@ pub struct Sessions {
 impl Sessions {
     /// Starts a session at `now` and returns its id (64 hex characters).
     pub fn start(&self, now: Timestamp) -> String {
-        let id = crate::state::random_hex();
+        let id = random_hex();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|(_, expires)| *expires > now);
         if live.len() >= MAX_SESSIONS {

@@ -17,9 +17,7 @@ pub struct KindQuery {
     pub name: String,
 }
 
-/// At most this many processes are read to count the kinds page's
-/// processes per kind and status (the store counts by filter, not by kind).
-pub const KIND_COUNT_CAP: usize = 10_000;
+pub use crate::views::list::KIND_COUNT_CAP;
 
 /// How many processes of `kind` are in `status`, counted by the store;
 /// `(count, capped)` (never capped).

@@ -16,8 +16,6 @@ use steadfast::StoreError;
 
 use crate::{AppState, auth, metrics};
 
-pub use kind::KIND_COUNT_CAP;
-
 /// One route of the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -47,6 +47,10 @@ pub struct ListQuery {
     pub page: String,
 }
 
+/// At most this many processes are read to count the kinds page's
+/// processes per kind and status (the store counts by filter, not by kind).
+pub const KIND_COUNT_CAP: usize = 10_000;
+
 /// The columns the list sorts by.
 pub const SORTS: [&str; 5] = ["created", "updated", "id", "kind", "status"];
 
@@ -254,7 +258,7 @@ pub fn live_part(view: &ListView<'_>) -> Markup {
 pub fn kinds(kinds: &[(String, Vec<(Status, usize)>)], capped: bool) -> Markup {
     html! {
         h1 { "Kinds" }
-        @if capped { p.notice { "Counted over the first " (crate::routes::KIND_COUNT_CAP) " processes by id." } }
+        @if capped { p.notice { "Counted over the first " (KIND_COUNT_CAP) " processes by id." } }
         table.list.kinds {
             thead { tr { th { "Kind" } @for s in Status::ALL { th { (s.as_str()) } } th { "All" } } }
             tbody {

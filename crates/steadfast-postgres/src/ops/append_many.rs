@@ -191,7 +191,8 @@ mod tests {
         StoreError, Timestamp,
     };
 
-    use crate::writer::{Op, Writer};
+    use crate::op::Op;
+    use crate::writer::Writer;
     use crate::{PostgresOptions, PostgresStore};
 
     fn step(seq: i64, name: &str, outcome: &str, at: Timestamp) -> JournalEntry {

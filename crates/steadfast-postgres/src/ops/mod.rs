@@ -1,5 +1,5 @@
-//! The write operations, run by the writer task in its batches (see
-//! [`crate::batch`]), one file per area: `spawn`, `claim`,
+//! The write operations, run by the writer task in its batches (the
+//! `batch` module), one file per area: `spawn`, `claim`,
 //! `journal` (and `append_many`), `signal`, `admin`. This file holds the
 //! checks they share.
 //!

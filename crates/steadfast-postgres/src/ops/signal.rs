@@ -5,7 +5,7 @@
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use steadfast_core::rules::{self, Action};
 use steadfast_core::{
-    Lease, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
+    Lease, NewSignal, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
     check_message_id,
 };
 
@@ -61,10 +61,7 @@ pub(crate) async fn reject(
     {
         Ok(())
     } else {
-        Err(StoreError::InvalidInput(format!(
-            "signal {signal} is not a pending signal of process {:?}",
-            lease.id.as_str()
-        )))
+        Err(rules::signal_not_pending(&lease.id, signal))
     }
 }
 
@@ -90,18 +87,10 @@ pub(crate) async fn discard(
     .await
     .db()?;
     match row {
-        None => Err(StoreError::InvalidInput(format!(
-            "process {:?} has no signal with id {signal}",
-            id.as_str()
-        ))),
+        None => Err(rules::no_such_signal(id, signal)),
         Some(row) => {
             let record = signal_record_from_row(&row)?;
-            Err(StoreError::InvalidInput(format!(
-                "signal {signal} of process {:?} is already {}; only a pending signal can be \
-                 discarded",
-                id.as_str(),
-                record.state
-            )))
+            Err(rules::signal_already_settled(id, signal, record.state))
         }
     }
 }
@@ -165,6 +154,44 @@ pub(crate) async fn insert_signal(
     Ok(signal_id)
 }
 
+/// [`steadfast_core::Store::send_signal`]: a signal from a message
+/// ([`signal_message`]) or not ([`signal`]).
+pub(crate) async fn send(
+    conn: &mut PgConnection,
+    channel: &str,
+    id: &ProcessId,
+    sent: &NewSignal,
+    now: Now,
+) -> Result<SignalSent, StoreError> {
+    let traceparent = sent.traceparent.as_deref();
+    match &sent.message_id {
+        None => signal(
+            conn,
+            channel,
+            id,
+            &sent.name,
+            &sent.payload,
+            now,
+            traceparent,
+        )
+        .await
+        .map(SignalSent::Stored),
+        Some(message_id) => {
+            signal_message(
+                conn,
+                channel,
+                id,
+                &sent.name,
+                &sent.payload,
+                now,
+                message_id,
+                traceparent,
+            )
+            .await
+        }
+    }
+}
+
 /// [`steadfast_core::Store::signal`].
 pub(crate) async fn signal(
     conn: &mut PgConnection,
@@ -188,7 +215,7 @@ pub(crate) async fn signal(
 /// it).
 #[allow(
     clippy::too_many_arguments,
-    reason = "the signal's own columns, as `Op::SignalMessage` carries them"
+    reason = "the signal's own columns, as `NewSignal` carries them"
 )]
 pub(crate) async fn signal_message(
     conn: &mut PgConnection,

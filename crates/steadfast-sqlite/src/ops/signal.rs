@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::rules::{self, Action};
 use steadfast_core::{
-    Lease, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
+    Lease, NewSignal, ProcessId, SignalRecord, SignalSent, SignalState, StoreError, Timestamp,
     check_message_id,
 };
 
@@ -59,10 +59,7 @@ pub(crate) fn reject(
     )? {
         Ok(())
     } else {
-        Err(StoreError::InvalidInput(format!(
-            "signal {signal} is not a pending signal of process {:?}",
-            lease.id.as_str()
-        )))
+        Err(rules::signal_not_pending(&lease.id, signal))
     }
 }
 
@@ -86,8 +83,10 @@ pub(crate) fn discard(
         .db()?
         .transpose()?;
     match found {
-        None => Err(no_such_signal(id, signal)),
-        Some(record) if record.state != SignalState::Pending => Err(not_pending(id, &record)),
+        None => Err(rules::no_such_signal(id, signal)),
+        Some(record) if record.state != SignalState::Pending => {
+            Err(rules::signal_already_settled(id, record.id, record.state))
+        }
         Some(_) => {
             settle(conn, id, signal, SignalState::Discarded, None, now)?;
             Ok(())
@@ -106,24 +105,6 @@ pub(crate) fn list(conn: &Connection, id: &ProcessId) -> Result<Vec<SignalRecord
             .db()?;
         collect(&mut stmt, [id.as_str()], signal_record_from_row)
     })
-}
-
-/// The error for a signal id the process does not have.
-pub(crate) fn no_such_signal(id: &ProcessId, signal: i64) -> StoreError {
-    StoreError::InvalidInput(format!(
-        "process {:?} has no signal with id {signal}",
-        id.as_str()
-    ))
-}
-
-/// The error for discarding a signal that is no longer pending.
-pub(crate) fn not_pending(id: &ProcessId, record: &SignalRecord) -> StoreError {
-    StoreError::InvalidInput(format!(
-        "signal {} of process {:?} is already {}; only a pending signal can be discarded",
-        record.id,
-        id.as_str(),
-        record.state
-    ))
 }
 
 /// Inserts a signal and wakes the process if it is suspended.
@@ -155,6 +136,36 @@ pub(crate) fn insert_signal(
     .execute(params![id.as_str(), micros(now)])
     .db()?;
     Ok(signal_id)
+}
+
+/// [`steadfast_core::Store::send_signal`]: a signal from a message
+/// ([`signal_message`]) or not ([`signal`]).
+pub(crate) fn send(
+    conn: &Connection,
+    id: &ProcessId,
+    sent: &NewSignal,
+) -> Result<SignalSent, StoreError> {
+    let NewSignal {
+        name,
+        payload,
+        now,
+        message_id,
+        traceparent,
+    } = sent;
+    match message_id {
+        None => {
+            signal(conn, id, name, payload, *now, traceparent.as_deref()).map(SignalSent::Stored)
+        }
+        Some(message_id) => signal_message(
+            conn,
+            id,
+            name,
+            payload,
+            *now,
+            message_id,
+            traceparent.as_deref(),
+        ),
+    }
 }
 
 /// [`steadfast_core::Store::signal`].
