@@ -41,6 +41,7 @@ mod plans;
 mod reader;
 mod rows;
 mod schema;
+mod statistics;
 #[cfg(test)]
 #[allow(clippy::expect_used, reason = "test code")]
 mod test_schema;
@@ -121,6 +122,8 @@ struct Inner {
     /// Set by [`Store::follow_host_clock`]: the hosts' times decide instead
     /// of the database's clock.
     host_clock: AtomicBool,
+    /// When to analyse `processes` (see [`statistics`]).
+    statistics: statistics::Statistics,
 }
 
 impl Drop for Inner {
@@ -331,6 +334,7 @@ impl PostgresStore {
                 events,
                 listener,
                 host_clock: AtomicBool::new(false),
+                statistics: statistics::Statistics::new(),
             }),
         })
     }
@@ -366,7 +370,11 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         let now = self.now(process.now);
-        self.call(Op::Spawn(process, now)).await
+        let outcome = self.call(Op::Spawn(process, now)).await?;
+        if matches!(outcome, SpawnOutcome::Created) && self.inner.statistics.spawned() {
+            tokio::spawn(statistics::analyse(self.inner.pool.clone()));
+        }
+        Ok(outcome)
     }
 
     async fn claim(

@@ -268,3 +268,85 @@ async fn dead_host_check_reads_the_leases_only() {
     })
     .await;
 }
+
+/// The claim's plan once the store has spawned 1,000 processes itself,
+/// with nobody else analysing (the test server runs without autovacuum):
+/// the store's own `ANALYZE` (see `statistics.rs`) makes it take due
+/// processes through `processes_wake`. Without it the claim reads every
+/// process, sorting the runnable ones, on each call.
+async fn claim_after_spawns_in(url: &str, schema: &str) {
+    use steadfast_core::{NewProcess, Store};
+
+    let store =
+        crate::PostgresStore::connect_with(url, crate::PostgresOptions::default().schema(schema))
+            .await
+            .expect("create the schema");
+    for i in 0..1_000 {
+        store
+            .spawn(NewProcess {
+                id: ProcessId::new(format!("p{i:05}")).expect("id"),
+                kind: "w".to_owned(),
+                input: "null".to_owned(),
+                now: Timestamp::from_micros(1),
+                parent: None,
+                version: 1,
+                traceparent: None,
+            })
+            .await
+            .expect("spawn");
+    }
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    crate::schema::setup(&mut conn, schema)
+        .await
+        .expect("setup");
+    // Waits for the analysis (it runs in the background), polling the
+    // server's count of it; a store that never analyses fails here.
+    let mut polls = 0;
+    loop {
+        let analysed: i64 = sqlx::query_scalar(
+            "SELECT analyze_count FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND relname = 'processes'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("read the statistics' count");
+        if analysed >= 1 {
+            break;
+        }
+        polls += 1;
+        assert!(
+            polls < 600,
+            "the store did not analyse processes after 1,000 spawns"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let plan = sqlx::query(AssertSqlSafe(format!(
+        "EXPLAIN {}",
+        crate::ops::claim::CLAIM
+    )))
+    .bind("h2")
+    .bind(30_000_000_i64)
+    .bind(None::<i64>)
+    .bind(10_i64)
+    .bind(0_i64)
+    .bind("claimed")
+    .bind(None::<String>)
+    .fetch_all(&mut conn)
+    .await
+    .expect("explain the claim");
+    let bad = whole_table_scans("claim", lines(&plan));
+    assert!(
+        bad.is_empty(),
+        "the claim reads whole tables:\n{}",
+        bad.join("\n")
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_store_keeps_the_claims_statistics() {
+    crate::test_schema::in_fresh_schema(|url, schema| async move {
+        claim_after_spawns_in(&url, &schema).await
+    })
+    .await;
+}
