@@ -1,8 +1,9 @@
 //! The hot statements find their rows by key whatever the planner's
 //! statistics say: `EXPLAIN` of each, at batch sizes 1, 50 and 500, on a
 //! schema holding 20,000 runnable processes and 20,000 journal entries,
-//! both before the tables were analysed and after (the claim: after),
-//! shows no scan of a whole table (`Seq Scan`) and no scan of every
+//! both before the tables were analysed and after (the claim: after), and
+//! the generic plan of each (what the store's sessions run, see
+//! `schema::setup`), shows no scan of a whole table (`Seq Scan`) and no scan of every
 //! running process (the `processes_status` index with only the status as
 //! its condition).
 
@@ -134,6 +135,62 @@ async fn explain_all(conn: &mut PgConnection, analysed: bool) -> Vec<String> {
     bad
 }
 
+/// The generic plan of `sql` (the one a session with
+/// `plan_cache_mode = force_generic_plan`, as the store's are, runs for
+/// every execution): prepared under a name, explained with every
+/// parameter NULL (a generic plan does not look at them), deallocated.
+async fn generic_plan(conn: &mut PgConnection, sql: &str) -> Vec<String> {
+    let params = (1..=32)
+        .rev()
+        .find(|n| sql.contains(&format!("${n}")))
+        .unwrap_or(0);
+    let nulls = vec!["NULL"; params].join(", ");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE steadfast_generic AS {sql}"
+    )))
+    .execute(&mut *conn)
+    .await
+    .expect("prepare");
+    let args = if params == 0 {
+        String::new()
+    } else {
+        format!("({nulls})")
+    };
+    let plan = sqlx::raw_sql(AssertSqlSafe(format!(
+        "EXPLAIN EXECUTE steadfast_generic{args}"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .expect("explain the generic plan");
+    sqlx::raw_sql("DEALLOCATE steadfast_generic")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    lines(&plan)
+}
+
+/// The hot statements' generic plans (see [`generic_plan`]); the claim's
+/// only when `analysed`, as for its custom plans.
+async fn explain_generic(conn: &mut PgConnection, analysed: bool) -> Vec<String> {
+    let mut statements = vec![
+        ("append", crate::ops::append_many::APPEND_MANY),
+        ("finish", crate::ops::journal::FINISH_MANY),
+        ("suspend", crate::ops::journal::SUSPEND_MANY),
+        ("journals", crate::ops::claim::JOURNALS),
+        ("signals", crate::ops::claim::SIGNALS),
+    ];
+    if analysed {
+        statements.push(("claim", crate::ops::claim::CLAIM));
+    }
+    let mut bad = Vec::new();
+    for (what, sql) in statements {
+        let plan = generic_plan(conn, sql).await;
+        assert!(!plan.is_empty(), "{what}: no plan");
+        bad.extend(whole_table_scans(&format!("generic {what}"), plan));
+    }
+    bad
+}
+
 async fn plans_in(url: &str, schema: &str) {
     let store =
         crate::PostgresStore::connect_with(url, crate::PostgresOptions::default().schema(schema))
@@ -162,6 +219,7 @@ async fn plans_in(url: &str, schema: &str) {
     .await
     .expect("fill the tables");
     let mut bad = explain_all(&mut conn, false).await;
+    bad.extend(explain_generic(&mut conn, false).await);
     sqlx::raw_sql("ANALYZE processes, journal, signals")
         .execute(&mut conn)
         .await
@@ -170,6 +228,7 @@ async fn plans_in(url: &str, schema: &str) {
         explain_all(&mut conn, true)
             .await
             .into_iter()
+            .chain(explain_generic(&mut conn, true).await)
             .map(|b| format!("analysed, {b}")),
     );
     assert!(
@@ -245,6 +304,10 @@ async fn lease_owners_in(url: &str, schema: &str) {
         bad.extend(whole_table_scans(
             &format!("lease owners (analysed: {analysed})"),
             lines(&plan),
+        ));
+        bad.extend(whole_table_scans(
+            &format!("generic lease owners (analysed: {analysed})"),
+            generic_plan(&mut conn, crate::hosts::LEASE_OWNERS).await,
         ));
         let mut owners: Vec<String> = sqlx::query_scalar(crate::hosts::LEASE_OWNERS)
             .bind(Some(1000_i64))
@@ -347,6 +410,34 @@ async fn claim_after_spawns_in(url: &str, schema: &str) {
 async fn the_store_keeps_the_claims_statistics() {
     crate::test_schema::in_fresh_schema(|url, schema| async move {
         claim_after_spawns_in(&url, &schema).await
+    })
+    .await;
+}
+
+/// The writer's and the pool's sessions run generic plans (see
+/// `schema::setup`): their statements are planned once per connection.
+#[tokio::test]
+async fn the_store_sessions_use_generic_plans() {
+    crate::test_schema::in_fresh_schema(|url, schema| async move {
+        let store = crate::PostgresStore::connect_with(
+            &url,
+            crate::PostgresOptions::default().schema(&schema),
+        )
+        .await
+        .expect("connect");
+        let writer: String = store
+            .call(crate::op::Op::Show("plan_cache_mode"))
+            .await
+            .expect("the writer's setting");
+        let pooled: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&store.inner.pool)
+            .await
+            .expect("a pooled session's setting");
+        assert_eq!(
+            (writer.as_str(), pooled.as_str()),
+            ("force_generic_plan", "force_generic_plan")
+        );
+        steadfast_core::Store::close(&store).await;
     })
     .await;
 }
