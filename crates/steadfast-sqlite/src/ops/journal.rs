@@ -4,8 +4,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use steadfast_core::rules::{self, Recorded};
 use steadfast_core::{
-    EntryStatus, Finish, JournalEntry, Lease, ProcessId, RowError, Status, StoreError,
-    SuspendOutcome, Suspension, Timestamp,
+    Finish, JournalEntry, Lease, ProcessId, RowError, Status, StoreError, SuspendOutcome,
+    Suspension, Timestamp,
 };
 
 use super::events::{self, Row};
@@ -19,70 +19,49 @@ pub(crate) fn append(conn: &Connection, lease: &Lease, e: &JournalEntry) -> Resu
         return Err(StoreError::CancelRequested(lease.id.clone()));
     }
     let id = lease.id.as_str();
-    let existing: Option<String> = conn
-        .prepare_cached("SELECT status FROM journal WHERE process_id = ?1 AND name = ?2")
-        .db()?
-        .query_row(params![id, e.name], |r| r.get(0))
-        .optional()
-        .db()?;
     let (file, line) = match &e.location {
         Some(loc) => (Some(loc.file.as_str()), Some(loc.line)),
         None => (None, None),
     };
-    match existing {
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
-                     started_at, finished_at, due_at, file, line, consumed_signal)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .db()?
-            .execute(params![
-                id,
-                e.name,
-                e.seq,
-                e.kind.as_str(),
-                e.status.as_str(),
-                e.outcome,
-                e.attempts,
-                micros(e.started_at),
-                e.finished_at.map(micros),
-                e.due_at.map(micros),
-                file,
-                line,
-                e.consumed_signal,
-            ])
-            .db()?;
-        }
-        Some(status) if status == EntryStatus::Scheduled.as_str() => {
-            conn.prepare_cached(
-                "UPDATE journal SET status = ?3, outcome = ?4, attempts = ?5, finished_at = ?6,
-                     due_at = coalesce(?7, due_at), file = coalesce(?8, file),
-                     line = coalesce(?9, line), consumed_signal = ?10, seq = ?11
-                 WHERE process_id = ?1 AND name = ?2",
-            )
-            .db()?
-            .execute(params![
-                id,
-                e.name,
-                e.status.as_str(),
-                e.outcome,
-                e.attempts,
-                e.finished_at.map(micros),
-                e.due_at.map(micros),
-                file,
-                line,
-                e.consumed_signal,
-                e.seq,
-            ])
-            .db()?;
-        }
-        Some(_) => {
-            return Err(StoreError::DuplicateEntry {
-                id: lease.id.clone(),
-                name: e.name.clone(),
-            });
-        }
+    // One statement: a new entry is inserted, a scheduled one (a timer or a
+    // wait) is completed in place, and any other entry of that name is left
+    // as it was (no row changed): a duplicate.
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO journal (process_id, name, seq, kind, status, outcome, attempts,
+                 started_at, finished_at, due_at, file, line, consumed_signal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (process_id, name) DO UPDATE SET status = excluded.status,
+                 outcome = excluded.outcome, attempts = excluded.attempts,
+                 finished_at = excluded.finished_at,
+                 due_at = coalesce(excluded.due_at, journal.due_at),
+                 file = coalesce(excluded.file, journal.file),
+                 line = coalesce(excluded.line, journal.line),
+                 consumed_signal = excluded.consumed_signal, seq = excluded.seq
+             WHERE journal.status = 'scheduled'",
+        )
+        .db()?
+        .execute(params![
+            id,
+            e.name,
+            e.seq,
+            e.kind.as_str(),
+            e.status.as_str(),
+            e.outcome,
+            e.attempts,
+            micros(e.started_at),
+            e.finished_at.map(micros),
+            e.due_at.map(micros),
+            file,
+            line,
+            e.consumed_signal,
+        ])
+        .db()?;
+    if written == 0 {
+        return Err(StoreError::DuplicateEntry {
+            id: lease.id.clone(),
+            name: e.name.clone(),
+        });
     }
     if let Some(signal) = e.consumed_signal {
         let at = e.finished_at.unwrap_or(e.started_at);
