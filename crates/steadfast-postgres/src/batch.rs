@@ -28,8 +28,8 @@ use steadfast_core::{
 };
 
 use crate::clock::Now;
-use crate::op::{Op, apply};
 use crate::ops::{journal, spawn};
+use crate::write::{Write, apply};
 
 /// Runs `batch` and returns the result of each write, in order; `Err` when
 /// the batch failed as a whole (nothing of it was committed, or the outcome
@@ -37,7 +37,7 @@ use crate::ops::{journal, spawn};
 pub(crate) async fn run_batch(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Op],
+    batch: &[Write],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     if let [op] = batch
         && let Some(result) = run_alone(conn, channel, op).await?
@@ -52,18 +52,18 @@ pub(crate) async fn run_batch(
 async fn run_alone(
     conn: &mut PgConnection,
     channel: &str,
-    op: &Op,
+    op: &Write,
 ) -> Result<Option<Result<Value, StoreError>>, sqlx::Error> {
     let result = match op {
-        Op::Spawn(p, now) if spawn::spawn_is_checked(p) => {
+        Write::Spawn(p, now) if spawn::spawn_is_checked(p) => {
             spawn::spawn(conn, channel, p, *now).await.map(Value::Spawn)
         }
-        Op::Append(lease, entry) if journal::append_is_checked(entry) => {
+        Write::Append(lease, entry) if journal::append_is_checked(entry) => {
             journal::append(conn, lease, entry)
                 .await
                 .map(|()| Value::Unit)
         }
-        Op::Suspend(lease, s, now) if journal::suspend_is_checked(s) => {
+        Write::Suspend(lease, s, now) if journal::suspend_is_checked(s) => {
             journal::suspend_many(conn, &[(lease, s, *now)])
                 .await
                 .and_then(|mut each| {
@@ -75,7 +75,7 @@ async fn run_alone(
                 })
                 .map(Value::Suspend)
         }
-        Op::Finish(lease, f, now) if journal::finish_is_checked(f) => {
+        Write::Finish(lease, f, now) if journal::finish_is_checked(f) => {
             match journal::finish_alone(conn, lease, f, *now).await {
                 Ok(Some(result)) => result.map(|()| Value::Unit),
                 // A child: its end signal goes in the same transaction.
@@ -140,23 +140,23 @@ fn place<T>(
 async fn run_together(
     conn: &mut PgConnection,
     channel: &str,
-    batch: &[Op],
+    batch: &[Write],
 ) -> Result<Vec<Result<Value, StoreError>>, sqlx::Error> {
     let mut spawns: Vec<(usize, (&NewProcess, Now))> = Vec::new();
     let mut appends: Vec<(usize, (&Lease, &JournalEntry))> = Vec::new();
     let mut finishes: Vec<(usize, (&Lease, &Finish, Now))> = Vec::new();
     let mut suspensions: Vec<(usize, (&Lease, &Suspension, Now))> = Vec::new();
-    let mut others: Vec<(usize, &Op)> = Vec::new();
+    let mut others: Vec<(usize, &Write)> = Vec::new();
     for (i, op) in batch.iter().enumerate() {
         match op {
-            Op::Spawn(p, now) if spawn::spawn_is_checked(p) => spawns.push((i, (p, *now))),
-            Op::Append(lease, entry) if journal::append_is_checked(entry) => {
+            Write::Spawn(p, now) if spawn::spawn_is_checked(p) => spawns.push((i, (p, *now))),
+            Write::Append(lease, entry) if journal::append_is_checked(entry) => {
                 appends.push((i, (lease, entry)));
             }
-            Op::Finish(lease, f, now) if journal::finish_is_checked(f) => {
+            Write::Finish(lease, f, now) if journal::finish_is_checked(f) => {
                 finishes.push((i, (lease, f, *now)));
             }
-            Op::Suspend(lease, s, now) if journal::suspend_is_checked(s) => {
+            Write::Suspend(lease, s, now) if journal::suspend_is_checked(s) => {
                 suspensions.push((i, (lease, s, *now)));
             }
             other => others.push((i, other)),
@@ -267,7 +267,7 @@ mod tests {
     };
 
     use crate::clock::Now;
-    use crate::op::Op;
+    use crate::write::Write;
     use crate::writer::Writer;
     use crate::{PostgresOptions, PostgresStore};
     use steadfast_core::group_commit::{self, Value};
@@ -350,19 +350,19 @@ mod tests {
             output: output.to_owned(),
         };
         let ops = vec![
-            Op::Spawn(new_process("fresh", "1", None, now), at),
-            Op::Finish(stale.clone(), completed("\"lost\""), at),
-            Op::Spawn(new_process("twice", "2", None, now), at),
-            Op::Finish(done.clone(), completed("\"ok\""), at),
-            Op::Spawn(new_process("twice", "2", None, now), at),
-            Op::Signal(
+            Write::Spawn(new_process("fresh", "1", None, now), at),
+            Write::Finish(stale.clone(), completed("\"lost\""), at),
+            Write::Spawn(new_process("twice", "2", None, now), at),
+            Write::Finish(done.clone(), completed("\"ok\""), at),
+            Write::Spawn(new_process("twice", "2", None, now), at),
+            Write::Signal(
                 ProcessId::new("moved").unwrap(),
                 NewSignal::new("ping", "1", now),
                 at,
             ),
-            Op::Spawn(new_process("stored", "1", None, now), at),
-            Op::Finish(kid.clone(), completed("7"), at),
-            Op::Spawn(new_process("stored", "other", None, now), at),
+            Write::Spawn(new_process("stored", "1", None, now), at),
+            Write::Finish(kid.clone(), completed("7"), at),
+            Write::Spawn(new_process("stored", "other", None, now), at),
         ];
         let (queue, inbox) = group_commit::queue();
         let mut spawns = Vec::new();
@@ -370,8 +370,8 @@ mod tests {
         let mut ids = Vec::new();
         for op in ops {
             match op {
-                Op::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
-                Op::Signal(..) => ids.push(queue.submit::<SignalSent>(op).unwrap()),
+                Write::Spawn(..) => spawns.push(queue.submit::<SpawnOutcome>(op).unwrap()),
+                Write::Signal(..) => ids.push(queue.submit::<SignalSent>(op).unwrap()),
                 _ => units.push(queue.submit::<()>(op).unwrap()),
             }
         }
@@ -472,13 +472,13 @@ mod tests {
         url: &str,
         schema: &str,
         app: &str,
-        ops: Vec<Op>,
+        ops: Vec<Write>,
     ) -> (Vec<Result<Value, StoreError>>, String) {
         let (queue, inbox) = group_commit::queue();
         let mut answers: Vec<Answer> = Vec::new();
         for op in ops {
             match op {
-                Op::Spawn(..) => {
+                Write::Spawn(..) => {
                     let answer = queue.submit::<SpawnOutcome>(op).unwrap();
                     answers.push(Box::pin(async move { answer.await.map(Value::Spawn) }));
                 }
@@ -535,9 +535,9 @@ mod tests {
         let app = format!("{schema}_writer");
 
         let spawns = vec![
-            Op::Spawn(new_process("a", "1", None, now), at),
-            Op::Spawn(new_process("b", "2", None, now), at),
-            Op::Spawn(new_process("c", "3", None, now), at),
+            Write::Spawn(new_process("a", "1", None, now), at),
+            Write::Spawn(new_process("b", "2", None, now), at),
+            Write::Spawn(new_process("c", "3", None, now), at),
         ];
         let (got, last) = one_batch(&url, &schema, &app, spawns).await;
         assert!(
@@ -569,7 +569,7 @@ mod tests {
         let appends = leases
             .iter()
             .map(|lease| {
-                Op::Append(
+                Write::Append(
                     lease.clone(),
                     steadfast_core::JournalEntry {
                         seq: 0,

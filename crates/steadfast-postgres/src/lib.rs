@@ -32,7 +32,6 @@ mod batch;
 mod clock;
 mod hosts;
 mod listen;
-mod op;
 mod ops;
 mod options;
 #[cfg(test)]
@@ -47,6 +46,7 @@ mod statistics;
 mod test_schema;
 mod transaction;
 mod url;
+mod write;
 mod writer;
 
 use std::str::FromStr;
@@ -73,9 +73,9 @@ pub use url::{PostgresUrl, redact};
 
 use clock::Now;
 use hosts::Hosts;
-use op::Op;
 use rows::backend;
 use steadfast_core::group_commit::{self, Queue, Value};
+use write::Write;
 use writer::Writer;
 
 /// How long one batch of writes, one claim or one read may take before it
@@ -115,7 +115,7 @@ struct Inner {
     location: String,
     channel: String,
     pool: PgPool,
-    commands: Queue<Op>,
+    commands: Queue<Write>,
     hosts: Hosts,
     events: watch::Receiver<u64>,
     listener: JoinHandle<()>,
@@ -347,7 +347,7 @@ impl PostgresStore {
     /// Reads `synchronous_commit` back from the write connection (`"on"`:
     /// every acknowledged write is flushed to the server's disk).
     pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
-        self.call(Op::Show("synchronous_commit")).await
+        self.call(Write::Show("synchronous_commit")).await
     }
 
     /// The time a decision is made at: the database's clock unless the
@@ -358,7 +358,7 @@ impl PostgresStore {
 
     /// Queues `op` for the writer and waits for its answer (after the
     /// commit of its batch).
-    async fn call<T>(&self, op: Op) -> Result<T, StoreError>
+    async fn call<T>(&self, op: Write) -> Result<T, StoreError>
     where
         T: TryFrom<Value, Error = Value> + Send + 'static,
     {
@@ -370,7 +370,7 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         let now = self.now(process.now);
-        let outcome = self.call(Op::Spawn(process, now)).await?;
+        let outcome = self.call(Write::Spawn(process, now)).await?;
         if matches!(outcome, SpawnOutcome::Created) && self.inner.statistics.spawned() {
             tokio::spawn(statistics::analyse(self.inner.pool.clone()));
         }
@@ -398,7 +398,7 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, lease: &Lease, entry: JournalEntry) -> Result<(), StoreError> {
-        self.call(Op::Append(lease.clone(), entry)).await
+        self.call(Write::Append(lease.clone(), entry)).await
     }
 
     async fn suspend(
@@ -407,7 +407,8 @@ impl Store for PostgresStore {
         suspension: Suspension,
     ) -> Result<SuspendOutcome, StoreError> {
         let now = self.now(suspension.now);
-        self.call(Op::Suspend(lease.clone(), suspension, now)).await
+        self.call(Write::Suspend(lease.clone(), suspension, now))
+            .await
     }
 
     async fn finish(
@@ -416,7 +417,7 @@ impl Store for PostgresStore {
         finish: Finish,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::Finish(lease.clone(), finish, self.now(now)))
+        self.call(Write::Finish(lease.clone(), finish, self.now(now)))
             .await
     }
 
@@ -426,7 +427,7 @@ impl Store for PostgresStore {
         input: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::ContinueAsNew(
+        self.call(Write::ContinueAsNew(
             lease.clone(),
             input.to_owned(),
             self.now(now),
@@ -445,7 +446,7 @@ impl Store for PostgresStore {
             return Ok(0);
         }
         let n = self
-            .call::<u64>(Op::Renew(
+            .call::<u64>(Write::Renew(
                 owner.clone(),
                 leases.to_vec(),
                 self.now(now),
@@ -462,7 +463,7 @@ impl Store for PostgresStore {
 
     async fn release(&self, owner: &HostId, now: Timestamp) -> Result<u64, StoreError> {
         let n = self
-            .call::<u64>(Op::Release(owner.clone(), self.now(now)))
+            .call::<u64>(Write::Release(owner.clone(), self.now(now)))
             .await?;
         // Dropping the host lock only matters for liveness checks; do not
         // let a hung connection hold the caller up.
@@ -479,7 +480,7 @@ impl Store for PostgresStore {
             steadfast_core::check_message_id(message_id)?;
         }
         let now = self.now(signal.now);
-        self.call(Op::Signal(id.clone(), signal, now)).await
+        self.call(Write::Signal(id.clone(), signal, now)).await
     }
 
     async fn pending_signals(&self, id: &ProcessId) -> Result<Vec<PendingSignal>, StoreError> {
@@ -487,11 +488,11 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, id: &ProcessId, now: Timestamp) -> Result<Status, StoreError> {
-        self.call(Op::Cancel(id.clone(), self.now(now))).await
+        self.call(Write::Cancel(id.clone(), self.now(now))).await
     }
 
     async fn retry(&self, id: &ProcessId, now: Timestamp) -> Result<(), StoreError> {
-        self.call(Op::Retry(id.clone(), self.now(now))).await
+        self.call(Write::Retry(id.clone(), self.now(now))).await
     }
 
     async fn reject_signal(
@@ -501,7 +502,7 @@ impl Store for PostgresStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let op = Op::RejectSignal(lease.clone(), signal, reason.to_owned(), now);
+        let op = Write::RejectSignal(lease.clone(), signal, reason.to_owned(), now);
         self.call(op).await
     }
 
@@ -596,11 +597,12 @@ impl StoreAdmin for PostgresStore {
         signal: i64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.call(Op::DiscardSignal(id.clone(), signal, now)).await
+        self.call(Write::DiscardSignal(id.clone(), signal, now))
+            .await
     }
 
     async fn rewind(&self, id: &ProcessId, step: &str, now: Timestamp) -> Result<u64, StoreError> {
-        self.call(Op::Rewind(id.clone(), step.to_owned(), self.now(now)))
+        self.call(Write::Rewind(id.clone(), step.to_owned(), self.now(now)))
             .await
     }
 

@@ -403,7 +403,7 @@ async fn claim_after_spawns_in(url: &str, schema: &str) {
         "the claim reads whole tables:\n{}",
         bad.join("\n")
     );
-    store.close().await;
+    store.close().await.expect("close");
 }
 
 #[tokio::test]
@@ -426,7 +426,7 @@ async fn the_store_sessions_use_generic_plans() {
         .await
         .expect("connect");
         let writer: String = store
-            .call(crate::op::Op::Show("plan_cache_mode"))
+            .call(crate::write::Write::Show("plan_cache_mode"))
             .await
             .expect("the writer's setting");
         let pooled: String = sqlx::query_scalar("SHOW plan_cache_mode")
@@ -437,7 +437,7 @@ async fn the_store_sessions_use_generic_plans() {
             (writer.as_str(), pooled.as_str()),
             ("force_generic_plan", "force_generic_plan")
         );
-        steadfast_core::Store::close(&store).await;
+        steadfast_core::Store::close(&store).await.expect("close");
     })
     .await;
 }

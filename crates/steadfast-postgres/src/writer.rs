@@ -13,9 +13,9 @@ use steadfast_core::rules::BatchFailure;
 use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
-use crate::op::Op;
 use crate::rows::{backend, is_retryable};
 use crate::schema::setup;
+use crate::write::Write;
 
 /// The first wait before reconnecting after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -58,7 +58,7 @@ impl Writer {
 
     /// Runs the group commit until every sender is gone and the queue is
     /// drained.
-    pub(crate) async fn run(self, inbox: Inbox<Op>) {
+    pub(crate) async fn run(self, inbox: Inbox<Write>) {
         let max_batch = self.max_batch;
         let mut writer = group_commit::run(self, inbox, max_batch).await;
         if let Some(conn) = writer.conn.take() {
@@ -123,12 +123,12 @@ impl Writer {
 /// autocommitted statement, more share one transaction with the writes of
 /// a kind grouped into one statement.
 impl GroupCommit for Writer {
-    type Write = Op;
+    type Write = Write;
     const STORE: &'static str = "postgres";
 
     async fn run(
         &mut self,
-        writes: Vec<Op>,
+        writes: Vec<Write>,
     ) -> Result<Vec<Result<Value, StoreError>>, BatchFailure> {
         let channel = self.channel.clone();
         let conn = self.connection().await?;

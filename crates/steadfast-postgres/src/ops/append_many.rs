@@ -191,7 +191,7 @@ mod tests {
         StoreError, Timestamp,
     };
 
-    use crate::op::Op;
+    use crate::write::Write;
     use crate::writer::Writer;
     use crate::{PostgresOptions, PostgresStore};
 
@@ -263,7 +263,7 @@ mod tests {
         let (queue, inbox) = group_commit::queue();
         let mut answers = Vec::new();
         for (lease, entry) in batch {
-            answers.push(queue.submit::<()>(Op::Append(lease, entry)).unwrap());
+            answers.push(queue.submit::<()>(Write::Append(lease, entry)).unwrap());
         }
         drop(queue);
         // Every append is queued before the writer starts: it takes them in

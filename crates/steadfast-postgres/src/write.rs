@@ -1,4 +1,4 @@
-//! The writes the writer task runs: one [`Op`] per store operation that
+//! The writes the writer task runs: one [`Write`] per store operation that
 //! changes the database, and [`apply`], which runs one of them on the
 //! batch's connection. The store's methods queue them; the `batch` module
 //! runs a batch of them.
@@ -17,7 +17,7 @@ use crate::ops::{admin, claim, journal, signal, spawn};
 
 /// One write for the writer task; its caller waits in the queue beside it
 /// ([`group_commit::Queue::call`]).
-pub(crate) enum Op {
+pub(crate) enum Write {
     Spawn(NewProcess, Now),
     Append(Lease, JournalEntry),
     Suspend(Lease, Suspension, Now),
@@ -40,46 +40,50 @@ pub(crate) enum Op {
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     channel: &str,
-    op: &Op,
+    op: &Write,
 ) -> Result<Value, StoreError> {
     Ok(match op {
-        Op::Spawn(p, now) => Value::Spawn(spawn::spawn(conn, channel, p, *now).await?),
-        Op::Append(lease, entry) => {
+        Write::Spawn(p, now) => Value::Spawn(spawn::spawn(conn, channel, p, *now).await?),
+        Write::Append(lease, entry) => {
             journal::append(conn, lease, entry).await?;
             Value::Unit
         }
-        Op::Suspend(lease, s, now) => Value::Suspend(journal::suspend(conn, lease, s, *now).await?),
-        Op::Finish(lease, f, now) => {
+        Write::Suspend(lease, s, now) => {
+            Value::Suspend(journal::suspend(conn, lease, s, *now).await?)
+        }
+        Write::Finish(lease, f, now) => {
             journal::finish(conn, channel, lease, f, *now).await?;
             Value::Unit
         }
-        Op::Renew(owner, leases, now, lease) => {
+        Write::Renew(owner, leases, now, lease) => {
             Value::Count(claim::renew(conn, owner, leases, *now, *lease).await?)
         }
-        Op::Release(owner, now) => Value::Count(claim::release(conn, channel, owner, *now).await?),
-        Op::Signal(id, sent, now) => {
+        Write::Release(owner, now) => {
+            Value::Count(claim::release(conn, channel, owner, *now).await?)
+        }
+        Write::Signal(id, sent, now) => {
             Value::Sent(signal::send(conn, channel, id, sent, *now).await?)
         }
-        Op::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
-        Op::Retry(id, now) => {
+        Write::Cancel(id, now) => Value::Status(admin::cancel(conn, channel, id, *now).await?),
+        Write::Retry(id, now) => {
             admin::retry(conn, channel, id, *now).await?;
             Value::Unit
         }
-        Op::RejectSignal(lease, signal, reason, now) => {
+        Write::RejectSignal(lease, signal, reason, now) => {
             signal::reject(conn, lease, *signal, reason, *now).await?;
             Value::Unit
         }
-        Op::DiscardSignal(id, signal, now) => {
+        Write::DiscardSignal(id, signal, now) => {
             signal::discard(conn, id, *signal, *now).await?;
             Value::Unit
         }
-        Op::Rewind(id, step, now) => {
+        Write::Rewind(id, step, now) => {
             Value::Count(admin::rewind(conn, channel, id, step, *now).await?)
         }
-        Op::ContinueAsNew(lease, input, now) => {
+        Write::ContinueAsNew(lease, input, now) => {
             spawn::continue_as_new(conn, channel, lease, input, *now).await?;
             Value::Unit
         }
-        Op::Show(setting) => Value::Text(admin::show(conn, setting).await?),
+        Write::Show(setting) => Value::Text(admin::show(conn, setting).await?),
     })
 }
