@@ -26,7 +26,10 @@ pub(crate) const APPEND_MANY: &str = concat!(
      ), checked AS (
          -- The fence: each input row looks its process up by primary key
          -- (a lateral join cannot become a hash join over every running
-         -- process, whatever the statistics say) and locks it.
+         -- process, whatever the statistics say) and locks it. The owner is
+         -- compared with IS NOT DISTINCT FROM, which no index serves: with
+         -- `=`, statistics taken before any process had an owner sent the
+         -- lookup through `processes_owner`, reading every lease of the host.
          SELECT i.*, pr.cancel_requested,
              (i.consumed_signal IS NULL OR EXISTS (
                  SELECT 1 FROM signals s WHERE s.id = i.consumed_signal
@@ -35,7 +38,7 @@ pub(crate) const APPEND_MANY: &str = concat!(
          FROM input i LEFT JOIN LATERAL (
              SELECT pr.cancel_requested FROM processes pr
              WHERE pr.id = i.process_id AND pr.epoch = i.epoch
-                 AND pr.owner = i.owner AND pr.status = 'running'
+                 AND pr.owner IS NOT DISTINCT FROM i.owner AND pr.status = 'running'
              FOR NO KEY UPDATE
          ) pr ON true
      ), up AS (

@@ -145,7 +145,9 @@ pub(crate) const SUSPEND_MANY: &str = concat!(
                  AS pending
          FROM input i CROSS JOIN LATERAL (
              SELECT pr.cancel_requested FROM processes pr
-             WHERE pr.id = i.id AND pr.epoch = i.epoch AND pr.owner = i.owner
+             -- By key, never through processes_owner (see append_many.rs).
+             WHERE pr.id = i.id AND pr.epoch = i.epoch
+                 AND pr.owner IS NOT DISTINCT FROM i.owner
                  AND pr.status = 'running'
              FOR NO KEY UPDATE
          ) pr
@@ -300,7 +302,9 @@ pub(crate) const FINISH_MANY: &str = "WITH input AS (
      ), fenced AS (
          SELECT i.*, pr.parent FROM input i CROSS JOIN LATERAL (
              SELECT pr.parent FROM processes pr
-             WHERE pr.id = i.id AND pr.epoch = i.epoch AND pr.owner = i.owner
+             -- By key, never through processes_owner (see append_many.rs).
+             WHERE pr.id = i.id AND pr.epoch = i.epoch
+                 AND pr.owner IS NOT DISTINCT FROM i.owner
                  AND pr.status = 'running'
              FOR NO KEY UPDATE
          ) pr

@@ -66,11 +66,13 @@ pub(crate) async fn lock_status(
 
 /// Checks (and locks) that `lease` still holds its process: it exists, is
 /// running, is owned by the lease's host, at the lease's epoch. Returns
-/// whether a cancellation is pending.
+/// whether a cancellation is pending. The owner is compared with `IS NOT
+/// DISTINCT FROM` so the row is found by its key, never through
+/// `processes_owner` (see `append_many.rs`).
 pub(crate) async fn fence(conn: &mut PgConnection, lease: &Lease) -> Result<bool, StoreError> {
     let cancel: Option<bool> = sqlx::query_scalar(
         "SELECT cancel_requested FROM processes
-         WHERE id = $1 AND epoch = $2 AND owner = $3 AND status = 'running'
+         WHERE id = $1 AND epoch = $2 AND owner IS NOT DISTINCT FROM $3 AND status = 'running'
          FOR NO KEY UPDATE",
     )
     .bind(lease.id.as_str())
