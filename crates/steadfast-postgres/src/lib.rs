@@ -300,7 +300,7 @@ impl PostgresStore {
             let attempt = async {
                 let mut conn =
                     <sqlx::PgConnection as sqlx::Connection>::connect_with(&connect).await?;
-                schema::setup(&mut conn, &schema).await?;
+                schema::setup_writer(&mut conn, &schema).await?;
                 Ok::<_, sqlx::Error>(conn)
             };
             tokio::time::timeout(timeout, attempt)

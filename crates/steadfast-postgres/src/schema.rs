@@ -245,18 +245,8 @@ pub(crate) fn key32(hash: u64) -> i32 {
 pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 
 /// Prepares a fresh connection: durable commits, a bound on idling inside a
-/// transaction, no JIT compilation, generic plans, and the store's schema
-/// as the only entry of the `search_path` (the catalog stays reachable).
-///
-/// Generic plans (`plan_cache_mode = force_generic_plan`): every statement
-/// the store sends is prepared once per connection, and by default
-/// PostgreSQL plans it again for each execution's parameters (a custom
-/// plan) until it trusts a generic one. The hot statements are CTEs over
-/// `unnest` of up to sixteen arrays whose planning cost more than their
-/// execution: on W1 an append took 1.2–1.3 ms with custom plans against
-/// 0.4 ms for a single-row `INSERT` on the same server. Their plans do not
-/// depend on the values (every row is found by key, `plans.rs` checks the
-/// generic plans too), so they are planned once per connection.
+/// transaction, no JIT compilation, and the store's schema as the only
+/// entry of the `search_path` (the catalog stays reachable).
 ///
 /// JIT is off because the store's statements are short, by-key ones whose
 /// cost the planner overestimates on tables without statistics (a fresh
@@ -268,13 +258,33 @@ pub(crate) async fn setup(conn: &mut PgConnection, schema: &str) -> Result<(), s
     sqlx::raw_sql(AssertSqlSafe(format!(
         "SET synchronous_commit = on; \
          SET jit = off; \
-         SET plan_cache_mode = force_generic_plan; \
          SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'; \
          SET search_path TO \"{schema}\""
     )))
     .execute(conn)
     .await
     .map(|_| ())
+}
+
+/// Prepares the writer's connection: [`setup`], and generic plans
+/// (`plan_cache_mode = force_generic_plan`). The writer sends a few
+/// statements over and over, each prepared once per connection; by default
+/// PostgreSQL plans a prepared statement again for each execution's
+/// parameters (a custom plan) until it trusts a generic one. The writes are
+/// CTEs over `unnest` of up to sixteen arrays whose planning cost more than
+/// their execution: on W1 an append took 1.2–1.3 ms with custom plans
+/// against 0.4 ms for a single-row `INSERT` on the same server. Their plans
+/// do not depend on the values (every row is found by key; `plans.rs`
+/// checks their generic plans), so they are planned once per connection.
+/// The pool's sessions keep custom plans: a list filtered by a status, say,
+/// needs the value to pick its index (a generic plan of W3's "first process
+/// still running" read a million suspended rows to find it).
+pub(crate) async fn setup_writer(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    setup(conn, schema).await?;
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 fn not_steadfast(location: &str, detail: impl Into<String>) -> StoreError {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::OP_TIMEOUT;
 use crate::rows::{backend, is_retryable};
-use crate::schema::setup;
+use crate::schema::setup_writer;
 use crate::write::Write;
 
 /// The first wait before reconnecting after a failure.
@@ -105,7 +105,7 @@ impl Writer {
     async fn connect(&self) -> Result<PgConnection, StoreError> {
         let attempt = async {
             let mut conn = PgConnection::connect_with(&self.options).await?;
-            setup(&mut conn, &self.schema).await?;
+            setup_writer(&mut conn, &self.schema).await?;
             Ok::<_, sqlx::Error>(conn)
         };
         match tokio::time::timeout(self.connect_timeout, attempt).await {
