@@ -109,12 +109,24 @@ async fn terminated() -> anyhow::Result<()> {
 }
 
 /// Completes once no process is running and no suspended process waits for
-/// a timer (processes that wait only for signals do not count).
+/// a timer (processes that wait only for signals do not count), seen on two
+/// looks in a row, [`IDLE_POLL`] apart.
+///
+/// One look ([`is_idle`]) is two reads, running processes and then
+/// suspended ones, not one snapshot: a process that a signal or a timer made
+/// due can be claimed by this worker between them, going from suspended to
+/// running, and be seen by neither. With one look the worker then stopped
+/// and handed it back unfinished (seen once in the test suite: the process
+/// stayed runnable, with nobody left to run it). Claimed, it stays running
+/// until its run ends, so the next look sees it, or sees what it became.
 async fn idle(store: &dyn Backend) -> anyhow::Result<()> {
+    let mut idle_before = false;
     loop {
-        if is_idle(store).await? {
+        let idle_now = is_idle(store).await?;
+        if idle_now && idle_before {
             return Ok(());
         }
+        idle_before = idle_now;
         tokio::time::sleep(IDLE_POLL).await;
     }
 }
