@@ -209,6 +209,15 @@ async fn explain_generic(conn: &mut PgConnection) -> Vec<String> {
     bad
 }
 
+/// The custom plans ([`explain_all`]) and the writer's generic plans
+/// ([`explain_generic`]) in the tables' present state, each finding after
+/// `label`.
+async fn explain_phase(conn: &mut PgConnection, analysed: bool, label: &str) -> Vec<String> {
+    let mut bad = explain_all(conn, analysed).await;
+    bad.extend(explain_generic(conn).await);
+    bad.into_iter().map(|b| format!("{label}{b}")).collect()
+}
+
 async fn plans_in(url: &str, schema: &str) {
     let store =
         crate::PostgresStore::connect_with(url, crate::PostgresOptions::default().schema(schema))
@@ -236,19 +245,12 @@ async fn plans_in(url: &str, schema: &str) {
     .execute(&mut conn)
     .await
     .expect("fill the tables");
-    let mut bad = explain_all(&mut conn, false).await;
-    bad.extend(explain_generic(&mut conn).await);
+    let mut bad = explain_phase(&mut conn, false, "").await;
     sqlx::raw_sql("ANALYZE processes, journal, signals")
         .execute(&mut conn)
         .await
         .expect("analyze");
-    bad.extend(
-        explain_all(&mut conn, true)
-            .await
-            .into_iter()
-            .chain(explain_generic(&mut conn).await)
-            .map(|b| format!("analysed, {b}")),
-    );
+    bad.extend(explain_phase(&mut conn, true, "analysed, ").await);
     // Statistics gathered before any process had an owner (the store
     // analyses as it spawns, before the claims), then 1,000 leases taken:
     // `owner = …` now looks like one row, and a fence that compared the
@@ -261,13 +263,7 @@ async fn plans_in(url: &str, schema: &str) {
     .execute(&mut conn)
     .await
     .expect("analyse before the claims");
-    bad.extend(
-        explain_all(&mut conn, true)
-            .await
-            .into_iter()
-            .chain(explain_generic(&mut conn).await)
-            .map(|b| format!("analysed before the claims, {b}")),
-    );
+    bad.extend(explain_phase(&mut conn, true, "analysed before the claims, ").await);
     assert!(
         bad.is_empty(),
         "statements that read whole tables:\n{}",

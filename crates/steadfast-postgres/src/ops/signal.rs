@@ -163,32 +163,11 @@ pub(crate) async fn send(
     sent: &NewSignal,
     now: Now,
 ) -> Result<SignalSent, StoreError> {
-    let traceparent = sent.traceparent.as_deref();
     match &sent.message_id {
-        None => signal(
-            conn,
-            channel,
-            id,
-            &sent.name,
-            &sent.payload,
-            now,
-            traceparent,
-        )
-        .await
-        .map(SignalSent::Stored),
-        Some(message_id) => {
-            signal_message(
-                conn,
-                channel,
-                id,
-                &sent.name,
-                &sent.payload,
-                now,
-                message_id,
-                traceparent,
-            )
+        None => signal(conn, channel, id, sent, now)
             .await
-        }
+            .map(SignalSent::Stored),
+        Some(message_id) => signal_message(conn, channel, id, sent, now, message_id).await,
     }
 }
 
@@ -197,14 +176,21 @@ pub(crate) async fn signal(
     conn: &mut PgConnection,
     channel: &str,
     id: &ProcessId,
-    name: &str,
-    payload: &str,
+    sent: &NewSignal,
     now: Now,
-    traceparent: Option<&str>,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = lock_status(conn, id, now).await?;
     rules::check(Action::Signal, id, status)?;
-    insert_signal(conn, channel, id, name, payload, now, traceparent).await
+    insert_signal(
+        conn,
+        channel,
+        id,
+        &sent.name,
+        &sent.payload,
+        now,
+        sent.traceparent.as_deref(),
+    )
+    .await
 }
 
 /// [`steadfast_core::Store::signal_message`]: a signal that remembers the
@@ -213,19 +199,13 @@ pub(crate) async fn signal(
 /// sending the same message to one process are serialized and the second
 /// finds the first's signal (the unique index `signals_message_id` backs
 /// it).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the signal's own columns, as `NewSignal` carries them"
-)]
 pub(crate) async fn signal_message(
     conn: &mut PgConnection,
     channel: &str,
     id: &ProcessId,
-    name: &str,
-    payload: &str,
+    sent: &NewSignal,
     now: Now,
     message_id: &str,
-    traceparent: Option<&str>,
 ) -> Result<SignalSent, StoreError> {
     check_message_id(message_id)?;
     lock_status(conn, id, now).await?;
@@ -239,7 +219,7 @@ pub(crate) async fn signal_message(
     if let Some(earlier) = earlier {
         return Ok(SignalSent::Duplicate(earlier));
     }
-    let stored = signal(conn, channel, id, name, payload, now, traceparent).await?;
+    let stored = signal(conn, channel, id, sent, now).await?;
     sqlx::query("UPDATE signals SET message_id = $2 WHERE id = $1")
         .bind(stored)
         .bind(message_id)

@@ -145,26 +145,9 @@ pub(crate) fn send(
     id: &ProcessId,
     sent: &NewSignal,
 ) -> Result<SignalSent, StoreError> {
-    let NewSignal {
-        name,
-        payload,
-        now,
-        message_id,
-        traceparent,
-    } = sent;
-    match message_id {
-        None => {
-            signal(conn, id, name, payload, *now, traceparent.as_deref()).map(SignalSent::Stored)
-        }
-        Some(message_id) => signal_message(
-            conn,
-            id,
-            name,
-            payload,
-            *now,
-            message_id,
-            traceparent.as_deref(),
-        ),
+    match &sent.message_id {
+        None => signal(conn, id, sent).map(SignalSent::Stored),
+        Some(message_id) => signal_message(conn, id, sent, message_id),
     }
 }
 
@@ -172,14 +155,18 @@ pub(crate) fn send(
 pub(crate) fn signal(
     conn: &Connection,
     id: &ProcessId,
-    name: &str,
-    payload: &str,
-    now: Timestamp,
-    traceparent: Option<&str>,
+    sent: &NewSignal,
 ) -> Result<i64, StoreError> {
     let (status, _, _) = status_of(conn, id)?;
     rules::check(Action::Signal, id, status)?;
-    insert_signal(conn, id, name, payload, now, traceparent)
+    insert_signal(
+        conn,
+        id,
+        &sent.name,
+        &sent.payload,
+        sent.now,
+        sent.traceparent.as_deref(),
+    )
 }
 
 /// [`steadfast_core::Store::signal_message`]: a signal that remembers the
@@ -189,11 +176,8 @@ pub(crate) fn signal(
 pub(crate) fn signal_message(
     conn: &Connection,
     id: &ProcessId,
-    name: &str,
-    payload: &str,
-    now: Timestamp,
+    sent: &NewSignal,
     message_id: &str,
-    traceparent: Option<&str>,
 ) -> Result<SignalSent, StoreError> {
     check_message_id(message_id)?;
     let earlier: Option<i64> = conn
@@ -205,7 +189,7 @@ pub(crate) fn signal_message(
     if let Some(earlier) = earlier {
         return Ok(SignalSent::Duplicate(earlier));
     }
-    let stored = signal(conn, id, name, payload, now, traceparent)?;
+    let stored = signal(conn, id, sent)?;
     conn.prepare_cached("UPDATE signals SET message_id = ?2 WHERE id = ?1")
         .db()?
         .execute(params![stored, message_id])
