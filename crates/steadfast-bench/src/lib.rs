@@ -46,6 +46,7 @@ mod w5;
 mod w6;
 mod worker;
 mod workers;
+mod writes;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -9,6 +9,14 @@
 //! 12 × the samples' median and `p50_over_floor` = p50 / `floor_ms`. The
 //! engine makes 13 commits per process: spawn, claim, ten step appends,
 //! finish.
+//!
+//! The bench also records how long each of those writes took (the engine's
+//! `steadfast_store_write_duration_seconds`, read through [`WriteTimes`],
+//! and the spawn timed here): `writes_ms` is the sum of their medians for
+//! one process, `writes_over_commits` that sum over 13 floor commits (what
+//! each write costs against a bare commit), and `between_writes_ms` the rest
+//! of the p50 (the engine's own work, waking the dispatcher, answering the
+//! outcome).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +29,7 @@ use super::common::process_id;
 use super::floor::Floor;
 use super::report::{Report, Stats};
 use super::target::Target;
+use super::writes::WriteTimes;
 use super::{Ctx, DurabilityArg};
 
 /// Runs of the standard workload.
@@ -44,18 +53,26 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         Target::Postgres { .. } => Floor::insert(&fresh.db_arg).await?,
     };
 
+    let write_times = WriteTimes::install();
     let host = workload::register(HostBuilder::from_arc(Arc::clone(&fresh.store)), None).build();
     for i in 0..WARM_UP {
         one_run(&host, &format!("{}warm-{i:03}", fresh.prefix)).await?;
         floor.sample().await?;
     }
+    if let Some(times) = &write_times {
+        times.take();
+    }
     let mut samples = Vec::with_capacity(count);
+    let mut spawns = Vec::with_capacity(count);
     let mut floor_samples = Vec::with_capacity(count);
     for i in 0..count {
-        samples.push(one_run(&host, &process_id(&fresh.prefix, i)).await?);
+        let run = one_run(&host, &process_id(&fresh.prefix, i)).await?;
+        samples.push(run.total);
+        spawns.push(run.spawn);
         floor_samples.push(floor.sample().await?);
     }
     host.shutdown().await;
+    let writes = write_times.map(|times| times.take());
     let floor_kind = floor.describe();
     floor.finish().await?;
     let latency = Stats::of(&samples);
@@ -94,6 +111,29 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         .ms("floor_ms", floor_ms)
         .num("p50_over_floor", ratio(latency.p50, floor_ms), 2)
         .num("floor_p99_over_p50", ratio(floor_run.p99, floor_run.p50), 2);
+    if let Some(writes) = &writes {
+        let median = |op: &str| writes.get(op).map_or(Duration::ZERO, |d| Stats::of(d).p50);
+        let (claim, append, finish) = (median("claim"), median("append"), median("finish"));
+        let spawn = Stats::of(&spawns).p50;
+        let appends = writes.get("append").map_or(0, Vec::len);
+        let claims = writes.get("claim").map_or(0, Vec::len);
+        // One claim per process is on its path (the others find nothing).
+        let in_path = spawn + claim + append * STEPS as u32 + finish;
+        report
+            .ms("spawn_p50_ms", spawn)
+            .ms("claim_p50_ms", claim)
+            .num("claims_per_process", claims as f64 / count as f64, 2)
+            .ms("append_p50_ms", append)
+            .num("appends_per_process", appends as f64 / count as f64, 2)
+            .ms("finish_p50_ms", finish)
+            .ms("writes_ms", in_path)
+            .num(
+                "writes_over_commits",
+                ratio(in_path, commit.p50 * DURABLE_COMMITS),
+                2,
+            )
+            .ms("between_writes_ms", latency.p50.saturating_sub(in_path));
+    }
     if matches!(ctx.target, Target::Sqlite { .. }) {
         // The names earlier versions reported: the floor's sample is the fsync.
         report
@@ -118,12 +158,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The times of one process.
+struct OneRun {
+    /// From the spawn to the outcome.
+    total: Duration,
+    /// The spawn call alone.
+    spawn: Duration,
+}
+
 /// One process: spawn, wait for its outcome; the time between.
-async fn one_run(host: &Host, id: &str) -> anyhow::Result<Duration> {
+async fn one_run(host: &Host, id: &str) -> anyhow::Result<OneRun> {
     let started = Instant::now();
     host.spawn(workload::KIND, id, &())
         .await
         .with_context(|| format!("cannot spawn {id}"))?;
+    let spawn = started.elapsed();
     let values: Vec<String> = host
         .outcome(id)
         .await
@@ -132,7 +181,10 @@ async fn one_run(host: &Host, id: &str) -> anyhow::Result<Duration> {
     if values.len() != STEPS {
         bail!("{id} returned {} values instead of {STEPS}", values.len());
     }
-    Ok(elapsed)
+    Ok(OneRun {
+        total: elapsed,
+        spawn,
+    })
 }
 
 /// `a / b`, 0 when `b` is zero.

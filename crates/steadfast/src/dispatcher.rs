@@ -7,6 +7,7 @@ use std::time::Duration;
 use steadfast_core::Timestamp;
 use tracing::Instrument;
 
+use crate::metrics::WriteOp;
 use crate::run;
 use crate::shared::Shared;
 
@@ -34,11 +35,13 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
         let mut next_wake: Option<Timestamp> = None;
         if free > 0 {
             let now = shared.clock.now();
-            match shared
+            let began = std::time::Instant::now();
+            let claim = shared
                 .store
                 .claim(&shared.id, now, clock_lease(&shared), free)
-                .await
-            {
+                .await;
+            shared.metrics.store_write(WriteOp::Claim, began.elapsed());
+            match claim {
                 Ok(claimed) => {
                     backoff = Duration::from_millis(50);
                     let full = claimed.len() == free;

@@ -104,7 +104,7 @@ pub fn describe_metrics() {
     describe_histogram!(
         STORE_WRITE_DURATION,
         Unit::Seconds,
-        "Time of one store write of a run (one try), by operation."
+        "Time of one store write of a run (one try), or of one claim, by operation."
     );
     describe_histogram!(
         STORE_BATCH_SIZE,
@@ -116,6 +116,8 @@ pub fn describe_metrics() {
 /// A run's store write, as labelled in [`names::STORE_WRITE_DURATION`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum WriteOp {
+    /// The dispatcher's claim of due processes (it takes their leases).
+    Claim,
     Append,
     Suspend,
     Finish,
@@ -127,6 +129,7 @@ impl WriteOp {
     /// What the log says the write was doing.
     pub(crate) fn describe(self) -> &'static str {
         match self {
+            WriteOp::Claim => "claiming due processes",
             WriteOp::Append => "appending a journal entry",
             WriteOp::Suspend => "suspending the process",
             WriteOp::Finish => "recording the end of the run",
@@ -137,6 +140,7 @@ impl WriteOp {
 
     fn label(self) -> &'static str {
         match self {
+            WriteOp::Claim => "claim",
             WriteOp::Append => "append",
             WriteOp::Suspend => "suspend",
             WriteOp::Finish => "finish",

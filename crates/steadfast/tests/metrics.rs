@@ -91,6 +91,15 @@ async fn a_host_reports_per_kind_steps_latency_wake_up_lag_and_store_writes() {
         ) >= 2.0,
         "{text}"
     );
+    // Claims: the napper is claimed twice (at its spawn and when its timer
+    // fired), and the single process may share its first claim.
+    assert!(
+        sum(
+            "steadfast_store_write_duration_seconds_count",
+            &[("op", "claim")]
+        ) >= 2.0,
+        "{text}"
+    );
     assert_eq!(sum("steadfast_running_processes", &[]), 0.0, "{text}");
     // The SQLite writer's group commits (no host label: one per store).
     let batches: f64 = text
