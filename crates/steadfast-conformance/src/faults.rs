@@ -44,8 +44,8 @@ use async_trait::async_trait;
 use steadfast_core::{
     Backend, Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease,
     ListFilter, Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId,
-    ProcessRecord, SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
-    SuspendOutcome, Suspension, Timestamp,
+    ProcessRecord, SignalRecord, SpawnAndClaim, SpawnOutcome, Status, Store, StoreAdmin,
+    StoreError, SuspendOutcome, Suspension, Timestamp,
 };
 
 /// How often a [`FaultyStore`] fails its calls.
@@ -297,6 +297,17 @@ impl<F: Faults> Store for FaultyStore<F> {
         self.gate("spawn", None)?;
         let answer = self.inner.spawn(process).await;
         self.answer("spawn", None, answer)
+    }
+
+    async fn spawn_and_claim(
+        &self,
+        process: NewProcess,
+        owner: &HostId,
+        lease: Duration,
+    ) -> Result<SpawnAndClaim, StoreError> {
+        self.gate("spawn_and_claim", None)?;
+        let answer = self.inner.spawn_and_claim(process, owner, lease).await;
+        self.answer("spawn_and_claim", None, answer)
     }
 
     async fn claim(

@@ -119,6 +119,7 @@ macro_rules! __with_checks {
                 new_process_is_runnable,
                 spawn_is_idempotent,
                 spawn_conflicts_on_different_input_or_kind,
+                spawn_and_claim_leases_a_new_process_to_its_spawner,
             }
             claim {
                 claims_only_due_processes_earliest_first,

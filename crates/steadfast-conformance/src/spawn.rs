@@ -1,10 +1,15 @@
 //! `spawn`: creation, idempotency and conflicts.
 
-use steadfast_core::{NewProcess, SpawnOutcome, Status, StoreError};
+use std::time::Duration;
+
+use steadfast_core::{
+    EventKind, Lease, NewProcess, SpawnAndClaim, SpawnOutcome, Status, StoreError,
+};
 
 use crate::assert_err;
 use crate::fixture::{
-    DynStore, KIND, T0, at, claim_one, completed, finish, get, host, journal, pid,
+    DynStore, KIND, LEASE, T0, append, assert_nothing_claimable, at, claim_one, completed, finish,
+    get, host, journal, new_process, pid, step,
 };
 
 /// JSON text whose bytes a store must keep exactly: key order, spacing,
@@ -179,4 +184,114 @@ pub async fn spawn_conflicts_on_different_input_or_kind(store: DynStore) {
             "a conflicting spawn ({what}) must change nothing"
         );
     }
+}
+
+/// `spawn_and_claim` of a new id stores the process as a claim by the
+/// spawner at the spawn's `now` leaves it (owner, epoch 1, `wake_at = now +
+/// lease`, the claim in its history) and returns that lease, which writes
+/// its journal until another host takes it over after it expires; or, from
+/// a store that does not claim on spawn, stores it as `spawn` does,
+/// claimable at once. An id already stored is answered as `spawn` answers
+/// it (`Existing`, or a conflict) and claimed by no one.
+pub async fn spawn_and_claim_leases_a_new_process_to_its_spawner(store: DynStore) {
+    let spawner = host("spawner");
+    let outcome = store
+        .spawn_and_claim(new_process("p", T0), &spawner, LEASE)
+        .await
+        .expect("spawn_and_claim of a new id");
+    let lease = match outcome {
+        SpawnAndClaim::Claimed(claimed) => {
+            let lease = Lease {
+                id: pid("p"),
+                owner: spawner.clone(),
+                epoch: 1,
+            };
+            assert_eq!(claimed.lease, lease, "the spawner's lease, epoch 1");
+            assert!(
+                claimed.journal.is_empty() && claimed.signals.is_empty(),
+                "a new process has no journal and no signals: {claimed:?}"
+            );
+            let record = get(&store, "p").await;
+            assert_eq!(
+                claimed.record, record,
+                "the returned record is the stored one"
+            );
+            assert_eq!(record.status, Status::Running, "running");
+            assert_eq!(
+                record.owner,
+                Some(spawner.as_str().to_owned()),
+                "owned by the spawner"
+            );
+            assert_eq!(record.epoch, 1, "epoch 1, as after one claim");
+            assert_eq!(
+                record.wake_at,
+                Some(T0 + LEASE),
+                "the lease runs from the spawn's now"
+            );
+            assert_eq!(record.created_at, T0, "created at the spawn's now");
+            let history: Vec<_> = store
+                .events(&pid("p"))
+                .await
+                .expect("events")
+                .into_iter()
+                .map(|e| (e.kind, e.host, e.epoch, e.at))
+                .collect();
+            assert_eq!(
+                history,
+                vec![(EventKind::Claimed, Some(spawner.as_str().to_owned()), 1, T0)],
+                "the claim is in the process's history"
+            );
+            assert_nothing_claimable(
+                &store,
+                T0 + LEASE - Duration::from_micros(1),
+                "the spawner holds the lease until it expires",
+            )
+            .await;
+            append(&store, &lease, step(0, "first", at(1))).await;
+            lease
+        }
+        SpawnAndClaim::Created => {
+            assert_eq!(get(&store, "p").await.owner, None, "not claimed");
+            claim_one(&store, "p", &spawner, T0).await.lease
+        }
+        SpawnAndClaim::Existing(record) => {
+            panic!("spawn_and_claim of a new id answered Existing: {record:?}")
+        }
+    };
+    let before = get(&store, "p").await;
+
+    let again = store
+        .spawn_and_claim(new_process("p", at(2)), &host("other"), LEASE)
+        .await
+        .expect("spawn_and_claim of a stored id");
+    match again {
+        SpawnAndClaim::Existing(record) => {
+            assert_eq!(*record, before, "Existing carries the stored record")
+        }
+        other => panic!("a stored id must be answered Existing, got {other:?}"),
+    }
+    assert_eq!(
+        get(&store, "p").await,
+        before,
+        "a repeated spawn_and_claim changes nothing"
+    );
+    let mut conflicting = new_process("p", at(3));
+    conflicting.input = "{\"other\":1}".to_owned();
+    assert_err!(
+        store
+            .spawn_and_claim(conflicting, &host("other"), LEASE)
+            .await,
+        StoreError::SpawnConflict { .. },
+        "a stored id with another input"
+    );
+
+    // After the lease runs out another host takes the process over, and the
+    // spawner's lease is fenced.
+    let taken = claim_one(&store, "p", &host("other"), T0 + LEASE + LEASE).await;
+    assert_eq!(taken.lease.epoch, lease.epoch + 1, "the takeover's epoch");
+    let fenced = store.append(&lease, step(1, "late", at(99))).await;
+    assert!(
+        matches!(fenced, Err(StoreError::Fenced { .. })),
+        "a write under the spawner's expired lease must be fenced, got {fenced:?}"
+    );
 }

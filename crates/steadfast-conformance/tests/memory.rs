@@ -13,8 +13,8 @@ use steadfast_core::{
     Backend, Claimed, Counts, EntryStatus, EventKind, Finish, FunctionSource, Generation, HostId,
     JournalEntry, Lease, ListFilter, Listed, NewProcess, NewSignal, ParkedCount, ParkedCounts,
     PendingSignal, ProcessEvent, ProcessId, ProcessRecord, SignalRecord, SignalSent, SignalState,
-    SortKey, SourceLocation, SpawnOutcome, Status, StatusCount, Store, StoreAdmin, StoreError,
-    SubscriptionReport, SuspendOutcome, Suspension, Timestamp, check_message_id,
+    SortKey, SourceLocation, SpawnAndClaim, SpawnOutcome, Status, StatusCount, Store, StoreAdmin,
+    StoreError, SubscriptionReport, SuspendOutcome, Suspension, Timestamp, check_message_id,
     check_subscription_report,
 };
 
@@ -71,6 +71,8 @@ enum Fault {
     CountIgnoresFilter,
     /// Signals are stored without their trace context.
     TraceContextDropped,
+    /// `spawn_and_claim` of an id already stored takes it over.
+    SpawnAndClaimTakesExisting,
 }
 
 /// Whether `r` matches every filter of `f` but its paging fields.
@@ -298,6 +300,30 @@ impl Store for MemoryStore {
         };
         s.processes.insert(p.id, r);
         Ok(SpawnOutcome::Created)
+    }
+
+    /// The reference store does not claim on spawn: it answers as the
+    /// trait's default does, leaving the claim to the dispatcher.
+    async fn spawn_and_claim(
+        &self,
+        p: NewProcess,
+        owner: &HostId,
+        lease: Duration,
+    ) -> Result<SpawnAndClaim, StoreError> {
+        let now = p.now;
+        match self.spawn(p).await? {
+            SpawnOutcome::Created => Ok(SpawnAndClaim::Created),
+            SpawnOutcome::Existing(record) => {
+                let mut s = self.0.lock().unwrap();
+                if s.fault == Some(Fault::SpawnAndClaimTakesExisting) {
+                    let r = s.processes.get_mut(&record.id).unwrap();
+                    r.owner = Some(owner.as_str().to_owned());
+                    r.epoch += 1;
+                    r.wake_at = Some(now + lease);
+                }
+                Ok(SpawnAndClaim::Existing(record))
+            }
+        }
     }
 
     async fn claim(
@@ -934,7 +960,7 @@ fn checks_are_listed() {
     assert!(
         steadfast_conformance::CHECKS.contains(&"claim::expired_lease_is_taken_over_and_fenced")
     );
-    assert_eq!(steadfast_conformance::CHECKS.len(), 66);
+    assert_eq!(steadfast_conformance::CHECKS.len(), 67);
 }
 
 /// Asserts that the reference store broken by `fault` fails the check
@@ -1053,6 +1079,14 @@ fn history_entries_of_refused_operations_are_caught() {
     assert_caught(
         Fault::EventOfRefusedOperation,
         "events::refused_operations_record_nothing",
+    );
+}
+
+#[test]
+fn spawns_that_take_over_a_stored_process_are_caught() {
+    assert_caught(
+        Fault::SpawnAndClaimTakesExisting,
+        "spawn::spawn_and_claim_leases_a_new_process_to_its_spawner",
     );
 }
 

@@ -31,7 +31,7 @@ use std::fmt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::rules::BatchFailure;
-use crate::{Claimed, SignalSent, SpawnOutcome, Status, StoreError, SuspendOutcome};
+use crate::{Claimed, SignalSent, SpawnAndClaim, SpawnOutcome, Status, StoreError, SuspendOutcome};
 
 /// What a write returned, one variant per answer type, so that writes of
 /// every type share one queue. [`Queue::call`] converts it back to the type
@@ -43,6 +43,8 @@ pub enum Value {
     Unit,
     /// A spawn's outcome.
     Spawn(SpawnOutcome),
+    /// A spawn-and-claim's outcome.
+    SpawnAndClaim(SpawnAndClaim),
     /// The runs a claim handed out.
     Claimed(Vec<Claimed>),
     /// A suspension's outcome.
@@ -103,6 +105,7 @@ macro_rules! values {
 
 values! {
     Spawn(SpawnOutcome),
+    SpawnAndClaim(SpawnAndClaim),
     Claimed(Vec<Claimed>),
     Suspend(SuspendOutcome),
     Count(u64),

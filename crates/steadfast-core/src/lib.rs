@@ -31,8 +31,8 @@ pub use record::{
 };
 pub use store::{
     Backend, Claimed, Counts, Lease, ListFilter, ListOrder, Listed, NewProcess, NewSignal,
-    ParkedCount, ParkedCounts, SortKey, SpawnOutcome, StatusCount, Store, StoreAdmin,
-    SuspendOutcome, Suspension,
+    ParkedCount, ParkedCounts, SortKey, SpawnAndClaim, SpawnOutcome, StatusCount, Store,
+    StoreAdmin, SuspendOutcome, Suspension,
 };
 pub use subscription::{
     MAX_DEAD_LETTER_REASON_LEN, MAX_SUBSCRIPTION_NAME_LEN, SubscriptionReport,

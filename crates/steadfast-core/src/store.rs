@@ -77,6 +77,20 @@ pub enum SpawnOutcome {
     Existing(Box<ProcessRecord>),
 }
 
+/// What [`Store::spawn_and_claim`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpawnAndClaim {
+    /// A new process was stored, already claimed by the spawning host: its
+    /// run can start at once, with this lease.
+    Claimed(Box<Claimed>),
+    /// A new process was stored, runnable and unclaimed, as
+    /// [`Store::spawn`] stores it (a store that does not claim on spawn).
+    Created,
+    /// The same id with the same kind and input existed; nothing changed
+    /// and nothing was claimed.
+    Existing(Box<ProcessRecord>),
+}
+
 /// The right to write one process's journal, fenced by `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -330,6 +344,31 @@ pub trait Store: Send + Sync + 'static {
     /// [`SpawnOutcome::Existing`] and changes nothing; the same id with a
     /// different kind or input fails with [`StoreError::SpawnConflict`].
     async fn spawn(&self, process: NewProcess) -> Result<SpawnOutcome, StoreError>;
+
+    /// [`Store::spawn`], and when the process is new, [`Store::claim`] of
+    /// it for `owner` in the same write: a host that spawns a process it
+    /// will run saves the claim's round trip and commit.
+    ///
+    /// A new process is stored as a claim leaves it (status running,
+    /// `owner`, `epoch` 1, `wake_at = now + lease` by the deciding clock,
+    /// the claim recorded in its history) and returned as
+    /// [`SpawnAndClaim::Claimed`] with an empty journal and no signals. An
+    /// existing id is answered as [`Store::spawn`] answers it, and claimed
+    /// by no one. The default implementation claims nothing: it stores the
+    /// process with [`Store::spawn`] and answers
+    /// [`SpawnAndClaim::Created`], leaving the claim to the dispatcher.
+    async fn spawn_and_claim(
+        &self,
+        process: NewProcess,
+        owner: &HostId,
+        lease: Duration,
+    ) -> Result<SpawnAndClaim, StoreError> {
+        let _ = (owner, lease);
+        Ok(match self.spawn(process).await? {
+            SpawnOutcome::Created => SpawnAndClaim::Created,
+            SpawnOutcome::Existing(record) => SpawnAndClaim::Existing(record),
+        })
+    }
 
     /// Claims up to `limit` processes whose `wake_at <= now`, earliest first.
     ///

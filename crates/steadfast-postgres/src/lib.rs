@@ -60,8 +60,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
     Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
-    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
-    Timestamp,
+    SignalRecord, SpawnAndClaim, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -73,7 +73,7 @@ pub use url::{PostgresUrl, redact};
 
 use clock::Now;
 use hosts::Hosts;
-use rows::backend;
+use rows::{Db, backend};
 use steadfast_core::group_commit::{self, Queue, Value};
 use write::Write;
 use writer::Writer;
@@ -373,6 +373,26 @@ impl Store for PostgresStore {
         let outcome = self.call(Write::Spawn(process, now)).await?;
         if matches!(outcome, SpawnOutcome::Created) && self.inner.statistics.spawned() {
             tokio::spawn(statistics::analyse(self.inner.pool.clone()));
+        }
+        Ok(outcome)
+    }
+
+    async fn spawn_and_claim(
+        &self,
+        process: NewProcess,
+        owner: &HostId,
+        lease: Duration,
+    ) -> Result<SpawnAndClaim, StoreError> {
+        let inner = &self.inner;
+        let now = self.now(process.now);
+        let outcome = bounded(async {
+            inner.hosts.ensure_held(owner).await?;
+            let mut conn = inner.pool.acquire().await.db()?;
+            ops::spawn::spawn_and_claim(&mut conn, &process, now, owner, lease).await
+        })
+        .await?;
+        if matches!(outcome, SpawnAndClaim::Claimed(_)) && inner.statistics.spawned() {
+            tokio::spawn(statistics::analyse(inner.pool.clone()));
         }
         Ok(outcome)
     }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::{SchemaGuard, admin, url};
 use sqlx::AssertSqlSafe;
 use steadfast_core::{
-    EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, SpawnOutcome, Store,
-    StoreAdmin, StoreError, Timestamp, TransactionalStore,
+    EntryKind, EntryStatus, HostId, JournalEntry, NewProcess, ProcessId, SpawnAndClaim,
+    SpawnOutcome, Store, StoreAdmin, StoreError, Timestamp, TransactionalStore,
 };
 use steadfast_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
@@ -66,6 +66,32 @@ async fn exec(sql: String) {
         .execute(&mut conn)
         .await
         .expect("admin statement");
+}
+
+/// The store claims a process at its spawn when asked (the conformance
+/// check `spawn_and_claim_leases_a_new_process_to_its_spawner` also
+/// accepts a store that does not): the spawner's lease, and nothing left
+/// for another host's claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_and_claim_claims_the_new_process() {
+    require_pg!();
+    let guard = SchemaGuard::new();
+    let store = guard.store().await;
+    let now = Timestamp::now_system();
+    let owner = HostId::new("spawner");
+    let outcome = store
+        .spawn_and_claim(new_process("p", now), &owner, Duration::from_secs(60))
+        .await
+        .expect("spawn_and_claim");
+    let SpawnAndClaim::Claimed(claimed) = outcome else {
+        panic!("the PostgreSQL store must claim at the spawn, got {outcome:?}");
+    };
+    assert_eq!((claimed.lease.owner, claimed.lease.epoch), (owner, 1));
+    let others = store
+        .claim(&HostId::new("other"), now, Duration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    assert!(others.is_empty(), "claimed by its spawner: {others:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

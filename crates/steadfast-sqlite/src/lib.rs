@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use steadfast_core::{
     Claimed, Counts, Finish, FunctionSource, Generation, HostId, JournalEntry, Lease, ListFilter,
     Listed, NewProcess, ParkedCounts, PendingSignal, ProcessEvent, ProcessId, ProcessRecord,
-    SignalRecord, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
-    Timestamp,
+    SignalRecord, SpawnAndClaim, SpawnOutcome, Status, Store, StoreAdmin, StoreError,
+    SuspendOutcome, Suspension, Timestamp,
 };
 
 pub use options::{Access, Durability, SqliteOptions};
@@ -379,6 +379,17 @@ impl Store for SqliteStore {
     async fn spawn(&self, mut process: NewProcess) -> Result<SpawnOutcome, StoreError> {
         process.now = self.inner.clock.now(process.now);
         self.call(Write::Spawn(process)).await
+    }
+
+    async fn spawn_and_claim(
+        &self,
+        mut process: NewProcess,
+        owner: &HostId,
+        lease: Duration,
+    ) -> Result<SpawnAndClaim, StoreError> {
+        process.now = self.inner.clock.now(process.now);
+        self.call(Write::SpawnAndClaim(process, owner.clone(), lease))
+            .await
     }
 
     async fn claim(

@@ -14,6 +14,9 @@ use steadfast_core::{
 /// waits in the queue beside it ([`group_commit::Queue::call`]).
 pub(crate) enum Write {
     Spawn(NewProcess),
+    /// [`steadfast_core::Store::spawn_and_claim`], the process's `now` on
+    /// the store's clock.
+    SpawnAndClaim(NewProcess, HostId, Duration),
     Claim {
         owner: HostId,
         now: Timestamp,

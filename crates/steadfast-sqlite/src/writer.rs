@@ -64,6 +64,9 @@ impl Writer {
         let conn = &self.conn;
         let value = match write {
             Write::Spawn(p) => spawn::spawn(conn, p)?.into(),
+            Write::SpawnAndClaim(p, owner, lease) => {
+                claim::spawn_and_claim(conn, &mut self.hosts, p, owner, *lease)?.into()
+            }
             Write::Claim {
                 owner,
                 now,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use steadfast_core::{
     EntryKind, EntryStatus, Finish, HostId, JournalEntry, ListFilter, NewProcess, ProcessId,
-    SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension, Timestamp,
+    SpawnAndClaim, SpawnOutcome, Status, Store, StoreAdmin, StoreError, SuspendOutcome, Suspension,
+    Timestamp,
 };
 use steadfast_sqlite::{Durability, SqliteOptions, SqliteStore};
 
@@ -56,6 +57,30 @@ async fn open(path: &Path) -> SqliteStore {
     let store = SqliteStore::open(path).await.expect("open store");
     store.follow_host_clock();
     store
+}
+
+/// The store claims a process at its spawn when asked (the conformance
+/// check `spawn_and_claim_leases_a_new_process_to_its_spawner` also
+/// accepts a store that does not): the spawner's lease, and nothing left
+/// for another host's claim.
+#[tokio::test]
+async fn spawn_and_claim_claims_the_new_process() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("s.db")).await;
+    let owner = HostId::new("spawner");
+    let outcome = store
+        .spawn_and_claim(new_process("p", "{}"), &owner, Duration::from_secs(60))
+        .await
+        .expect("spawn_and_claim");
+    let SpawnAndClaim::Claimed(claimed) = outcome else {
+        panic!("the SQLite store must claim at the spawn, got {outcome:?}");
+    };
+    assert_eq!((claimed.lease.owner, claimed.lease.epoch), (owner, 1));
+    let others = store
+        .claim(&HostId::new("other"), now(), Duration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    assert!(others.is_empty(), "claimed by its spawner: {others:?}");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use steadfast_core::Timestamp;
+use steadfast_core::{Claimed, Timestamp};
+use tokio::sync::{OwnedSemaphorePermit, TryAcquireError};
 use tracing::Instrument;
 
 use crate::metrics::WriteOp;
@@ -16,7 +17,7 @@ const CLAIM_BATCH: usize = 256;
 
 /// The lease in the clock's time: a scaled clock makes leases longer, so a
 /// lease still lasts the same real time.
-fn clock_lease(shared: &Shared) -> Duration {
+pub(crate) fn clock_lease(shared: &Shared) -> Duration {
     shared.config.lease.mul_f64(shared.clock.rate())
 }
 
@@ -31,9 +32,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
         if *stopping.borrow() {
             return;
         }
-        let free = shared.permits.available_permits().min(CLAIM_BATCH);
         let mut next_wake: Option<Timestamp> = None;
-        if free > 0 {
+        if let Some(mut slots) = reserve_slots(&shared) {
+            let free = slots.num_permits();
             let now = shared.clock.now();
             let began = std::time::Instant::now();
             let claim = shared
@@ -47,30 +48,24 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
                     let full = claimed.len() == free;
                     let expires = now + clock_lease(&shared);
                     for process in claimed {
-                        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-                            // No room to run it: its lease is not renewed and
-                            // runs out, and a later claim takes it.
+                        let Some(slot) = slots.split(1) else {
+                            // The store returned more than asked for: no room
+                            // to run it; its lease is not renewed and runs
+                            // out, and a later claim takes it.
                             tracing::warn!(process = %process.record.id, "claimed a process without a free run slot; leaving its lease to run out");
                             continue;
                         };
-                        shared.leases.hold(&process.lease, expires);
-                        let shared = Arc::clone(&shared);
-                        // A child of the span that spawned the process.
-                        let span = crate::trace::run_span(&process.record, process.lease.epoch);
-                        tokio::spawn(
-                            async move {
-                                run::run(Arc::clone(&shared), process).await;
-                                drop(permit);
-                                shared.work.notify_one();
-                            }
-                            .instrument(span),
-                        );
+                        start_run(&shared, process, slot, expires);
                     }
+                    // The slots no claimed process took are free again.
+                    drop(slots);
                     if full {
                         continue;
                     }
                 }
                 Err(err) => {
+                    // Free for this host's spawns while the claims back off.
+                    drop(slots);
                     tracing::warn!(error = %err, "claiming processes failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -111,6 +106,57 @@ pub(crate) async fn dispatch(shared: Arc<Shared>) {
             _ = stopping.changed() => {}
         }
     }
+}
+
+/// The run slots a claim may fill (at most [`CLAIM_BATCH`]), taken before
+/// the claim: a spawn of this host that claims its process ([`run_slot`])
+/// cannot take them while the claim runs, so every process the claim
+/// returns has its slot. `None` when no slot is free.
+fn reserve_slots(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    loop {
+        let free = shared.permits.available_permits().min(CLAIM_BATCH);
+        if free == 0 {
+            return None;
+        }
+        let free = u32::try_from(free).unwrap_or(u32::MAX);
+        match Arc::clone(&shared.permits).try_acquire_many_owned(free) {
+            Ok(slots) => return Some(slots),
+            // A spawn took a slot meanwhile: look again.
+            Err(TryAcquireError::NoPermits) => {}
+            Err(TryAcquireError::Closed) => return None,
+        }
+    }
+}
+
+/// A run slot for a process this host spawns, when it may claim it at the
+/// spawn: the host runs processes, is not stopping, and has a free slot.
+pub(crate) fn run_slot(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    if !shared.runs_processes || *shared.stopping.borrow() {
+        return None;
+    }
+    Arc::clone(&shared.permits).try_acquire_owned().ok()
+}
+
+/// Starts the run of a process this host claimed, in `slot`, its lease
+/// held (renewed by the heartbeat) from now until `expires`.
+pub(crate) fn start_run(
+    shared: &Arc<Shared>,
+    process: Claimed,
+    slot: OwnedSemaphorePermit,
+    expires: Timestamp,
+) {
+    shared.leases.hold(&process.lease, expires);
+    let shared = Arc::clone(shared);
+    // A child of the span that spawned the process.
+    let span = crate::trace::run_span(&process.record, process.lease.epoch);
+    tokio::spawn(
+        async move {
+            run::run(Arc::clone(&shared), process).await;
+            drop(slot);
+            shared.work.notify_one();
+        }
+        .instrument(span),
+    );
 }
 
 /// Renews the leases of this host's live runs three times per lease

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use steadfast_core::{
     Backend, Clock, EntryKind, EntryStatus, HostId, ListFilter, Listed, NewProcess, PendingSignal,
-    ProcessId, ProcessRecord, SignalRecord, SpawnOutcome, Status, SystemClock,
+    ProcessId, ProcessRecord, SignalRecord, SpawnAndClaim, SpawnOutcome, Status, SystemClock,
 };
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -331,6 +331,7 @@ impl HostBuilder {
             offset: Arc::default(),
             active: Mutex::default(),
             outcome_waiters: Mutex::default(),
+            runs_processes: run_processes,
         });
         let tasks = if run_processes {
             let store = Arc::clone(&shared.store);
@@ -503,18 +504,36 @@ impl Host {
                 expected: registered.input_type,
                 detail,
             })?;
-        let outcome = shared
-            .store
-            .spawn(NewProcess {
-                id,
-                kind: kind.to_owned(),
-                version,
-                input,
-                now: shared.clock.now(),
-                parent: None,
-                traceparent: crate::trace::current(),
-            })
-            .await?;
+        let now = shared.clock.now();
+        let process = NewProcess {
+            id,
+            kind: kind.to_owned(),
+            version,
+            input,
+            now,
+            parent: None,
+            traceparent: crate::trace::current(),
+        };
+        // With a free run slot, the spawn claims the process for this host
+        // in the same write, and its run starts here: no claim afterwards.
+        let outcome = match dispatcher::run_slot(shared) {
+            Some(slot) => {
+                let lease = dispatcher::clock_lease(shared);
+                match shared
+                    .store
+                    .spawn_and_claim(process, &shared.id, lease)
+                    .await?
+                {
+                    SpawnAndClaim::Claimed(claimed) => {
+                        dispatcher::start_run(shared, *claimed, slot, now + lease);
+                        return Ok(Spawned::Created);
+                    }
+                    SpawnAndClaim::Created => SpawnOutcome::Created,
+                    SpawnAndClaim::Existing(record) => SpawnOutcome::Existing(record),
+                }
+            }
+            None => shared.store.spawn(process).await?,
+        };
         Ok(match outcome {
             SpawnOutcome::Created => {
                 shared.work.notify_one();

@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) offset: Arc<crate::offset::ClockOffset>,
     pub(crate) active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
     pub(crate) outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
+    /// Whether this host runs processes (a client host does not): then its
+    /// spawns may claim the processes they store
+    /// ([`crate::dispatcher::run_slot`]).
+    pub(crate) runs_processes: bool,
 }
 
 impl Shared {

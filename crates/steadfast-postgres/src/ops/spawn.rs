@@ -1,9 +1,13 @@
 //! Starting processes: spawning one, and continuing one as a new generation
 //! under the same id.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, Row};
-use steadfast_core::rules::Recorded;
-use steadfast_core::{Lease, NewProcess, ProcessId, SpawnOutcome, StoreError};
+use steadfast_core::rules::{self, Recorded};
+use steadfast_core::{
+    Claimed, HostId, Lease, NewProcess, ProcessId, SpawnAndClaim, SpawnOutcome, StoreError,
+};
 
 use super::micros;
 use crate::clock::{Now, db_now};
@@ -50,6 +54,77 @@ pub(crate) async fn spawn(
         return Ok(SpawnOutcome::Created);
     }
     existing(conn, p).await
+}
+
+// A spawn that is a claim too: stored as the claim's statement leaves a
+// process (owner `$7`, epoch 1, its lease until the deciding clock's now
+// (`$8`) plus `$10` microseconds), the claim recorded in its history
+// (`$11`, `$12`: what `rules::event` says a claim records) by the same
+// statement. No notification: no other host is to run it.
+const SPAWN_AND_CLAIM: &str = concat!(
+    "WITH t AS (SELECT COALESCE($8::bigint, ",
+    db_now!(),
+    ") AS now),
+     ins AS (
+         INSERT INTO processes (id, kind, input, status, created_at, updated_at, wake_at,
+             waiting_for, owner, epoch, cancel_requested, version, parent, traceparent)
+         SELECT $1, $2, $3, 'running', $4, $4, t.now + $10, '{}', $7, 1, false, $5, $6, $9
+         FROM t
+         ON CONFLICT (id) DO NOTHING
+         RETURNING ",
+    process_columns!(),
+    "
+     ),
+     logged AS (
+         INSERT INTO events (process_id, at, kind, host, epoch, generation, detail)
+         SELECT id, $4, $11, $7, epoch, generation, $12 FROM ins
+     )
+     SELECT * FROM ins"
+);
+
+/// [`steadfast_core::Store::spawn_and_claim`]: one autocommitted statement
+/// on a pooled connection, like a claim.
+pub(crate) async fn spawn_and_claim(
+    conn: &mut PgConnection,
+    p: &NewProcess,
+    now: Now,
+    owner: &HostId,
+    lease: Duration,
+) -> Result<SpawnAndClaim, StoreError> {
+    let (kind, detail) = rules::event(Recorded::Claim);
+    let row = sqlx::query(SPAWN_AND_CLAIM)
+        .bind(p.id.as_str())
+        .bind(&p.kind)
+        .bind(&p.input)
+        .bind(micros(p.now))
+        .bind(i64::from(p.version))
+        .bind(p.parent.as_ref().map(ProcessId::as_str))
+        .bind(owner.as_str())
+        .bind(now.bind())
+        .bind(p.traceparent.as_deref())
+        .bind(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+        .bind(kind.as_str())
+        .bind(detail)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    let Some(row) = row else {
+        return Ok(match existing(conn, p).await? {
+            SpawnOutcome::Existing(record) => SpawnAndClaim::Existing(record),
+            SpawnOutcome::Created => SpawnAndClaim::Created,
+        });
+    };
+    let record = process_from_row(&row)?;
+    Ok(SpawnAndClaim::Claimed(Box::new(Claimed {
+        lease: Lease {
+            id: record.id.clone(),
+            owner: owner.clone(),
+            epoch: record.epoch,
+        },
+        record,
+        journal: Vec::new(),
+        signals: Vec::new(),
+    })))
 }
 
 /// Many spawns in one statement: the result of each, in order. With

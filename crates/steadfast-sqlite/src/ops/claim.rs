@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use steadfast_core::rules::Recorded;
-use steadfast_core::{Claimed, HostId, Lease, RowError, StoreError, Timestamp};
+use steadfast_core::{
+    Claimed, HostId, Lease, NewProcess, ProcessRecord, RowError, SpawnAndClaim, SpawnOutcome,
+    StoreError, Timestamp,
+};
 
 use super::events::{self, Row};
 use super::{micros, pending_signals};
@@ -112,6 +115,47 @@ pub(crate) fn claim(
     Ok(claimed)
 }
 
+/// [`steadfast_core::Store::spawn_and_claim`]: the spawn, and for a new
+/// process the claim of its row, in the writer's one transaction.
+pub(crate) fn spawn_and_claim(
+    conn: &Connection,
+    hosts: &mut Hosts,
+    p: &NewProcess,
+    owner: &HostId,
+    lease: Duration,
+) -> Result<SpawnAndClaim, StoreError> {
+    match super::spawn::spawn(conn, p)? {
+        SpawnOutcome::Existing(record) => Ok(SpawnAndClaim::Existing(record)),
+        SpawnOutcome::Created => {
+            hosts.ensure_held(owner.as_str());
+            let rowid = conn.last_insert_rowid();
+            // A new process has no journal and no signals to load.
+            let record =
+                take_lease(conn, rowid, owner, micros(p.now + lease), p.now)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("process {:?} was stored but not found", p.id))
+                })?;
+            let claimed = Claimed {
+                lease: Lease {
+                    id: record.id.clone(),
+                    owner: owner.clone(),
+                    epoch: record.epoch,
+                },
+                record,
+                journal: Vec::new(),
+                signals: Vec::new(),
+            };
+            events::record(
+                conn,
+                Row::Rowid(rowid),
+                Recorded::Claim,
+                Some(owner.as_str()),
+                p.now,
+            )?;
+            Ok(SpawnAndClaim::Claimed(Box::new(claimed)))
+        }
+    }
+}
+
 /// Claims the process in row `rowid` and loads its journal and signals;
 /// [`StoreError::CorruptRow`] when any of them does not decode.
 fn claim_one(
@@ -121,22 +165,7 @@ fn claim_one(
     expiry: i64,
     now: Timestamp,
 ) -> Result<Option<Claimed>, StoreError> {
-    let record = {
-        let mut stmt = conn
-            .prepare_cached(concat!(
-                "UPDATE processes SET owner = ?2, epoch = epoch + 1, status = 'running',
-                     wake_at = ?3, updated_at = ?4, waiting_for = '[]', parked_at = '[]'
-                 WHERE rowid = ?1 RETURNING ",
-                process_columns!()
-            ))
-            .db()?;
-        first(
-            &mut stmt,
-            params![rowid, owner.as_str(), expiry, micros(now)],
-            process_from_row,
-        )?
-    };
-    let Some(record) = record else {
+    let Some(record) = take_lease(conn, rowid, owner, expiry, now)? else {
         return Ok(None);
     };
     let id = record.id.as_str();
@@ -155,6 +184,30 @@ fn claim_one(
         journal,
         signals,
     }))
+}
+
+/// Gives the process in row `rowid` to `owner` until `expiry` (the next
+/// epoch, status running) and returns its record.
+fn take_lease(
+    conn: &Connection,
+    rowid: i64,
+    owner: &HostId,
+    expiry: i64,
+    now: Timestamp,
+) -> Result<Option<ProcessRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "UPDATE processes SET owner = ?2, epoch = epoch + 1, status = 'running',
+                 wake_at = ?3, updated_at = ?4, waiting_for = '[]', parked_at = '[]'
+             WHERE rowid = ?1 RETURNING ",
+            process_columns!()
+        ))
+        .db()?;
+    first(
+        &mut stmt,
+        params![rowid, owner.as_str(), expiry, micros(now)],
+        process_from_row,
+    )
 }
 
 /// Parks the process in row `rowid` as blocked because `error` does not
