@@ -676,9 +676,16 @@ impl Host {
     pub async fn outcome<O: DeserializeOwned>(&self, id: &str) -> Result<O, Error> {
         let shared = self.shared();
         let id = ProcessId::new(id)?;
+        let decode = |output: &str| {
+            serde_json::from_str(output).map_err(|e| Error::Decode {
+                what: format!("the output of process {id:?}"),
+                expected: std::any::type_name::<O>(),
+                detail: e.to_string(),
+            })
+        };
         loop {
-            let notify = shared.outcome_notify(&id);
-            let notified = notify.notified();
+            let waiter = shared.outcome_waiter(&id);
+            let notified = waiter.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let record = shared.store.get(&id).await?;
@@ -688,12 +695,7 @@ impl Host {
             }
             match record.status {
                 Status::Completed => {
-                    let output = record.output.unwrap_or_else(|| "null".to_owned());
-                    return serde_json::from_str(&output).map_err(|e| Error::Decode {
-                        what: format!("the output of process {id:?}"),
-                        expected: std::any::type_name::<O>(),
-                        detail: e.to_string(),
-                    });
+                    return decode(record.output.as_deref().unwrap_or("null"));
                 }
                 Status::Failed => {
                     return Err(crate::error::failed(&*shared.store, id, record).await);
@@ -702,7 +704,13 @@ impl Host {
                 _ => {}
             }
             tokio::select! {
-                () = notified => {}
+                () = notified => {
+                    // A run on this host completed it: the output is in
+                    // hand, no need to read it back.
+                    if let Some(output) = waiter.output() {
+                        return decode(&output);
+                    }
+                }
                 () = tokio::time::sleep(shared.config.poll_interval) => {}
             }
         }

@@ -52,10 +52,12 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
             })
             .await
             {
-                Ok(()) | Err(StoreError::Fenced { .. }) => {}
+                Ok(()) => true,
+                Err(StoreError::Fenced { .. }) => false,
                 Err(err) => {
                     tracing::warn!(process = %lease.id, error = %err, "could not record the end of a run; the run will be repeated");
                     hand_back(&shared, &lease).await;
+                    false
                 }
             }
         }
@@ -183,8 +185,16 @@ pub(crate) async fn run(shared: Arc<Shared>, claimed: Claimed) {
         shared
             .metrics
             .finished(&record.kind, matches!(outcome, Finish::Blocked { .. }));
-        finish(outcome).await;
-        shared.finished(&id);
+        let output = match &outcome {
+            Finish::Completed { output } => Some(output.clone()),
+            _ => None,
+        };
+        let recorded = finish(outcome).await;
+        match output {
+            // The outcome's waiters on this host get the output in hand.
+            Some(output) if recorded => shared.completed(&id, output),
+            _ => shared.finished(&id),
+        }
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) struct Shared {
     /// The host clock's measured offset from the store's clock.
     pub(crate) offset: Arc<crate::offset::ClockOffset>,
     pub(crate) active: Mutex<HashMap<ProcessId, Arc<RunCtx>>>,
-    pub(crate) outcome_waiters: Mutex<HashMap<ProcessId, Arc<Notify>>>,
+    pub(crate) outcome_waiters: Mutex<HashMap<ProcessId, Arc<OutcomeWaiter>>>,
     /// Whether this host runs processes (a client host does not): then its
     /// spawns may claim the processes they store
     /// ([`crate::dispatcher::run_slot`]).
@@ -55,7 +55,7 @@ impl Shared {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn waiters(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<Notify>>> {
+    fn waiters(&self) -> MutexGuard<'_, HashMap<ProcessId, Arc<OutcomeWaiter>>> {
         self.outcome_waiters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -104,14 +104,46 @@ impl Shared {
         self.active().get(id).cloned()
     }
 
-    /// A run of `id` ended for good (or as far as this host can tell).
+    /// A run of `id` ended for good (or as far as this host can tell): its
+    /// [`Host::outcome`](crate::Host::outcome) waiters wake up and read
+    /// the store.
     pub(crate) fn finished(&self, id: &ProcessId) {
-        if let Some(waiters) = self.waiters().remove(id) {
-            waiters.notify_waiters();
+        if let Some(waiter) = self.waiters().remove(id) {
+            waiter.notify.notify_waiters();
         }
     }
 
-    pub(crate) fn outcome_notify(&self, id: &ProcessId) -> Arc<Notify> {
+    /// A run of `id` recorded its completion with `output` (the store
+    /// acknowledged it): its waiters wake up with the output in hand and
+    /// need not read the store again.
+    pub(crate) fn completed(&self, id: &ProcessId, output: String) {
+        if let Some(waiter) = self.waiters().remove(id) {
+            *waiter.output.lock().unwrap_or_else(|p| p.into_inner()) = Some(output);
+            waiter.notify.notify_waiters();
+        }
+    }
+
+    /// What [`Host::outcome`](crate::Host::outcome) waits on for `id`.
+    pub(crate) fn outcome_waiter(&self, id: &ProcessId) -> Arc<OutcomeWaiter> {
         Arc::clone(self.waiters().entry(id.clone()).or_default())
+    }
+}
+
+/// The waiters of one process's outcome: woken when a run of it on this
+/// host ends, with its output when it completed.
+#[derive(Debug, Default)]
+pub(crate) struct OutcomeWaiter {
+    pub(crate) notify: Notify,
+    output: Mutex<Option<String>>,
+}
+
+impl OutcomeWaiter {
+    /// The output of the completion that woke the waiters, if that is what
+    /// woke them.
+    pub(crate) fn output(&self) -> Option<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
