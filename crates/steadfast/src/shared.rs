@@ -46,7 +46,7 @@ pub(crate) struct Shared {
     pub(crate) outcome_waiters: Mutex<HashMap<ProcessId, Arc<OutcomeWaiter>>>,
     /// Whether this host runs processes (a client host does not): then its
     /// spawns may claim the processes they store
-    /// ([`crate::dispatcher::run_slot`]).
+    /// (the dispatcher's `run_slot`).
     pub(crate) runs_processes: bool,
 }
 
