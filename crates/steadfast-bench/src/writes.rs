@@ -5,6 +5,7 @@
 //! latency is spent inside the store's writes and how much between them.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -16,13 +17,20 @@ pub struct WriteTimes {
 }
 
 impl WriteTimes {
-    /// Installs the recorder; `None` when this process already has one (a
-    /// second workload in the same process), then W1 reports no breakdown.
+    /// The bench's recorder, installed by the first call in this process
+    /// and shared by later ones (a run takes what was recorded before it
+    /// and drops it); `None` when the process had another recorder, then W1
+    /// reports no breakdown.
     pub fn install() -> Option<WriteTimes> {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        recorder.install().ok()?;
-        Some(WriteTimes { snapshotter })
+        static SNAPSHOTTER: OnceLock<Option<Snapshotter>> = OnceLock::new();
+        let snapshotter = SNAPSHOTTER.get_or_init(|| {
+            let recorder = DebuggingRecorder::new();
+            let snapshotter = recorder.snapshotter();
+            recorder.install().ok().map(|()| snapshotter)
+        });
+        snapshotter
+            .clone()
+            .map(|snapshotter| WriteTimes { snapshotter })
     }
 
     /// The durations recorded since the last call, by `op` label, and

@@ -106,7 +106,20 @@ fn w1_latency() {
         ],
     );
     assert_eq!(report["store"], "sqlite");
-    assert_eq!(report["durable_commits"], 13);
+    // The spawn claims the process: spawn, 10 appends, finish.
+    assert_eq!(report["durable_commits"], 12);
+    // Where the time went: the writes' medians from the engine's metrics.
+    figures(
+        &report,
+        &[
+            "spawn_p50_ms",
+            "append_p50_ms",
+            "finish_p50_ms",
+            "writes_ms",
+            "writes_over_commits",
+        ],
+    );
+    assert_eq!(report["appends_per_process"], 10.0);
     // One floor sample after each measured process: interleaved.
     assert_eq!(report["floor_samples"], 5);
     assert!(
