@@ -319,6 +319,10 @@ impl RunningSubscription {
     }
 }
 
+/// How long reading the source's lag may take before the loop gives up on
+/// it until the next report tick.
+const LAG_READ_LIMIT: Duration = Duration::from_secs(5);
+
 async fn run(
     sub: Subscription,
     mut source: Box<dyn MessageSource>,
@@ -352,8 +356,11 @@ async fn run(
             tokio::select! {
                 d = source.receive() => break d,
                 _ = lag_tick.tick() => {
-                    let lag = source.lag().await;
-                    stats.set_lag(lag, sub.host.clock().now());
+                    // Bounded: a connection that stopped answering must not
+                    // hold the loop (and with it `stop`) in this read.
+                    if let Ok(lag) = tokio::time::timeout(LAG_READ_LIMIT, source.lag()).await {
+                        stats.set_lag(lag, sub.host.clock().now());
+                    }
                 }
                 _ = stop.changed() => break 'receive,
             }
