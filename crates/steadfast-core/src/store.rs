@@ -91,6 +91,16 @@ pub enum SpawnAndClaim {
     Existing(Box<ProcessRecord>),
 }
 
+/// A spawn that claimed nothing: `Created` unclaimed, or `Existing`.
+impl From<SpawnOutcome> for SpawnAndClaim {
+    fn from(outcome: SpawnOutcome) -> Self {
+        match outcome {
+            SpawnOutcome::Created => SpawnAndClaim::Created,
+            SpawnOutcome::Existing(record) => SpawnAndClaim::Existing(record),
+        }
+    }
+}
+
 /// The right to write one process's journal, fenced by `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -113,6 +123,23 @@ pub struct Claimed {
     pub journal: Vec<JournalEntry>,
     /// Signals not yet consumed, in send order.
     pub signals: Vec<PendingSignal>,
+}
+
+impl Claimed {
+    /// A process `owner` has just claimed at its spawn: its lease (the
+    /// record's epoch), no journal and no signals yet.
+    pub fn spawned(record: ProcessRecord, owner: &HostId) -> Self {
+        Claimed {
+            lease: Lease {
+                id: record.id.clone(),
+                owner: owner.clone(),
+                epoch: record.epoch,
+            },
+            record,
+            journal: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
 }
 
 /// Why a process unloads: the earliest due time and the signals it waits for.
@@ -364,10 +391,7 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<SpawnAndClaim, StoreError> {
         let _ = (owner, lease);
-        Ok(match self.spawn(process).await? {
-            SpawnOutcome::Created => SpawnAndClaim::Created,
-            SpawnOutcome::Existing(record) => SpawnAndClaim::Existing(record),
-        })
+        Ok(self.spawn(process).await?.into())
     }
 
     /// Claims up to `limit` processes whose `wake_at <= now`, earliest first.

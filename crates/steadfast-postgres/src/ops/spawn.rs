@@ -109,22 +109,12 @@ pub(crate) async fn spawn_and_claim(
         .await
         .db()?;
     let Some(row) = row else {
-        return Ok(match existing(conn, p).await? {
-            SpawnOutcome::Existing(record) => SpawnAndClaim::Existing(record),
-            SpawnOutcome::Created => SpawnAndClaim::Created,
-        });
+        return Ok(existing(conn, p).await?.into());
     };
     let record = process_from_row(&row)?;
-    Ok(SpawnAndClaim::Claimed(Box::new(Claimed {
-        lease: Lease {
-            id: record.id.clone(),
-            owner: owner.clone(),
-            epoch: record.epoch,
-        },
-        record,
-        journal: Vec::new(),
-        signals: Vec::new(),
-    })))
+    Ok(SpawnAndClaim::Claimed(Box::new(Claimed::spawned(
+        record, owner,
+    ))))
 }
 
 /// Many spawns in one statement: the result of each, in order. With

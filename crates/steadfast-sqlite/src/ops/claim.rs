@@ -134,16 +134,7 @@ pub(crate) fn spawn_and_claim(
                 take_lease(conn, rowid, owner, micros(p.now + lease), p.now)?.ok_or_else(|| {
                     StoreError::Corrupt(format!("process {:?} was stored but not found", p.id))
                 })?;
-            let claimed = Claimed {
-                lease: Lease {
-                    id: record.id.clone(),
-                    owner: owner.clone(),
-                    epoch: record.epoch,
-                },
-                record,
-                journal: Vec::new(),
-                signals: Vec::new(),
-            };
+            let claimed = Claimed::spawned(record, owner);
             events::record(
                 conn,
                 Row::Rowid(rowid),
